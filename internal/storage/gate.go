@@ -1,0 +1,52 @@
+package storage
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// gate tracks calls in flight so Close can wait for them, because Pebble panics
+// on use after close. Unlike a RWMutex it lets a call nest another (a Keyspace
+// iteration that deletes what it visits, an OnApply hook that reads) while
+// Close waits: the nested call gets ErrClosed instead of deadlocking behind
+// the waiting Close.
+type gate struct {
+	// state is the number of calls in flight, plus closedBit once closing.
+	state atomic.Int64
+	done  chan struct{}
+	once  sync.Once
+}
+
+const closedBit = 1 << 62
+
+func newGate() *gate { return &gate{done: make(chan struct{})} }
+
+// enter admits a call; it returns false once the gate is closing.
+func (g *gate) enter() bool {
+	if g.state.Add(1)&closedBit != 0 {
+		g.exit()
+		return false
+	}
+	return true
+}
+
+// exit ends a call admitted by enter (or refused inside it).
+func (g *gate) exit() {
+	if g.state.Add(-1) == closedBit {
+		g.once.Do(func() { close(g.done) })
+	}
+}
+
+// close refuses new calls and waits for those in flight. It returns false if
+// the gate was already closed. It must not be called from inside a call.
+func (g *gate) close() bool {
+	old := g.state.Or(closedBit)
+	if old&closedBit != 0 {
+		return false
+	}
+	if old == 0 {
+		g.once.Do(func() { close(g.done) })
+	}
+	<-g.done
+	return true
+}
