@@ -1,0 +1,129 @@
+package transport
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// Wire format (big endian).
+//
+// Handshake, sent by each side right after connecting, dialer first:
+//
+//	magic "RKVT" | version u8 | max frame u32 | id length u8 | node id
+//
+// The max frame lets each side refuse an oversized request locally instead of
+// having the peer kill a connection that carries other calls.
+//
+// Frames, after the handshake:
+//
+//	length u32 | kind u8 | id u64 | method u8 | payload
+//
+// length counts everything after itself, so it is frameOverhead+len(payload).
+const (
+	protoVersion  = 1
+	frameOverhead = 1 + 8 + 1 // kind, id, method
+	frameHeader   = 4 + frameOverhead
+	maxNodeID     = 255
+	// minMaxFrame keeps error frames (which carry a message) always sendable.
+	minMaxFrame = 4 << 10
+)
+
+var magic = [4]byte{'R', 'K', 'V', 'T'}
+
+type frameKind uint8
+
+const (
+	kindRequest  frameKind = 1
+	kindResponse frameKind = 2
+	kindError    frameKind = 3 // payload is the handler's error message
+)
+
+// handshake is what each side announces.
+type handshake struct {
+	nodeID   string
+	maxFrame uint32
+}
+
+func appendHandshake(b []byte, h handshake) []byte {
+	b = append(b, magic[:]...)
+	b = append(b, protoVersion)
+	b = binary.BigEndian.AppendUint32(b, h.maxFrame)
+	b = append(b, byte(len(h.nodeID)))
+	return append(b, h.nodeID...)
+}
+
+// readHandshake reads and validates a peer's handshake. Anything that is not a
+// ringkv peer of our version (an HTTP request, a port scanner, garbage) fails
+// within the first bytes.
+func readHandshake(r io.Reader) (handshake, error) {
+	var hdr [4 + 1 + 4 + 1]byte
+	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
+		return handshake{}, err
+	}
+	if [4]byte(hdr[:4]) != magic {
+		return handshake{}, fmt.Errorf("%w: bad magic %q", ErrProtocol, hdr[:4])
+	}
+	if _, err := io.ReadFull(r, hdr[4:]); err != nil {
+		return handshake{}, err
+	}
+	if v := hdr[4]; v != protoVersion {
+		return handshake{}, fmt.Errorf("%w: unsupported version %d (want %d)", ErrProtocol, v, protoVersion)
+	}
+	maxFrame := binary.BigEndian.Uint32(hdr[5:9])
+	if maxFrame < minMaxFrame {
+		return handshake{}, fmt.Errorf("%w: max frame %d below %d", ErrProtocol, maxFrame, minMaxFrame)
+	}
+	id := make([]byte, hdr[9])
+	if _, err := io.ReadFull(r, id); err != nil {
+		return handshake{}, err
+	}
+	return handshake{nodeID: string(id), maxFrame: maxFrame}, nil
+}
+
+func appendFrame(b []byte, kind frameKind, id uint64, method uint8, payload []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(frameOverhead+len(payload)))
+	b = append(b, byte(kind))
+	b = binary.BigEndian.AppendUint64(b, id)
+	b = append(b, method)
+	return append(b, payload...)
+}
+
+// frame is a decoded frame; payload is freshly allocated and owned by the
+// receiver.
+type frame struct {
+	kind    frameKind
+	id      uint64
+	method  uint8
+	payload []byte
+}
+
+// readFrame reads one frame, refusing any longer than maxFrame before
+// allocating for it.
+func readFrame(r *bufio.Reader, maxFrame int) (frame, error) {
+	var hdr [frameHeader]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return frame{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	if n < frameOverhead {
+		return frame{}, fmt.Errorf("%w: frame length %d below minimum %d", ErrProtocol, n, frameOverhead)
+	}
+	if uint64(n) > uint64(maxFrame) {
+		return frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, maxFrame)
+	}
+	f := frame{
+		kind:   frameKind(hdr[4]),
+		id:     binary.BigEndian.Uint64(hdr[5:13]),
+		method: hdr[13],
+	}
+	if f.kind < kindRequest || f.kind > kindError {
+		return frame{}, fmt.Errorf("%w: unknown frame kind %d", ErrProtocol, f.kind)
+	}
+	f.payload = make([]byte, n-frameOverhead)
+	if _, err := io.ReadFull(r, f.payload); err != nil {
+		return frame{}, err
+	}
+	return f, nil
+}
