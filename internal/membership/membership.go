@@ -1,0 +1,510 @@
+package membership
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Profiles select memberlist's timing.
+const (
+	// ProfileLAN suits a data centre network: a failure is detected in a few
+	// seconds without false alarms from a busy peer.
+	ProfileLAN = "lan"
+	// ProfileLocal detects failures in about a second, for tests and the
+	// local demo on one host.
+	ProfileLocal = "local"
+)
+
+// Config configures a Membership.
+type Config struct {
+	// NodeID names the node: its memberlist name and its ring identity. A
+	// node restarted with the same ID rejoins as itself.
+	NodeID string
+	// BindAddr is the gossip host:port (TCP and UDP); port 0 picks a free one.
+	BindAddr string
+	// AdvertiseAddr is the gossip host:port peers should dial when it differs
+	// from BindAddr (NAT, containers). Empty means BindAddr.
+	AdvertiseAddr string
+	// Join lists gossip addresses of seed nodes. Start keeps trying them in
+	// the background until one answers, so nodes may start in any order.
+	Join []string
+	// Meta is gossiped to the cluster. Its ID must be empty or NodeID.
+	Meta Meta
+	// SecretKey, when set, encrypts gossip (AES, 16, 24 or 32 bytes). Every
+	// node needs the same key.
+	SecretKey []byte
+	// Logger receives memberlist's logs too. Nil discards.
+	Logger *slog.Logger
+	// Profile is ProfileLAN (the default) or ProfileLocal.
+	Profile string
+}
+
+// Validate reports the first problem with c.
+func (c *Config) Validate() error {
+	if c.NodeID == "" {
+		return errors.New("membership: empty node id")
+	}
+	if c.Meta.ID != "" && c.Meta.ID != c.NodeID {
+		return fmt.Errorf("membership: meta id %q differs from node id %q", c.Meta.ID, c.NodeID)
+	}
+	for _, a := range []string{c.BindAddr, c.AdvertiseAddr} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := splitHostPort(a); err != nil {
+			return fmt.Errorf("membership: address %q: %w", a, err)
+		}
+	}
+	switch len(c.SecretKey) {
+	case 0, 16, 24, 32:
+	default:
+		return fmt.Errorf("membership: secret key is %d bytes, want 16, 24 or 32", len(c.SecretKey))
+	}
+	switch c.Profile {
+	case "", ProfileLAN, ProfileLocal:
+	default:
+		return fmt.Errorf("membership: unknown profile %q", c.Profile)
+	}
+	meta := c.Meta
+	meta.ID = c.NodeID
+	_, err := meta.encode()
+	return err
+}
+
+// Member is a node as this node last heard of it.
+type Member struct {
+	Meta
+	// Up is the failure detector's verdict. A down node keeps its tokens: it
+	// is still a member, only unreachable.
+	Up bool
+	// GossipAddr is the node's memberlist host:port.
+	GossipAddr string
+}
+
+// Membership tracks the cluster's members. All methods are safe for
+// concurrent use.
+type Membership struct {
+	cfg    Config
+	logger *slog.Logger
+	mlc    *memberlist.Config
+
+	// reconnectEvery is how often the background loop dials down members, so
+	// two halves of a healed partition find each other again after memberlist
+	// has forgotten the dead nodes.
+	reconnectEvery time.Duration
+
+	ml   atomic.Pointer[memberlist.Memberlist] // set by Start
+	stop chan struct{}
+	done chan struct{} // closed when run returns
+	// life serialises Leave and Shutdown: memberlist panics on a Leave after
+	// Shutdown.
+	life sync.Mutex
+
+	mu struct {
+		sync.Mutex
+		meta    Meta              // own metadata
+		encoded []byte            // own metadata, encoded
+		members map[string]*entry // every node ever seen, by id
+		subs    []chan struct{}
+		started bool
+		closed  bool
+	}
+}
+
+type entry struct {
+	Member
+	left bool // left on purpose: not worth dialling
+}
+
+// New validates cfg and prepares a Membership; Start binds and joins.
+func New(cfg Config) (*Membership, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.Meta.ID = cfg.NodeID
+	cfg.Join = slices.Clone(cfg.Join)
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "membership")
+
+	var mlc *memberlist.Config
+	m := &Membership{cfg: cfg, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	if cfg.Profile == ProfileLocal {
+		mlc = memberlist.DefaultLocalConfig()
+		mlc.DeadNodeReclaimTime = 10 * time.Millisecond
+		m.reconnectEvery = 2 * time.Second
+	} else {
+		mlc = memberlist.DefaultLANConfig()
+		m.reconnectEvery = 30 * time.Second
+		mlc.DeadNodeReclaimTime = time.Second
+	}
+	// A node restarted under the same id often comes back at a new address
+	// (a new pod IP, a new port). memberlist refuses a known name at a new
+	// address until the old one has been dead this long; ids are unique by
+	// configuration, so the wait only needs to outlast stray gossip about
+	// the old incarnation. A restart detected before the old address is
+	// declared dead is accepted at the next push/pull instead.
+	mlc.Name = cfg.NodeID
+	host, port, err := splitHostPort(cfg.BindAddr)
+	if err != nil {
+		return nil, err
+	}
+	mlc.BindAddr, mlc.BindPort = host, port
+	mlc.AdvertiseAddr, mlc.AdvertisePort = "", port
+	if cfg.AdvertiseAddr != "" {
+		if mlc.AdvertiseAddr, mlc.AdvertisePort, err = splitHostPort(cfg.AdvertiseAddr); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.SecretKey) > 0 {
+		mlc.SecretKey = slices.Clone(cfg.SecretKey)
+	}
+	mlc.Logger = newStdLogger(logger)
+	mlc.LogOutput = nil
+	mlc.Delegate = delegate{m}
+	mlc.Events = events{m}
+	m.mlc = mlc
+
+	m.mu.meta = cfg.Meta
+	m.mu.encoded, _ = cfg.Meta.encode() // Validate checked the size
+	m.mu.members = map[string]*entry{}
+	return m, nil
+}
+
+// splitHostPort splits "host:port"; an empty address means every interface
+// and a port picked by the system.
+func splitHostPort(addr string) (string, int, error) {
+	if addr == "" {
+		return "0.0.0.0", 0, nil
+	}
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return "", 0, fmt.Errorf("bad port %q", p)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, int(port), nil
+}
+
+// Start binds the gossip listener and joins the seeds. It waits for the first
+// join attempt (or ctx); if no seed answers, it keeps retrying in the
+// background and returns nil, because seeds that are not up yet will be.
+func (m *Membership) Start(ctx context.Context) error {
+	m.mu.Lock()
+	if m.mu.started {
+		m.mu.Unlock()
+		return errors.New("membership: already started")
+	}
+	m.mu.started = true
+	m.mu.Unlock()
+
+	ml, err := memberlist.Create(m.mlc)
+	if err != nil {
+		close(m.done)
+		return fmt.Errorf("membership: %w", err)
+	}
+	m.ml.Store(ml)
+	m.logger.Info("gossip listening", "addr", ml.LocalNode().Address(), "node", m.cfg.NodeID)
+
+	first := make(chan struct{})
+	go m.run(ml, first)
+	select {
+	case <-first:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// run joins the seeds, with backoff until one answers, then keeps dialling
+// down members now and then. It closes first after the first join attempt.
+func (m *Membership) run(ml *memberlist.Memberlist, first chan struct{}) {
+	defer close(m.done)
+	self := ml.LocalNode().Address()
+	var seeds []string
+	for _, s := range m.cfg.Join {
+		if s != self && s != m.cfg.BindAddr {
+			seeds = append(seeds, s)
+		}
+	}
+	backoff := 250 * time.Millisecond
+	for len(seeds) > 0 {
+		n, err := ml.Join(seeds)
+		if first != nil {
+			close(first)
+			first = nil
+		}
+		if n > 0 {
+			m.logger.Info("joined cluster", "contacted", n)
+			break
+		}
+		m.logger.Warn("no seed answered; retrying", "seeds", seeds, "err", err, "in", backoff)
+		select {
+		case <-m.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, m.reconnectEvery)
+	}
+	if first != nil {
+		close(first)
+	}
+
+	t := time.NewTicker(m.reconnectEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		if addrs := m.downAddrs(); len(addrs) > 0 {
+			if n, _ := ml.Join(addrs); n > 0 {
+				m.logger.Info("reconnected to down members", "contacted", n)
+			}
+		}
+	}
+}
+
+// downAddrs lists the gossip addresses of members that failed rather than
+// left, worth a dial in case they are back or were only cut off.
+func (m *Membership) downAddrs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, e := range m.mu.members {
+		if !e.Up && !e.left && e.State != Removed && e.GossipAddr != "" {
+			out = append(out, e.GossipAddr)
+		}
+	}
+	return out
+}
+
+// LocalID returns this node's id.
+func (m *Membership) LocalID() string { return m.cfg.NodeID }
+
+// LocalAddr returns the gossip host:port peers reach this node at, once
+// Start has bound it; "" before.
+func (m *Membership) LocalAddr() string {
+	if ml := m.ml.Load(); ml != nil {
+		return ml.LocalNode().Address()
+	}
+	return ""
+}
+
+// LocalMeta returns this node's current metadata.
+func (m *Membership) LocalMeta() Meta {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.meta
+}
+
+// Members returns every node seen since Start, down ones included, sorted by
+// id. Nodes whose state is Removed are left out.
+func (m *Membership) Members() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Member, 0, len(m.mu.members))
+	for _, e := range m.mu.members {
+		if e.State != Removed {
+			out = append(out, e.Member)
+		}
+	}
+	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// Subscribe returns a channel that receives a value after any change to
+// Members: a node seen, a state or address change, up or down. Signals are
+// coalesced, so a slow reader sees one signal for many changes and must
+// re-read Members. The channel is closed by Shutdown.
+func (m *Membership) Subscribe() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.closed {
+		close(ch)
+		return ch
+	}
+	m.mu.subs = append(m.mu.subs, ch)
+	return ch
+}
+
+// notifyLocked wakes every subscriber without blocking.
+func (m *Membership) notifyLocked() {
+	for _, ch := range m.mu.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// SetState changes this node's lifecycle state and gossips it, waiting until
+// the update is sent or ctx ends. The state is set locally even when the
+// broadcast times out: gossip will carry it later.
+func (m *Membership) SetState(ctx context.Context, s State) error {
+	if s > Removed {
+		return fmt.Errorf("membership: invalid state %d", s)
+	}
+	m.mu.Lock()
+	m.mu.meta.State = s
+	m.mu.encoded, _ = m.mu.meta.encode() // a state byte never changes the size
+	if e, ok := m.mu.members[m.cfg.NodeID]; ok && e.State != s {
+		e.State = s
+		m.notifyLocked()
+	}
+	m.mu.Unlock()
+	ml := m.ml.Load()
+	if ml == nil {
+		return nil // gossiped once Start runs
+	}
+	if err := ml.UpdateNode(timeoutFrom(ctx)); err != nil {
+		return fmt.Errorf("membership: gossip state %s: %w", s, err)
+	}
+	return nil
+}
+
+// timeoutFrom turns ctx's deadline into the timeout memberlist takes.
+func timeoutFrom(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return 5 * time.Second
+}
+
+// Leave tells the cluster this node is going away on purpose, waiting until
+// the message is sent or ctx ends. Peers mark it down without suspecting it
+// first. Call Shutdown afterwards.
+func (m *Membership) Leave(ctx context.Context) error {
+	m.life.Lock()
+	defer m.life.Unlock()
+	m.mu.Lock()
+	closed := m.mu.closed
+	m.mu.Unlock()
+	ml := m.ml.Load()
+	if ml == nil || closed {
+		return errors.New("membership: not running")
+	}
+	if err := ml.Leave(timeoutFrom(ctx)); err != nil {
+		return fmt.Errorf("membership: leave: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops gossip without telling peers (they will detect the node as
+// down) and closes subscriber channels. It is safe to call more than once.
+func (m *Membership) Shutdown(ctx context.Context) error {
+	m.life.Lock()
+	defer m.life.Unlock()
+	m.mu.Lock()
+	if m.mu.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.mu.closed = true
+	started := m.mu.started
+	m.mu.Unlock()
+
+	var err error
+	if ml := m.ml.Load(); started && ml != nil {
+		close(m.stop)
+		err = ml.Shutdown()
+		// The loop may sit in a Join dial until its TCP timeout.
+		select {
+		case <-m.done:
+		case <-ctx.Done():
+			err = errors.Join(err, ctx.Err())
+		}
+	}
+
+	m.mu.Lock()
+	for _, ch := range m.mu.subs {
+		close(ch)
+	}
+	m.mu.subs = nil
+	m.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("membership: shutdown: %w", err)
+	}
+	return nil
+}
+
+// observe records what memberlist says about node n.
+func (m *Membership) observe(n *memberlist.Node, up bool) {
+	meta, err := decodeMeta(n.Meta)
+	if err != nil || meta.ID != n.Name {
+		// Not a ringkv node, or a newer one speaking a format we cannot
+		// read: leave it out rather than guess its tokens.
+		m.logger.Warn("ignoring member with unreadable metadata", "node", n.Name, "addr", n.Address(), "err", err)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mu.closed {
+		return
+	}
+	e, ok := m.mu.members[meta.ID]
+	next := entry{
+		Member: Member{Meta: meta, Up: up, GossipAddr: n.Address()},
+		left:   !up && n.State == memberlist.StateLeft,
+	}
+	if ok && *e == next {
+		return
+	}
+	if !ok || e.Up != up || e.State != meta.State {
+		m.logger.Info("member changed", "node", meta.ID, "up", up, "state", meta.State, "addr", next.GossipAddr)
+	}
+	m.mu.members[meta.ID] = &next
+	m.notifyLocked()
+}
+
+// delegate gives memberlist this node's metadata. It carries no user
+// messages or state of its own.
+type delegate struct{ m *Membership }
+
+func (d delegate) NodeMeta(limit int) []byte {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	if len(d.m.mu.encoded) > limit {
+		// Validate keeps metadata under memberlist's limit, so this is a
+		// programmer error; memberlist itself would panic.
+		panic("membership: metadata over limit")
+	}
+	return slices.Clone(d.m.mu.encoded)
+}
+
+func (delegate) NotifyMsg([]byte)                           {}
+func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (delegate) LocalState(join bool) []byte                { return nil }
+func (delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// events feeds memberlist's view into the member map. memberlist calls it
+// from one goroutine at a time and expects it not to block.
+type events struct{ m *Membership }
+
+func (e events) NotifyJoin(n *memberlist.Node)   { e.m.observe(n, true) }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.m.observe(n, true) }
+func (e events) NotifyLeave(n *memberlist.Node)  { e.m.observe(n, false) }
+
+var (
+	_ memberlist.Delegate      = delegate{}
+	_ memberlist.EventDelegate = events{}
+)
