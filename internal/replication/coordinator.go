@@ -1,0 +1,468 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/transport"
+)
+
+// Replica is one replica of a key as the coordinator sees it.
+type Replica struct {
+	ID   string
+	Addr string // peer address; ignored for the local node
+	Up   bool
+}
+
+// Topology tells the coordinator where keys live. It is called on every request,
+// so it must be fast and safe for concurrent use; returned slices are shared and
+// must not be modified.
+type Topology interface {
+	// Replicas returns the key's replica set in ring order, down replicas included.
+	Replicas(key []byte) []Replica
+	// Nodes returns every member of the cluster, down ones included.
+	Nodes() []Replica
+}
+
+// LocalStore is this node's own replica. *storage.Store implements it.
+type LocalStore interface {
+	Get(key []byte) (record.Record, bool, error)
+	Apply(key []byte, rec record.Record) (storage.ApplyResult, error)
+	Scan(from uint64, fn func(token uint64, key []byte, rec *record.Record) error) error
+	ApproxCount() int64
+}
+
+// Caller sends requests to peers. transport.Transport implements it.
+type Caller interface {
+	Call(ctx context.Context, addr string, method uint8, payload []byte) ([]byte, error)
+}
+
+// Hinter keeps a write that a replica missed, for replay when it is back.
+// Hint must be safe for concurrent use and must not block on the network.
+type Hinter interface {
+	Hint(target string, key []byte, rec *record.Record)
+}
+
+// Config tunes a coordinator.
+type Config struct {
+	// NodeID is this node's id: it tie-breaks versions and marks the local replica.
+	NodeID string
+	// RequestTimeout bounds every replica request, also those that go on after
+	// the client got its answer (the rest of a write, repairs).
+	RequestTimeout time.Duration
+	// SpeculativeDelay is how long a read waits on a replica before asking
+	// another one as well. It trades a little extra load for a shorter tail.
+	SpeculativeDelay time.Duration
+	// ReadRepairChance is the share of ONE reads that compare all replicas in the
+	// background and repair the stale ones. QUORUM and ALL reads always repair.
+	ReadRepairChance float64
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
+}
+
+// DefaultConfig returns the defaults used by `ringkv server`.
+func DefaultConfig() Config {
+	return Config{
+		// Long enough to ride out a GC pause or a busy peer on a loaded box,
+		// short enough that a client sees a dead replica as an error quickly.
+		RequestTimeout: 2 * time.Second,
+		// About a healthy p99 on a LAN: speculation then costs a few percent
+		// more reads and cuts the tail a slow replica would cause.
+		SpeculativeDelay: 20 * time.Millisecond,
+		// Cassandra's old default: enough to heal cold keys over time without
+		// doubling the cost of every ONE read.
+		ReadRepairChance: 0.1,
+	}
+}
+
+// Coordinator runs client requests against a key's replicas.
+type Coordinator struct {
+	cfg     Config
+	hlc     *clock.HLC
+	local   LocalStore
+	net     Caller
+	topo    Topology
+	hints   Hinter
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New returns a coordinator. hints may be nil (then missed writes are only
+// healed by read repair and anti-entropy).
+func New(cfg Config, hlc *clock.HLC, local LocalStore, net Caller, topo Topology, hints Hinter) *Coordinator {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultConfig().RequestTimeout
+	}
+	return &Coordinator{
+		cfg: cfg, hlc: hlc, local: local, net: net, topo: topo, hints: hints,
+		log:     cfg.Logger.With("component", "replication"),
+		metrics: newMetrics(cfg.Registerer),
+	}
+}
+
+// Now returns the node's wall clock reading.
+func (c *Coordinator) Now() time.Time { return c.hlc.Wall().Now() }
+
+func (c *Coordinator) isLocal(r *Replica) bool { return r.ID == c.cfg.NodeID }
+
+// detached returns a context for replica requests: it keeps the caller's values
+// but not its cancellation, so the part of a write or repair that goes on after
+// the client got its answer still completes or leaves a hint.
+func (c *Coordinator) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), c.cfg.RequestTimeout)
+}
+
+type applyResult struct {
+	rep       *Replica
+	applied   bool
+	prev      record.Record
+	prevFound bool
+	err       error
+}
+
+// Put writes m to key's replicas under a fresh version and returns once the
+// level's number of replicas acknowledged it. It returns the newest record the
+// acknowledging replicas held before the write.
+func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level) (prev record.Record, prevFound bool, err error) {
+	start := time.Now()
+	defer func() { c.metrics.observe("write", lvl, start, err) }()
+	reps := c.topo.Replicas(key)
+	need := lvl.Required(len(reps))
+	if live := countUp(reps); live < need {
+		return prev, false, fmt.Errorf("%w: %s write needs %d of %d replicas, %d up", ErrUnavailable, lvl, need, len(reps), live)
+	}
+	rec := record.Record{
+		Value:     m.Value,
+		Version:   record.Version{TS: c.hlc.Now(), Node: c.cfg.NodeID},
+		ExpireAt:  m.ExpireAt,
+		Tombstone: m.Tombstone,
+	}
+	if rec.Tombstone {
+		rec.Value = nil
+	}
+	return c.write(ctx, key, &rec, reps, need, lvl)
+}
+
+// write sends rec to every live replica and waits for need acks. Replicas that
+// are down, or fail in a way that may mean they missed it, get a hint.
+func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record, reps []Replica, need int, lvl Level) (prev record.Record, prevFound bool, err error) {
+	results := make(chan applyResult, len(reps))
+	bg, cancel := c.detached(ctx)
+	pending := 0
+	hinted := false
+	var localRep *Replica
+	var payload []byte
+	for i := range reps {
+		r := &reps[i]
+		switch {
+		case !r.Up:
+			c.hint(r.ID, key, rec)
+			hinted = true
+		case c.isLocal(r):
+			localRep = r
+			pending++
+		default:
+			if payload == nil {
+				payload = encodeApply(key, rec)
+			}
+			pending++
+			go func() { results <- c.remoteApply(bg, r, key, rec, payload) }()
+		}
+	}
+	// The local replica goes last so that the remote requests are already on
+	// the wire while Pebble commits.
+	if localRep != nil {
+		res, err := c.local.Apply(key, *rec)
+		results <- applyResult{rep: localRep, applied: res.Applied, prev: res.Prev, prevFound: res.PrevFound, err: err}
+	}
+	wait := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancelWait context.CancelFunc
+		wait, cancelWait = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancelWait()
+	}
+	acks, mayHaveLanded := 0, hinted
+	var lastErr error
+	for pending > 0 && acks < need {
+		select {
+		case res := <-results:
+			pending--
+			if res.err != nil {
+				lastErr = res.err
+				if !errors.As(res.err, new(*transport.RemoteError)) && !transport.NotSent(res.err) {
+					mayHaveLanded = true
+				}
+				if acks+pending < need {
+					pending = 0 // cannot reach need any more
+				}
+				continue
+			}
+			acks++
+			if res.prevFound && (!prevFound || record.Newer(&res.prev, &prev)) {
+				prev, prevFound = res.prev, true
+			}
+		case <-wait.Done():
+			mayHaveLanded = true
+			lastErr = wait.Err()
+			pending = 0
+		}
+	}
+	// The remaining replicas finish in the background; cancel their context
+	// only once they are all done.
+	go func() {
+		<-bg.Done()
+		cancel()
+	}()
+	if acks >= need {
+		return prev, prevFound, nil
+	}
+	if acks > 0 || mayHaveLanded {
+		return prev, false, fmt.Errorf("%w: %s write got %d of %d acks: %v", ErrTimeout, lvl, acks, need, lastErr)
+	}
+	return prev, false, fmt.Errorf("%w: %s write reached no replica: %v", ErrUnavailable, lvl, lastErr)
+}
+
+func (c *Coordinator) remoteApply(ctx context.Context, r *Replica, key []byte, rec *record.Record, payload []byte) applyResult {
+	resp, err := c.net.Call(ctx, r.Addr, MethodApply, payload)
+	if err != nil {
+		c.metrics.replicaErrors.WithLabelValues("apply").Inc()
+		// A refusal (e.g. clock skew) would be refused again on replay.
+		if !errors.As(err, new(*transport.RemoteError)) {
+			c.hint(r.ID, key, rec)
+		}
+		return applyResult{rep: r, err: err}
+	}
+	applied, prev, prevFound, err := decodeApplyResp(resp)
+	return applyResult{rep: r, applied: applied, prev: prev, prevFound: prevFound, err: err}
+}
+
+func (c *Coordinator) hint(target string, key []byte, rec *record.Record) {
+	if c.hints != nil {
+		c.hints.Hint(target, key, rec)
+	}
+}
+
+type readResult struct {
+	rep   *Replica
+	rec   record.Record
+	found bool
+	err   error
+}
+
+// Get returns the newest record the level's number of replicas hold for key,
+// tombstones and expired records included (callers check Live). At QUORUM and
+// ALL it repairs the answering replicas that were stale before it returns, so
+// a later read at those levels cannot go back in time.
+func (c *Coordinator) Get(ctx context.Context, key []byte, lvl Level) (rec record.Record, found bool, err error) {
+	start := time.Now()
+	defer func() { c.metrics.observe("read", lvl, start, err) }()
+	reps := c.topo.Replicas(key)
+	need := lvl.Required(len(reps))
+	live := c.liveOrder(reps)
+	if len(live) < need {
+		return rec, false, fmt.Errorf("%w: %s read needs %d of %d replicas, %d up", ErrUnavailable, lvl, need, len(reps), len(live))
+	}
+	// Fast path: one answer wanted and this node holds a replica.
+	if need == 1 && c.isLocal(live[0]) {
+		rec, found, err = c.local.Get(key)
+		if err == nil {
+			if len(live) > 1 && c.cfg.ReadRepairChance > 0 && rand.Float64() < c.cfg.ReadRepairChance {
+				c.backgroundRepair(ctx, key, reps)
+			}
+			return rec, found, nil
+		}
+		live = live[1:] // the local read failed; ask a peer
+	}
+
+	wait := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	results := make(chan readResult, len(live))
+	next := 0
+	launch := func() bool {
+		if next >= len(live) {
+			return false
+		}
+		r := live[next]
+		next++
+		go func() { results <- c.read(wait, r, key) }()
+		return true
+	}
+	for range need {
+		launch()
+	}
+	spec := time.NewTimer(c.cfg.SpeculativeDelay)
+	defer spec.Stop()
+	answers := make([]readResult, 0, need)
+	inflight := need
+	var lastErr error
+	for len(answers) < need {
+		if inflight == 0 {
+			return rec, false, fmt.Errorf("%w: %s read got %d of %d answers: %v", ErrTimeout, lvl, len(answers), need, lastErr)
+		}
+		select {
+		case res := <-results:
+			inflight--
+			if res.err != nil {
+				lastErr = res.err
+				if launch() {
+					inflight++
+				}
+				continue
+			}
+			answers = append(answers, res)
+		case <-spec.C:
+			if c.cfg.SpeculativeDelay > 0 && launch() {
+				inflight++
+				c.metrics.speculative.Inc()
+			}
+		case <-wait.Done():
+			return rec, false, fmt.Errorf("%w: %s read got %d of %d answers: %v", ErrTimeout, lvl, len(answers), need, wait.Err())
+		}
+	}
+	rec, found, stale := resolve(answers)
+	if !found {
+		return rec, false, nil
+	}
+	if len(stale) > 0 {
+		c.metrics.readRepairs.Add(float64(len(stale)))
+		if lvl == One {
+			go c.repair(context.WithoutCancel(ctx), key, &rec, stale)
+		} else {
+			c.repair(ctx, key, &rec, stale)
+		}
+	}
+	return rec, true, nil
+}
+
+// liveOrder returns the up replicas, the local one first: it answers without a
+// network hop.
+func (c *Coordinator) liveOrder(reps []Replica) []*Replica {
+	live := make([]*Replica, 0, len(reps))
+	for i := range reps {
+		if reps[i].Up {
+			if c.isLocal(&reps[i]) {
+				live = append([]*Replica{&reps[i]}, live...)
+			} else {
+				live = append(live, &reps[i])
+			}
+		}
+	}
+	return live
+}
+
+func (c *Coordinator) read(ctx context.Context, r *Replica, key []byte) readResult {
+	if c.isLocal(r) {
+		rec, found, err := c.local.Get(key)
+		return readResult{rep: r, rec: rec, found: found, err: err}
+	}
+	resp, err := c.net.Call(ctx, r.Addr, MethodGet, key)
+	if err != nil {
+		c.metrics.replicaErrors.WithLabelValues("get").Inc()
+		return readResult{rep: r, err: err}
+	}
+	rec, found, err := decodeGetResp(resp)
+	if err == nil {
+		rec = rec.Clone() // the transport owns resp
+	}
+	return readResult{rep: r, rec: rec, found: found, err: err}
+}
+
+// repair writes rec to the stale replicas and waits for them, within the
+// request timeout. Failures are left to hints and anti-entropy.
+func (c *Coordinator) repair(ctx context.Context, key []byte, rec *record.Record, stale []*Replica) {
+	bg, cancel := c.detached(ctx)
+	defer cancel()
+	done := make(chan struct{}, len(stale))
+	var payload []byte
+	for _, r := range stale {
+		if c.isLocal(r) {
+			if _, err := c.local.Apply(key, *rec); err != nil {
+				c.log.Warn("local read repair failed", "err", err)
+			}
+			done <- struct{}{}
+			continue
+		}
+		if payload == nil {
+			payload = encodeApply(key, rec)
+		}
+		go func() {
+			if _, err := c.net.Call(bg, r.Addr, MethodApply, payload); err != nil {
+				c.metrics.replicaErrors.WithLabelValues("repair").Inc()
+			}
+			done <- struct{}{}
+		}()
+	}
+	for range stale {
+		<-done
+	}
+}
+
+// backgroundRepair compares every live replica of key and repairs the stale ones,
+// behind the client's reply.
+func (c *Coordinator) backgroundRepair(ctx context.Context, key []byte, reps []Replica) {
+	key = append([]byte(nil), key...)
+	go func() {
+		bg, cancel := c.detached(ctx)
+		defer cancel()
+		live := c.liveOrder(reps)
+		answers := make([]readResult, 0, len(live))
+		for _, r := range live {
+			if res := c.read(bg, r, key); res.err == nil {
+				answers = append(answers, res)
+			}
+		}
+		rec, found, stale := resolve(answers)
+		if found && len(stale) > 0 {
+			c.metrics.readRepairs.Add(float64(len(stale)))
+			c.repair(bg, key, &rec, stale)
+		}
+	}()
+}
+
+// GetLocal reads only this node's replica.
+func (c *Coordinator) GetLocal(key []byte) (record.Record, bool, error) { return c.local.Get(key) }
+
+func countUp(reps []Replica) int {
+	n := 0
+	for i := range reps {
+		if reps[i].Up {
+			n++
+		}
+	}
+	return n
+}
+
+// resolve picks the newest record among answers by last-write-wins and lists
+// the answering replicas that hold something older, or nothing.
+func resolve(answers []readResult) (newest record.Record, found bool, stale []*Replica) {
+	for i := range answers {
+		if answers[i].found && (!found || record.Newer(&answers[i].rec, &newest)) {
+			newest, found = answers[i].rec, true
+		}
+	}
+	if !found {
+		return newest, false, nil
+	}
+	for i := range answers {
+		if !answers[i].found || record.Compare(&answers[i].rec, &newest) < 0 {
+			stale = append(stale, answers[i].rep)
+		}
+	}
+	return newest, true, stale
+}

@@ -1,0 +1,67 @@
+package replication
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests      *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	replicaErrors *prometheus.CounterVec
+	readRepairs   prometheus.Counter
+	speculative   prometheus.Counter
+	skewRefused   prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ringkv", Subsystem: "coordinator", Name: "requests_total",
+			Help: "Coordinated requests by operation, consistency level and outcome.",
+		}, []string{"op", "level", "outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "ringkv", Subsystem: "coordinator", Name: "request_duration_seconds",
+			Help:    "Coordinated request latency by operation and consistency level.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18),
+		}, []string{"op", "level"}),
+		replicaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ringkv", Subsystem: "coordinator", Name: "replica_errors_total",
+			Help: "Replica requests that failed or timed out, by kind.",
+		}, []string{"kind"}),
+		readRepairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ringkv", Subsystem: "coordinator", Name: "read_repairs_total",
+			Help: "Stale replicas found (and repaired) by reads.",
+		}),
+		speculative: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ringkv", Subsystem: "coordinator", Name: "speculative_reads_total",
+			Help: "Extra replica reads sent because a replica was slow.",
+		}),
+		skewRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ringkv", Subsystem: "replica", Name: "clock_skew_refused_total",
+			Help: "Writes refused because their version was too far ahead of this node's clock.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.latency, m.replicaErrors, m.readRepairs, m.speculative, m.skewRefused)
+	}
+	return m
+}
+
+func (m *metrics) observe(op string, lvl Level, start time.Time, err error) {
+	outcome := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrUnavailable):
+		outcome = "unavailable"
+	case errors.Is(err, ErrTimeout):
+		outcome = "timeout"
+	default:
+		outcome = "error"
+	}
+	l := lvl.String()
+	m.requests.WithLabelValues(op, l, outcome).Inc()
+	m.latency.WithLabelValues(op, l).Observe(time.Since(start).Seconds())
+}

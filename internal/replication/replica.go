@@ -1,0 +1,71 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/ringkv/ringkv/internal/record"
+)
+
+// Serve answers a peer's request against this node's replica. It is the
+// transport's handler and runs concurrently.
+func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payload []byte) ([]byte, error) {
+	switch method {
+	case MethodApply:
+		key, rec, err := decodeApply(payload)
+		if err != nil {
+			return nil, err
+		}
+		// A record stamped too far in our future would drag our clock along;
+		// refuse it, as design §2 asks, and count it.
+		if err := c.hlc.Update(rec.Version.TS); err != nil {
+			c.metrics.skewRefused.Inc()
+			c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
+			return nil, err
+		}
+		res, err := c.local.Apply(key, rec)
+		if err != nil {
+			return nil, err
+		}
+		return encodeApplyResp(res.Applied, &res.Prev, res.PrevFound), nil
+	case MethodGet:
+		rec, found, err := c.local.Get(payload)
+		if err != nil {
+			return nil, err
+		}
+		return encodeGetResp(&rec, found), nil
+	case MethodScan:
+		cursor, count, err := decodeScan(payload)
+		if err != nil {
+			return nil, err
+		}
+		page, err := c.localScan(cursor, count)
+		if err != nil {
+			return nil, err
+		}
+		return page.encode(), nil
+	case MethodCount:
+		return binary.BigEndian.AppendUint64(nil, uint64(c.local.ApproxCount())), nil
+	}
+	return nil, fmt.Errorf("replication: unknown method %d", method)
+}
+
+// ApplyLocal applies a record that carries its own version (a hint, a repair, a
+// stream) to this node's replica, with the same clock guard as a peer's write.
+func (c *Coordinator) ApplyLocal(key []byte, rec record.Record) error {
+	if err := c.hlc.Update(rec.Version.TS); err != nil {
+		return err
+	}
+	_, err := c.local.Apply(key, rec)
+	return err
+}
+
+func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+// SendApply sends a record that already carries its version (a hint, a repair,
+// a stream) to the replica at addr.
+func (c *Coordinator) SendApply(ctx context.Context, addr string, key []byte, rec *record.Record) error {
+	_, err := c.net.Call(ctx, addr, MethodApply, encodeApply(key, rec))
+	return err
+}
