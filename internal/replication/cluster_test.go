@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -76,7 +77,7 @@ func newSimCluster(t *testing.T, n int) *simCluster {
 	}
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
-		st, err := storage.Open(storage.Options{Dir: id, InMemory: true, ExpiryInterval: -1})
+		st, err := storage.Open(storage.Options{Dir: id, InMemory: true, ExpiryInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +297,8 @@ func TestScanWalksAllKeys(t *testing.T) {
 	for i := range 333 {
 		k := fmt.Sprint("key-", i)
 		want[k] = true
-		if err := put(t, c.nodes[i%3].coord, k, "v", Quorum); err != nil {
+		// ALL, so every replica holds every key when DBSIZE counts them.
+		if err := put(t, c.nodes[i%3].coord, k, "v", All); err != nil {
 			t.Fatal(err)
 		}
 	}
