@@ -1,0 +1,245 @@
+package resp
+
+import (
+	"bytes"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/ringkv/ringkv/internal/record"
+)
+
+// command is one entry of the command table.
+type command struct {
+	name string
+	// arity follows Redis: n > 0 means exactly n arguments (name included),
+	// n < 0 means at least -n.
+	arity int
+	// flags are reported by COMMAND, as Redis names them.
+	flags []string
+	// firstKey, lastKey and step locate keys for COMMAND (lastKey -1 = last arg).
+	firstKey, lastKey, step int
+	// noAuth commands run before AUTH.
+	noAuth bool
+	fn     func(c *conn, args [][]byte)
+}
+
+// maxCommandName is longer than every command name, so a longer name is unknown
+// without a lookup and the lower-casing buffer can live on the stack.
+const maxCommandName = 32
+
+func commandTable() map[string]*command {
+	cmds := []*command{
+		{name: "ping", arity: -1, flags: []string{"fast"}, fn: cmdPing},
+		{name: "echo", arity: 2, flags: []string{"fast"}, fn: cmdEcho},
+		{name: "hello", arity: -1, flags: []string{"noauth", "fast"}, noAuth: true, fn: cmdHello},
+		{name: "auth", arity: -2, flags: []string{"noauth", "fast"}, noAuth: true, fn: cmdAuth},
+		{name: "quit", arity: -1, flags: []string{"noauth", "fast"}, noAuth: true, fn: cmdQuit},
+		{name: "select", arity: 2, flags: []string{"fast"}, fn: cmdSelect},
+		{name: "client", arity: -2, flags: []string{"admin"}, fn: cmdClient},
+		{name: "command", arity: -1, flags: []string{"loading"}, fn: cmdCommand},
+		{name: "config", arity: -2, flags: []string{"admin"}, fn: cmdConfig},
+		{name: "info", arity: -1, flags: []string{"loading"}, fn: cmdInfo},
+		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, fn: cmdDBSize},
+		{name: "ringkv.consistency", arity: -1, flags: []string{"fast"}, fn: cmdConsistency},
+
+		{name: "get", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGet},
+		{name: "set", arity: -3, flags: []string{"write"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdSet},
+		{name: "setex", arity: 4, flags: []string{"write"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdSetEx},
+		{name: "psetex", arity: 4, flags: []string{"write"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPSetEx},
+		{name: "setnx", arity: 3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdSetNX},
+		{name: "getex", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGetEx},
+		{name: "getdel", arity: 2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGetDel},
+		{name: "del", arity: -2, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdDel},
+		{name: "unlink", arity: -2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdDel},
+		{name: "exists", arity: -2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdExists},
+		{name: "type", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdType},
+		{name: "mget", arity: -2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: -1, step: 1, fn: cmdMGet},
+		{name: "mset", arity: -3, flags: []string{"write"}, firstKey: 1, lastKey: -1, step: 2, fn: cmdMSet},
+		{name: "expire", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdExpire},
+		{name: "pexpire", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdExpire},
+		{name: "expireat", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdExpire},
+		{name: "pexpireat", arity: -3, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdExpire},
+		{name: "ttl", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdTTL},
+		{name: "pttl", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdTTL},
+		{name: "expiretime", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdTTL},
+		{name: "pexpiretime", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdTTL},
+		{name: "persist", arity: 2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPersist},
+		{name: "scan", arity: -2, flags: []string{"readonly"}, fn: cmdScan},
+	}
+	m := make(map[string]*command, len(cmds))
+	for _, c := range cmds {
+		m[c.name] = c
+	}
+	return m
+}
+
+// lookup finds a command by name in any case, without allocating.
+func (s *Server) lookup(name []byte) *command {
+	if len(name) > maxCommandName {
+		return nil
+	}
+	var buf [maxCommandName]byte
+	for i, ch := range name {
+		if ch >= 'A' && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		buf[i] = ch
+	}
+	return s.commands[string(buf[:len(name)])]
+}
+
+// exec runs one command and buffers its reply.
+func (c *conn) exec(args [][]byte) {
+	s := c.s
+	s.cmds.Add(1)
+	cmd := s.lookup(args[0])
+	if cmd == nil {
+		if isHTTPVerb(args[0]) {
+			// "POST /x" or a "Host:" header line: an HTTP client (or a browser
+			// tricked into cross-protocol scripting). Drop it, as Redis does.
+			s.m.protocolErrors.Inc()
+			s.log.Warn("possible security attack: HTTP request on the RESP port, connection dropped",
+				"client", c.nc.RemoteAddr().String())
+			c.quit = true
+			c.w.bw.Reset(c.nc) // discard replies buffered for this client
+			return
+		}
+		s.m.commands.WithLabelValues("unknown").Inc()
+		c.errorf("unknown", unknownCommand(args))
+		return
+	}
+	c.lastCmd = cmd.name
+	s.m.commands.WithLabelValues(cmd.name).Inc()
+	if (cmd.arity > 0 && len(args) != cmd.arity) || len(args) < -cmd.arity {
+		c.errorf(cmd.name, "ERR wrong number of arguments for '"+cmd.name+"' command")
+		return
+	}
+	if !c.authed && !cmd.noAuth {
+		c.errorf(cmd.name, errNoAuth)
+		return
+	}
+	start := time.Now()
+	cmd.fn(c, args)
+	s.m.latency.WithLabelValues(cmd.name).Observe(time.Since(start).Seconds())
+}
+
+// errorf writes an error reply and counts it.
+func (c *conn) errorf(cmd, msg string) {
+	prefix, _, _ := strings.Cut(msg, " ")
+	c.s.m.errors.WithLabelValues(cmd, prefix).Inc()
+	c.w.Error(msg)
+}
+
+// fail writes an error reply for the current command.
+func (c *conn) fail(msg string) { c.errorf(c.lastCmd, msg) }
+
+// backendError writes the reply for an error from the Backend.
+func (c *conn) backendError(err error) { c.fail(errorReply(err)) }
+
+func isHTTPVerb(name []byte) bool {
+	return bytes.EqualFold(name, []byte("post")) || bytes.EqualFold(name, []byte("host:"))
+}
+
+// unknownCommand builds Redis' message: the name and the first arguments, each
+// quoted, cut off once the argument list passes 128 bytes.
+func unknownCommand(args [][]byte) string {
+	var b strings.Builder
+	b.WriteString("ERR unknown command '")
+	b.Write(truncate(args[0], 128))
+	b.WriteString("', with args beginning with: ")
+	n := 0
+	for _, a := range args[1:] {
+		if n >= 128 {
+			break
+		}
+		a = truncate(a, 128-n)
+		b.WriteByte('\'')
+		b.Write(a)
+		b.WriteString("' ")
+		n += len(a) + 3
+	}
+	return b.String()
+}
+
+func truncate(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+// str views b as a string without copying, for comparisons and parsing only;
+// the result must not outlive the read buffer.
+func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+func eq(b []byte, s string) bool { return strings.EqualFold(str(b), s) }
+
+// checkKey refuses keys outside the data model's limits (design §2).
+func (c *conn) checkKey(key []byte) bool {
+	switch {
+	case len(key) == 0:
+		c.fail(errEmptyKey)
+		return false
+	case len(key) > c.s.cfg.MaxKeyBytes:
+		c.fail("ERR key too large (max " + strconv.Itoa(c.s.cfg.MaxKeyBytes) + " bytes)")
+		return false
+	}
+	return true
+}
+
+func (c *conn) checkValue(v []byte) bool {
+	if len(v) > c.s.cfg.MaxValueBytes {
+		c.fail("ERR value too large (max " + strconv.Itoa(c.s.cfg.MaxValueBytes) + " bytes)")
+		return false
+	}
+	return true
+}
+
+// checkKeys checks every key in args[from::step].
+func (c *conn) checkKeys(args [][]byte, from, step int) bool {
+	for i := from; i < len(args); i += step {
+		if !c.checkKey(args[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// maxFanout bounds the concurrent backend calls of one multi-key command, so
+// one MGET of thousands of keys cannot monopolise the coordinator.
+const maxFanout = 32
+
+// fanout calls fn(i) for i in [0, n), up to maxFanout at a time, and waits.
+func fanout(n int, fn func(i int)) {
+	if n == 1 {
+		fn(0)
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, min(n, maxFanout))
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// liveRecord is a read's result, judged at now.
+type liveRecord struct {
+	rec  record.Record
+	live bool
+}
+
+func live(rec record.Record, found bool, nowMS int64) liveRecord {
+	if !found || !rec.Live(nowMS) {
+		return liveRecord{}
+	}
+	return liveRecord{rec: rec, live: true}
+}

@@ -1,0 +1,158 @@
+package resp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/ringkv/ringkv/internal/replication"
+)
+
+// unauthLimits are what a client may send before AUTH when a password is set;
+// Redis uses the same numbers so that an unauthenticated client cannot make the
+// server buffer large commands.
+var unauthLimits = Limits{MaxArgs: 10, MaxBulk: 16 << 10, MaxQuery: 256 << 10}
+
+// conn is one client connection. Only its own goroutine touches it, except nc,
+// which Shutdown may close or give a deadline.
+type conn struct {
+	s  *Server
+	nc net.Conn
+	rd *Reader
+	w  *Writer
+
+	id      int64
+	created time.Time
+	authed  bool
+	level   replication.Level
+	name    string
+	libName string
+	libVer  string
+	lastCmd string
+	quit    bool // close after flushing, for QUIT
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{
+		s:       s,
+		nc:      nc,
+		id:      s.nextID.Add(1),
+		created: time.Now(),
+		authed:  s.cfg.Password == "",
+		level:   s.cfg.DefaultLevel,
+	}
+	c.rd = NewReader(nc, c.limits())
+	c.w = newWriter(bufio.NewWriterSize(nc, 16<<10))
+	return c
+}
+
+func (c *conn) limits() Limits {
+	if !c.authed {
+		return unauthLimits
+	}
+	cfg := &c.s.cfg
+	return Limits{MaxArgs: cfg.MaxArgs, MaxBulk: cfg.MaxBulkBytes, MaxQuery: cfg.MaxQueryBytes}
+}
+
+func (s *Server) serveConn(c *conn) {
+	defer s.dropConn(c)
+	// linger is set where the server hangs up on a client that may still be
+	// sending: its last replies must reach it (see lingerClose).
+	linger := false
+	defer func() {
+		if linger {
+			lingerClose(c.nc)
+			return
+		}
+		c.nc.Close()
+	}()
+	log := s.log.With("client", c.nc.RemoteAddr().String(), "id", c.id)
+	for {
+		args, err := c.rd.Next()
+		if err != nil {
+			var pe *ProtocolError
+			switch {
+			case errors.As(err, &pe):
+				s.m.protocolErrors.Inc()
+				log.Info("protocol error, closing connection", "err", err)
+				c.w.Error("ERR " + pe.Error())
+				_ = c.w.Flush()
+				linger = true
+			case errors.Is(err, errHTTP):
+				s.m.protocolErrors.Inc()
+				log.Warn("possible security attack: HTTP request on the RESP port, connection dropped")
+			}
+			return
+		}
+		if args != nil {
+			c.exec(args)
+			if c.quit {
+				_ = c.w.Flush()
+				linger = true
+				return
+			}
+			continue
+		}
+		// Input drained: send every reply of the batch in one write.
+		if err := c.w.Flush(); err != nil {
+			log.Debug("write failed", "err", err)
+			return
+		}
+		if err := c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
+			return
+		}
+		// Checked after setting the deadline, so that Shutdown's expired
+		// deadline cannot be overwritten unseen.
+		if s.closing.Load() {
+			linger = true
+			return
+		}
+		if err := c.rd.Fill(); err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+			case s.closing.Load():
+				linger = true
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				log.Debug("idle timeout, closing connection")
+			case errors.Is(err, errQueryBufferMax):
+				s.m.protocolErrors.Inc()
+				c.w.Error("ERR " + err.Error())
+				_ = c.w.Flush()
+				linger = true
+			default:
+				log.Debug("read failed", "err", err)
+			}
+			return
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	}
+}
+
+// lingerTimeout bounds how long a closing connection drains unread input.
+const lingerTimeout = 500 * time.Millisecond
+
+// lingerClose half-closes nc and discards what the client still sends for a
+// moment before closing. Closing a socket with unread input makes the kernel
+// send a RST, and a RST destroys replies the client has not read yet: the
+// answers to commands that did run would be lost.
+func lingerClose(nc net.Conn) {
+	defer nc.Close()
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
+}
+
+// ctx returns the context for one command's backend calls.
+func (c *conn) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.s.baseCtx, c.s.cfg.RequestTimeout)
+}
+
+// nowMS is the node's wall clock in unix ms, the base of all TTL arithmetic.
+func (c *conn) nowMS() int64 { return c.s.b.Now().UnixMilli() }

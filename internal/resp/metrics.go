@@ -1,0 +1,48 @@
+package resp
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the RESP server's Prometheus metrics.
+type metrics struct {
+	commands       *prometheus.CounterVec
+	errors         *prometheus.CounterVec
+	latency        *prometheus.HistogramVec
+	conns          prometheus.Gauge
+	rejected       prometheus.Counter
+	protocolErrors prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	const ns, sub = "ringkv", "resp"
+	m := &metrics{
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "commands_total",
+			Help: "Commands run, by command name (\"unknown\" for names not in the table).",
+		}, []string{"command"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "errors_total",
+			Help: "Error replies, by command and error prefix (ERR, TIMEOUT, UNAVAILABLE, NOAUTH, ...).",
+		}, []string{"command", "prefix"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "command_duration_seconds",
+			Help:    "Time to run a command, reply buffered, by command name.",
+			Buckets: prometheus.ExponentialBuckets(20e-6, 2.5, 14), // 20 µs .. ~3 s
+		}, []string{"command"}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "connections",
+			Help: "Open client connections.",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "rejected_connections_total",
+			Help: "Connections refused because max clients was reached.",
+		}),
+		protocolErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "protocol_errors_total",
+			Help: "Connections closed for malformed input or for speaking HTTP.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.commands, m.errors, m.latency, m.conns, m.rejected, m.protocolErrors)
+	}
+	return m
+}

@@ -1,0 +1,363 @@
+// Package resp serves the Redis protocol (RESP2 and RESP3) on a node's client
+// port: it parses commands with its own bounded reader, runs them against the
+// node's data path (Backend) with single-node Redis 7 semantics, and encodes
+// replies exactly as Redis does, so redis-cli, redis-benchmark and go-redis work
+// unmodified.
+//
+// Each connection is served by one goroutine: it parses every command already
+// buffered, runs them in order, and flushes the replies once the input is
+// drained, which is what makes pipelining cheap.
+//
+// Read-modify-write commands (SET with NX, XX, KEEPTTL; SETNX, GETEX, EXPIRE and
+// its variants, PERSIST) read the key at the connection's consistency level and
+// then write conditionally. They are NOT atomic: a concurrent writer to the same
+// key, on this or any other node, can slip in between the read and the write,
+// and the last write wins by version as usual. DEL, UNLINK, GETDEL and SET … GET
+// without a condition are a single write that reports the value it replaced.
+package resp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/replication"
+)
+
+// Backend is the node's data path. Safe for concurrent use.
+//
+// Key and value slices passed in alias the connection's read buffer and are
+// valid only for the duration of the call: an implementation that keeps them
+// (a hint, a cache, a queued write) must copy them. Returned slices are owned by
+// the caller.
+type Backend interface {
+	// Get returns the newest record the replicas at lvl know, tombstones and expired records included
+	// (found=false when none has any). Callers decide liveness with rec.Live(Now().UnixMilli()).
+	Get(ctx context.Context, key []byte, lvl replication.Level) (rec record.Record, found bool, err error)
+	// Put writes m under a fresh version and returns the newest record the acknowledging replicas
+	// held before it (prevFound=false when none), so DEL can count and SET…GET can answer in one round.
+	Put(ctx context.Context, key []byte, m replication.Mutation, lvl replication.Level) (prev record.Record, prevFound bool, err error)
+	// Scan returns up to about count live keys in token order starting at cursor; next==0 when the walk is done.
+	Scan(ctx context.Context, cursor uint64, count int, lvl replication.Level) (keys [][]byte, next uint64, err error)
+	DBSize(ctx context.Context) (int64, error) // an estimate
+	Now() time.Time                            // the node's wall clock: EX/PX/TTL arithmetic uses it
+}
+
+// Config configures a Server. Zero fields take the defaults of DefaultConfig.
+type Config struct {
+	// Addr is the listen address used by Start.
+	Addr string
+	// MaxKeyBytes and MaxValueBytes are the data model's limits (design §2).
+	MaxKeyBytes   int
+	MaxValueBytes int
+	// MaxBulkBytes bounds one protocol argument. It is a little above
+	// MaxValueBytes so that an oversized value gets the clear "value too large"
+	// error instead of a protocol error that closes the connection.
+	MaxBulkBytes int
+	// MaxArgs bounds the elements of one command (Redis allows 1M too).
+	MaxArgs int
+	// MaxQueryBytes bounds the bytes one unfinished command may hold buffered.
+	MaxQueryBytes int
+	// MaxClients bounds open connections; extra ones get Redis' error and are closed.
+	MaxClients int
+	// IdleTimeout closes a connection that sends nothing for this long.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds how long a reply may wait on a client that does not
+	// read, so a stuck client cannot pin a goroutine and its buffers forever.
+	WriteTimeout time.Duration
+	// Password enables AUTH for the "default" user; empty means no auth.
+	Password string
+	// DefaultLevel is a new connection's consistency level.
+	DefaultLevel replication.Level
+	// RequestTimeout bounds each command's calls into the Backend.
+	RequestTimeout time.Duration
+	// Info returns extra fields for the "# Ringkv" section of INFO; may be nil.
+	Info func() map[string]string
+	// Logger receives connection and protocol events; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the package's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// DefaultConfig returns the defaults, each chosen for a reason noted inline.
+func DefaultConfig() Config {
+	return Config{
+		Addr:          "127.0.0.1:7379",
+		MaxKeyBytes:   8 << 10,  // design §2
+		MaxValueBytes: 16 << 20, // design §2
+		// Room for the largest value plus headroom, see the field comment.
+		MaxBulkBytes: 16<<20 + 64<<10,
+		MaxArgs:      1 << 20, // Redis' own multibulk limit
+		// An MSET of a few maximal values fits; a client cannot hold more.
+		MaxQueryBytes: 64 << 20,
+		MaxClients:    10000, // Redis' default maxclients
+		// Redis closes no idle clients by default; we do, after long enough that
+		// pooled clients (go-redis keeps idle conns 30 min) see few closures.
+		IdleTimeout:  time.Hour,
+		WriteTimeout: 30 * time.Second,
+		DefaultLevel: replication.DefaultLevel,
+		// Above go-redis' 3 s read timeout would be pointless; below it lets the
+		// client see our TIMEOUT error rather than its own.
+		RequestTimeout: 2 * time.Second,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxKeyBytes <= 0 {
+		c.MaxKeyBytes = d.MaxKeyBytes
+	}
+	if c.MaxValueBytes <= 0 {
+		c.MaxValueBytes = d.MaxValueBytes
+	}
+	if c.MaxBulkBytes <= 0 {
+		c.MaxBulkBytes = max(c.MaxValueBytes, c.MaxKeyBytes) + 64<<10
+	}
+	if c.MaxArgs <= 0 {
+		c.MaxArgs = d.MaxArgs
+	}
+	if c.MaxQueryBytes <= 0 {
+		c.MaxQueryBytes = max(d.MaxQueryBytes, 2*c.MaxBulkBytes)
+	}
+	// An inline command must always fit.
+	c.MaxQueryBytes = max(c.MaxQueryBytes, c.MaxBulkBytes+maxHeaderLine*2, maxInline+2)
+	if c.MaxClients <= 0 {
+		c.MaxClients = d.MaxClients
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = d.IdleTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.DefaultLevel == 0 {
+		c.DefaultLevel = d.DefaultLevel
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports settings that cannot work together.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.DefaultLevel < replication.One || c.DefaultLevel > replication.All:
+		return fmt.Errorf("resp: %w: %v", replication.ErrBadLevel, c.DefaultLevel)
+	case c.MaxBulkBytes < c.MaxValueBytes || c.MaxBulkBytes < c.MaxKeyBytes:
+		return errors.New("resp: max bulk bytes is below the key or value limit")
+	}
+	return nil
+}
+
+// Server serves RESP clients. Create it with New.
+type Server struct {
+	cfg      Config
+	b        Backend
+	log      *slog.Logger
+	m        *metrics
+	commands map[string]*command
+	started  time.Time
+
+	// baseCtx parents every backend call; it is cancelled only when a graceful
+	// Shutdown runs out of time.
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	nextID   atomic.Int64
+	closing  atomic.Bool
+	addr     atomic.Pointer[string]
+	conns    sync.WaitGroup
+	accepted atomic.Int64
+	cmds     atomic.Int64
+
+	mu struct {
+		sync.Mutex
+		listeners map[net.Listener]struct{}
+		conns     map[*conn]struct{}
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("resp: server closed")
+
+// New returns a Server for b. It panics if cfg does not Validate: the config
+// package validates user input first, so an invalid one here is a wiring bug.
+func New(cfg Config, b Backend) *Server {
+	if err := cfg.Validate(); err != nil {
+		panic(err)
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:     cfg,
+		b:       b,
+		log:     cfg.Logger.With("component", "resp"),
+		m:       newMetrics(cfg.Registerer),
+		started: time.Now(),
+	}
+	s.commands = commandTable()
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.mu.listeners = make(map[net.Listener]struct{})
+	s.mu.conns = make(map[*conn]struct{})
+	return s
+}
+
+// Start listens on cfg.Addr and serves in the background.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("resp: listen: %w", err)
+	}
+	s.track(ln)
+	go func() {
+		if err := s.Serve(ln); err != nil && !errors.Is(err, ErrServerClosed) {
+			s.log.Error("serve stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Addr returns the address of the listener being served, or "" before.
+func (s *Server) Addr() string {
+	if a := s.addr.Load(); a != nil {
+		return *a
+	}
+	return ""
+}
+
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.mu.listeners[ln] = struct{}{}
+	a := ln.Addr().String()
+	s.addr.Store(&a)
+	return true
+}
+
+// Serve accepts connections on ln until Shutdown; it always returns an error,
+// ErrServerClosed after Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.track(ln) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	if s.cfg.Password == "" {
+		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+			s.log.Warn("RESP port is reachable beyond loopback and has no password: anyone who can connect can read and write all data",
+				"addr", ln.Addr().String())
+		}
+	}
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off like net/http.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed, retrying", "err", err, "delay", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return fmt.Errorf("resp: accept: %w", err)
+		}
+		delay = 0
+		s.accepted.Add(1)
+		c := s.newConn(nc)
+		if c == nil {
+			continue
+		}
+		go s.serveConn(c)
+	}
+}
+
+// newConn registers nc, or refuses it when the server is full or closing.
+func (s *Server) newConn(nc net.Conn) *conn {
+	s.mu.Lock()
+	full := len(s.mu.conns) >= s.cfg.MaxClients
+	if full || s.closing.Load() {
+		s.mu.Unlock()
+		if full {
+			s.m.rejected.Inc()
+			_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
+		}
+		nc.Close()
+		return nil
+	}
+	c := newConn(s, nc)
+	s.mu.conns[c] = struct{}{}
+	s.conns.Add(1)
+	s.mu.Unlock()
+	s.m.conns.Inc()
+	return c
+}
+
+func (s *Server) dropConn(c *conn) {
+	s.mu.Lock()
+	delete(s.mu.conns, c)
+	s.mu.Unlock()
+	s.m.conns.Dec()
+	s.conns.Done()
+}
+
+func (s *Server) numConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.mu.conns)
+}
+
+// Shutdown stops accepting, lets every connection finish the commands it has
+// already received and send their replies, then closes it. If ctx ends first,
+// in-flight backend calls are cancelled and the connections closed at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing.Store(true)
+	for ln := range s.mu.listeners {
+		ln.Close()
+	}
+	// An idle connection is blocked reading; an expired deadline wakes it, and
+	// the loop sees closing before it reads again (see serveConn).
+	for c := range s.mu.conns {
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.mu.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
