@@ -1,0 +1,328 @@
+package config
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/ringkv/ringkv/internal/replication"
+)
+
+// testDefault is Default with a fixed node id, so tests do not depend on the host.
+func testDefault() Config {
+	c := Default()
+	c.NodeID = "n1"
+	return c
+}
+
+func TestDefaultIsValid(t *testing.T) {
+	c := testDefault()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if Default().NodeID == "" {
+		t.Fatal("Default has no node id")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		want   string // substring of the error; "" means valid
+	}{
+		{"default", func(*Config) {}, ""},
+		{"in-memory without data dir", func(c *Config) { c.InMemory, c.DataDir = true, "" }, ""},
+		{"port zero twice", func(c *Config) { c.ClientAddr, c.PeerAddr = "127.0.0.1:0", "127.0.0.1:0" }, ""},
+		{"all interfaces", func(c *Config) { c.ClientAddr = ":7379" }, ""},
+		{"one replica", func(c *Config) { c.Replicas = 1 }, ""},
+		{"empty node id", func(c *Config) { c.NodeID = "" }, "--node-id"},
+		{"node id with space", func(c *Config) { c.NodeID = "a b" }, "--node-id"},
+		{"node id too long", func(c *Config) { c.NodeID = strings.Repeat("n", 129) }, "--node-id"},
+		{"no data dir", func(c *Config) { c.DataDir = "" }, "--data-dir"},
+		{"address without port", func(c *Config) { c.ClientAddr = "localhost" }, "--client-addr"},
+		{"port out of range", func(c *Config) { c.HTTPAddr = "127.0.0.1:70000" }, "--http-addr"},
+		{"named port", func(c *Config) { c.PeerAddr = "127.0.0.1:http" }, "--peer-addr"},
+		{"same address twice", func(c *Config) { c.GossipAddr = c.ClientAddr }, "--gossip-addr"},
+		{"bad join", func(c *Config) { c.Join = []string{"10.0.0.1:7946", "10.0.0.2"} }, "--join"},
+		{"bad sync", func(c *Config) { c.Sync = "sometimes" }, "--sync"},
+		{"zero gc grace", func(c *Config) { c.GCGrace = 0 }, "--gc-grace"},
+		{"zero key limit", func(c *Config) { c.MaxKeyBytes = 0 }, "--max-key-bytes"},
+		{"huge key limit", func(c *Config) { c.MaxKeyBytes = 2 << 20 }, "--max-key-bytes"},
+		{"negative value limit", func(c *Config) { c.MaxValueBytes = -1 }, "--max-value-bytes"},
+		{"huge value limit", func(c *Config) { c.MaxValueBytes = 1 << 30 }, "--max-value-bytes"},
+		{"zero replicas", func(c *Config) { c.Replicas = 0 }, "--replicas"},
+		{"zero vnodes", func(c *Config) { c.VNodes = 0 }, "--vnodes"},
+		{"too many vnodes", func(c *Config) { c.VNodes = 100000 }, "--vnodes"},
+		{"no level", func(c *Config) { c.Consistency = 0 }, "--consistency"},
+		{"zero request timeout", func(c *Config) { c.RequestTimeout = 0 }, "--request-timeout"},
+		{"negative hint window", func(c *Config) { c.MaxHintWindow = -time.Second }, "--max-hint-window"},
+		{"zero hint bytes", func(c *Config) { c.MaxHintBytes = 0 }, "--max-hint-bytes"},
+		{"zero clock skew", func(c *Config) { c.MaxClockSkew = 0 }, "--max-clock-skew"},
+		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "--log-format"},
+		{"zero shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "--shutdown-timeout"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testDefault()
+			tc.mutate(&c)
+			err := c.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("accepted, want an error about %s", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("error %q does not name %s", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := testDefault()
+	c.Replicas, c.VNodes, c.Sync = 0, 0, "x"
+	err := c.Validate()
+	for _, flag := range []string{"--replicas", "--vnodes", "--sync"} {
+		if err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("error %v does not mention %s", err, flag)
+		}
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	c := testDefault()
+	c.GCGrace = 10 * time.Hour
+	if w := c.Warnings(); len(w) != 0 {
+		t.Fatalf("loopback, QUORUM, gc-grace > hint window: warnings %q", w)
+	}
+	c.ClientAddr = "0.0.0.0:7379"
+	c.Consistency = replication.One
+	c.GCGrace = time.Hour
+	w := strings.Join(c.Warnings(), "\n")
+	for _, want := range []string{"--client-addr", "--consistency ONE", "--max-hint-window"} {
+		if !strings.Contains(w, want) {
+			t.Errorf("warnings %q lack %s", w, want)
+		}
+	}
+	c.Password = "secret"
+	if strings.Contains(strings.Join(c.Warnings(), "\n"), "--client-addr") {
+		t.Error("warns about an open listener although a password is set")
+	}
+}
+
+// parse registers the flags of c on a fresh set, parses args and loads.
+func parse(t *testing.T, c *Config, args []string, env map[string]string) error {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	c.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return c.Load(fs, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "ringkv.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "replicas: 5\nvnodes: 32\nzone: file-zone\njoin: [a:1, b:2]\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(*Config)
+	}{
+		{"default", nil, nil, func(*Config) {}},
+		{"file", []string{"--config", file}, nil, func(c *Config) {
+			c.Replicas, c.VNodes, c.Zone, c.Join = 5, 32, "file-zone", []string{"a:1", "b:2"}
+		}},
+		{"file named by env", nil, map[string]string{"RINGKV_CONFIG": file}, func(c *Config) {
+			c.Replicas, c.VNodes, c.Zone, c.Join = 5, 32, "file-zone", []string{"a:1", "b:2"}
+		}},
+		{"env over file", []string{"--config", file}, map[string]string{"RINGKV_REPLICAS": "7", "RINGKV_JOIN": "c:3"}, func(c *Config) {
+			c.Replicas, c.VNodes, c.Zone, c.Join = 7, 32, "file-zone", []string{"c:3"}
+		}},
+		{"flag over env over file", []string{"--config", file, "--replicas", "9", "--zone=flag-zone"},
+			map[string]string{"RINGKV_REPLICAS": "7", "RINGKV_ZONE": "env-zone", "RINGKV_VNODES": "16"}, func(c *Config) {
+				c.Replicas, c.VNodes, c.Zone, c.Join = 9, 16, "flag-zone", []string{"a:1", "b:2"}
+			}},
+		{"flag equal to default still wins", []string{"--config", file, "--replicas", "3"}, map[string]string{"RINGKV_REPLICAS": "7"}, func(c *Config) {
+			c.Replicas, c.VNodes, c.Zone, c.Join = 3, 32, "file-zone", []string{"a:1", "b:2"}
+		}},
+		{"dashes become underscores", nil, map[string]string{"RINGKV_MAX_CLOCK_SKEW": "2s", "RINGKV_IN_MEMORY": "true", "RINGKV_MAX_VALUE_BYTES": "1MiB"}, func(c *Config) {
+			c.MaxClockSkew, c.InMemory, c.MaxValueBytes = 2*time.Second, true, 1<<20
+		}},
+		{"unrelated env ignored", nil, map[string]string{"RINGKV_HELP": "true", "REPLICAS": "1"}, func(*Config) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testDefault()
+			if err := parse(t, &c, tc.args, tc.env); err != nil {
+				t.Fatal(err)
+			}
+			want := testDefault()
+			tc.want(&want)
+			c.ConfigFile, want.ConfigFile = "", ""
+			if !reflect.DeepEqual(c, want) {
+				t.Fatalf("got  %+v\nwant %+v", c, want)
+			}
+		})
+	}
+}
+
+func TestFileWithEveryKey(t *testing.T) {
+	file := writeFile(t, `
+node-id: node-7
+data-dir: /var/lib/ringkv
+in-memory: true
+client-addr: 0.0.0.0:6000
+http-addr: 0.0.0.0:6001
+peer-addr: 10.0.0.7:6002
+gossip-addr: 10.0.0.7:6003
+join:
+  - 10.0.0.1:6003
+  - 10.0.0.2:6003
+zone: eu-west-1a
+sync: always
+gc-grace: 24h
+max-key-bytes: 1KiB
+max-value-bytes: 4194304
+replicas: 5
+vnodes: 128
+consistency: all
+request-timeout: 1500ms
+hinted-handoff: false
+max-hint-window: 1h
+max-hint-bytes: 2GiB
+max-clock-skew: 250ms
+password: hunter2
+log-level: debug
+log-format: json
+shutdown-timeout: 10s
+`)
+	c := testDefault()
+	if err := parse(t, &c, []string{"--config", file}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		ConfigFile: file,
+		NodeID:     "node-7", DataDir: "/var/lib/ringkv", InMemory: true,
+		ClientAddr: "0.0.0.0:6000", HTTPAddr: "0.0.0.0:6001", PeerAddr: "10.0.0.7:6002", GossipAddr: "10.0.0.7:6003",
+		Join: []string{"10.0.0.1:6003", "10.0.0.2:6003"}, Zone: "eu-west-1a",
+		Sync: SyncAlways, GCGrace: 24 * time.Hour, MaxKeyBytes: 1024, MaxValueBytes: 4 << 20,
+		Replicas: 5, VNodes: 128, Consistency: replication.All, RequestTimeout: 1500 * time.Millisecond,
+		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
+		Password: "hunter2", LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("got  %+v\nwant %+v", c, want)
+	}
+
+	// The file above must name every setting, so a new field gets a file test.
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	new(Config).AddFlags(fs)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "config" && !strings.Contains(mustRead(t, file), "\n"+f.Name+":") {
+			t.Errorf("file test lacks key %s", f.Name)
+		}
+	})
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestFlagTagsMatchFlags(t *testing.T) {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	new(Config).AddFlags(fs)
+	var tags []string
+	for f := range reflect.TypeFor[Config]().Fields() {
+		tag := f.Tag.Get("flag")
+		if tag == "" {
+			t.Errorf("field %s has no flag tag", f.Name)
+		}
+		if fs.Lookup(tag) == nil {
+			t.Errorf("field %s: no flag --%s", f.Name, tag)
+		}
+		tags = append(tags, tag)
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !slices.Contains(tags, f.Name) {
+			t.Errorf("flag --%s binds no field", f.Name)
+		}
+	})
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"unknown key", "replicas: 3\nreplica: 3\n", nil, `unknown key "replica"`},
+		{"config key in file", "config: other.yaml\n", nil, `unknown key "config"`},
+		{"bad value in file", "gc-grace: soon\n", nil, "gc-grace"},
+		{"nested value", "zone: {a: b}\n", nil, "zone"},
+		{"not a mapping", "- a\n- b\n", nil, "mapping"},
+		{"duplicate key", "vnodes: 1\nvnodes: 2\n", nil, "vnodes"},
+		{"bad env", "", map[string]string{"RINGKV_REPLICAS": "three"}, "RINGKV_REPLICAS"},
+		{"invalid result", "replicas: 0\n", nil, "--replicas"},
+		{"bad level", "consistency: TWO\n", nil, "consistency"},
+		{"bad bytes", "max-value-bytes: 16MB\n", nil, "max-value-bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testDefault()
+			err := parse(t, &c, []string{"--config", writeFile(t, tc.file)}, tc.env)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one mentioning %s", err, tc.want)
+			}
+		})
+	}
+	c := testDefault()
+	if err := parse(t, &c, []string{"--config", filepath.Join(t.TempDir(), "missing.yaml")}, nil); err == nil {
+		t.Fatal("missing config file accepted")
+	}
+	c = testDefault()
+	if err := parse(t, &c, []string{"--config", writeFile(t, "")}, nil); err != nil {
+		t.Fatalf("empty config file: %v", err)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{
+		{"0", 0}, {"8192", 8192}, {"8KiB", 8192}, {"16 MiB", 16 << 20}, {"1GiB", 1 << 30}, {"2TiB", 2 << 40}, {"10B", 10},
+	} {
+		got, err := ParseBytes(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+		if back, err := ParseBytes(FormatBytes(got)); err != nil || back != got {
+			t.Errorf("FormatBytes(%d) = %q does not parse back", got, FormatBytes(got))
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5MiB", "16MB", "MiB", "9999999999TiB", "1 GB"} {
+		if n, err := ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q) = %d, want an error", in, n)
+		}
+	}
+}

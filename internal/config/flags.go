@@ -1,0 +1,281 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ringkv/ringkv/internal/replication"
+)
+
+// EnvPrefix starts the name of every environment variable ringkv reads.
+const EnvPrefix = "RINGKV_"
+
+// ownedAnnotation marks the flags AddFlags registers, so Load applies the
+// environment and file only to them and never to flags others add to the same
+// set (cobra's --help, for one).
+const ownedAnnotation = "ringkv/config"
+
+// EnvName returns the environment variable for a flag: RINGKV_ followed by the
+// flag name upper-cased, with '-' turned into '_'.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// AddFlags registers one flag per field on fs, bound to c's fields, with c's
+// current values as defaults; call it on Default() to show real defaults in
+// --help.
+func (c *Config) AddFlags(set *pflag.FlagSet) {
+	// Register on a set of our own first so that only these flags get marked.
+	fs := pflag.NewFlagSet("config", pflag.ContinueOnError)
+	fs.SortFlags = false // Hand them over in registration order, grouped by topic.
+	fs.StringVar(&c.ConfigFile, "config", c.ConfigFile, "YAML file with settings, keyed by flag name (flags and environment override it)")
+
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "unique, stable id of this node; ring tokens derive from it")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the node's data")
+	fs.BoolVar(&c.InMemory, "in-memory", c.InMemory, "keep all data in memory, lost at exit (demos, tests)")
+	fs.StringVar(&c.ClientAddr, "client-addr", c.ClientAddr, "listen address for Redis (RESP) clients")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address for the HTTP API, /metrics and health checks")
+	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address for node-to-node replication traffic")
+	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for membership gossip")
+	fs.StringSliceVar(&c.Join, "join", c.Join, "comma-separated gossip addresses of existing nodes to join")
+	fs.StringVar(&c.Zone, "zone", c.Zone, "failure zone (rack, AZ); replicas spread across zones")
+
+	fs.StringVar((*string)(&c.Sync), "sync", string(c.Sync), "when to fsync: always (before each ack) or periodic (every 100ms)")
+	fs.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "how long tombstones are kept before they are purged")
+	fs.Var(newBytesValue(&c.MaxKeyBytes), "max-key-bytes", "largest key accepted (bytes; KiB, MiB, GiB suffixes allowed)")
+	fs.Var(newBytesValue(&c.MaxValueBytes), "max-value-bytes", "largest value accepted (bytes; KiB, MiB, GiB suffixes allowed)")
+
+	fs.IntVar(&c.Replicas, "replicas", c.Replicas, "number of copies of each key (N)")
+	fs.IntVar(&c.VNodes, "vnodes", c.VNodes, "ring tokens per node")
+	fs.Var((*levelValue)(&c.Consistency), "consistency", "default consistency level: ONE, QUORUM or ALL")
+	fs.DurationVar(&c.RequestTimeout, "request-timeout", c.RequestTimeout, "deadline for one client request across its replicas")
+
+	fs.BoolVar(&c.HintedHandoff, "hinted-handoff", c.HintedHandoff, "keep hints for replicas that miss a write and replay them when they return")
+	fs.DurationVar(&c.MaxHintWindow, "max-hint-window", c.MaxHintWindow, "stop storing hints for a replica down longer than this")
+	fs.Var(newBytesValue(&c.MaxHintBytes), "max-hint-bytes", "disk space hints may take on this node (bytes; KiB, MiB, GiB suffixes allowed)")
+	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", c.MaxClockSkew, "refuse writes whose version is this far ahead of the local clock")
+
+	fs.StringVar(&c.Password, "password", c.Password, "password clients must AUTH with (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
+
+	fs.Var((*logLevelValue)(&c.LogLevel), "log-level", "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take before connections are cut")
+
+	fs.VisitAll(func(f *pflag.Flag) {
+		f.Annotations = map[string][]string{ownedAnnotation: {"true"}}
+	})
+	set.AddFlagSet(fs)
+}
+
+// Load completes the flags AddFlags bound to c after fs has been parsed: each
+// flag not set on the command line takes its value from the environment
+// (RINGKV_<FLAG>), else from the YAML file named by --config or RINGKV_CONFIG,
+// else keeps its default. Then it validates c. lookupEnv is os.LookupEnv
+// outside tests; nil means os.LookupEnv.
+func (c *Config) Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) error {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	if !fs.Changed("config") {
+		if v, ok := lookupEnv(EnvName("config")); ok {
+			if err := fs.Set("config", v); err != nil {
+				return fmt.Errorf("config: %s: %w", EnvName("config"), err)
+			}
+		}
+	}
+	var file map[string]string
+	if c.ConfigFile != "" {
+		var err error
+		if file, err = readFile(c.ConfigFile); err != nil {
+			return err
+		}
+		for k := range file {
+			if f := fs.Lookup(k); f == nil || k == "config" || f.Annotations[ownedAnnotation] == nil {
+				return fmt.Errorf("config: %s: unknown key %q", c.ConfigFile, k)
+			}
+		}
+	}
+
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Annotations[ownedAnnotation] == nil || f.Name == "config" || f.Changed {
+			return
+		}
+		if v, ok := lookupEnv(EnvName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("config: %s=%q: %w", EnvName(f.Name), v, err))
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("config: %s: %s: %q: %w", c.ConfigFile, f.Name, v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return c.Validate()
+}
+
+// readFile reads a flat YAML mapping of flag names to scalars (or, for list
+// flags, sequences of scalars) and returns each value in its flag syntax.
+func readFile(path string) (map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil // An empty file sets nothing.
+		}
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("config: %s: want a mapping of flag names to values", path)
+	}
+	out := make(map[string]string, len(root.Content)/2)
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i], root.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("config: %s:%d: key is not a string", path, k.Line)
+		}
+		if _, dup := out[k.Value]; dup {
+			return nil, fmt.Errorf("config: %s:%d: key %q given twice", path, k.Line, k.Value)
+		}
+		s, err := scalarOrList(v)
+		if err != nil {
+			return nil, fmt.Errorf("config: %s:%d: %s: %w", path, v.Line, k.Value, err)
+		}
+		out[k.Value] = s
+	}
+	return out, nil
+}
+
+func scalarOrList(n *yaml.Node) (string, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "", nil
+		}
+		return n.Value, nil
+	case yaml.SequenceNode:
+		items := make([]string, 0, len(n.Content))
+		for _, it := range n.Content {
+			if it.Kind != yaml.ScalarNode {
+				return "", errors.New("list items must be plain values")
+			}
+			if strings.ContainsAny(it.Value, ",\"") {
+				return "", fmt.Errorf("list item %q must not contain ',' or '\"'", it.Value)
+			}
+			items = append(items, it.Value)
+		}
+		return strings.Join(items, ","), nil
+	}
+	return "", errors.New("want a value or a list of values")
+}
+
+// levelValue binds a replication.Level to a flag.
+type levelValue replication.Level
+
+func (l *levelValue) String() string { return replication.Level(*l).String() }
+func (l *levelValue) Type() string   { return "level" }
+func (l *levelValue) Set(s string) error {
+	lvl, err := replication.ParseLevel(s)
+	if err != nil {
+		return err
+	}
+	*l = levelValue(lvl)
+	return nil
+}
+
+// logLevelValue binds a slog.Level to a flag.
+type logLevelValue slog.Level
+
+func (l *logLevelValue) String() string { return strings.ToLower(slog.Level(*l).String()) }
+func (l *logLevelValue) Type() string   { return "level" }
+func (l *logLevelValue) Set(s string) error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(s)); err != nil {
+		return fmt.Errorf("%q: want debug, info, warn or error", s)
+	}
+	*l = logLevelValue(lvl)
+	return nil
+}
+
+// bytesValue binds a byte count to a flag that takes a plain number or one with
+// a binary suffix (8KiB, 16MiB, 1GiB). Decimal suffixes (MB) are refused: one
+// spelling per quantity avoids a silent 5% error.
+type bytesValue[T int | int64] struct{ p *T }
+
+func newBytesValue[T int | int64](p *T) *bytesValue[T] { return &bytesValue[T]{p: p} }
+
+func (b *bytesValue[T]) Type() string   { return "bytes" }
+func (b *bytesValue[T]) String() string { return FormatBytes(int64(*b.p)) }
+func (b *bytesValue[T]) Set(s string) error {
+	n, err := ParseBytes(s)
+	if err != nil {
+		return err
+	}
+	if int64(T(n)) != n {
+		return fmt.Errorf("%q: too large", s)
+	}
+	*b.p = T(n)
+	return nil
+}
+
+var byteUnits = []struct {
+	suffix string
+	shift  uint
+}{{"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+
+// ParseBytes parses a byte count: digits, optionally followed by B, KiB, MiB,
+// GiB or TiB (a space before the suffix is allowed).
+func ParseBytes(s string) (int64, error) {
+	num, shift := strings.TrimSpace(s), uint(0)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, shift = strings.TrimSpace(rest), u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want a byte count such as 8192, 64KiB or 16MiB", s)
+	}
+	if n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("%q: too large", s)
+	}
+	return n << shift, nil
+}
+
+// FormatBytes writes n in the largest binary unit that divides it exactly, so
+// that ParseBytes(FormatBytes(n)) == n.
+func FormatBytes(n int64) string {
+	for _, u := range byteUnits[:len(byteUnits)-1] {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
