@@ -1,0 +1,31 @@
+package httpapi
+
+// ClusterStatus is the body of GET /v1/cluster, which the server mounts with
+// Handle and `ringkv status` reads. It lives here so both sides share one
+// definition of the wire format.
+type ClusterStatus struct {
+	// Self is the id of the node that answered.
+	Self     string       `json:"self"`
+	Nodes    []NodeStatus `json:"nodes"`
+	Replicas int          `json:"replicas"`
+	VNodes   int          `json:"vnodes"`
+}
+
+// NodeStatus is one member as the answering node sees it.
+type NodeStatus struct {
+	ID         string `json:"id"`
+	ClientAddr string `json:"client_addr"`
+	PeerAddr   string `json:"peer_addr"`
+	HTTPAddr   string `json:"http_addr"`
+	GossipAddr string `json:"gossip_addr"`
+	Zone       string `json:"zone"`
+	// Up is the failure detector's verdict.
+	Up bool `json:"up"`
+	// State is the membership state: joining, normal, leaving, removed or down.
+	State string `json:"state"`
+	// Ownership is the fraction of the ring (0..1) this node is the primary
+	// replica for; it sums to 1 over the nodes.
+	Ownership float64 `json:"ownership"`
+	// Hints is the number of hints the answering node holds for this one.
+	Hints int64 `json:"hints"`
+}
