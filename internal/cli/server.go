@@ -1,0 +1,78 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ringkv/ringkv/internal/config"
+)
+
+func newServerCommand(e *env) *cobra.Command {
+	cfg := config.Default()
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a ringkv node",
+		Long: `Run one ringkv node until SIGINT or SIGTERM, then shut it down gracefully:
+stop accepting requests, drain connections, sync and close storage.
+
+Every flag can also be set in the environment as RINGKV_<FLAG> (upper case,
+'-' as '_', e.g. RINGKV_MAX_VALUE_BYTES=16MiB) or in a YAML file given with
+--config (or RINGKV_CONFIG) whose keys are the flag names. A flag on the
+command line wins over the environment, which wins over the file.`,
+		Example: `  ringkv server --node-id n1 --data-dir /var/lib/ringkv --client-addr 0.0.0.0:7379 --password s3cret
+  RINGKV_JOIN=10.0.0.1:7946 ringkv server --config /etc/ringkv.yaml`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.Load(cmd.Flags(), e.lookupEnv); err != nil {
+				return err
+			}
+			logger := newLogger(cmd.ErrOrStderr(), cfg.LogFormat, cfg.LogLevel)
+			return runServer(cmd.Context(), cfg, logger, e)
+		},
+	}
+	cmd.Flags().SortFlags = false // Keep related flags together, in AddFlags order.
+	cfg.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// runServer starts a node and stops it once ctx is done.
+func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger, e *env) error {
+	for _, w := range cfg.Warnings() {
+		logger.Warn(w)
+	}
+	n, err := e.newNode(cfg, logger)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	if err := n.Start(); err != nil {
+		// Start may fail after opening storage or a listener; release them.
+		return errors.Join(fmt.Errorf("server: start: %w", err), shutdown(ctx, n, cfg.ShutdownTimeout))
+	}
+	a := n.Addrs()
+	logger.Info("ringkv node started", "node", cfg.NodeID, "version", Version,
+		"client", a.Client, "http", a.HTTP, "peer", a.Peer, "gossip", a.Gossip)
+
+	<-ctx.Done()
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	if err := shutdown(ctx, n, cfg.ShutdownTimeout); err != nil {
+		return err
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// shutdown stops n within timeout. It detaches from ctx, which is usually the
+// cancelled signal context that asked for the shutdown in the first place.
+func shutdown(ctx context.Context, n node, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	return nil
+}
