@@ -1,0 +1,302 @@
+// Package server is ringkv's composition root: it builds every component of a
+// node from one config, wires them together and owns their lifecycles. Start
+// brings them up in dependency order and Shutdown takes them down in reverse:
+// first stop taking client work, then let in-flight work finish, then leave the
+// cluster, then sync and close the store.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/handoff"
+	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/membership"
+	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/resp"
+	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/transport"
+)
+
+// Addrs are the addresses a started server listens on.
+type Addrs struct{ Client, HTTP, Peer, Gossip string }
+
+// Server is one ringkv node.
+type Server struct {
+	cfg    config.Config
+	log    *slog.Logger
+	reg    *prometheus.Registry
+	wall   *clock.Offset
+	hlc    *clock.HLC
+	store  *storage.Store
+	peers  *transport.TCP
+	member *membership.Membership
+	topo   *topology
+	hints  *handoff.Queue
+	coord  *replication.Coordinator
+	resp   *resp.Server
+	http   *http.Server
+	httpLn net.Listener
+	respLn net.Listener
+
+	stopWatch chan struct{}
+	watchDone chan struct{}
+	shutdown  sync.Once
+}
+
+// New builds a node from cfg; nothing listens until Start.
+func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: logger.With("node", cfg.NodeID)}, nil
+}
+
+// Start opens storage, joins the cluster and starts serving. On error it
+// releases whatever it had started.
+func (s *Server) Start() (err error) {
+	defer func() {
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.close(ctx)
+		}
+	}()
+	cfg := s.cfg
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The offset lets the fault suite skew this one process's clock; it is
+	// zero unless a test sets it through the debug endpoint.
+	s.wall = clock.NewOffset(clock.System{}, 0)
+	s.hlc = clock.NewHLC(s.wall, cfg.MaxClockSkew)
+
+	sync := storage.SyncPeriodic
+	if cfg.Sync == config.SyncAlways {
+		sync = storage.SyncAlways
+	}
+	s.store, err = storage.Open(storage.Options{
+		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
+		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("server: opening storage: %w", err)
+	}
+
+	// The coordinator is the transport's handler, and the transport is the
+	// coordinator's caller: build the handler through a closure.
+	var coord *replication.Coordinator
+	s.peers, err = transport.Listen(transport.TCPConfig{
+		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log.With("component", "transport"), Registerer: s.reg,
+		Handler: func(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
+			return coord.Serve(ctx, from, method, payload)
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("server: peer listener: %w", err)
+	}
+
+	s.respLn, err = net.Listen("tcp", cfg.ClientAddr)
+	if err != nil {
+		return fmt.Errorf("server: client listener: %w", err)
+	}
+	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("server: http listener: %w", err)
+	}
+
+	s.member, err = membership.New(membership.Config{
+		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: cfg.Join,
+		Profile: gossipProfile(cfg.GossipAddr),
+		Logger:  s.log.With("component", "membership"),
+		Meta: membership.Meta{
+			ID: cfg.NodeID, Zone: cfg.Zone,
+			ClientAddr: s.respLn.Addr().String(), PeerAddr: s.peers.Addr(), HTTPAddr: s.httpLn.Addr().String(),
+			State: membership.Normal,
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("server: membership: %w", err)
+	}
+	s.topo = newTopology(cfg.NodeID, cfg.Replicas, cfg.VNodes)
+
+	s.hints, err = handoff.New(handoff.Config{
+		// A hint older than gc-grace could carry a value whose delete the
+		// target already purged, and resurrect it: never keep one that long.
+		MaxWindow: min(cfg.MaxHintWindow, cfg.GCGrace), MaxBytes: cfg.MaxHintBytes, Clock: s.wall,
+		Logger: s.log, Registerer: s.reg,
+	}, s.store.Keyspace('h'), s.deliverHint, s.topo.isUp)
+	if err != nil {
+		return err
+	}
+
+	rcfg := replication.DefaultConfig()
+	rcfg.NodeID = cfg.NodeID
+	rcfg.RequestTimeout = cfg.RequestTimeout
+	rcfg.Logger = s.log
+	rcfg.Registerer = s.reg
+	var hinter replication.Hinter
+	if cfg.HintedHandoff {
+		hinter = s.hints
+	}
+	coord = replication.New(rcfg, s.hlc, s.store, s.peers, s.topo, hinter)
+	s.coord = coord
+
+	if err := s.member.Start(context.Background()); err != nil {
+		return fmt.Errorf("server: joining the cluster: %w", err)
+	}
+	s.topo.update(s.member.Members())
+	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
+	go s.watchMembership()
+	s.hints.Start()
+
+	s.resp = resp.New(resp.Config{
+		Addr: cfg.ClientAddr, MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
+		// Twice the value limit: a value somewhat over it is read and refused
+		// with a clear error on a connection that stays usable; only far
+		// larger input is a protocol error that closes it, as in Redis.
+		MaxBulkBytes: 2 * max(cfg.MaxValueBytes, cfg.MaxKeyBytes),
+		Password:     cfg.Password, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
+		Info: s.info, Logger: s.log.With("component", "resp"), Registerer: s.reg,
+	}, coord)
+	go func() {
+		if err := s.resp.Serve(s.respLn); err != nil && !errors.Is(err, resp.ErrServerClosed) {
+			s.log.Error("client listener stopped", "err", err)
+		}
+	}()
+
+	api := httpapi.New(httpapi.Config{
+		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, DefaultLevel: cfg.Consistency,
+		Logger: s.log.With("component", "http"), Ready: s.ready,
+	}, coord)
+	api.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	api.Handle("GET /v1/cluster", http.HandlerFunc(s.handleCluster))
+	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http listener stopped", "err", err)
+		}
+	}()
+	s.log.Info("ringkv node started", "client", s.respLn.Addr().String(), "http", s.httpLn.Addr().String(),
+		"peer", s.peers.Addr(), "gossip", cfg.GossipAddr, "replicas", cfg.Replicas)
+	return nil
+}
+
+// deliverHint replays one hint to its target with the peer Apply request.
+func (s *Server) deliverHint(ctx context.Context, target string, key []byte, rec *record.Record) error {
+	addr, ok := s.topo.peerAddr(target)
+	if !ok {
+		return fmt.Errorf("server: unknown hint target %q", target)
+	}
+	return s.coord.SendApply(ctx, addr, key, rec)
+}
+
+// watchMembership rebuilds the topology on every membership change and wakes
+// the hint replayer when a node comes back.
+func (s *Server) watchMembership() {
+	defer close(s.watchDone)
+	ch := s.member.Subscribe()
+	// Changes between Start and Subscribe would be lost without this.
+	s.topo.update(s.member.Members())
+	for {
+		select {
+		case <-s.stopWatch:
+			return
+		case <-ch:
+			if s.topo.update(s.member.Members()) {
+				s.hints.Kick()
+			}
+		}
+	}
+}
+
+func (s *Server) ready() error {
+	if s.store == nil || s.coord == nil {
+		return errors.New("starting")
+	}
+	return nil
+}
+
+// Addrs returns the addresses the node listens on.
+func (s *Server) Addrs() Addrs {
+	var a Addrs
+	if s.respLn != nil {
+		a.Client = s.respLn.Addr().String()
+	}
+	if s.httpLn != nil {
+		a.HTTP = s.httpLn.Addr().String()
+	}
+	if s.peers != nil {
+		a.Peer = s.peers.Addr()
+	}
+	a.Gossip = s.cfg.GossipAddr
+	return a
+}
+
+// Shutdown stops the node gracefully: client listeners drain, the node leaves
+// the gossip, hints stop, the store syncs and closes.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.shutdown.Do(func() { err = s.close(ctx) })
+	return err
+}
+
+func (s *Server) close(ctx context.Context) error {
+	var errs []error
+	if s.resp != nil {
+		errs = append(errs, s.resp.Shutdown(ctx))
+	} else if s.respLn != nil {
+		s.respLn.Close()
+	}
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	} else if s.httpLn != nil {
+		s.httpLn.Close()
+	}
+	if s.stopWatch != nil {
+		close(s.stopWatch)
+		<-s.watchDone
+	}
+	if s.hints != nil {
+		errs = append(errs, s.hints.Shutdown(ctx))
+	}
+	if s.member != nil {
+		errs = append(errs, s.member.Shutdown(ctx))
+	}
+	if s.peers != nil {
+		errs = append(errs, s.peers.Close())
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// gossipProfile picks memberlist's fast failure detection when the node gossips
+// on loopback: every member is then on this machine (demo, tests), where a
+// missed probe means a dead process, not a slow network.
+func gossipProfile(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return membership.ProfileLAN
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return membership.ProfileLocal
+	}
+	return membership.ProfileLAN
+}
