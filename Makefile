@@ -1,0 +1,39 @@
+# ringkv build and test entry points. `make test` is what CI runs (.ci/run).
+GO        ?= go
+PKGS      := ./...
+FUZZTIME  ?= 10s
+
+.PHONY: build test test-short lint vet fmt-check fuzz fuzz-ci verify demo bench-compare
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringkv ./cmd/ringkv
+
+# The whole suite, race detector on, then a short fuzz pass over every parser.
+test: vet fmt-check
+	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+	$(MAKE) fuzz-ci
+
+test-short:
+	$(GO) test -count=1 -short $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint: vet fmt-check
+
+# Each fuzz target for FUZZTIME (go test allows one -fuzz target per run).
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/record
+	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./internal/resp
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZTIME=5s
+
+verify:
+	$(GO) mod tidy && gofmt -l . && git diff --exit-code
+
+demo:
+	$(GO) run ./cmd/ringkv demo
