@@ -95,7 +95,7 @@ func TestDemo(t *testing.T) {
 
 func TestDemoSingleNodeInMemory(t *testing.T) {
 	te := newTestEnv(t)
-	stop := startDemo(t, te, "--in-memory", "--base-port", "0")
+	stop := startDemo(t, te, "--nodes", "1", "--in-memory", "--base-port", "0")
 	if code := stop(); code != exitOK {
 		t.Fatalf("exit %d: %s", code, te.stderr.String())
 	}

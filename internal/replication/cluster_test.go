@@ -19,8 +19,9 @@ import (
 // simTopo is a fixed replica set (every key on every node, RF = nodes) whose
 // liveness the test flips, standing in for gossip; the ring has its own tests.
 type simTopo struct {
-	mu   sync.Mutex
-	reps []Replica
+	mu      sync.Mutex
+	reps    []Replica
+	pending []Replica
 }
 
 func (t *simTopo) Replicas([]byte) []Replica {
@@ -31,12 +32,28 @@ func (t *simTopo) Replicas([]byte) []Replica {
 
 func (t *simTopo) Nodes() []Replica { return t.Replicas(nil) }
 
+func (t *simTopo) Pending([]byte) []Replica {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Replica(nil), t.pending...)
+}
+
 func (t *simTopo) setUp(id string, up bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i := range t.reps {
 		if t.reps[i].ID == id {
 			t.reps[i].Up = up
+		}
+	}
+}
+
+func (t *simTopo) setUpPending(id string, up bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.pending {
+		if t.pending[i].ID == id {
+			t.pending[i].Up = up
 		}
 	}
 }
@@ -352,4 +369,30 @@ func checkFor(t *testing.T, total time.Duration, f func() error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("not true after %s: %v", total, err)
+}
+
+func TestWritesReachPendingReplicas(t *testing.T) {
+	c := newSimCluster(t, 4)
+	// n4 is joining: it is no natural replica yet but gains the range.
+	c.topo.mu.Lock()
+	c.topo.pending = []Replica{c.topo.reps[3]}
+	c.topo.reps = c.topo.reps[:3]
+	c.topo.mu.Unlock()
+	if err := put(t, c.nodes[0].coord, "k", "v", Quorum); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 2*time.Second, func() error {
+		if v, ok := localValue(t, c.nodes[3], "k"); !ok || v != "v" {
+			return fmt.Errorf("pending replica lacks the write: %q %v", v, ok)
+		}
+		return nil
+	})
+	c.down(3)
+	c.topo.setUpPending("n4", false)
+	if err := put(t, c.nodes[0].coord, "k2", "v", All); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("ALL with the pending replica down: %v, want UNAVAILABLE", err)
+	}
+	if err := put(t, c.nodes[0].coord, "k3", "v", Quorum); err != nil {
+		t.Fatalf("QUORUM with the pending replica down (3 natural up): %v", err)
+	}
 }

@@ -29,6 +29,12 @@ type Replica struct {
 type Topology interface {
 	// Replicas returns the key's replica set in ring order, down replicas included.
 	Replicas(key []byte) []Replica
+	// Pending returns the nodes that are taking over part of key's range (a
+	// joining node, the new owner when a node leaves), nil when none. Writes
+	// go to them as well, and each one's ack is required on top of the
+	// level's count, as in Cassandra: whichever replica set is in force once
+	// the range has moved, a majority of it then holds every acknowledged write.
+	Pending(key []byte) []Replica
 	// Nodes returns every member of the cluster, down ones included.
 	Nodes() []Replica
 }
@@ -140,6 +146,10 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level
 	defer func() { c.metrics.observe("write", lvl, start, err) }()
 	reps := c.topo.Replicas(key)
 	need := lvl.Required(len(reps))
+	if pending := c.topo.Pending(key); len(pending) > 0 {
+		reps = append(append(make([]Replica, 0, len(reps)+len(pending)), reps...), pending...)
+		need += len(pending)
+	}
 	if live := countUp(reps); live < need {
 		return prev, false, fmt.Errorf("%w: %s write needs %d of %d replicas, %d up", ErrUnavailable, lvl, need, len(reps), live)
 	}

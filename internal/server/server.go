@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,7 @@ type Server struct {
 	httpLn net.Listener
 	respLn net.Listener
 
+	ready     atomic.Bool
 	stopWatch chan struct{}
 	watchDone chan struct{}
 	shutdown  sync.Once
@@ -93,19 +95,18 @@ func (s *Server) Start() (err error) {
 	s.store, err = storage.Open(storage.Options{
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
 		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
+		OnApply: s.onApply,
 	})
 	if err != nil {
 		return fmt.Errorf("server: opening storage: %w", err)
 	}
 
 	// The coordinator is the transport's handler, and the transport is the
-	// coordinator's caller: build the handler through a closure.
+	// coordinator's caller: servePeer reads s.coord once it is set.
 	var coord *replication.Coordinator
 	s.peers, err = transport.Listen(transport.TCPConfig{
 		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log.With("component", "transport"), Registerer: s.reg,
-		Handler: func(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
-			return coord.Serve(ctx, from, method, payload)
-		},
+		Handler: s.servePeer,
 	})
 	if err != nil {
 		return fmt.Errorf("server: peer listener: %w", err)
@@ -156,6 +157,14 @@ func (s *Server) Start() (err error) {
 	}
 	coord = replication.New(rcfg, s.hlc, s.store, s.peers, s.topo, hinter)
 	s.coord = coord
+	s.ready.Store(true)
+
+	if err := s.startAntiEntropy(); err != nil {
+		return fmt.Errorf("server: anti-entropy: %w", err)
+	}
+	if err := s.startRebalance(); err != nil {
+		return fmt.Errorf("server: rebalance: %w", err)
+	}
 
 	if err := s.member.Start(context.Background()); err != nil {
 		return fmt.Errorf("server: joining the cluster: %w", err)
@@ -182,10 +191,12 @@ func (s *Server) Start() (err error) {
 
 	api := httpapi.New(httpapi.Config{
 		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, DefaultLevel: cfg.Consistency,
-		Logger: s.log.With("component", "http"), Ready: s.ready,
+		Logger: s.log.With("component", "http"), Ready: s.readyCheck,
 	}, coord)
 	api.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	api.Handle("GET /v1/cluster", http.HandlerFunc(s.handleCluster))
+	s.mountAntiEntropy(api)
+	s.mountRebalance(api)
 	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -225,11 +236,36 @@ func (s *Server) watchMembership() {
 	}
 }
 
-func (s *Server) ready() error {
-	if s.store == nil || s.coord == nil {
+func (s *Server) readyCheck() error {
+	if !s.ready.Load() {
 		return errors.New("starting")
 	}
 	return nil
+}
+
+// Peer request methods are split into ranges, one per component, so each
+// component numbers its own requests without touching the others'.
+const (
+	methodsReplication  = 0  // 0..15: replication (coordinator ↔ replica)
+	methodsAntiEntropy  = 16 // 16..31: anti-entropy
+	methodsRebalance    = 32 // 32..47: range streaming and topology changes
+	methodsRebalanceEnd = 48
+)
+
+// servePeer routes a peer request to the component that owns its method.
+func (s *Server) servePeer(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
+	if !s.ready.Load() {
+		return nil, errors.New("server: node is starting")
+	}
+	switch {
+	case method < methodsAntiEntropy:
+		return s.coord.Serve(ctx, from, method, payload)
+	case method < methodsRebalance:
+		return s.serveAntiEntropy(ctx, from, method, payload)
+	case method < methodsRebalanceEnd:
+		return s.serveRebalance(ctx, from, method, payload)
+	}
+	return nil, fmt.Errorf("server: unknown peer method %d", method)
 }
 
 // Addrs returns the addresses the node listens on.
@@ -272,6 +308,7 @@ func (s *Server) close(ctx context.Context) error {
 		close(s.stopWatch)
 		<-s.watchDone
 	}
+	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))
 	}

@@ -110,3 +110,7 @@ func (t *topology) peerAddr(id string) (string, bool) {
 	r, ok := t.cur.Load().byNode[id]
 	return r.Addr, ok && r.Addr != ""
 }
+
+// Pending implements replication.Topology. Nodes joining or leaving are not
+// streamed yet, so no range is pending.
+func (t *topology) Pending([]byte) []replication.Replica { return nil }
