@@ -1,11 +1,13 @@
 package replication
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -168,12 +170,21 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level
 // write sends rec to every live replica and waits for need acks. Replicas that
 // are down, or fail in a way that may mean they missed it, get a hint.
 func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record, reps []Replica, need int, lvl Level) (prev record.Record, prevFound bool, err error) {
+	// One replica and it is this node (a single node, RF 1): no fan-out.
+	if len(reps) == 1 && reps[0].Up && c.isLocal(&reps[0]) {
+		res, err := c.local.Apply(key, *rec)
+		if err != nil {
+			return prev, false, err
+		}
+		return res.Prev, res.PrevFound, nil
+	}
 	results := make(chan applyResult, len(reps))
-	bg, cancel := c.detached(ctx)
 	pending := 0
 	hinted := false
 	var localRep *Replica
 	var payload []byte
+	var bg context.Context
+	var remotes sync.WaitGroup
 	for i := range reps {
 		r := &reps[i]
 		switch {
@@ -186,9 +197,28 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 		default:
 			if payload == nil {
 				payload = encodeApply(key, rec)
+				// The remote requests outlive this call when it returns
+				// after W acks; their context ends when the last is done.
+				var cancel context.CancelFunc
+				bg, cancel = c.detached(ctx)
+				defer func() {
+					go func() {
+						remotes.Wait()
+						cancel()
+					}()
+				}()
+				// Hints for remotes that fail outlive this call, and the
+				// caller owns key and value (a connection's read buffer).
+				key = bytes.Clone(key)
+				rc := rec.Clone()
+				rec = &rc
 			}
 			pending++
-			go func() { results <- c.remoteApply(bg, r, key, rec, payload) }()
+			remotes.Add(1)
+			go func() {
+				defer remotes.Done()
+				results <- c.remoteApply(bg, r, key, rec, payload)
+			}()
 		}
 	}
 	// The local replica goes last so that the remote requests are already on
@@ -197,11 +227,11 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 		res, err := c.local.Apply(key, *rec)
 		results <- applyResult{rep: localRep, applied: res.Applied, prev: res.Prev, prevFound: res.PrevFound, err: err}
 	}
-	wait := ctx
-	if _, ok := ctx.Deadline(); !ok {
-		var cancelWait context.CancelFunc
-		wait, cancelWait = context.WithTimeout(ctx, c.cfg.RequestTimeout)
-		defer cancelWait()
+	var timeout <-chan time.Time
+	if _, ok := ctx.Deadline(); !ok && payload != nil {
+		t := time.NewTimer(c.cfg.RequestTimeout)
+		defer t.Stop()
+		timeout = t.C
 	}
 	acks, mayHaveLanded := 0, hinted
 	var lastErr error
@@ -223,18 +253,16 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 			if res.prevFound && (!prevFound || record.Newer(&res.prev, &prev)) {
 				prev, prevFound = res.prev, true
 			}
-		case <-wait.Done():
+		case <-ctx.Done():
 			mayHaveLanded = true
-			lastErr = wait.Err()
+			lastErr = ctx.Err()
+			pending = 0
+		case <-timeout:
+			mayHaveLanded = true
+			lastErr = context.DeadlineExceeded
 			pending = 0
 		}
 	}
-	// The remaining replicas finish in the background; cancel their context
-	// only once they are all done.
-	go func() {
-		<-bg.Done()
-		cancel()
-	}()
 	if acks >= need {
 		return prev, prevFound, nil
 	}
@@ -352,7 +380,7 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, lvl Level) (rec recor
 	if len(stale) > 0 {
 		c.metrics.readRepairs.Add(float64(len(stale)))
 		if lvl == One {
-			go c.repair(context.WithoutCancel(ctx), key, &rec, stale)
+			go c.repair(context.WithoutCancel(ctx), bytes.Clone(key), &rec, stale)
 		} else {
 			c.repair(ctx, key, &rec, stale)
 		}

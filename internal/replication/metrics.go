@@ -7,9 +7,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+var (
+	metricOps      = [...]string{"read", "write"}
+	metricOutcomes = [...]string{"ok", "unavailable", "timeout", "error"}
+	metricLevels   = [...]Level{One, Quorum, All}
+)
+
 type metrics struct {
-	requests      *prometheus.CounterVec
-	latency       *prometheus.HistogramVec
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	// Resolved children of the vectors above, indexed [op][level-1][outcome]:
+	// the request path then skips the label hashing of WithLabelValues.
+	requestsBy    [2][3][4]prometheus.Counter
+	latencyBy     [2][3]prometheus.Observer
 	replicaErrors *prometheus.CounterVec
 	readRepairs   prometheus.Counter
 	speculative   prometheus.Counter
@@ -44,6 +54,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Writes refused because their version was too far ahead of this node's clock.",
 		}),
 	}
+	for o, op := range metricOps {
+		for l, lvl := range metricLevels {
+			m.latencyBy[o][l] = m.latency.WithLabelValues(op, lvl.String())
+			for r, out := range metricOutcomes {
+				m.requestsBy[o][l][r] = m.requests.WithLabelValues(op, lvl.String(), out)
+			}
+		}
+	}
 	if reg != nil {
 		reg.MustRegister(m.requests, m.latency, m.replicaErrors, m.readRepairs, m.speculative, m.skewRefused)
 	}
@@ -51,17 +69,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 func (m *metrics) observe(op string, lvl Level, start time.Time, err error) {
-	outcome := "ok"
+	outcome := 0
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrUnavailable):
-		outcome = "unavailable"
+		outcome = 1
 	case errors.Is(err, ErrTimeout):
-		outcome = "timeout"
+		outcome = 2
 	default:
-		outcome = "error"
+		outcome = 3
 	}
-	l := lvl.String()
-	m.requests.WithLabelValues(op, l, outcome).Inc()
-	m.latency.WithLabelValues(op, l).Observe(time.Since(start).Seconds())
+	o := 0
+	if op == "write" {
+		o = 1
+	}
+	l := int(lvl) - 1
+	if l < 0 || l > 2 {
+		return
+	}
+	m.requestsBy[o][l][outcome].Inc()
+	m.latencyBy[o][l].Observe(time.Since(start).Seconds())
 }

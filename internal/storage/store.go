@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -205,6 +206,12 @@ func Open(opts Options) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{log: log.With("pebble", true)},
 		EventListener:      eventListener(log),
+	}
+	// Every write reads the key first (apply-if-newer), and most SETs of
+	// new keys find nothing: a Bloom filter per table lets those reads skip
+	// the tables that cannot hold the key, as RocksDB-based stores do.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if !opts.InMemory {
 		// Disk health checks turn a hung disk into DiskSlow events.
