@@ -1,0 +1,804 @@
+package antientropy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/ring"
+)
+
+// Errors.
+var (
+	// ErrNotReady: the bucket hashes are still being rebuilt after start, so
+	// this node can neither answer a comparison nor start one.
+	ErrNotReady = errors.New("antientropy: bucket hashes not rebuilt yet")
+	// ErrRingChanged: a peer derives a different leaf list for a range, which
+	// only a bug can cause, since leaves depend on the range bounds alone.
+	ErrRingChanged = errors.New("antientropy: peer disagrees on the range's leaves")
+)
+
+// Caller sends a request to a peer; transport.Transport implements it. See
+// package transport for what its errors mean.
+type Caller interface {
+	Call(ctx context.Context, addr string, method uint8, payload []byte) ([]byte, error)
+}
+
+// Topology is the node's current view of the cluster. Implementations must be
+// safe for concurrent use; Ranges' slices are read-only.
+type Topology interface {
+	// Ranges returns every range of the current ring with its replicas.
+	Ranges() []ring.Range
+	// Peer returns a node's peer address and whether it is up.
+	Peer(id string) (addr string, up bool)
+}
+
+// Store is the node's replica: a scanner plus point reads. storage.Store
+// implements it; Get's record is the caller's.
+type Store interface {
+	Scanner
+	Get(key []byte) (record.Record, bool, error)
+}
+
+// ApplyFunc stores a repaired record if it is newer than the stored one and
+// reports whether it did. It must guard the node's clock as a peer write does.
+type ApplyFunc func(key []byte, rec record.Record) (applied bool, err error)
+
+// Defaults for Config fields left zero.
+const (
+	// DefaultCallTimeout bounds one peer request of a sync. Generous: a
+	// request may carry a few MiB of records to a loaded peer.
+	DefaultCallTimeout = 30 * time.Second
+	// DefaultConcurrency is how many range comparisons run at once: enough to
+	// hide round trips, few enough to leave the node to its clients.
+	DefaultConcurrency = 4
+)
+
+// Batching limits. maxBatchBytes keeps every message far below the
+// transport's frame limit while still amortising round trips.
+const (
+	maxLeavesPerDigest = 64
+	maxKeysPerBatch    = 512
+	maxBatchBytes      = 4 << 20
+)
+
+// Config configures a Service.
+type Config struct {
+	// NodeID is this node's ring id.
+	NodeID string
+	// MethodBase is the first of the peer methods the service owns; it
+	// uses methodCount of them.
+	MethodBase uint8
+	// Interval is the pause between continuous passes; zero or negative
+	// runs passes only on demand (Repair).
+	Interval time.Duration
+	// Rate bounds the records a pass repairs per second, pulled and pushed
+	// together, so a large repair does not starve client traffic. Zero or
+	// negative is unlimited.
+	Rate float64
+	// CallTimeout bounds each peer request; default DefaultCallTimeout.
+	CallTimeout time.Duration
+	// Concurrency is how many range comparisons run at once; default
+	// DefaultConcurrency.
+	Concurrency int
+	// Clock stamps passes; default clock.System{}.
+	Clock      clock.Clock
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Progress describes one on-demand repair (ringkv repair).
+type Progress struct {
+	// ID numbers the repairs this node has run since it started.
+	ID uint64 `json:"id"`
+	// State is queued, running or done.
+	State string `json:"state"`
+	Done  bool   `json:"done"`
+	// RangesTotal counts the (range, peer) comparisons the pass plans: every
+	// local range with each of its other replicas that is up.
+	RangesTotal      int `json:"ranges_total"`
+	RangesCompared   int `json:"ranges_compared"`
+	RangesMismatched int `json:"ranges_mismatched"`
+	// RangesSkipped counts comparisons left out because the peer was down.
+	RangesSkipped   int    `json:"ranges_skipped"`
+	RecordsPulled   int64  `json:"records_pulled"`
+	RecordsPushed   int64  `json:"records_pushed"`
+	RecordsRepaired int64  `json:"records_repaired"`
+	Errors          int    `json:"errors"`
+	LastError       string `json:"last_error,omitempty"`
+	StartedAt       int64  `json:"started_at_unix_ms,omitempty"`
+	FinishedAt      int64  `json:"finished_at_unix_ms,omitempty"`
+}
+
+// Progress states.
+const (
+	StateQueued  = "queued"
+	StateRunning = "running"
+	StateDone    = "done"
+)
+
+// Service runs anti-entropy for one node: it owns the Tree, serves peers'
+// comparisons, and runs passes continuously and on demand. All methods are
+// safe for concurrent use.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	tree  *Tree
+	store Store
+	apply ApplyFunc
+	net   Caller
+	topo  Topology
+	m     *metrics
+	lim   limiter
+
+	kick   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu struct {
+		sync.Mutex
+		// repair is the latest on-demand repair; requested means it waits
+		// for the loop to pick it up.
+		repair    *Progress
+		requested bool
+		nextID    uint64
+	}
+	lastFull atomic.Int64 // unix seconds
+	started  atomic.Bool
+}
+
+// New builds a service; nothing runs until Start, but OnApply is live at once.
+func New(cfg Config, store Store, apply ApplyFunc, net Caller, topo Topology) (*Service, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("antientropy: Config.NodeID is required")
+	}
+	if int(cfg.MethodBase)+int(methodCount) > 256 {
+		return nil, fmt.Errorf("antientropy: method base %d leaves no room", cfg.MethodBase)
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("antientropy: registering metrics: %w", err)
+	}
+	return &Service{
+		cfg: cfg, log: cfg.Logger, tree: NewTree(), store: store, apply: apply, net: net, topo: topo, m: m,
+		lim: limiter{rate: cfg.Rate}, kick: make(chan struct{}, 1), done: make(chan struct{}),
+	}, nil
+}
+
+// Tree returns the service's bucket hashes.
+func (s *Service) Tree() *Tree { return s.tree }
+
+// OnApply keeps the bucket hashes current; it is storage's OnApply hook.
+func (s *Service) OnApply(token uint64, key []byte, old, new *record.Record) {
+	s.tree.Update(token, key, old, new)
+}
+
+// Start rebuilds the bucket hashes from the store in the background, then
+// runs passes every Interval and whenever Repair asks for one.
+func (s *Service) Start() error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("antientropy: already started")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.run(ctx)
+	return nil
+}
+
+// Shutdown stops the service and waits for a running pass to notice, until
+// ctx is done.
+func (s *Service) Shutdown(ctx context.Context) error {
+	if !s.started.Load() {
+		return nil
+	}
+	s.cancel()
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("antientropy: shutdown: %w", ctx.Err())
+	}
+}
+
+func (s *Service) run(ctx context.Context) {
+	defer close(s.done)
+	t0 := time.Now()
+	if err := s.tree.Rebuild(s.store); err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("rebuilding anti-entropy buckets failed; this node will not take part in anti-entropy", "err", err)
+		}
+		return
+	}
+	s.m.treeReady.Set(1)
+	s.log.Info("anti-entropy buckets rebuilt", "took", time.Since(t0))
+
+	timer := time.NewTimer(s.nextWait())
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-s.kick:
+		}
+		s.mu.Lock()
+		var prog *Progress
+		if s.mu.requested {
+			s.mu.requested = false
+			prog = s.mu.repair
+			prog.State = StateRunning
+			prog.StartedAt = s.cfg.Clock.Now().UnixMilli()
+		}
+		s.mu.Unlock()
+		if prog != nil || s.cfg.Interval > 0 {
+			s.pass(ctx, prog)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(s.nextWait())
+	}
+}
+
+// nextWait is the pause before the next continuous pass, jittered by ±10% so
+// that nodes started together do not compare in lockstep.
+func (s *Service) nextWait() time.Duration {
+	if s.cfg.Interval <= 0 {
+		return time.Duration(1<<63 - 1)
+	}
+	j := float64(s.cfg.Interval) * (0.9 + 0.2*rand.Float64())
+	return time.Duration(j)
+}
+
+// Repair asks for an on-demand pass and returns its progress. A repair already
+// queued or running is joined rather than started twice.
+func (s *Service) Repair() Progress {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.mu.repair; r != nil && !r.Done {
+		return *r
+	}
+	s.mu.nextID++
+	s.mu.repair = &Progress{ID: s.mu.nextID, State: StateQueued}
+	s.mu.requested = true
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return *s.mu.repair
+}
+
+// LastRepair returns the latest on-demand repair's progress, if any.
+func (s *Service) LastRepair() (Progress, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.repair == nil {
+		return Progress{}, false
+	}
+	return *s.mu.repair, true
+}
+
+// LastFullPass returns when the last pass that compared every local range with
+// every replica without error finished (zero time if none has).
+func (s *Service) LastFullPass() time.Time {
+	if v := s.lastFull.Load(); v != 0 {
+		return time.Unix(v, 0)
+	}
+	return time.Time{}
+}
+
+type job struct {
+	start, end uint64
+	addr       string
+}
+
+// pass compares every local range with each of its other live replicas.
+// prog, when not nil, is the on-demand repair it reports to.
+func (s *Service) pass(ctx context.Context, prog *Progress) {
+	update := func(f func(p *Progress)) {
+		if prog == nil {
+			return
+		}
+		s.mu.Lock()
+		f(prog)
+		s.mu.Unlock()
+	}
+	var jobs []job
+	skipped := 0
+	for _, rg := range s.topo.Ranges() {
+		if !slices.ContainsFunc(rg.Replicas, func(n ring.Node) bool { return n.ID == s.cfg.NodeID }) {
+			continue
+		}
+		for _, n := range rg.Replicas {
+			if n.ID == s.cfg.NodeID {
+				continue
+			}
+			addr, up := s.topo.Peer(n.ID)
+			if !up || addr == "" {
+				skipped++
+				continue
+			}
+			jobs = append(jobs, job{start: rg.Start, end: rg.End, addr: addr})
+		}
+	}
+	update(func(p *Progress) { p.RangesTotal, p.RangesSkipped = len(jobs), skipped })
+
+	var failed atomic.Int64
+	ch := make(chan job)
+	var wg sync.WaitGroup
+	for range s.cfg.Concurrency {
+		wg.Go(func() {
+			for j := range ch {
+				res, err := s.SyncRange(ctx, j.addr, j.start, j.end)
+				s.m.compared.Inc()
+				if res.Mismatch {
+					s.m.mismatched.Inc()
+				}
+				if err != nil {
+					failed.Add(1)
+					s.m.errors.Inc()
+					if ctx.Err() == nil {
+						s.log.Warn("anti-entropy range comparison failed", "peer", j.addr, "start", j.start, "end", j.end, "err", err)
+					}
+				}
+				update(func(p *Progress) {
+					p.RangesCompared++
+					if res.Mismatch {
+						p.RangesMismatched++
+					}
+					p.RecordsPulled += int64(res.Pulled)
+					p.RecordsPushed += int64(res.Pushed)
+					p.RecordsRepaired += int64(res.Pulled + res.Pushed)
+					if err != nil {
+						p.Errors++
+						p.LastError = err.Error()
+					}
+				})
+			}
+		})
+	}
+	for _, j := range jobs {
+		select {
+		case ch <- j:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	close(ch)
+	wg.Wait()
+
+	now := s.cfg.Clock.Now()
+	if ctx.Err() == nil && failed.Load() == 0 && skipped == 0 {
+		s.lastFull.Store(now.Unix())
+		s.m.lastPass.Set(float64(now.Unix()))
+	}
+	update(func(p *Progress) {
+		p.State, p.Done, p.FinishedAt = StateDone, true, now.UnixMilli()
+		if ctx.Err() != nil {
+			p.Errors++
+			p.LastError = "node shutting down"
+		}
+	})
+}
+
+// SyncResult is what one range comparison did.
+type SyncResult struct {
+	// Mismatch: the roots differed.
+	Mismatch bool
+	// Pulled records came from the peer into this node; Pushed went the other
+	// way.
+	Pulled, Pushed int
+}
+
+// SyncRange makes this node's and the peer's copies of the ring range
+// (start, end] identical: roots first, then leaf hashes, then the records of
+// the differing leaves, each newer side's records going to the other.
+func (s *Service) SyncRange(ctx context.Context, addr string, start, end uint64) (SyncResult, error) {
+	var res SyncResult
+	if !s.tree.Ready() {
+		return res, ErrNotReady
+	}
+	leaves := leavesOf(start, end)
+	local, err := s.tree.leafHashes(s.store, leaves)
+	if err != nil {
+		return res, err
+	}
+	p, err := s.call(ctx, addr, methodRoot, appendRange(nil, start, end))
+	if err != nil {
+		return res, err
+	}
+	r := reader{buf: p}
+	peerRoot, n := r.u64(), r.uvarint()
+	if err := r.done(); err != nil {
+		return res, err
+	}
+	if int(n) != len(leaves) {
+		return res, fmt.Errorf("%w: %d leaves, we have %d", ErrRingChanged, n, len(leaves))
+	}
+	if peerRoot == rootOf(local) {
+		return res, nil
+	}
+	res.Mismatch = true
+
+	p, err = s.call(ctx, addr, methodLeaves, appendRange(nil, start, end))
+	if err != nil {
+		return res, err
+	}
+	theirs, err := decodeHashes(p)
+	if err != nil {
+		return res, err
+	}
+	if len(theirs) != len(leaves) {
+		return res, fmt.Errorf("%w: %d leaf hashes, we have %d", ErrRingChanged, len(theirs), len(leaves))
+	}
+	var diff []int
+	for i := range leaves {
+		if local[i] != theirs[i] {
+			diff = append(diff, i)
+		}
+	}
+	for len(diff) > 0 {
+		batch := diff[:min(len(diff), maxLeavesPerDigest)]
+		diff = diff[len(batch):]
+		pulled, pushed, err := s.repairLeaves(ctx, addr, start, end, leaves, batch)
+		res.Pulled += pulled
+		res.Pushed += pushed
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// repairLeaves exchanges the records of the leaves idx with the peer.
+func (s *Service) repairLeaves(ctx context.Context, addr string, start, end uint64, leaves []leaf, idx []int) (pulled, pushed int, err error) {
+	p, err := s.call(ctx, addr, methodDigests, encodeLeafReq(start, end, idx))
+	if err != nil {
+		return 0, 0, err
+	}
+	theirList, err := decodeEntries(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	theirs := make(map[string]record.Version, len(theirList))
+	for _, e := range theirList {
+		theirs[string(e.key)] = e.rec.Version
+	}
+	ours := make(map[string]record.Version, len(theirList))
+	for _, i := range idx {
+		if err := scanLeaf(s.store, leaves[i], func(_ uint64, key []byte, rec *record.Record) error {
+			ours[string(key)] = rec.Version
+			return nil
+		}); err != nil {
+			return 0, 0, err
+		}
+	}
+	var pull, push [][]byte
+	differs := make(map[int]bool, len(idx)) // bucket → some key differs
+	for k, tv := range theirs {
+		if ov, ok := ours[k]; !ok || tv.Compare(ov) > 0 {
+			pull = append(pull, []byte(k))
+			differs[BucketOf(tokenOf(k))] = true
+		}
+	}
+	for k, ov := range ours {
+		if tv, ok := theirs[k]; !ok || ov.Compare(tv) > 0 {
+			push = append(push, []byte(k))
+			differs[BucketOf(tokenOf(k))] = true
+		}
+	}
+	if pulled, err = s.pull(ctx, addr, pull); err != nil {
+		return pulled, 0, err
+	}
+	if pushed, err = s.push(ctx, addr, push); err != nil {
+		return pulled, pushed, err
+	}
+
+	// Leaves that differ with every record equal mean a drifted bucket hash on
+	// one side (see the package comment): both sides recompute it.
+	var clean []int
+	for _, i := range idx {
+		if leaves[i].whole && !differs[leaves[i].bucket] {
+			clean = append(clean, i)
+		}
+	}
+	if len(clean) > 0 {
+		for _, i := range clean {
+			if err := s.tree.Rehash(s.store, leaves[i].bucket, leaves[i].bucket+1); err != nil {
+				return pulled, pushed, err
+			}
+		}
+		s.m.rehashed.Add(float64(len(clean)))
+		if _, err := s.call(ctx, addr, methodRehash, encodeLeafReq(start, end, clean)); err != nil {
+			return pulled, pushed, err
+		}
+	}
+	return pulled, pushed, nil
+}
+
+// pull fetches keys from the peer and applies them here.
+func (s *Service) pull(ctx context.Context, addr string, keys [][]byte) (int, error) {
+	n := 0
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), maxKeysPerBatch)]
+		p, err := s.call(ctx, addr, methodFetch, encodeKeys(batch))
+		if err != nil {
+			return n, err
+		}
+		r := reader{buf: p}
+		consumed := int(r.uvarint())
+		if r.err != nil || consumed < 1 || consumed > len(batch) {
+			return n, errWire
+		}
+		es, err := decodeEntries(r.buf)
+		if err != nil {
+			return n, err
+		}
+		keys = keys[consumed:]
+		if err := s.lim.wait(ctx, len(es)); err != nil {
+			return n, err
+		}
+		for _, e := range es {
+			applied, err := s.apply(e.key, e.rec)
+			if err != nil {
+				return n, fmt.Errorf("antientropy: applying pulled record: %w", err)
+			}
+			if applied {
+				n++
+			}
+		}
+	}
+	s.m.repaired.WithLabelValues("pull").Add(float64(n))
+	return n, nil
+}
+
+// push sends our current records of keys to the peer.
+func (s *Service) push(ctx context.Context, addr string, keys [][]byte) (int, error) {
+	n := 0
+	var batch []entry
+	size := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := s.lim.wait(ctx, len(batch)); err != nil {
+			return err
+		}
+		p, err := s.call(ctx, addr, methodPush, encodeEntries(batch))
+		if err != nil {
+			return err
+		}
+		r := reader{buf: p}
+		applied := r.uvarint()
+		if err := r.done(); err != nil {
+			return err
+		}
+		n += int(applied)
+		batch, size = batch[:0], 0
+		return nil
+	}
+	for _, k := range keys {
+		rec, found, err := s.store.Get(k)
+		if err != nil {
+			return n, err
+		}
+		if !found {
+			continue // purged since the scan; nothing to send
+		}
+		batch = append(batch, entry{key: k, rec: rec})
+		size += len(k) + rec.EncodedLen()
+		if len(batch) >= maxKeysPerBatch || size >= maxBatchBytes {
+			if err := flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	err := flush()
+	s.m.repaired.WithLabelValues("push").Add(float64(n))
+	return n, err
+}
+
+func (s *Service) call(ctx context.Context, addr string, m uint8, payload []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	return s.net.Call(ctx, addr, s.cfg.MethodBase+m, payload)
+}
+
+// Serve answers a peer's anti-entropy request; method is the transport's,
+// MethodBase included. It is the transport handler for the service's methods
+// and runs concurrently.
+func (s *Service) Serve(_ context.Context, _ string, method uint8, payload []byte) ([]byte, error) {
+	if method < s.cfg.MethodBase || method >= s.cfg.MethodBase+methodCount {
+		return nil, fmt.Errorf("antientropy: unknown method %d", method)
+	}
+	m := method - s.cfg.MethodBase
+	switch m {
+	case methodFetch:
+		return s.serveFetch(payload)
+	case methodPush:
+		return s.servePush(payload)
+	}
+	// The rest read the bucket hashes, which mean nothing until rebuilt.
+	if !s.tree.Ready() {
+		return nil, ErrNotReady
+	}
+	switch m {
+	case methodRoot:
+		start, end, err := decodeRange(payload)
+		if err != nil {
+			return nil, err
+		}
+		leaves := leavesOf(start, end)
+		hs, err := s.tree.leafHashes(s.store, leaves)
+		if err != nil {
+			return nil, err
+		}
+		b := binary.BigEndian.AppendUint64(nil, rootOf(hs))
+		return binary.AppendUvarint(b, uint64(len(leaves))), nil
+	case methodLeaves:
+		start, end, err := decodeRange(payload)
+		if err != nil {
+			return nil, err
+		}
+		hs, err := s.tree.leafHashes(s.store, leavesOf(start, end))
+		if err != nil {
+			return nil, err
+		}
+		return encodeHashes(hs), nil
+	case methodDigests:
+		leaves, idx, err := decodeLeaves(payload)
+		if err != nil {
+			return nil, err
+		}
+		var es []entry
+		for _, i := range idx {
+			if err := scanLeaf(s.store, leaves[i], func(_ uint64, key []byte, rec *record.Record) error {
+				meta := *rec
+				meta.Value = nil
+				meta.Version.Node = string([]byte(rec.Version.Node))
+				es = append(es, entry{key: []byte(string(key)), rec: meta})
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		return encodeEntries(es), nil
+	case methodRehash:
+		leaves, idx, err := decodeLeaves(payload)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range idx {
+			if leaves[i].whole {
+				if err := s.tree.Rehash(s.store, leaves[i].bucket, leaves[i].bucket+1); err != nil {
+					return nil, err
+				}
+			}
+		}
+		s.m.rehashed.Add(float64(len(idx)))
+		return nil, nil
+	}
+	return nil, fmt.Errorf("antientropy: unknown method %d", method)
+}
+
+func decodeLeaves(payload []byte) ([]leaf, []int, error) {
+	start, end, idx, err := decodeLeafReq(payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	leaves := leavesOf(start, end)
+	for _, i := range idx {
+		if i < 0 || i >= len(leaves) {
+			return nil, nil, fmt.Errorf("%w: leaf %d of %d", errWire, i, len(leaves))
+		}
+	}
+	return leaves, idx, nil
+}
+
+// serveFetch answers with the records of a prefix of the keys asked for, as
+// many as fit maxBatchBytes (at least one), and how many keys it covered.
+func (s *Service) serveFetch(payload []byte) ([]byte, error) {
+	keys, err := decodeKeys(payload)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, errWire
+	}
+	var es []entry
+	size, consumed := 0, 0
+	for _, k := range keys {
+		if consumed > 0 && size >= maxBatchBytes {
+			break
+		}
+		consumed++
+		rec, found, err := s.store.Get(k)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			es = append(es, entry{key: k, rec: rec})
+			size += len(k) + rec.EncodedLen()
+		}
+	}
+	b := binary.AppendUvarint(nil, uint64(consumed))
+	return append(b, encodeEntries(es)...), nil
+}
+
+func (s *Service) servePush(payload []byte) ([]byte, error) {
+	es, err := decodeEntries(payload)
+	if err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, e := range es {
+		applied, err := s.apply(e.key, e.rec)
+		if err != nil {
+			return nil, err
+		}
+		if applied {
+			n++
+		}
+	}
+	return binary.AppendUvarint(nil, uint64(n)), nil
+}
+
+// RangeRoot is one local range's root, for status and tests.
+type RangeRoot struct {
+	Start    uint64   `json:"start"`
+	End      uint64   `json:"end"`
+	Replicas []string `json:"replicas"`
+	Root     uint64   `json:"root"`
+}
+
+// Roots returns the root of every range this node replicates, in ring order.
+func (s *Service) Roots() ([]RangeRoot, error) {
+	if !s.tree.Ready() {
+		return nil, ErrNotReady
+	}
+	var out []RangeRoot
+	for _, rg := range s.topo.Ranges() {
+		ids := make([]string, len(rg.Replicas))
+		mine := false
+		for i, n := range rg.Replicas {
+			ids[i] = n.ID
+			mine = mine || n.ID == s.cfg.NodeID
+		}
+		if !mine {
+			continue
+		}
+		root, err := s.tree.RangeRoot(s.store, rg.Start, rg.End)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, RangeRoot{Start: rg.Start, End: rg.End, Replicas: ids, Root: root})
+	}
+	return out, nil
+}

@@ -1,0 +1,264 @@
+package antientropy
+
+import (
+	"encoding/binary"
+	"math"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/ringkv/ringkv/internal/record"
+)
+
+const (
+	// BucketBits sets the grid: 2^16 buckets of 8 bytes each is 512 KiB per
+	// node, and keeps a bucket at about 1500 records for a node holding 100M,
+	// small enough that one differing key costs little to locate.
+	BucketBits = 16
+	// NumBuckets is the number of buckets in the grid.
+	NumBuckets = 1 << BucketBits
+
+	bucketShift = 64 - BucketBits
+	bucketSpan  = uint64(1) << bucketShift // tokens per bucket
+	// rebuildChunk buckets are scanned with one iterator during a rebuild:
+	// large enough to amortise the iterator, small enough that a write into
+	// the chunk during its scan rarely forces a rescan.
+	rebuildChunk = 1024
+	// maxRescans bounds the retries of a bucket written to during each of its
+	// scans; one left inexact heals through the peer exchange.
+	maxRescans = 3
+)
+
+// RecordHash is the hash a record contributes to its bucket: xxhash64 of the
+// key, the version's timestamp and the version's node. The value is left out
+// on purpose: the version identifies the write, and leaving the tombstone flag
+// and the value out keeps the hash fixed when a record expires in place.
+func RecordHash(key []byte, v record.Version) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	var n [9]byte
+	binary.BigEndian.PutUint64(n[:8], uint64(len(key)))
+	_, _ = d.Write(n[:8])
+	_, _ = d.Write(key)
+	binary.BigEndian.PutUint64(n[:8], uint64(v.TS))
+	_, _ = d.Write(n[:8])
+	_, _ = d.WriteString(v.Node)
+	return d.Sum64()
+}
+
+// BucketOf returns the bucket of token t.
+func BucketOf(t uint64) int { return int(t >> bucketShift) }
+
+// Tree is the node's grid of bucket hashes. All methods are safe for
+// concurrent use; Update is lock-free so the write path pays two hashes and
+// one atomic loop.
+type Tree struct {
+	leaves [NumBuckets]atomic.Uint64
+	// gens counts the updates of each bucket, so a rebuild can tell whether
+	// one happened while it scanned.
+	gens  [NumBuckets]atomic.Uint32
+	ready atomic.Bool
+}
+
+// NewTree returns an empty tree, not ready until its first Rebuild completes.
+func NewTree() *Tree { return new(Tree) }
+
+// Ready reports whether the tree reflects the store (a Rebuild completed).
+func (t *Tree) Ready() bool { return t.ready.Load() }
+
+// Update applies one record change: old's hash leaves the bucket and new's
+// enters. Either may be nil (insert, purge). It is storage's OnApply.
+func (t *Tree) Update(token uint64, key []byte, old, new *record.Record) {
+	var delta uint64
+	if old != nil {
+		delta ^= RecordHash(key, old.Version)
+	}
+	if new != nil {
+		delta ^= RecordHash(key, new.Version)
+	}
+	b := BucketOf(token)
+	if delta != 0 {
+		xor(&t.leaves[b], delta)
+	}
+	t.gens[b].Add(1)
+}
+
+// Bucket returns bucket b's hash.
+func (t *Tree) Bucket(b int) uint64 { return t.leaves[b].Load() }
+
+func xor(a *atomic.Uint64, d uint64) {
+	for {
+		v := a.Load()
+		if a.CompareAndSwap(v, v^d) {
+			return
+		}
+	}
+}
+
+// Scanner is what the tree and the syncer read the store through; storage.Store
+// implements it. ScanRange visits from <= token < to (to == 0: to the end of the
+// ring) on one snapshot, and fn's arguments are valid only during the call.
+type Scanner interface {
+	ScanRange(from, to uint64, fn func(token uint64, key []byte, rec *record.Record) error) error
+}
+
+// Rebuild recomputes every bucket from the store (see the package comment for
+// how it coexists with concurrent Updates) and marks the tree ready.
+func (t *Tree) Rebuild(s Scanner) error {
+	for c := 0; c < NumBuckets; c += rebuildChunk {
+		if err := t.rehash(s, c, c+rebuildChunk); err != nil {
+			return err
+		}
+	}
+	t.ready.Store(true)
+	return nil
+}
+
+// Rehash recomputes the buckets lo <= b < hi from the store.
+func (t *Tree) Rehash(s Scanner, lo, hi int) error { return t.rehash(s, lo, hi) }
+
+func (t *Tree) rehash(s Scanner, lo, hi int) error {
+	n := hi - lo
+	v0 := make([]uint64, n)
+	g0 := make([]uint32, n)
+	for i := range n {
+		g0[i] = t.gens[lo+i].Load()
+		v0[i] = t.leaves[lo+i].Load()
+	}
+	sums := make([]uint64, n)
+	if err := s.ScanRange(bucketStart(lo), bucketStart(hi), func(token uint64, key []byte, rec *record.Record) error {
+		sums[BucketOf(token)-lo] ^= RecordHash(key, rec.Version)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i := range n {
+		b := lo + i
+		if t.gens[b].Load() == g0[i] {
+			xor(&t.leaves[b], v0[i]^sums[i])
+			continue
+		}
+		if err := t.rehashOne(s, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rehashOne rescans one bucket that changed during a chunk scan.
+func (t *Tree) rehashOne(s Scanner, b int) error {
+	for try := 0; ; try++ {
+		g0, v0 := t.gens[b].Load(), t.leaves[b].Load()
+		var sum uint64
+		if err := s.ScanRange(bucketStart(b), bucketStart(b+1), func(_ uint64, key []byte, rec *record.Record) error {
+			sum ^= RecordHash(key, rec.Version)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if t.gens[b].Load() == g0 || try == maxRescans {
+			xor(&t.leaves[b], v0^sum)
+			return nil
+		}
+	}
+}
+
+// bucketStart is the first token of bucket b; bucketStart(NumBuckets) is 0,
+// which ScanRange reads as the end of the ring.
+func bucketStart(b int) uint64 {
+	if b >= NumBuckets {
+		return 0
+	}
+	return uint64(b) << bucketShift
+}
+
+// leaf is one unit of comparison within a range: a whole bucket, or the part
+// of a bucket [lo, hi] that a range's end cuts off.
+type leaf struct {
+	bucket int
+	lo, hi uint64 // inclusive
+	whole  bool
+}
+
+// leavesOf returns the leaves of the ring range (start, end], in token order
+// from start. Both replicas derive the same list from the same bounds.
+func leavesOf(start, end uint64) []leaf {
+	var out []leaf
+	for _, iv := range intervals(start, end) {
+		for b := BucketOf(iv[0]); b <= BucketOf(iv[1]); b++ {
+			bl := uint64(b) << bucketShift
+			bh := bl | (bucketSpan - 1)
+			l, h := max(iv[0], bl), min(iv[1], bh)
+			out = append(out, leaf{bucket: b, lo: l, hi: h, whole: l == bl && h == bh})
+		}
+	}
+	return out
+}
+
+// intervals turns the ring range (start, end] into inclusive token intervals:
+// one, or two when it wraps past the top of the ring. start == end is the
+// whole ring, as in ring.Range.
+func intervals(start, end uint64) [][2]uint64 {
+	if start < end {
+		return [][2]uint64{{start + 1, end}}
+	}
+	var out [][2]uint64
+	if start != math.MaxUint64 {
+		out = append(out, [2]uint64{start + 1, math.MaxUint64})
+	}
+	return append(out, [2]uint64{0, end})
+}
+
+// scanLeaf visits the records of one leaf.
+func scanLeaf(s Scanner, l leaf, fn func(token uint64, key []byte, rec *record.Record) error) error {
+	return s.ScanRange(l.lo, l.hi+1, fn) // hi+1 wraps to 0 at the top: the end.
+}
+
+// leafHash returns a leaf's hash: the tree's for a whole bucket, a scan's for
+// a partial one.
+func (t *Tree) leafHash(s Scanner, l leaf) (uint64, error) {
+	if l.whole {
+		return t.leaves[l.bucket].Load(), nil
+	}
+	var sum uint64
+	err := scanLeaf(s, l, func(_ uint64, key []byte, rec *record.Record) error {
+		sum ^= RecordHash(key, rec.Version)
+		return nil
+	})
+	return sum, err
+}
+
+// leafHashes returns the hashes of every leaf of a range.
+func (t *Tree) leafHashes(s Scanner, leaves []leaf) ([]uint64, error) {
+	out := make([]uint64, len(leaves))
+	for i, l := range leaves {
+		h, err := t.leafHash(s, l)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// rootOf folds leaf hashes into a range's root. Hashing the sequence rather
+// than XOR-ing it means two differences can never cancel out.
+func rootOf(hashes []uint64) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	var b [8]byte
+	for _, h := range hashes {
+		binary.BigEndian.PutUint64(b[:], h)
+		_, _ = d.Write(b[:])
+	}
+	return d.Sum64()
+}
+
+// RangeRoot returns the root hash of the ring range (start, end] on this node.
+func (t *Tree) RangeRoot(s Scanner, start, end uint64) (uint64, error) {
+	h, err := t.leafHashes(s, leavesOf(start, end))
+	if err != nil {
+		return 0, err
+	}
+	return rootOf(h), nil
+}
