@@ -116,6 +116,7 @@ type Membership struct {
 		meta    Meta              // own metadata
 		encoded []byte            // own metadata, encoded
 		members map[string]*entry // every node ever seen, by id
+		marks   map[string]State  // states decided for nodes by the cluster: see MarkState
 		subs    []chan struct{}
 		started bool
 		closed  bool
@@ -290,7 +291,7 @@ func (m *Membership) downAddrs() []string {
 	defer m.mu.Unlock()
 	var out []string
 	for _, e := range m.mu.members {
-		if !e.Up && !e.left && e.State != Removed && e.GossipAddr != "" {
+		if !e.Up && !e.left && m.effectiveLocked(e.ID, e.State) != Removed && e.GossipAddr != "" {
 			out = append(out, e.GossipAddr)
 		}
 	}
@@ -323,8 +324,10 @@ func (m *Membership) Members() []Member {
 	defer m.mu.Unlock()
 	out := make([]Member, 0, len(m.mu.members))
 	for _, e := range m.mu.members {
-		if e.State != Removed {
-			out = append(out, e.Member)
+		mem := e.Member
+		mem.State = m.effectiveLocked(mem.ID, mem.State)
+		if mem.State != Removed {
+			out = append(out, mem)
 		}
 	}
 	slices.SortFunc(out, func(a, b Member) int { return cmp.Compare(a.ID, b.ID) })
@@ -476,8 +479,8 @@ func (m *Membership) observe(n *memberlist.Node, up bool) {
 	m.notifyLocked()
 }
 
-// delegate gives memberlist this node's metadata. It carries no user
-// messages or state of its own.
+// delegate gives memberlist this node's metadata, and exchanges the
+// cluster's marks (see MarkState) in push/pull state sync.
 type delegate struct{ m *Membership }
 
 func (d delegate) NodeMeta(limit int) []byte {
@@ -493,8 +496,36 @@ func (d delegate) NodeMeta(limit int) []byte {
 
 func (delegate) NotifyMsg([]byte)                           {}
 func (delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
-func (delegate) LocalState(join bool) []byte                { return nil }
-func (delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (d delegate) LocalState(join bool) []byte {
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	if len(d.m.mu.marks) == 0 {
+		return nil
+	}
+	return encodeMarks(d.m.mu.marks)
+}
+
+func (d delegate) MergeRemoteState(buf []byte, join bool) {
+	if len(buf) == 0 {
+		return
+	}
+	marks, err := decodeMarks(buf)
+	if err != nil {
+		d.m.logger.Warn("ignoring unreadable marks from a peer", "err", err)
+		return
+	}
+	d.m.mu.Lock()
+	defer d.m.mu.Unlock()
+	if d.m.mu.closed {
+		return
+	}
+	for id, s := range marks {
+		if s == Leaving || s == Removed {
+			d.m.markLocked(id, s)
+		}
+	}
+}
 
 // events feeds memberlist's view into the member map. memberlist calls it
 // from one goroutine at a time and expects it not to block.
