@@ -1,0 +1,315 @@
+// Package bench is the load generator behind `ringkv bench`. It speaks RESP
+// itself, so it drives ringkv and redis-server alike, and it is built to stay
+// out of the measurement: requests are encoded into one reused buffer per
+// connection, sent with one write per pipeline batch, and their replies are
+// framed but never decoded into values.
+//
+// Two modes. A closed loop (Config.Rate zero) keeps Pipeline requests in
+// flight on every connection and sends the next batch as soon as the last
+// reply arrives: it finds the throughput ceiling, and its latencies are
+// service times. An open loop (Rate > 0) sends on a fixed schedule whatever
+// the server does and measures each request from its intended start time, so
+// latencies include the queueing a real client population would see
+// (HdrHistogram, corrected for coordinated omission as wrk2 does).
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Histogram bounds: microseconds from 1 µs to one minute at three significant
+// digits (0.1% resolution), about 30 KiB per histogram.
+const (
+	histMinUS  = 1
+	histMaxUS  = int64(time.Minute / time.Microsecond)
+	histDigits = 3
+)
+
+// maxErrorSamples bounds the distinct error messages a run reports.
+const maxErrorSamples = 8
+
+// Run connects Conns connections, runs the workload until the duration or
+// request count is reached or ctx ends, and returns what it measured. A
+// connection that fails (refused, reset, protocol error) ends the run with an
+// error: a load generator that silently loses connections reports numbers for
+// a load nobody asked for. Server error replies are counted, not fatal.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	workers, err := dialAll(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, w := range workers {
+			w.nc.Close()
+		}
+	}()
+	log.Debug("connected", "conns", len(workers), "addrs", cfg.Addrs)
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	start := time.Now()
+	r := &run{
+		cfg:          cfg,
+		measureStart: start.Add(cfg.Warmup),
+	}
+	if cfg.Duration > 0 {
+		r.end = r.measureStart.Add(cfg.Duration)
+	}
+	r.remaining.Store(cfg.Requests)
+
+	// Closing the connections is what unblocks a worker waiting on a reply
+	// when the run is cancelled.
+	stopClosing := context.AfterFunc(ctx, func() {
+		for _, w := range workers {
+			w.nc.Close()
+		}
+	})
+	defer stopClosing()
+
+	var wg sync.WaitGroup
+	for i, w := range workers {
+		if cfg.Rate > 0 {
+			w.sched = newSchedule(start, cfg.Rate, len(workers), i)
+		}
+		wg.Go(func() {
+			if err := w.loop(ctx, r); err != nil && ctx.Err() == nil {
+				cancel(fmt.Errorf("bench: connection %d to %s: %w", w.id, w.addr, err))
+			}
+		})
+	}
+
+	progressDone := make(chan struct{})
+	if cfg.Progress != nil {
+		go r.progress(ctx, workers, start, progressDone)
+	} else {
+		close(progressDone)
+	}
+	wg.Wait()
+	finished := time.Now()
+	cancel(nil)
+	<-progressDone
+
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return nil, err
+	}
+	return r.result(workers, finished), nil
+}
+
+// run is the state the workers share.
+type run struct {
+	cfg          Config
+	measureStart time.Time
+	end          time.Time // zero: no duration limit
+	// remaining counts the measured requests still to send when Config.Requests is set.
+	remaining atomic.Int64
+}
+
+// claim reserves up to want requests to send now and reports how many; zero
+// ends the worker.
+func (r *run) claim(now time.Time, want int) int {
+	if !r.end.IsZero() && !now.Before(r.end) {
+		return 0
+	}
+	if r.cfg.Requests == 0 || now.Before(r.measureStart) {
+		return want
+	}
+	for {
+		left := r.remaining.Load()
+		if left <= 0 {
+			return 0
+		}
+		n := min(int64(want), left)
+		if r.remaining.CompareAndSwap(left, left-n) {
+			return int(n)
+		}
+	}
+}
+
+// worker drives one connection. Its histograms are its own, merged after the
+// run; only the live counters are read by another goroutine.
+type worker struct {
+	id    int
+	addr  string
+	nc    net.Conn
+	rr    *replyReader
+	wl    *workload
+	sched schedule // open loop only
+
+	buf      []byte
+	ops      []Op
+	intended []time.Time // open loop: each in-flight request's intended start
+
+	hist      [numOps]*hdrhistogram.Histogram
+	count     [numOps]int64
+	errs      [numOps]int64
+	errSample map[string]int64
+
+	// Live counters for the progress line, measured or not.
+	liveOps   atomic.Int64
+	liveErrs  atomic.Int64
+	liveLatUS atomic.Int64
+}
+
+func dialAll(ctx context.Context, cfg Config) ([]*worker, error) {
+	workers := make([]*worker, 0, cfg.Conns)
+	var d net.Dialer
+	for i := range cfg.Conns {
+		addr := cfg.Addrs[i%len(cfg.Addrs)]
+		dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+		nc, err := d.DialContext(dctx, "tcp", addr)
+		cancel()
+		if err != nil {
+			for _, w := range workers {
+				w.nc.Close()
+			}
+			return nil, fmt.Errorf("bench: connect %s: %w", addr, err)
+		}
+		w := &worker{
+			id:        i,
+			addr:      addr,
+			nc:        nc,
+			rr:        newReplyReader(nc),
+			wl:        newWorkload(cfg, uint64(i)),
+			errSample: map[string]int64{},
+		}
+		for op := range w.hist {
+			w.hist[op] = hdrhistogram.New(histMinUS, histMaxUS, histDigits)
+		}
+		workers = append(workers, w)
+		if err := w.handshake(cfg); err != nil {
+			for _, w := range workers {
+				w.nc.Close()
+			}
+			return nil, fmt.Errorf("bench: connect %s: %w", addr, err)
+		}
+	}
+	return workers, nil
+}
+
+// handshake sets the connection's consistency level, if one was asked for.
+func (w *worker) handshake(cfg Config) error {
+	if cfg.Consistency == "" {
+		return nil
+	}
+	if err := w.nc.SetDeadline(time.Now().Add(cfg.DialTimeout)); err != nil {
+		return err
+	}
+	if _, err := w.nc.Write(appendCommand(nil, "RINGKV.CONSISTENCY", cfg.Consistency)); err != nil {
+		return err
+	}
+	msg, err := w.rr.next()
+	if err != nil {
+		return err
+	}
+	if msg != "" {
+		return fmt.Errorf("RINGKV.CONSISTENCY %s: %s", cfg.Consistency, msg)
+	}
+	return w.nc.SetDeadline(time.Time{})
+}
+
+func (w *worker) loop(ctx context.Context, r *run) error {
+	depth := r.cfg.Pipeline
+	w.buf = make([]byte, 0, depth*(64+r.cfg.ValueSize))
+	w.ops = make([]Op, 0, depth)
+	w.intended = make([]time.Time, 0, depth)
+	var sent int64 // open loop: requests sent so far, the schedule's index
+	for ctx.Err() == nil {
+		now := time.Now()
+		want := depth
+		if r.cfg.Rate > 0 {
+			due := w.sched.due(now)
+			if due <= sent {
+				wait := w.sched.at(sent).Sub(now)
+				if !r.end.IsZero() && now.Add(wait).After(r.end) {
+					return nil // the next request is due after the run ends
+				}
+				sleep(ctx, wait)
+				continue
+			}
+			want = int(min(due-sent, int64(depth)))
+		}
+		n := r.claim(now, want)
+		if n == 0 {
+			return nil
+		}
+		w.buf, w.ops, w.intended = w.buf[:0], w.ops[:0], w.intended[:0]
+		for i := range n {
+			var op Op
+			w.buf, op = w.wl.appendRequest(w.buf)
+			w.ops = append(w.ops, op)
+			if r.cfg.Rate > 0 {
+				w.intended = append(w.intended, w.sched.at(sent+int64(i)))
+			}
+		}
+		sent += int64(n)
+		if _, err := w.nc.Write(w.buf); err != nil {
+			return err
+		}
+		for i, op := range w.ops {
+			msg, err := w.rr.next()
+			if err != nil {
+				return err
+			}
+			done := time.Now()
+			from := now // closed loop: the batch's send time
+			if r.cfg.Rate > 0 {
+				from = w.intended[i]
+			}
+			w.record(r, op, from, done, msg)
+		}
+	}
+	return nil
+}
+
+// record counts one reply. Requests intended to start before the measurement
+// began are warmup and count only in the live line.
+func (w *worker) record(r *run, op Op, from, done time.Time, serverErr string) {
+	us := max(done.Sub(from).Microseconds(), histMinUS)
+	w.liveOps.Add(1)
+	w.liveLatUS.Add(us)
+	if serverErr != "" {
+		w.liveErrs.Add(1)
+	}
+	if from.Before(r.measureStart) {
+		return
+	}
+	w.count[op]++
+	// Beyond the histogram's range only the max is clipped; the count stays.
+	_ = w.hist[op].RecordValue(min(us, histMaxUS))
+	if serverErr != "" {
+		w.errs[op]++
+		if _, ok := w.errSample[serverErr]; ok || len(w.errSample) < maxErrorSamples {
+			w.errSample[serverErr]++
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
