@@ -1,0 +1,245 @@
+// Package checker holds the chaos suite's verdicts on a recorded history: the
+// invariants of design §12 that ringkv promises, each as a function from a
+// history (and, where it needs the cluster, a read function) to violations.
+package checker
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/ringkv/ringkv/tests/chaos/traffic"
+)
+
+// ReadFunc reads a key at QUORUM (or whatever the caller binds) after faults heal.
+type ReadFunc func(ctx context.Context, key string) (value string, found bool, err error)
+
+// LostWrites re-reads every acknowledged write-once key and returns how many
+// it checked and the keys that are missing or wrong (invariant 1). A read that
+// keeps failing counts as lost: a checker that cannot look must not pass.
+func LostWrites(ctx context.Context, ops []traffic.Op, read ReadFunc) (checked int, lost []string) {
+	for _, op := range ops {
+		if op.Workload != "write-once" || op.Kind != traffic.Put || op.Outcome != traffic.OK {
+			continue
+		}
+		checked++
+		var err error
+		for attempt := range 10 {
+			var v string
+			var found bool
+			if v, found, err = read(ctx, op.Key); err == nil {
+				if !found || v != op.Value {
+					lost = append(lost, fmt.Sprintf("%s: acknowledged at %s, read found=%v value=%q",
+						op.Key, op.Return.Format("15:04:05.000"), found, v))
+				}
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		}
+		if err != nil {
+			lost = append(lost, fmt.Sprintf("%s: unreadable after retries: %v", op.Key, err))
+		}
+	}
+	return checked, lost
+}
+
+// Violation is one broken invariant with the history that shows it.
+type Violation struct {
+	Key     string
+	What    string
+	History []traffic.Op
+}
+
+func (v Violation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s\n", v.Key, v.What)
+	for _, op := range v.History {
+		fmt.Fprintf(&b, "    %s\n", op)
+	}
+	return b.String()
+}
+
+func byKey(ops []traffic.Op, workload string) map[string][]traffic.Op {
+	m := map[string][]traffic.Op{}
+	for _, op := range ops {
+		if op.Workload == workload {
+			m[op.Key] = append(m[op.Key], op)
+		}
+	}
+	return m
+}
+
+func sortedKeys(m map[string][]traffic.Op) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// registerModel is a single register; "" is the absent key.
+var registerModel = porcupine.Model{
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		in := input.(registerInput)
+		if in.write {
+			return true, in.value
+		}
+		return output.(string) == state.(string), state
+	},
+	DescribeOperation: func(input, output any) string {
+		in := input.(registerInput)
+		if in.write {
+			return fmt.Sprintf("put(%q)", in.value)
+		}
+		return fmt.Sprintf("get() -> %q", output)
+	},
+}
+
+type registerInput struct {
+	write bool
+	value string
+}
+
+// Registers checks each single-writer register's history for
+// linearizability with porcupine (invariant 5 and more: with one writer and
+// QUORUM on both sides, ringkv's reads must behave like one register). A write
+// whose outcome is unknown may take effect at any later time, so it gets an
+// open-ended return; failed writes and reads that errored are left out. A
+// check porcupine cannot finish in timeout is a failure, not a pass.
+func Registers(ops []traffic.Op, timeout time.Duration) (keys int, violations []Violation) {
+	hist := byKey(ops, "register")
+	for _, key := range sortedKeys(hist) {
+		keys++
+		var pops []porcupine.Operation
+		for _, op := range hist[key] {
+			switch {
+			case op.Kind == traffic.Put && op.Outcome == traffic.OK:
+				pops = append(pops, porcupine.Operation{Input: registerInput{true, op.Value}, Call: op.Call.UnixNano(), Return: op.Return.UnixNano()})
+			case op.Kind == traffic.Put && op.Outcome == traffic.Indeterminate:
+				pops = append(pops, porcupine.Operation{Input: registerInput{true, op.Value}, Call: op.Call.UnixNano(), Return: math.MaxInt64})
+			case op.Kind == traffic.Get && op.Outcome == traffic.OK:
+				v := ""
+				if op.Found {
+					v = op.Value
+				}
+				pops = append(pops, porcupine.Operation{Input: registerInput{}, Output: v, Call: op.Call.UnixNano(), Return: op.Return.UnixNano()})
+			}
+		}
+		switch porcupine.CheckOperationsTimeout(registerModel, pops, timeout) {
+		case porcupine.Ok:
+		case porcupine.Illegal:
+			violations = append(violations, Violation{Key: key, What: "history is not linearizable", History: hist[key]})
+		default:
+			violations = append(violations, Violation{Key: key, What: fmt.Sprintf("linearizability check inconclusive after %v", timeout), History: hist[key]})
+		}
+	}
+	return keys, violations
+}
+
+// Resurrections checks the delete/TTL workload (invariants 3 and 4):
+//   - a QUORUM or ALL read that starts after an acknowledged QUORUM delete
+//     returned must not find the key (ONE may still see a replica the delete
+//     has not reached: stale, not resurrected);
+//   - no read at any level that starts later than the put's return + TTL +
+//     margin may find a TTL key. margin covers the clock disagreement between
+//     the coordinator that set the expiry and the replica that answers.
+func Resurrections(ops []traffic.Op, margin time.Duration) (resurrected, expiredReads []Violation) {
+	hist := byKey(ops, "delete-ttl")
+	for _, key := range sortedKeys(hist) {
+		h := hist[key]
+		var put, del *traffic.Op
+		for i := range h {
+			switch {
+			case h[i].Kind == traffic.Put:
+				put = &h[i]
+			case h[i].Kind == traffic.Del && h[i].Outcome == traffic.OK:
+				del = &h[i]
+			}
+		}
+		if put == nil || put.Outcome != traffic.OK {
+			continue
+		}
+		for _, op := range h {
+			if op.Kind != traffic.Get || op.Outcome != traffic.OK || !op.Found {
+				continue
+			}
+			if del != nil && op.Level != traffic.One && op.Call.After(del.Return) {
+				resurrected = append(resurrected, Violation{Key: key, What: fmt.Sprintf("read at %s found the key after its delete was acknowledged", op.Level), History: h})
+				break
+			}
+			if put.TTL > 0 && op.Call.After(put.Return.Add(put.TTL+margin)) {
+				expiredReads = append(expiredReads, Violation{Key: key, What: fmt.Sprintf("read at %s returned the key %v after it expired", op.Level, op.Call.Sub(put.Return.Add(put.TTL)).Round(time.Millisecond)), History: h})
+				break
+			}
+		}
+	}
+	return resurrected, expiredReads
+}
+
+// FinalDeletes re-reads, after heal, every key whose delete was acknowledged
+// or whose TTL has long passed, and reports those that came back.
+func FinalDeletes(ctx context.Context, ops []traffic.Op, read ReadFunc) (checked int, back []Violation) {
+	hist := byKey(ops, "delete-ttl")
+	now := time.Now()
+	for _, key := range sortedKeys(hist) {
+		h := hist[key]
+		gone := false
+		for _, op := range h {
+			if (op.Kind == traffic.Del && op.Outcome == traffic.OK) ||
+				(op.Kind == traffic.Put && op.Outcome == traffic.OK && op.TTL > 0 && now.After(op.Return.Add(op.TTL+5*time.Second))) {
+				gone = true
+			}
+		}
+		if !gone {
+			continue
+		}
+		checked++
+		if v, found, err := read(ctx, key); err == nil && found {
+			back = append(back, Violation{Key: key, What: fmt.Sprintf("came back after heal with %q", v), History: h})
+		}
+	}
+	return checked, back
+}
+
+// Keys returns every key the history wrote, for the convergence check.
+func Keys(ops []traffic.Op) []string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, op := range ops {
+		if op.Kind != traffic.Get && !seen[op.Key] {
+			seen[op.Key] = true
+			keys = append(keys, op.Key)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// VersionsFunc returns each node's local version string of key ("" when the
+// node holds nothing), in node order.
+type VersionsFunc func(ctx context.Context, key string) ([]string, error)
+
+// Divergent returns the keys whose replicas disagree (invariant 2).
+func Divergent(ctx context.Context, keys []string, versions VersionsFunc) ([]string, error) {
+	var out []string
+	for _, k := range keys {
+		vs, err := versions(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range vs[1:] {
+			if v != vs[0] {
+				out = append(out, fmt.Sprintf("%s: %q", k, vs))
+				break
+			}
+		}
+	}
+	return out, nil
+}
