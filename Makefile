@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 10s
 
-.PHONY: build test test-short lint vet fmt-check fuzz fuzz-ci verify demo bench-compare
+.PHONY: build test test-short lint vet fmt-check fuzz fuzz-ci verify demo bench-compare chaos chaos-short
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringkv ./cmd/ringkv
@@ -37,3 +37,13 @@ verify:
 
 demo:
 	$(GO) run ./cmd/ringkv demo
+
+# The fault-injection suite (docs/chaos.md). Needs Docker as root; fails, never
+# skips, without it. chaos: the long run, every fault, >= 10 minutes of load.
+CHAOS_DURATION ?= 10m
+chaos:
+	RINGKV_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -v -timeout 60m ./tests/chaos/...
+
+# What `go test ./tests/chaos/...` runs by default, verbose so the tables show.
+chaos-short:
+	$(GO) test -count=1 -v -timeout 10m ./tests/chaos/...

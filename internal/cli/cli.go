@@ -127,6 +127,11 @@ Run a node:
 		newServerCommand(e),
 		newDemoCommand(e),
 		newStatusCommand(),
+		newRepairCommand(),
+		newDecommissionCommand(),
+		newRemoveNodeCommand(),
+		newBenchCommand(),
+		newHotKeysCommand(),
 	)
 	return root
 }

@@ -73,9 +73,10 @@ func (p tablePrinter) ClusterStatus(s httpapi.ClusterStatus) error {
 			dash(n.ClientAddr), dash(n.HTTPAddr), dash(n.PeerAddr), dash(n.GossipAddr),
 			strconv.FormatFloat(n.Ownership*100, 'f', 1, 64) + "%",
 			strconv.FormatInt(n.Hints, 10),
+			streaming(n),
 		})
 	}
-	return writeTable(p.w, []string{"ID", "STATE", "UP", "ZONE", "CLIENT", "HTTP", "PEER", "GOSSIP", "OWNERSHIP", "HINTS"}, rows)
+	return writeTable(p.w, []string{"ID", "STATE", "UP", "ZONE", "CLIENT", "HTTP", "PEER", "GOSSIP", "OWNERSHIP", "HINTS", "STREAMING"}, rows)
 }
 
 // writeTable writes header and rows as columns separated by at least two spaces.
@@ -86,6 +87,18 @@ func writeTable(w io.Writer, header []string, rows [][]string) error {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
 	return tw.Flush()
+}
+
+// streaming summarises a node's part in a topology change: the share of
+// its ranges pulled when known, else the ranges it has left.
+func streaming(n httpapi.NodeStatus) string {
+	switch {
+	case n.StreamProgress > 0 && n.StreamProgress < 1:
+		return strconv.FormatFloat(n.StreamProgress*100, 'f', 0, 64) + "%"
+	case n.StreamRangesLeft > 0:
+		return strconv.Itoa(n.StreamRangesLeft) + " ranges left"
+	}
+	return "-"
 }
 
 func dash(s string) string {

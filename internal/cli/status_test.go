@@ -52,16 +52,16 @@ func TestStatusTable(t *testing.T) {
 		t.Fatalf("summary %q", lines[0])
 	}
 	header, row1, row2 := lines[2], lines[3], lines[4]
-	for _, f := range []string{"ID", "STATE", "UP", "ZONE", "CLIENT", "HTTP", "PEER", "GOSSIP", "OWNERSHIP", "HINTS"} {
+	for _, f := range []string{"ID", "STATE", "UP", "ZONE", "CLIENT", "HTTP", "PEER", "GOSSIP", "OWNERSHIP", "HINTS", "STREAMING"} {
 		if !strings.Contains(header, f) {
 			t.Errorf("header %q lacks %s", header, f)
 		}
 	}
 	// Sorted by id, and aligned: every column starts at the same offset.
-	if want := strings.Fields("node1 normal yes - 10.0.0.1:7379 10.0.0.1:8379 10.0.0.1:7380 10.0.0.1:7946 66.7% 0"); !reflect.DeepEqual(strings.Fields(row1), want) {
+	if want := strings.Fields("node1 normal yes - 10.0.0.1:7379 10.0.0.1:8379 10.0.0.1:7380 10.0.0.1:7946 66.7% 0 -"); !reflect.DeepEqual(strings.Fields(row1), want) {
 		t.Errorf("row 1 = %q, want fields %q", row1, want)
 	}
-	if want := strings.Fields("node2 down no b 10.0.0.2:7379 10.0.0.2:8379 10.0.0.2:7380 10.0.0.2:7946 33.3% 42"); !reflect.DeepEqual(strings.Fields(row2), want) {
+	if want := strings.Fields("node2 down no b 10.0.0.2:7379 10.0.0.2:8379 10.0.0.2:7380 10.0.0.2:7946 33.3% 42 -"); !reflect.DeepEqual(strings.Fields(row2), want) {
 		t.Errorf("row 2 = %q, want fields %q", row2, want)
 	}
 	for _, col := range []string{"STATE", "CLIENT", "OWNERSHIP", "HINTS"} {

@@ -50,6 +50,9 @@ const (
 	maxVNodesLimit = 4096
 	// maxNodeIDBytes bounds the id, which travels in every record's version.
 	maxNodeIDBytes = 128
+	// maxHotKeysK: the tracker counts 4×K keys exactly and ranks them four
+	// times a second; past ten thousand that is a slip, not a need.
+	maxHotKeysK = 10000
 )
 
 // Config is the configuration of one ringkv node (`ringkv server`). Field tags
@@ -85,12 +88,27 @@ type Config struct {
 	MaxHintBytes  int64         `flag:"max-hint-bytes"`
 	MaxClockSkew  time.Duration `flag:"max-clock-skew"`
 
+	RepairInterval time.Duration `flag:"repair-interval"`
+	RepairRate     int           `flag:"repair-rate"`
+	AllowStaleData bool          `flag:"allow-stale-data"`
+
+	StreamRate int64 `flag:"stream-rate"`
+
+	HotKeysWindow  time.Duration `flag:"hot-keys-window"`
+	HotKeysK       int           `flag:"hot-keys-k"`
+	HotKeysMinRate float64       `flag:"hot-keys-min-rate"`
+	HotCacheTTL    time.Duration `flag:"hot-cache-ttl"`
+
 	Password string `flag:"password"`
 
 	LogLevel  slog.Level `flag:"log-level"`
 	LogFormat string     `flag:"log-format"`
 
 	ShutdownTimeout time.Duration `flag:"shutdown-timeout"`
+
+	// DebugEndpoints mounts test-only HTTP controls (the clock offset the
+	// fault suite skews a node with). Hidden from --help: never for production.
+	DebugEndpoints bool `flag:"debug-endpoints"`
 }
 
 // Default returns the configuration a node runs with when nothing is set.
@@ -152,6 +170,29 @@ func Default() Config {
 		// NTP keeps clocks within milliseconds; 500 ms tolerates a bad host while
 		// refusing writes from one whose clock would push versions far ahead.
 		MaxClockSkew: 500 * time.Millisecond,
+		// Anti-entropy pass every 10 minutes: comparing roots of ranges in
+		// sync costs a few KiB per range, and 10 minutes stays far inside the
+		// hour that gc-grace keeps beyond the hint window (design §2).
+		RepairInterval: 10 * time.Minute,
+		// 20k records/s repairs a wiped 1M-key replica in under a minute while
+		// leaving most of a node's write capacity to clients.
+		RepairRate: 20000,
+		// Refuse: a node away longer than gc-grace can resurrect deleted keys.
+		AllowStaleData: false,
+		// 32 MiB/s moves a 100 GiB node in under an hour while leaving most
+		// of a 1 Gbit/s link and of the disk to client traffic.
+		StreamRate: 32 << 20,
+		// Ten seconds: a key's rate is not one burst, and a key that cools
+		// leaves the list within seconds.
+		HotKeysWindow: 10 * time.Second,
+		// A hundred keys is a screenful in `ringkv hotkeys`.
+		HotKeysK: 100,
+		// Below a hundred requests a second one key costs its replicas
+		// nothing worth spreading or caching.
+		HotKeysMinRate: 100,
+		// Off: a cached read may miss a write made through another node for
+		// up to the TTL, which an operator must choose knowingly (§10).
+		HotCacheTTL: 0,
 		// No password: the default listeners are loopback only (§11).
 		Password: "",
 		// Info logs lifecycle events, not requests.
@@ -161,6 +202,9 @@ func Default() Config {
 		// Kubernetes' default terminationGracePeriodSeconds: a node finishes
 		// its drain before the kubelet kills it.
 		ShutdownTimeout: 30 * time.Second,
+		// Off: the debug endpoints let anyone who reaches the HTTP port move
+		// this node's clock, which only a fault-injection test may do.
+		DebugEndpoints: false,
 	}
 }
 
@@ -246,6 +290,27 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxHintBytes <= 0 {
 		bad("max-hint-bytes", "%d, must be positive", c.MaxHintBytes)
+	}
+	if c.StreamRate <= 0 {
+		bad("stream-rate", "%d, must be positive", c.StreamRate)
+	}
+	if c.RepairInterval < 0 {
+		bad("repair-interval", "%v, must not be negative (0 disables continuous anti-entropy)", c.RepairInterval)
+	}
+	if c.RepairRate < 0 {
+		bad("repair-rate", "%d, must not be negative (0 is unlimited)", c.RepairRate)
+	}
+	if c.HotKeysWindow < time.Second {
+		bad("hot-keys-window", "%v, must be at least 1s", c.HotKeysWindow)
+	}
+	if c.HotKeysK < 1 || c.HotKeysK > maxHotKeysK {
+		bad("hot-keys-k", "%d, want 1..%d", c.HotKeysK, maxHotKeysK)
+	}
+	if !(c.HotKeysMinRate > 0) {
+		bad("hot-keys-min-rate", "%v, must be positive", c.HotKeysMinRate)
+	}
+	if c.HotCacheTTL < 0 {
+		bad("hot-cache-ttl", "%v, must not be negative (0 turns the cache off)", c.HotCacheTTL)
 	}
 	if c.MaxClockSkew <= 0 {
 		bad("max-clock-skew", "%v, must be positive", c.MaxClockSkew)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -66,6 +67,12 @@ func TestValidate(t *testing.T) {
 		{"negative hint window", func(c *Config) { c.MaxHintWindow = -time.Second }, "--max-hint-window"},
 		{"zero hint bytes", func(c *Config) { c.MaxHintBytes = 0 }, "--max-hint-bytes"},
 		{"zero clock skew", func(c *Config) { c.MaxClockSkew = 0 }, "--max-clock-skew"},
+		{"negative repair interval", func(c *Config) { c.RepairInterval = -time.Second }, "--repair-interval"},
+		{"negative repair rate", func(c *Config) { c.RepairRate = -1 }, "--repair-rate"},
+		{"short hot-keys window", func(c *Config) { c.HotKeysWindow = 100 * time.Millisecond }, "--hot-keys-window"},
+		{"zero hot-keys k", func(c *Config) { c.HotKeysK = 0 }, "--hot-keys-k"},
+		{"NaN hot-keys min rate", func(c *Config) { c.HotKeysMinRate = math.NaN() }, "--hot-keys-min-rate"},
+		{"negative hot cache ttl", func(c *Config) { c.HotCacheTTL = -time.Second }, "--hot-cache-ttl"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "--log-format"},
 		{"zero shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "--shutdown-timeout"},
 	} {
@@ -207,10 +214,19 @@ hinted-handoff: false
 max-hint-window: 1h
 max-hint-bytes: 2GiB
 max-clock-skew: 250ms
+repair-interval: 1m
+repair-rate: 500
+allow-stale-data: true
+stream-rate: 8MiB
+hot-keys-window: 30s
+hot-keys-k: 20
+hot-keys-min-rate: 250.5
+hot-cache-ttl: 50ms
 password: hunter2
 log-level: debug
 log-format: json
 shutdown-timeout: 10s
+debug-endpoints: true
 `)
 	c := testDefault()
 	if err := parse(t, &c, []string{"--config", file}, nil); err != nil {
@@ -224,7 +240,10 @@ shutdown-timeout: 10s
 		Sync: SyncAlways, GCGrace: 24 * time.Hour, MaxKeyBytes: 1024, MaxValueBytes: 4 << 20,
 		Replicas: 5, VNodes: 128, Consistency: replication.All, RequestTimeout: 1500 * time.Millisecond,
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
+		RepairInterval: time.Minute, RepairRate: 500, AllowStaleData: true,
+		StreamRate: 8 << 20, HotKeysWindow: 30 * time.Second, HotKeysK: 20, HotKeysMinRate: 250.5, HotCacheTTL: 50 * time.Millisecond,
 		Password: "hunter2", LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
+		DebugEndpoints: true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -324,5 +343,29 @@ func TestParseBytes(t *testing.T) {
 		if n, err := ParseBytes(in); err == nil {
 			t.Errorf("ParseBytes(%q) = %d, want an error", in, n)
 		}
+	}
+}
+
+// TestDebugEndpointsHidden holds the debug switch out of --help while it still
+// parses: only the fault suite turns it on.
+func TestDebugEndpointsHidden(t *testing.T) {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	c := testDefault()
+	new(Config).AddFlags(fs)
+	f := fs.Lookup("debug-endpoints")
+	if f == nil || !f.Hidden {
+		t.Fatalf("--debug-endpoints: %+v, want a hidden flag", f)
+	}
+	if strings.Contains(fs.FlagUsages(), "debug-endpoints") {
+		t.Fatal("--debug-endpoints shows in the usage text")
+	}
+	if c.DebugEndpoints {
+		t.Fatal("debug endpoints on by default")
+	}
+	if err := parse(t, &c, []string{"--debug-endpoints"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !c.DebugEndpoints {
+		t.Fatal("--debug-endpoints did not set the field")
 	}
 }

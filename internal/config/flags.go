@@ -64,12 +64,24 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 	fs.DurationVar(&c.MaxHintWindow, "max-hint-window", c.MaxHintWindow, "stop storing hints for a replica down longer than this")
 	fs.Var(newBytesValue(&c.MaxHintBytes), "max-hint-bytes", "disk space hints may take on this node (bytes; KiB, MiB, GiB suffixes allowed)")
 	fs.DurationVar(&c.MaxClockSkew, "max-clock-skew", c.MaxClockSkew, "refuse writes whose version is this far ahead of the local clock")
+	fs.DurationVar(&c.RepairInterval, "repair-interval", c.RepairInterval, "pause between anti-entropy passes over this node's ranges (0: only on `ringkv repair`)")
+	fs.IntVar(&c.RepairRate, "repair-rate", c.RepairRate, "records per second anti-entropy may repair (0: unlimited)")
+	fs.BoolVar(&c.AllowStaleData, "allow-stale-data", c.AllowStaleData, "start even if this node was down longer than --gc-grace (may resurrect deleted keys)")
+	fs.DurationVar(&c.HotKeysWindow, "hot-keys-window", c.HotKeysWindow, "span over which hot-key request rates are measured")
+	fs.IntVar(&c.HotKeysK, "hot-keys-k", c.HotKeysK, "number of top keys by request rate this node tracks and reports")
+	fs.Float64Var(&c.HotKeysMinRate, "hot-keys-min-rate", c.HotKeysMinRate, "requests per second at which a top key counts as hot (read spreading, cache)")
+	fs.DurationVar(&c.HotCacheTTL, "hot-cache-ttl", c.HotCacheTTL, "serve reads of hot keys from a coordinator cache this old at most; writes through other nodes go unseen that long (0: off)")
+	fs.Var(newBytesValue(&c.StreamRate), "stream-rate", "bytes per second this node pulls when streaming ranges on join, decommission or removenode (KiB, MiB, GiB suffixes allowed)")
 
 	fs.StringVar(&c.Password, "password", c.Password, "password clients must AUTH with (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
 
 	fs.Var((*logLevelValue)(&c.LogLevel), "log-level", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take before connections are cut")
+	fs.BoolVar(&c.DebugEndpoints, "debug-endpoints", c.DebugEndpoints, "mount test-only /debug HTTP controls (clock offset); never in production")
+	// Hidden: an operator reading --help should not be tempted by a switch
+	// whose only use is letting the fault suite skew this node's clock.
+	_ = fs.MarkHidden("debug-endpoints")
 
 	fs.VisitAll(func(f *pflag.Flag) {
 		f.Annotations = map[string][]string{ownedAnnotation: {"true"}}

@@ -9,6 +9,9 @@ type ClusterStatus struct {
 	Nodes    []NodeStatus `json:"nodes"`
 	Replicas int          `json:"replicas"`
 	VNodes   int          `json:"vnodes"`
+	// LastRepairPass is the unix time (seconds) of the answering node's last
+	// anti-entropy pass over all its ranges; 0 if none has completed.
+	LastRepairPass int64 `json:"last_repair_pass"`
 }
 
 // NodeStatus is one member as the answering node sees it.
@@ -28,4 +31,14 @@ type NodeStatus struct {
 	Ownership float64 `json:"ownership"`
 	// Hints is the number of hints the answering node holds for this one.
 	Hints int64 `json:"hints"`
+	// StreamRangesLeft is the number of ranges this node still had to pull
+	// for the topology change in progress, at the answering node's last
+	// check; absent when it has none or the answering node does not know.
+	StreamRangesLeft int `json:"stream_ranges_left,omitempty"`
+	// StreamProgress is the share (0..1) of its ranges to pull that this node
+	// has pulled; only the answering node reports its own.
+	StreamProgress float64 `json:"stream_progress,omitempty"`
+	// StreamedBytes is what this node received by streaming since it
+	// started; only the answering node reports its own.
+	StreamedBytes int64 `json:"streamed_bytes,omitempty"`
 }

@@ -17,7 +17,7 @@ func (s *Server) Status() httpapi.ClusterStatus {
 	v := s.topo.cur.Load()
 	own := v.ring.Ownership()
 	backlog := s.hints.Backlog()
-	st := httpapi.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes}
+	st := httpapi.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass()}
 	for _, m := range v.members {
 		st.Nodes = append(st.Nodes, httpapi.NodeStatus{
 			ID: m.ID, ClientAddr: m.ClientAddr, PeerAddr: m.PeerAddr, HTTPAddr: m.HTTPAddr,
@@ -25,6 +25,7 @@ func (s *Server) Status() httpapi.ClusterStatus {
 			State: m.State.String(), Ownership: own[m.ID], Hints: int64(backlog[m.ID]),
 		})
 	}
+	s.addStreamStatus(st.Nodes)
 	slices.SortFunc(st.Nodes, func(a, b httpapi.NodeStatus) int {
 		switch {
 		case a.ID < b.ID:

@@ -46,12 +46,15 @@ type Server struct {
 	peers  *transport.TCP
 	member *membership.Membership
 	topo   *topology
+	rebal  *rebalancer
 	hints  *handoff.Queue
 	coord  *replication.Coordinator
 	resp   *resp.Server
 	http   *http.Server
 	httpLn net.Listener
 	respLn net.Listener
+	ae     aeState     // anti-entropy; see antientropy.go
+	hot    hotKeyState // hot keys; see hotkeys.go
 
 	ready     atomic.Bool
 	stopWatch chan struct{}
@@ -121,6 +124,10 @@ func (s *Server) Start() (err error) {
 		return fmt.Errorf("server: http listener: %w", err)
 	}
 
+	initial, err := s.initialState()
+	if err != nil {
+		return err
+	}
 	s.member, err = membership.New(membership.Config{
 		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: cfg.Join,
 		Profile: gossipProfile(cfg.GossipAddr),
@@ -128,13 +135,13 @@ func (s *Server) Start() (err error) {
 		Meta: membership.Meta{
 			ID: cfg.NodeID, Zone: cfg.Zone,
 			ClientAddr: s.respLn.Addr().String(), PeerAddr: s.peers.Addr(), HTTPAddr: s.httpLn.Addr().String(),
-			State: membership.Normal,
+			State: initial,
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("server: membership: %w", err)
 	}
-	s.topo = newTopology(cfg.NodeID, cfg.Replicas, cfg.VNodes)
+	s.topo = newTopology(cfg.NodeID, cfg.Replicas, cfg.VNodes, ringSettle(cfg))
 
 	s.hints, err = handoff.New(handoff.Config{
 		// A hint older than gc-grace could carry a value whose delete the
@@ -197,6 +204,8 @@ func (s *Server) Start() (err error) {
 	api.Handle("GET /v1/cluster", http.HandlerFunc(s.handleCluster))
 	s.mountAntiEntropy(api)
 	s.mountRebalance(api)
+	s.mountDebug(api)
+	s.mountPprof(api)
 	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -1,36 +1,60 @@
 package server
 
 import (
+	"hash/fnv"
 	"slices"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ringkv/ringkv/internal/membership"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/ring"
 )
 
-// topology is the coordinator's view of the cluster: the ring built from the
+// topology is the coordinator's view of the cluster: the rings built from the
 // members, and who is up. It is swapped whole on every membership change, so
 // the request path reads it without locks.
+//
+// A topology change has three rings. The current ring (normal and leaving
+// nodes) places reads and writes. The future ring (normal and joining nodes)
+// is where the change is heading: its extra replicas are pending, so writes
+// reach them too and each one's ack is required on top of the level's count.
+// When the change completes, the previous ring lingers for settle: its live
+// replicas that left a key's set stay pending for writes, because nodes that
+// have not heard of the switch yet still read from them.
 type topology struct {
 	self   string
 	rf     int
 	vnodes int
+	settle time.Duration
 	cur    atomic.Pointer[view]
 }
 
 type view struct {
-	ring    *ring.Ring
+	ring    *ring.Ring // current owners: reads and writes
+	future  *ring.Ring // nil unless a change is in progress
+	prev    *ring.Ring // the ring before the last switch, until prevUntil
+	prevEnd time.Time
 	members map[string]membership.Member
 	nodes   []replication.Replica
-	// byNode maps a ring node id to its replica entry, so a request turns
-	// ring placement into replicas with addresses and liveness.
+	// byNode maps a node id to its replica entry, so a request turns ring
+	// placement into replicas with addresses and liveness. It also holds the
+	// nodes of prev that have left, so they stay reachable while it lingers.
 	byNode map[string]replication.Replica
+	// fingerprint identifies the member states: nodes with equal
+	// fingerprints route every write alike.
+	fingerprint uint64
+	// replicas caches Replicas' answer per ring replica set, keyed by the
+	// set's first element: the ring shares one slice per vnode range, so the
+	// request path allocates nothing after a range's first lookup.
+	replicas sync.Map // *ring.Node → []replication.Replica
 }
 
-func newTopology(self string, rf, vnodes int) *topology {
-	t := &topology{self: self, rf: rf, vnodes: vnodes}
-	t.cur.Store(&view{ring: ring.New(nil, vnodes, rf), members: map[string]membership.Member{}, byNode: map[string]replication.Replica{}})
+func newTopology(self string, rf, vnodes int, settle time.Duration) *topology {
+	t := &topology{self: self, rf: rf, vnodes: vnodes, settle: settle}
+	empty := ring.New(nil, vnodes, rf)
+	t.cur.Store(&view{ring: empty, members: map[string]membership.Member{}, byNode: map[string]replication.Replica{}})
 	return t
 }
 
@@ -38,7 +62,8 @@ func newTopology(self string, rf, vnodes int) *topology {
 func (t *topology) update(members []membership.Member) (cameUp bool) {
 	old := t.cur.Load()
 	v := &view{members: make(map[string]membership.Member, len(members)), byNode: make(map[string]replication.Replica, len(members))}
-	var nodes []ring.Node
+	var curNodes, futNodes []ring.Node
+	fp := fnv.New64a()
 	for _, m := range members {
 		if m.State == membership.Removed {
 			continue
@@ -48,7 +73,13 @@ func (t *topology) update(members []membership.Member) (cameUp bool) {
 		r := replication.Replica{ID: m.ID, Addr: m.PeerAddr, Up: up}
 		v.byNode[m.ID] = r
 		v.nodes = append(v.nodes, r)
-		nodes = append(nodes, ring.Node{ID: m.ID, Zone: m.Zone})
+		n := ring.Node{ID: m.ID, Zone: m.Zone}
+		if m.State != membership.Joining {
+			curNodes = append(curNodes, n)
+		}
+		if m.State != membership.Leaving {
+			futNodes = append(futNodes, n)
+		}
 		if prev, ok := old.byNode[m.ID]; up && (!ok || !prev.Up) {
 			cameUp = true
 		}
@@ -62,10 +93,33 @@ func (t *topology) update(members []membership.Member) (cameUp bool) {
 		}
 		return 0
 	})
-	if sameNodes(old.ring.Nodes(), nodes) {
-		v.ring = old.ring
+	for _, r := range v.nodes {
+		fp.Write([]byte(r.ID))
+		fp.Write([]byte{0, byte(v.members[r.ID].State), 0})
+	}
+	v.fingerprint = fp.Sum64()
+
+	if sameNodes(old.ring.Nodes(), curNodes) {
+		v.ring, v.prev, v.prevEnd = old.ring, old.prev, old.prevEnd
 	} else {
-		v.ring = ring.New(nodes, t.vnodes, t.rf)
+		v.ring = ring.New(curNodes, t.vnodes, t.rf)
+		if old.ring.Len() > 0 {
+			v.prev, v.prevEnd = old.ring, time.Now().Add(t.settle)
+		}
+	}
+	if !sameNodes(curNodes, futNodes) {
+		if old.future != nil && sameNodes(old.future.Nodes(), futNodes) {
+			v.future = old.future
+		} else {
+			v.future = ring.New(futNodes, t.vnodes, t.rf)
+		}
+	}
+	if v.prev != nil {
+		for _, n := range v.prev.Nodes() {
+			if _, ok := v.byNode[n.ID]; !ok {
+				v.byNode[n.ID] = old.byNode[n.ID]
+			}
+		}
 	}
 	t.cur.Store(v)
 	return cameUp
@@ -91,10 +145,17 @@ func sameNodes(a, b []ring.Node) bool {
 func (t *topology) Replicas(key []byte) []replication.Replica {
 	v := t.cur.Load()
 	nodes := v.ring.Replicas(key)
+	if len(nodes) == 0 {
+		return nil
+	}
+	if out, ok := v.replicas.Load(&nodes[0]); ok {
+		return out.([]replication.Replica)
+	}
 	out := make([]replication.Replica, len(nodes))
 	for i, n := range nodes {
 		out[i] = v.byNode[n.ID]
 	}
+	v.replicas.Store(&nodes[0], out)
 	return out
 }
 
@@ -111,6 +172,53 @@ func (t *topology) peerAddr(id string) (string, bool) {
 	return r.Addr, ok && r.Addr != ""
 }
 
-// Pending implements replication.Topology. Nodes joining or leaving are not
-// streamed yet, so no range is pending.
-func (t *topology) Pending([]byte) []replication.Replica { return nil }
+// Peer implements rebalance.Peers.
+func (t *topology) Peer(id string) (string, bool) {
+	r, ok := t.cur.Load().byNode[id]
+	return r.Addr, ok && r.Up && r.Addr != "" && id != t.self
+}
+
+// Pending implements replication.Topology: the key's future replicas that are
+// not current ones, and, while the previous ring lingers, its live replicas
+// that are no longer current. Outside a change it costs one atomic load.
+func (t *topology) Pending(key []byte) []replication.Replica {
+	v := t.cur.Load()
+	lingering := v.prev != nil && time.Now().Before(v.prevEnd)
+	if v.future == nil && !lingering {
+		return nil
+	}
+	tok := ring.Token(key)
+	cur := v.ring.ReplicasForToken(tok)
+	var out []replication.Replica
+	add := func(set []ring.Node, liveOnly bool) {
+		for _, n := range set {
+			if containsNode(cur, n.ID) || slices.ContainsFunc(out, func(r replication.Replica) bool { return r.ID == n.ID }) {
+				continue
+			}
+			r, ok := v.byNode[n.ID]
+			if !ok || (liveOnly && !r.Up) {
+				continue
+			}
+			out = append(out, r)
+		}
+	}
+	if v.future != nil {
+		add(v.future.ReplicasForToken(tok), false)
+	}
+	if lingering {
+		// A node that left the set and is down cannot be written; the nodes
+		// still reading from the previous ring then get their majority from
+		// the replicas both rings share.
+		add(v.prev.ReplicasForToken(tok), true)
+	}
+	return out
+}
+
+func containsNode(set []ring.Node, id string) bool {
+	for _, n := range set {
+		if n.ID == id {
+			return true
+		}
+	}
+	return false
+}

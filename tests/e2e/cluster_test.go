@@ -16,6 +16,7 @@ type clusterStatus struct {
 	Nodes []struct {
 		ID    string `json:"id"`
 		Up    bool   `json:"up"`
+		State string `json:"state"`
 		Hints int    `json:"hints"`
 	} `json:"nodes"`
 }
@@ -32,7 +33,8 @@ func status(t testing.TB, n *node) (clusterStatus, error) {
 	return st, err
 }
 
-// waitUp waits until n sees want nodes up.
+// waitUp waits until n sees want nodes up and in the normal state (a node
+// that just started may still be joining, which changes the replica sets).
 func waitUp(t testing.TB, n *node, want int) {
 	t.Helper()
 	checkFor(t, 20*time.Second, func() error {
@@ -42,12 +44,12 @@ func waitUp(t testing.TB, n *node, want int) {
 		}
 		up := 0
 		for _, m := range st.Nodes {
-			if m.Up {
+			if m.Up && m.State == "normal" {
 				up++
 			}
 		}
 		if up != want {
-			return fmt.Errorf("%s sees %d nodes up, want %d", n.ID, up, want)
+			return fmt.Errorf("%s sees %d nodes up and normal, want %d", n.ID, up, want)
 		}
 		return nil
 	})

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# compare.sh: start redis-server, a Redis Cluster and ringkv (1 node and
+# 3 nodes) on loopback, load each with redis-benchmark and `ringkv bench`
+# using the same client settings, and print one table with ratios.
+#
+# Needs: go (to build ringkv, unless RINGKV_BIN is set), redis-server,
+# redis-cli, redis-benchmark. Takes about 3-5 minutes with the defaults.
+#
+# Environment (defaults in brackets):
+#   KEYS [1000000]       keyspace (-r of redis-benchmark, --keys of ringkv bench)
+#   CONNS [50]           client connections
+#   VALUE [100]          value size in bytes
+#   REQ_P16 [500000]     redis-benchmark requests per test at pipeline 16
+#   REQ_P1 [100000]      redis-benchmark requests per test without pipelining
+#   DURATION [10s]       each ringkv bench run, after a 2s warmup
+#   OPEN_RATE [25000]    open-loop rate on the 3-node cluster (req/s)
+#   BASE_PORT [30000]    ports BASE_PORT..BASE_PORT+300 are used
+#   RINGKV_BIN           a prebuilt ringkv binary (default: go build)
+#   OUT                  directory for logs and raw results (default: a temp dir, kept)
+# Quick run: KEYS=100000 REQ_P16=200000 REQ_P1=50000 DURATION=3s bench/compare.sh
+set -euo pipefail
+
+KEYS=${KEYS:-1000000}
+CONNS=${CONNS:-50}
+VALUE=${VALUE:-100}
+REQ_P16=${REQ_P16:-500000}
+REQ_P1=${REQ_P1:-100000}
+DURATION=${DURATION:-10s}
+OPEN_RATE=${OPEN_RATE:-25000}
+BASE_PORT=${BASE_PORT:-30000}
+
+for tool in redis-server redis-cli redis-benchmark; do
+	command -v "$tool" >/dev/null || { echo "compare.sh: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
+done
+
+OUT=${OUT:-$(mktemp -d -t ringkv-compare-XXXXXX)}
+mkdir -p "$OUT"
+RESULTS=$OUT/results.tsv
+: >"$RESULTS"
+PIDS=()
+
+cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null || true
+	done
+	rm -rf "$OUT/data"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '== %s\n' "$*" >&2; }
+
+if [[ -z ${RINGKV_BIN:-} ]]; then
+	RINGKV_BIN=$OUT/ringkv
+	log "building ringkv"
+	(cd "$(dirname "$0")/.." && go build -o "$RINGKV_BIN" ./cmd/ringkv)
+fi
+
+wait_ping() { # port
+	local i
+	for i in $(seq 1 200); do
+		if redis-cli -p "$1" PING 2>/dev/null | grep -q PONG; then return 0; fi
+		sleep 0.1
+	done
+	echo "compare.sh: nothing answers PING on port $1 (logs in $OUT)" >&2
+	exit 1
+}
+
+start_redis() { # name port extra-args...
+	local name=$1 port=$2
+	shift 2
+	mkdir -p "$OUT/data/$name"
+	redis-server --port "$port" --bind 127.0.0.1 --dir "$OUT/data/$name" --save '' \
+		--logfile "$OUT/$name.log" "$@" &
+	PIDS+=($!)
+	wait_ping "$port"
+}
+
+# ringkv_node name client-port join [extra flags]: HTTP, peer and gossip use the next three ports.
+ringkv_node() {
+	local name=$1 port=$2 join=$3
+	shift 3
+	mkdir -p "$OUT/data/$name"
+	"$RINGKV_BIN" server --node-id "$name" --data-dir "$OUT/data/$name" \
+		--client-addr "127.0.0.1:$port" --http-addr "127.0.0.1:$((port + 1))" \
+		--peer-addr "127.0.0.1:$((port + 2))" --gossip-addr "127.0.0.1:$((port + 3))" \
+		${join:+--join "$join"} --sync periodic --log-level warn "$@" \
+		>"$OUT/$name.log" 2>&1 &
+	PIDS+=($!)
+	wait_ping "$port"
+}
+
+# wait_members http-port n: until the node sees n members up and normal.
+wait_members() {
+	local i
+	for i in $(seq 1 300); do
+		if [[ $("$RINGKV_BIN" status --addr "127.0.0.1:$1" -o json 2>/dev/null | grep -c '"state": "normal"' || true) -ge $2 ]]; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "compare.sh: the cluster did not form (logs in $OUT)" >&2
+	exit 1
+}
+
+stop_all() {
+	local pid
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+	PIDS=()
+	rm -rf "$OUT/data"
+}
+
+# rb system pipeline requests redis-benchmark-args...: SET and GET rows.
+rb() {
+	local system=$1 p=$2 n=$3
+	shift 3
+	log "$system: redis-benchmark -t set,get -P $p -n $n"
+	redis-benchmark "$@" -t set,get -P "$p" -n "$n" -c "$CONNS" -d "$VALUE" -r "$KEYS" --csv --precision 3 \
+		2>>"$OUT/redis-benchmark.err" | tee -a "$OUT/redis-benchmark.csv" |
+		awk -F'","' -v sys="$system" -v p="$p" '{ gsub(/"/, "", $1) }
+		$1 == "SET" || $1 == "GET" {
+			printf "%s\tredis-benchmark\t%s P%s\t%.0f\t%s\t%s\n", sys, $1, p, $2, $5, $7
+		}' >>"$RESULTS"
+}
+
+# rkb system label ringkv-bench-args...: one row per op type.
+rkb() {
+	local system=$1 label=$2
+	shift 2
+	log "$system: ringkv bench $label $*"
+	"$RINGKV_BIN" bench --keys "$KEYS" --conns "$CONNS" --value-size "$VALUE" \
+		--duration "$DURATION" --warmup 2s -q "$@" | tee -a "$OUT/ringkv-bench.txt" |
+		awk -v sys="$system" -v label="$label" '$1 == "GET" || $1 == "SET" || $1 == "DEL" {
+			printf "%s\tringkv bench\t%s %s\t%.0f\t%s\t%s\n", sys, label, $1, $3, $5, $7
+			if ($4 > 0) printf "%s\tringkv bench\t%s %s errors\t%d\t-\t-\n", sys, label, $1, $4
+		}' >>"$RESULTS"
+}
+
+p=$BASE_PORT
+
+log "redis-server, no persistence"
+start_redis redis $((p + 1)) --appendonly no
+rb redis 16 "$REQ_P16" -p $((p + 1))
+rb redis 1 "$REQ_P1" -p $((p + 1))
+rkb redis "mix50 P16" --addr 127.0.0.1:$((p + 1)) --consistency "" --pipeline 16
+stop_all
+
+log "redis-server, appendonly everysec"
+start_redis redis-aof $((p + 2)) --appendonly yes --appendfsync everysec
+rb redis-aof 16 "$REQ_P16" -p $((p + 2))
+rb redis-aof 1 "$REQ_P1" -p $((p + 2))
+rkb redis-aof "mix50 P16" --addr 127.0.0.1:$((p + 2)) --consistency "" --pipeline 16
+stop_all
+
+log "Redis Cluster, 3 masters + 3 replicas, appendonly everysec"
+cluster=()
+for i in 1 2 3 4 5 6; do
+	port=$((p + 10 + i))
+	start_redis "cluster$i" $port --cluster-enabled yes --cluster-config-file "$OUT/data/cluster$i/nodes.conf" \
+		--appendonly yes --appendfsync everysec
+	cluster+=("127.0.0.1:$port")
+done
+redis-cli --cluster create "${cluster[@]}" --cluster-replicas 1 --cluster-yes >"$OUT/cluster-create.log" 2>&1
+for i in $(seq 1 300); do
+	if redis-cli -p $((p + 11)) CLUSTER INFO | grep -q 'cluster_state:ok'; then break; fi
+	sleep 0.1
+done
+sleep 2 # replicas finish their first sync
+rb redis-cluster 16 "$REQ_P16" --cluster -p $((p + 11))
+rb redis-cluster 1 "$REQ_P1" --cluster -p $((p + 11))
+stop_all
+
+log "ringkv, 1 node, RF 1, --sync periodic"
+ringkv_node single $((p + 100)) "" --replicas 1
+rb ringkv-1 16 "$REQ_P16" -p $((p + 100))
+rb ringkv-1 1 "$REQ_P1" -p $((p + 100))
+rkb ringkv-1 "mix50 P16" --addr 127.0.0.1:$((p + 100)) --pipeline 16
+stop_all
+
+log "ringkv, 3 nodes, RF 3, QUORUM, --sync periodic"
+ringkv_node n1 $((p + 200)) "" --replicas 3 --consistency QUORUM
+ringkv_node n2 $((p + 210)) "127.0.0.1:$((p + 203))" --replicas 3 --consistency QUORUM
+ringkv_node n3 $((p + 220)) "127.0.0.1:$((p + 203))" --replicas 3 --consistency QUORUM
+wait_members $((p + 201)) 3
+wait_members $((p + 221)) 3
+rb ringkv-3 16 "$REQ_P16" -p $((p + 200))
+rb ringkv-3 1 "$REQ_P1" -p $((p + 200))
+nodes="127.0.0.1:$((p + 200)),127.0.0.1:$((p + 210)),127.0.0.1:$((p + 220))"
+rkb ringkv-3 "mix50 P16" --addr "$nodes" --pipeline 16 --consistency QUORUM
+rkb ringkv-3 "open ${OPEN_RATE}/s P1" --addr "$nodes" --rate "$OPEN_RATE" --consistency QUORUM
+stop_all
+
+# The table: every row, then its throughput as a ratio of the reference
+# systems' same tool and test.
+echo
+echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3)"
+awk -F'\t' '
+	{ key = $2 SUBSEP $3; ops[$1, key] = $4; rows[++n] = $0 }
+	function ratio(sys, key, v) { return ((sys, key) in ops && ops[sys, key] > 0 && v != "") ? sprintf("%.2f", v / ops[sys, key]) : "" }
+	END {
+		printf "%-14s %-16s %-26s %10s %9s %9s %8s %9s %9s\n", "SYSTEM", "TOOL", "TEST", "OPS/S", "P50 ms", "P99 ms", "xREDIS", "xREDIS-AOF", "xCLUSTER"
+		for (i = 1; i <= n; i++) {
+			split(rows[i], f, "\t"); key = f[2] SUBSEP f[3]
+			r1 = r2 = r3 = ""
+			if (f[1] ~ /^ringkv/ && f[3] !~ /errors/) { r1 = ratio("redis", key, f[4]); r2 = ratio("redis-aof", key, f[4]); r3 = ratio("redis-cluster", key, f[4]) }
+			if (f[1] == "ringkv-1") r3 = ""
+			if (f[1] == "ringkv-3") { r1 = ""; r2 = "" }
+			printf "%-14s %-16s %-26s %10s %9s %9s %8s %9s %9s\n", f[1], f[2], f[3], f[4], f[5], f[6], r1, r2, r3
+		}
+	}' "$RESULTS" | tee "$OUT/table.txt"
+echo
+echo "raw results and logs: $OUT"

@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/record"
+)
+
+// TestHotKeysEndpoint builds the hot-key state from a config and serves
+// GET /v1/hotkeys over it, without the rest of a node.
+func TestHotKeysEndpoint(t *testing.T) {
+	cfg := config.Default()
+	cfg.NodeID, cfg.InMemory = "n1", true
+	cfg.HotKeysK, cfg.HotKeysMinRate, cfg.HotCacheTTL = 5, 10, 50*time.Millisecond
+	s, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewManual(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	s.wall, s.reg = clock.NewOffset(clk, 0), prometheus.NewRegistry()
+	if err := s.startHotKeys(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.stopHotKeys(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	for i, key := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		for range (7 - i) * 100 {
+			s.hot.tracker.Observe([]byte(key))
+		}
+	}
+	clk.Advance(time.Second)
+	s.hot.tracker.Refresh()
+	if !s.hot.tracker.IsHot([]byte("a")) || s.hot.cache.TTL() != 50*time.Millisecond {
+		t.Fatalf("IsHot(a) = %v, cache TTL %v", s.hot.tracker.IsHot([]byte("a")), s.hot.cache.TTL())
+	}
+
+	api := httpapi.New(httpapi.Config{}, nil)
+	s.mountHotKeys(api)
+	get := func(path string) (int, []byte) {
+		rec := httptest.NewRecorder()
+		api.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.Bytes()
+	}
+
+	code, body := get("/v1/hotkeys")
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/hotkeys: %d %s", code, body)
+	}
+	var rep HotKeysReport
+	if err := json.Unmarshal(body, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Node != "n1" || rep.Window != "10s" || rep.CacheTTL != "50ms" || rep.MinRate != 10 || rep.Rate != 2800 {
+		t.Errorf("report header: %+v", rep)
+	}
+	if len(rep.Keys) != 5 || rep.Keys[0].Key != "a" || rep.Keys[0].Rate != 700 || rep.Keys[4].Key != "e" {
+		t.Fatalf("keys: %+v", rep.Keys)
+	}
+	if share := rep.Keys[0].Share; share != 700.0/2800 {
+		t.Errorf("share of a = %v, want %v", share, 700.0/2800)
+	}
+
+	if code, body = get("/v1/hotkeys?n=2"); code != http.StatusOK {
+		t.Fatalf("GET ?n=2: %d %s", code, body)
+	}
+	if err := json.Unmarshal(body, &rep); err != nil || len(rep.Keys) != 2 {
+		t.Fatalf("?n=2: %v, %+v", err, rep.Keys)
+	}
+	if code, body = get("/v1/hotkeys?n=-1"); code != http.StatusBadRequest {
+		t.Fatalf("GET ?n=-1: %d %s, want 400", code, body)
+	}
+	var e httpapi.ErrorBody
+	if err := json.Unmarshal(body, &e); err != nil || e.Code == "" {
+		t.Fatalf("error body %s: %v", body, err)
+	}
+}
+
+// TestHotKeysCacheOff: with the default config the cache is off, and the
+// nil cache is still safe for the coordinator to call.
+func TestHotKeysCacheOff(t *testing.T) {
+	cfg := config.Default()
+	cfg.NodeID, cfg.InMemory = "n1", true
+	s, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.wall, s.reg = clock.NewOffset(clock.System{}, 0), prometheus.NewRegistry()
+	if err := s.startHotKeys(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.stopHotKeys(t.Context())
+	if s.hot.cache != nil {
+		t.Fatal("cache on with --hot-cache-ttl 0")
+	}
+	k := []byte("k")
+	s.hot.cache.Put(k, s.hot.cache.Ticket(k), record.Record{Value: []byte("v")}, true)
+	if _, _, hit := s.hot.cache.Get(k); hit {
+		t.Fatal("the cache that is off hit")
+	}
+}
