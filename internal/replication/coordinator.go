@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/hotkeys"
 	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/storage"
 	"github.com/ringkv/ringkv/internal/transport"
 )
@@ -60,6 +62,24 @@ type Hinter interface {
 	Hint(target string, key []byte, rec *record.Record)
 }
 
+// HotKeys tracks request rates per key (design §10). Both methods are called
+// on every request and must be cheap and safe for concurrent use; h is the
+// key's ring token.
+type HotKeys interface {
+	ObserveHashed(h uint64, key []byte)
+	IsHotHashed(h uint64, key []byte) bool
+}
+
+// HotCache is the opt-in coordinator cache for hot keys, with a staleness
+// bound of its TTL for writes made through other nodes. A read takes a Ticket
+// before asking the replicas, so a fill that raced a local write is dropped.
+type HotCache interface {
+	Get(key []byte) (rec record.Record, found, hit bool)
+	Ticket(key []byte) hotkeys.Ticket
+	Put(key []byte, t hotkeys.Ticket, rec record.Record, found bool)
+	Invalidate(key []byte)
+}
+
 // Config tunes a coordinator.
 type Config struct {
 	// NodeID is this node's id: it tie-breaks versions and marks the local replica.
@@ -73,8 +93,15 @@ type Config struct {
 	// ReadRepairChance is the share of ONE reads that compare all replicas in the
 	// background and repair the stale ones. QUORUM and ALL reads always repair.
 	ReadRepairChance float64
-	Logger           *slog.Logger
-	Registerer       prometheus.Registerer
+	// HotKeys, when set, sees every request; reads at ONE of a hot key
+	// then go to a random live replica instead of always the first, so a
+	// hot key's read load spreads over all its replicas.
+	HotKeys HotKeys
+	// HotCache, when set, serves reads below ALL of hot keys for up to its
+	// TTL; this node's own writes invalidate it.
+	HotCache   HotCache
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // DefaultConfig returns the defaults used by `ringkv server`.
@@ -146,6 +173,14 @@ type applyResult struct {
 func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level) (prev record.Record, prevFound bool, err error) {
 	start := time.Now()
 	defer func() { c.metrics.observe("write", lvl, start, err) }()
+	if c.cfg.HotKeys != nil {
+		c.cfg.HotKeys.ObserveHashed(ring.Token(key), key)
+	}
+	if c.cfg.HotCache != nil {
+		// Whatever the outcome (a TIMEOUT may have landed), no read that
+		// began before the write may be served from the cache after it.
+		defer c.cfg.HotCache.Invalidate(key)
+	}
 	reps := c.topo.Replicas(key)
 	need := lvl.Required(len(reps))
 	if pending := c.topo.Pending(key); len(pending) > 0 {
@@ -306,11 +341,33 @@ type readResult struct {
 func (c *Coordinator) Get(ctx context.Context, key []byte, lvl Level) (rec record.Record, found bool, err error) {
 	start := time.Now()
 	defer func() { c.metrics.observe("read", lvl, start, err) }()
+	hot := false
+	if c.cfg.HotKeys != nil {
+		h := ring.Token(key)
+		c.cfg.HotKeys.ObserveHashed(h, key)
+		hot = c.cfg.HotKeys.IsHotHashed(h, key)
+	}
+	if hot && lvl != All && c.cfg.HotCache != nil {
+		if rec, found, hit := c.cfg.HotCache.Get(key); hit {
+			return rec, found, nil
+		}
+		tk := c.cfg.HotCache.Ticket(key)
+		defer func() {
+			if err == nil {
+				c.cfg.HotCache.Put(key, tk, rec, found)
+			}
+		}()
+	}
 	reps := c.topo.Replicas(key)
 	need := lvl.Required(len(reps))
 	live := c.liveOrder(reps)
 	if len(live) < need {
 		return rec, false, fmt.Errorf("%w: %s read needs %d of %d replicas, %d up", ErrUnavailable, lvl, need, len(reps), len(live))
+	}
+	if hot && need == 1 && len(live) > 1 {
+		// Spread a hot key's ONE reads over all its live replicas.
+		i := rand.IntN(len(live))
+		live[0], live[i] = live[i], live[0]
 	}
 	// Fast path: one answer wanted and this node holds a replica.
 	if need == 1 && c.isLocal(live[0]) {
@@ -341,8 +398,19 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, lvl Level) (rec recor
 		go func() { results <- c.read(wait, r, key) }()
 		return true
 	}
+	// The local replica, if asked, is read inline after the remote requests
+	// are on their way: no goroutine, no network hop.
+	var localRep *Replica
 	for range need {
+		if next < len(live) && c.isLocal(live[next]) {
+			localRep = live[next]
+			next++
+			continue
+		}
 		launch()
+	}
+	if localRep != nil {
+		results <- c.read(wait, localRep, key)
 	}
 	spec := time.NewTimer(c.cfg.SpeculativeDelay)
 	defer spec.Stop()

@@ -66,6 +66,8 @@ func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
 // SendApply sends a record that already carries its version (a hint, a repair,
 // a stream) to the replica at addr.
 func (c *Coordinator) SendApply(ctx context.Context, addr string, key []byte, rec *record.Record) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
 	_, err := c.net.Call(ctx, addr, MethodApply, encodeApply(key, rec))
 	return err
 }

@@ -24,6 +24,8 @@ func (c *Coordinator) Scan(ctx context.Context, cursor uint64, count int, lvl Le
 	if count <= 0 {
 		count = 10
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
 	nodes := c.topo.Nodes()
 	type answer struct {
 		page scanPage
@@ -140,6 +142,8 @@ func (c *Coordinator) localScan(cursor uint64, count int) (scanPage, error) {
 // DBSize estimates the number of keys in the cluster: the sum of the nodes'
 // record counts (tombstones included) divided by the replication factor.
 func (c *Coordinator) DBSize(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
 	nodes := c.topo.Nodes()
 	var total int64
 	for i := range nodes {

@@ -77,7 +77,8 @@ type Config struct {
 	Password string
 	// DefaultLevel is a new connection's consistency level.
 	DefaultLevel replication.Level
-	// RequestTimeout bounds each command's calls into the Backend.
+	// RequestTimeout is how long the backend may take per request; the
+	// backend enforces it (the coordinator bounds every replica request).
 	RequestTimeout time.Duration
 	// Info returns extra fields for the "# Ringkv" section of INFO; may be nil.
 	Info func() map[string]string

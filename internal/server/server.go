@@ -153,7 +153,14 @@ func (s *Server) Start() (err error) {
 		return err
 	}
 
+	if err := s.startHotKeys(); err != nil {
+		return err
+	}
 	rcfg := replication.DefaultConfig()
+	rcfg.HotKeys = s.hot.tracker
+	if s.hot.cache != nil {
+		rcfg.HotCache = s.hot.cache
+	}
 	rcfg.NodeID = cfg.NodeID
 	rcfg.RequestTimeout = cfg.RequestTimeout
 	rcfg.Logger = s.log
@@ -206,6 +213,7 @@ func (s *Server) Start() (err error) {
 	s.mountRebalance(api)
 	s.mountDebug(api)
 	s.mountPprof(api)
+	s.mountHotKeys(api)
 	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -317,7 +325,7 @@ func (s *Server) close(ctx context.Context) error {
 		close(s.stopWatch)
 		<-s.watchDone
 	}
-	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx))
+	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))
 	}

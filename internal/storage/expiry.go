@@ -121,7 +121,7 @@ func (s *Store) expireEntryLocked(ik []byte) error {
 	defer mu.Unlock()
 
 	rk := recordKey(token, key)
-	rec, found, err := s.readRecord(rk)
+	rec, found, err := s.readCached(token, rk)
 	if err != nil {
 		return err
 	}
@@ -149,6 +149,7 @@ func (s *Store) expireEntryLocked(ik []byte) error {
 		if err := b.Commit(pebble.NoSync); err != nil {
 			return fmt.Errorf("storage: expiry: %w", err)
 		}
+		s.cacheWrite(token, rk, &dead)
 		s.counters.expired.Add(1)
 		s.notify(token, key, &rec, &dead)
 		return nil
@@ -158,6 +159,7 @@ func (s *Store) expireEntryLocked(ik []byte) error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("storage: gc: %w", err)
 	}
+	s.cacheWrite(token, rk, nil)
 	s.count.Add(-1)
 	s.counters.gcPurged.Add(1)
 	s.notify(token, key, &rec, nil)

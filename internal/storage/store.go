@@ -77,6 +77,9 @@ type Options struct {
 	ExpiryBatch int
 	// CacheSize is the Pebble block cache in bytes; default DefaultCacheSize.
 	CacheSize int64
+	// RowCacheSize bounds the row cache of decoded records (see
+	// DefaultRowCacheSize); 0 means the default, negative disables it.
+	RowCacheSize int64
 	// MemTableSize is Pebble's memtable size; default DefaultMemTableSize.
 	MemTableSize uint64
 	// OnApply, when set, is called after every change to a stored record:
@@ -123,6 +126,7 @@ type Store struct {
 	gate *gate
 
 	keyLocks [keyLockStripes]sync.Mutex
+	rows     *rowCache // nil when disabled
 	// expiryMu serialises expiry passes (background and ExpireNow) so two
 	// passes never race over the same index entries.
 	expiryMu sync.Mutex
@@ -154,6 +158,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.ExpiryBatch <= 0 {
 		opts.ExpiryBatch = DefaultExpiryBatch
 	}
+	if opts.RowCacheSize == 0 {
+		opts.RowCacheSize = DefaultRowCacheSize
+	}
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = DefaultCacheSize
 	}
@@ -183,6 +190,7 @@ func Open(opts Options) (*Store, error) {
 		opts:  opts,
 		log:   log,
 		cache: pebble.NewCache(opts.CacheSize),
+		rows:  newRowCache(opts.RowCacheSize),
 		stop:  make(chan struct{}),
 		gate:  newGate(),
 	}
@@ -288,14 +296,25 @@ func (s *Store) keyLock(token uint64) *sync.Mutex {
 
 // Get returns key's stored record, tombstones and expired records included:
 // callers resolve them with rec.Live(now), so that read resolution and repair
-// still see the version that makes a key dead. The Value is a copy the caller
-// may keep.
+// still see the version that makes a key dead. The Value may be kept but never
+// modified: it can be shared with the row cache and other readers.
 func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
 	if err := s.acquire(); err != nil {
 		return record.Record{}, false, err
 	}
 	defer s.release()
-	return s.readRecord(recordKey(ring.Token(key), key))
+	token := ring.Token(key)
+	rk := recordKey(token, key)
+	if rec, ok := s.rows.get(token, rk); ok {
+		return rec, true, nil
+	}
+	if s.rows == nil {
+		return s.readRecord(rk)
+	}
+	mu := s.keyLock(token)
+	mu.Lock()
+	defer mu.Unlock()
+	return s.readCached(token, rk)
 }
 
 // readRecord reads and copies the record at Pebble key rk; the caller must hold
@@ -367,7 +386,7 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	mu.Lock()
 	defer mu.Unlock()
 
-	prev, found, err := s.readRecord(rk)
+	prev, found, err := s.readCached(token, rk)
 	if err != nil {
 		return ApplyResult{}, err
 	}
@@ -396,6 +415,7 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	if err := b.Commit(s.wo); err != nil {
 		return ApplyResult{}, fmt.Errorf("storage: apply: %w", err)
 	}
+	s.cacheWrite(token, rk, &rec)
 	res.Applied = true
 	s.counters.applies.Add(1)
 	if !found {

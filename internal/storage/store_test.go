@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
 func TestApplyIfNewer(t *testing.T) {
@@ -169,11 +170,16 @@ func TestValuesNotAliased(t *testing.T) {
 				t.Fatalf("returned values changed: Get %q, Prev %q", got.Value, res.Prev.Value)
 			}
 
+			// Returned values are shared with the row cache (read-only by
+			// contract); a later write must not change one already returned.
 			got2, _ := mustGet(t, s, "k")
-			got2.Value[0] = 'Y' // the caller scribbles on what Get returned
+			mustApply(t, s, "k", val(4, "a", "third"))
+			if string(got2.Value) != "replaced" {
+				t.Fatalf("a later write changed a returned value: %q", got2.Value)
+			}
 			got3, _ := mustGet(t, s, "k")
-			if string(got3.Value) != "replaced" {
-				t.Fatalf("store changed by a caller's write to a returned value: %q", got3.Value)
+			if string(got3.Value) != "third" {
+				t.Fatalf("Get after overwrite: %q", got3.Value)
 			}
 		})
 	}
@@ -605,5 +611,60 @@ func TestOpenValidates(t *testing.T) {
 				t.Fatal("Open succeeded")
 			}
 		})
+	}
+}
+
+// The row cache must answer exactly what Pebble holds, through overwrites,
+// stale applies, expiry conversion, GC purge, eviction and a reopen.
+func TestRowCacheMatchesDisk(t *testing.T) {
+	clk := clock.NewManual(epoch)
+	dir := t.TempDir()
+	// A tiny cache, so eviction runs constantly.
+	s := openTest(t, Options{Dir: dir, Clock: clk, RowCacheSize: 64 << 10, GCGrace: time.Minute, ExpiryInterval: -1})
+	nowMS := clk.Now().UnixMilli()
+	for i := range 2000 {
+		k := fmt.Sprintf("k%d", i)
+		r := val(int64(i+1), "a", strings.Repeat("v", i%50))
+		if i%3 == 0 {
+			r.ExpireAt = nowMS + 1000
+		}
+		mustApply(t, s, k, r)
+		if i%5 == 0 { // a stale write that must lose
+			mustApply(t, s, k, val(int64(i), "a", "stale"))
+		}
+	}
+	clk.Advance(2 * time.Second)
+	if _, err := s.ExpireAll(); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *Store) {
+		t.Helper()
+		for i := range 2000 {
+			k := fmt.Sprintf("k%d", i)
+			cached, found, err := s.Get([]byte(k))
+			if err != nil || !found {
+				t.Fatalf("%s: %v %v", k, found, err)
+			}
+			disk, dfound, err := s.readRecord(recordKey(ring.Token([]byte(k)), []byte(k)))
+			if err != nil || !dfound || record.Compare(&cached, &disk) != 0 {
+				t.Fatalf("%s: cache %+v, disk %+v", k, cached, disk)
+			}
+			if wantDead := i%3 == 0; cached.Tombstone != wantDead {
+				t.Fatalf("%s: tombstone %v, want %v", k, cached.Tombstone, wantDead)
+			}
+		}
+	}
+	check(s)
+	clk.Advance(2 * time.Minute) // past gc-grace: the expired third is purged
+	if _, err := s.ExpireAll(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2000; i += 3 {
+		if _, found, _ := s.Get([]byte(fmt.Sprintf("k%d", i))); found {
+			t.Fatalf("k%d still found after GC", i)
+		}
+	}
+	if s.rows.evictions.Load() == 0 {
+		t.Fatal("the tiny cache never evicted: the test does not exercise eviction")
 	}
 }

@@ -258,11 +258,15 @@ func (c *conn) readResponses(br *bufio.Reader) {
 	}
 }
 
-// serveRequests runs on accepted conns: each request runs h in its own
-// goroutine, at most len(sem) at a time; when that many are running the loop
-// stops reading, so a flooding peer meets TCP backpressure rather than making
-// us spawn without bound.
+// serveRequests runs on accepted conns: requests go to a pool of worker
+// goroutines that live as long as the connection, at most len(sem) of them;
+// when all are busy the loop stops reading, so a flooding peer meets TCP
+// backpressure rather than making us spawn without bound. Long-lived workers
+// keep the stacks they grew through Pebble's deep calls: a goroutine per
+// request spent a tenth of a cluster node's CPU growing fresh stacks.
 func (c *conn) serveRequests(br *bufio.Reader, h Handler, sem chan struct{}, wg *sync.WaitGroup) {
+	work := make(chan frame)
+	workers := 0
 	for {
 		f, err := readFrame(br, c.maxIn)
 		if err != nil {
@@ -274,14 +278,31 @@ func (c *conn) serveRequests(br *bufio.Reader, h Handler, sem chan struct{}, wg 
 			return
 		}
 		select {
-		case sem <- struct{}{}:
+		case work <- f: // an idle worker took it
+			continue
+		default:
+		}
+		if workers < cap(sem) {
+			workers++
+			first := f
+			wg.Go(func() {
+				c.serve(h, first)
+				for {
+					select {
+					case f := <-work:
+						c.serve(h, f)
+					case <-c.done:
+						return
+					}
+				}
+			})
+			continue
+		}
+		select {
+		case work <- f:
 		case <-c.done:
 			return
 		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			c.serve(h, f)
-		})
 	}
 }
 

@@ -37,7 +37,8 @@ func status(t testing.TB, n *node) (clusterStatus, error) {
 // that just started may still be joining, which changes the replica sets).
 func waitUp(t testing.TB, n *node, want int) {
 	t.Helper()
-	checkFor(t, 20*time.Second, func() error {
+	// Generous: CI runs this beside the race-enabled chaos suite on 2 cores.
+	checkFor(t, 60*time.Second, func() error {
 		st, err := status(t, n)
 		if err != nil {
 			return err
@@ -58,7 +59,7 @@ func waitUp(t testing.TB, n *node, want int) {
 // waitDown waits until n sees the node id as down.
 func waitDown(t testing.TB, n *node, id string) {
 	t.Helper()
-	checkFor(t, 20*time.Second, func() error {
+	checkFor(t, 60*time.Second, func() error {
 		st, err := status(t, n)
 		if err != nil {
 			return err
