@@ -33,7 +33,8 @@ type conn struct {
 	libName string
 	libVer  string
 	lastCmd string
-	quit    bool // close after flushing, for QUIT
+	quit    bool  // close after flushing, for QUIT
+	batch   batch // plain GETs and SETs of a pipeline, run concurrently
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -77,6 +78,7 @@ func (s *Server) serveConn(c *conn) {
 			var pe *ProtocolError
 			switch {
 			case errors.As(err, &pe):
+				c.runBatch() // the commands before the bad one get their replies
 				s.m.protocolErrors.Inc()
 				log.Info("protocol error, closing connection", "err", err)
 				c.w.Error("ERR " + pe.Error())
@@ -89,6 +91,11 @@ func (s *Server) serveConn(c *conn) {
 			return
 		}
 		if args != nil {
+			if c.batchable(args) {
+				c.add(args)
+				continue
+			}
+			c.runBatch()
 			c.exec(args)
 			if c.quit {
 				_ = c.w.Flush()
@@ -97,7 +104,9 @@ func (s *Server) serveConn(c *conn) {
 			}
 			continue
 		}
-		// Input drained: send every reply of the batch in one write.
+		// Input drained: run what is batched (its arguments alias the read
+		// buffer, which Fill reuses), then send every reply in one write.
+		c.runBatch()
 		if err := c.w.Flush(); err != nil {
 			log.Debug("write failed", "err", err)
 			return

@@ -103,9 +103,14 @@ func checkFor(tb testing.TB, wait time.Duration, fn func() error) {
 
 // eachProto runs fn against RESP2 and RESP3 clients of a fresh server.
 func eachProto(t *testing.T, fn func(t *testing.T, ts *testServer, c *redis.Client)) {
+	eachProtoWith(t, nil, fn)
+}
+
+// eachProtoWith is eachProto on a server whose config mod adjusts.
+func eachProtoWith(t *testing.T, mod func(*Config), fn func(t *testing.T, ts *testServer, c *redis.Client)) {
 	for _, proto := range []int{2, 3} {
 		t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
-			ts := startServer(t, nil)
+			ts := startServer(t, mod)
 			fn(t, ts, ts.client(t, proto))
 		})
 	}
@@ -694,4 +699,44 @@ func TestMetricsRegistered(t *testing.T) {
 			t.Errorf("metric %s not registered; have %v", n, names)
 		}
 	}
+}
+
+// Plain GETs and SETs of a pipeline run concurrently, but each key still sees
+// its commands in order, and every reply goes back in command order, also
+// when other commands and errors sit between them.
+func TestPipelineBatchesKeepPerKeyOrder(t *testing.T) {
+	eachProtoWith(t, func(c *Config) { c.ConcurrentPipeline = true }, func(t *testing.T, ts *testServer, c *redis.Client) {
+		ctx := t.Context()
+		pipe := c.Pipeline()
+		var gets []*redis.StringCmd
+		var want []string
+		for round := range 5 {
+			for k := range 40 {
+				key := fmt.Sprintf("o%d", k%7) // keys repeat within a batch
+				v := fmt.Sprintf("r%d-k%d", round, k)
+				pipe.Set(ctx, key, v, 0)
+				gets = append(gets, pipe.Get(ctx, key))
+				want = append(want, v)
+			}
+			pipe.Incr(ctx, "o0")         // an unknown command between batches
+			pipe.Set(ctx, "", "x", 0)    // refused by SET's own checks
+			pipe.Del(ctx, "o1", "never") // a non-batched command
+			gets = append(gets, pipe.Get(ctx, "o1"))
+			want = append(want, "")
+		}
+		cmds, _ := pipe.Exec(ctx)
+		equal(t, "replies", len(cmds), 5*(40*2+4))
+		for i, g := range gets {
+			got, err := g.Result()
+			if want[i] == "" {
+				if !errors.Is(err, redis.Nil) {
+					t.Fatalf("GET %d after DEL: %q %v", i, got, err)
+				}
+				continue
+			}
+			if err != nil || got != want[i] {
+				t.Fatalf("GET %d = %q %v, want %q", i, got, err, want[i])
+			}
+		}
+	})
 }

@@ -298,6 +298,12 @@ func (s *Server) Addrs() Addrs {
 		a.Peer = s.peers.Addr()
 	}
 	a.Gossip = s.cfg.GossipAddr
+	if s.member != nil {
+		// The bound address: with port 0 the configured one cannot be joined.
+		if addr := s.member.LocalAddr(); addr != "" {
+			a.Gossip = addr
+		}
+	}
 	return a
 }
 
