@@ -40,13 +40,7 @@ RESULTS=$OUT/results.tsv
 PIDS=()
 
 cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
+	reap
 	rm -rf "$OUT/data"
 }
 trap cleanup EXIT
@@ -107,10 +101,20 @@ wait_members() {
 	exit 1
 }
 
-stop_all() {
-	local pid
+# reap waits up to 5 s for each process to exit after SIGTERM, then kills it:
+# a Redis Cluster node was seen to hang in shutdown, and the run with it.
+reap() {
+	local pid i
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+	for pid in "${PIDS[@]}"; do
+		for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+}
+
+stop_all() {
+	reap
 	PIDS=()
 	rm -rf "$OUT/data"
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
+
+	"golang.org/x/time/rate"
 )
 
 // Errors.
@@ -140,7 +142,7 @@ type Service struct {
 	net   Caller
 	topo  Topology
 	m     *metrics
-	lim   limiter
+	lim   *rate.Limiter // nil: unlimited
 
 	kick   chan struct{}
 	cancel context.CancelFunc
@@ -184,7 +186,7 @@ func New(cfg Config, store Store, apply ApplyFunc, net Caller, topo Topology) (*
 	}
 	return &Service{
 		cfg: cfg, log: cfg.Logger, tree: NewTree(), store: store, apply: apply, net: net, topo: topo, m: m,
-		lim: limiter{rate: cfg.Rate}, kick: make(chan struct{}, 1), done: make(chan struct{}),
+		lim: newLimiter(cfg.Rate), kick: make(chan struct{}, 1), done: make(chan struct{}),
 	}, nil
 }
 
@@ -562,7 +564,7 @@ func (s *Service) pull(ctx context.Context, addr string, keys [][]byte) (int, er
 			return n, err
 		}
 		keys = keys[consumed:]
-		if err := s.lim.wait(ctx, len(es)); err != nil {
+		if err := waitN(ctx, s.lim, len(es)); err != nil {
 			return n, err
 		}
 		for _, e := range es {
@@ -588,7 +590,7 @@ func (s *Service) push(ctx context.Context, addr string, keys [][]byte) (int, er
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := s.lim.wait(ctx, len(batch)); err != nil {
+		if err := waitN(ctx, s.lim, len(batch)); err != nil {
 			return err
 		}
 		p, err := s.call(ctx, addr, methodPush, encodeEntries(batch))

@@ -2,17 +2,12 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ringkv/ringkv/internal/antientropy"
-	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/server"
 )
 
@@ -119,39 +114,4 @@ func (p jsonPrinter) RepairProgress(r antientropy.Progress) error {
 		return nil
 	}
 	return p.print(r)
-}
-
-// postJSON posts an empty body to path on the node at addr and decodes its
-// JSON answer into v.
-func postJSON(ctx context.Context, addr, path string, v any) error {
-	base := addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	url := strings.TrimSuffix(base, "/") + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", url, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e httpapi.ErrorBody
-		if json.Unmarshal(body, &e) == nil && e.Code != "" {
-			return fmt.Errorf("POST %s: %s: %s (%s)", url, resp.Status, e.Error, e.Code)
-		}
-		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return fmt.Errorf("POST %s: not a JSON answer (is %s a ringkv HTTP address?): %w", url, addr, err)
-	}
-	return nil
 }

@@ -54,12 +54,24 @@ const maxResponseBytes = 64 << 20
 
 // getJSON fetches path from the node at addr and decodes its JSON body into v.
 func getJSON(ctx context.Context, addr, path string, v any) error {
+	return callJSON(ctx, http.MethodGet, addr, path, v)
+}
+
+// postJSON posts an empty body to path on the node at addr and decodes its
+// JSON answer into v.
+func postJSON(ctx context.Context, addr, path string, v any) error {
+	return callJSON(ctx, http.MethodPost, addr, path, v)
+}
+
+// callJSON is the admin commands' one HTTP call: it turns a node's JSON error
+// body into a readable error and says so when addr is not a ringkv HTTP port.
+func callJSON(ctx context.Context, method, addr, path string, v any) error {
 	base := addr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
 	url := strings.TrimSuffix(base, "/") + path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
 	if err != nil {
 		return err
 	}
@@ -71,21 +83,21 @@ func getJSON(ctx context.Context, addr, path string, v any) error {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
+		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e httpapi.ErrorBody
 		if json.Unmarshal(body, &e) == nil && e.Code != "" {
-			return fmt.Errorf("GET %s: %s: %s (%s)", url, resp.Status, e.Error, e.Code)
+			return fmt.Errorf("%s %s: %s: %s (%s)", method, url, resp.Status, e.Error, e.Code)
 		}
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return fmt.Errorf("GET %s: not a JSON answer (is %s a ringkv HTTP address?): %w", url, addr, err)
+			return fmt.Errorf("%s %s: not a JSON answer (is %s a ringkv HTTP address?): %w", method, url, addr, err)
 		}
-		return fmt.Errorf("GET %s: %w", url, err)
+		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	return nil
 }

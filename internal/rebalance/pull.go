@@ -14,6 +14,8 @@ import (
 
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/storage"
+
+	"golang.org/x/time/rate"
 )
 
 // PrefixMeta is the store keyspace the puller keeps its progress in; its keys
@@ -71,7 +73,7 @@ type Puller struct {
 	cfg      Config
 	log      *slog.Logger
 	meta     *storage.Keyspace
-	lim      *limiter
+	lim      *rate.Limiter
 	metrics  *metrics
 	total    atomic.Int64
 	done     atomic.Int64
@@ -274,7 +276,7 @@ func (p *Puller) pullFrom(ctx context.Context, t Task, src source) error {
 		if err := p.meta.Set(ck, v); err != nil {
 			return err
 		}
-		if err := p.lim.wait(ctx, len(resp)); err != nil {
+		if err := p.lim.WaitN(ctx, min(len(resp), p.lim.Burst())); err != nil {
 			return err
 		}
 	}
