@@ -371,6 +371,7 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, lvl Level) (rec recor
 	}
 	// Fast path: one answer wanted and this node holds a replica.
 	if need == 1 && c.isLocal(live[0]) {
+		c.metrics.replicaReads.Inc()
 		rec, found, err = c.local.Get(key)
 		if err == nil {
 			if len(live) > 1 && c.cfg.ReadRepairChance > 0 && rand.Float64() < c.cfg.ReadRepairChance {
@@ -474,6 +475,7 @@ func (c *Coordinator) liveOrder(reps []Replica) []*Replica {
 
 func (c *Coordinator) read(ctx context.Context, r *Replica, key []byte) readResult {
 	if c.isLocal(r) {
+		c.metrics.replicaReads.Inc()
 		rec, found, err := c.local.Get(key)
 		return readResult{rep: r, rec: rec, found: found, err: err}
 	}

@@ -24,6 +24,10 @@ type metrics struct {
 	readRepairs   prometheus.Counter
 	speculative   prometheus.Counter
 	skewRefused   prometheus.Counter
+	// replicaReads counts reads this node's replica served, for the
+	// coordinator here or a peer: the per-node read load hot-key spreading
+	// evens out.
+	replicaReads prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -49,6 +53,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ringkv", Subsystem: "coordinator", Name: "speculative_reads_total",
 			Help: "Extra replica reads sent because a replica was slow.",
 		}),
+		replicaReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ringkv", Subsystem: "replica", Name: "reads_total",
+			Help: "Reads served by this node's replica, for itself or a peer.",
+		}),
 		skewRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ringkv", Subsystem: "replica", Name: "clock_skew_refused_total",
 			Help: "Writes refused because their version was too far ahead of this node's clock.",
@@ -63,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.replicaErrors, m.readRepairs, m.speculative, m.skewRefused)
+		reg.MustRegister(m.requests, m.latency, m.replicaErrors, m.readRepairs, m.speculative, m.skewRefused, m.replicaReads)
 	}
 	return m
 }

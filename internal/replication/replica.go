@@ -30,6 +30,7 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 		}
 		return encodeApplyResp(res.Applied, &res.Prev, res.PrevFound), nil
 	case MethodGet:
+		c.metrics.replicaReads.Inc()
 		rec, found, err := c.local.Get(payload)
 		if err != nil {
 			return nil, err
