@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 10s
 
-.PHONY: build test test-short lint vet fmt-check fuzz fuzz-ci verify demo bench-compare chaos chaos-short
+.PHONY: build test test-short lint vet fmt-check fuzz fuzz-ci verify demo bench-compare chaos chaos-docker chaos-sim chaos-short
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringkv ./cmd/ringkv
@@ -28,6 +28,9 @@ lint: vet fmt-check
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/record
 	$(GO) test -run='^$$' -fuzz='^FuzzReader$$' -fuzztime=$(FUZZTIME) ./internal/resp
+	$(GO) test -run='^$$' -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./internal/transport
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMeta$$' -fuzztime=$(FUZZTIME) ./internal/membership
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/antientropy
 
 fuzz-ci:
 	$(MAKE) fuzz FUZZTIME=5s
@@ -39,10 +42,20 @@ demo:
 	$(GO) run ./cmd/ringkv demo
 
 # The fault-injection suite (docs/chaos.md). Needs Docker as root; fails, never
-# skips, without it. chaos: the long run, every fault, >= 10 minutes of load.
+# skips, without it. chaos: the long run, every fault (joins and decommissions
+# included) on Docker for CHAOS_DURATION, then the simulation's seeds for
+# CHAOS_SIM_DURATION each.
 CHAOS_DURATION ?= 10m
-chaos:
-	RINGKV_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -v -timeout 60m ./tests/chaos/...
+CHAOS_SIM_DURATION ?= 1m
+chaos: chaos-docker chaos-sim
+
+chaos-docker:
+	RINGKV_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -v -timeout 60m \
+		-run TestDocker ./tests/chaos/scenarios
+
+chaos-sim:
+	RINGKV_CHAOS_DURATION=$(CHAOS_SIM_DURATION) $(GO) test -count=1 -v -timeout 60m \
+		-run TestSimulation ./tests/chaos/scenarios
 
 # What `go test ./tests/chaos/...` runs by default, verbose so the tables show.
 chaos-short:

@@ -153,7 +153,9 @@ func Decode(buf []byte) (Record, error) {
 	}
 	rest := buf[headerLen:]
 	n, w := binary.Uvarint(rest)
-	if w <= 0 || n > uint64(len(rest)-w) {
+	// A length in more bytes than needed (0x80 0x00 for 0) would give one
+	// record two encodings; refuse it so every record has exactly one.
+	if w <= 0 || w != uvarintLen(n) || n > uint64(len(rest)-w) {
 		return r, fmt.Errorf("%w: bad node id length", ErrCorrupt)
 	}
 	rest = rest[w:]

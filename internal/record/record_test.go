@@ -98,6 +98,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"node length past end", good[:headerLen+1], ErrCorrupt},
 		{"tombstone with value", append(tomb, 'x'), ErrCorrupt},
 		{"no varint", good[:headerLen], ErrCorrupt},
+		{"non-minimal varint", append(append(append([]byte{}, good[:headerLen]...), 0x82, 0x00), "n1v"...), ErrCorrupt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,6 +113,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add((&Record{Value: []byte("hello"), Version: Version{TS: 99, Node: "n1"}, ExpireAt: 5}).Encode())
 	f.Add((&Record{Version: Version{TS: 1, Node: ""}, Tombstone: true}).Encode())
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff})
+	// Found by the fuzzer: a node id length in two bytes (0x80 0x00).
+	f.Add([]byte{1, 0, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x80, 0x00})
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		r, err := Decode(buf)
 		if err != nil {
