@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The README's first command: `ringkv demo` starts a 3-node cluster in one
+// process, a key written through one node reads back through another, and
+// Ctrl-C stops it cleanly.
+func TestDemoCluster(t *testing.T) {
+	// Node i listens on base+10i (+1 peer, +2 gossip) and base+1000+10i: find
+	// a base with all nine ports free.
+	base := 0
+	for try := 0; try < 20 && base == 0; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p > 60000 || p < 20000 {
+			continue
+		}
+		ok := true
+		for i := range 3 {
+			for _, q := range []int{p + 10*i, p + 10*i + 1, p + 10*i + 2, p + 1000 + 10*i} {
+				if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q)); err != nil {
+					ok = false
+				} else {
+					l.Close()
+				}
+			}
+		}
+		if ok {
+			base = p
+		}
+	}
+	if base == 0 {
+		t.Fatal("no free port range for the demo")
+	}
+	cmd := exec.Command(binary, "demo", "--in-memory", "--base-port", strconv.Itoa(base))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+	})
+	banner := make(chan string, 1)
+	go func() {
+		var b strings.Builder
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			b.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "Ctrl-C") {
+				banner <- b.String()
+				io.Copy(io.Discard, out)
+				return
+			}
+		}
+		banner <- b.String()
+	}()
+	var text string
+	select {
+	case text = <-banner:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no banner; stderr:\n%s", stderr.String())
+	}
+	for _, want := range []string{"3 node(s) running", "redis-cli", "node3"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("banner lacks %q:\n%s", want, text)
+		}
+	}
+	n1 := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", base)})
+	n3 := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", base+20)})
+	defer n1.Close()
+	defer n3.Close()
+	ctx := t.Context()
+	checkFor(t, 30*time.Second, func() error { return n1.Set(ctx, "demo", "works", 0).Err() })
+	if v, err := n3.Get(ctx, "demo").Result(); err != nil || v != "works" {
+		t.Fatalf("GET through node 3: %q %v", v, err)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("demo exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("demo did not stop on Ctrl-C")
+	}
+}
