@@ -118,8 +118,9 @@ func (c *conn) runBatch() {
 			name = "set"
 		}
 		c.s.cmds.Add(1)
-		c.s.m.commands.WithLabelValues(name).Inc()
-		c.s.m.latency.WithLabelValues(name).Observe(elapsed)
+		cmd := c.s.commands[name]
+		cmd.count.Inc()
+		cmd.latency.Observe(elapsed)
 		c.lastCmd = name
 		switch {
 		case op.err != nil:

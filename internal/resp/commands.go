@@ -1,6 +1,8 @@
 package resp
 
 import (
+	"github.com/prometheus/client_golang/prometheus"
+
 	"bytes"
 	"strconv"
 	"strings"
@@ -24,6 +26,10 @@ type command struct {
 	// noAuth commands run before AUTH.
 	noAuth bool
 	fn     func(c *conn, args [][]byte)
+	// count and latency are this command's children of the server's metric
+	// vectors.
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // maxCommandName is longer than every command name, so a longer name is unknown
@@ -112,7 +118,7 @@ func (c *conn) exec(args [][]byte) {
 		return
 	}
 	c.lastCmd = cmd.name
-	s.m.commands.WithLabelValues(cmd.name).Inc()
+	cmd.count.Inc()
 	if (cmd.arity > 0 && len(args) != cmd.arity) || len(args) < -cmd.arity {
 		c.errorf(cmd.name, "ERR wrong number of arguments for '"+cmd.name+"' command")
 		return
@@ -123,7 +129,7 @@ func (c *conn) exec(args [][]byte) {
 	}
 	start := time.Now()
 	cmd.fn(c, args)
-	s.m.latency.WithLabelValues(cmd.name).Observe(time.Since(start).Seconds())
+	cmd.latency.Observe(time.Since(start).Seconds())
 }
 
 // errorf writes an error reply and counts it.
