@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,15 +84,21 @@ func sortedKeys(m map[string][]traffic.Op) []string {
 	return keys
 }
 
-// registerModel is a single register; "" is the absent key.
+// registerModel is a last-write-wins register written by one writer with
+// increasing values 1, 2, 3…, whose versions increase with them: a write of a
+// value older than the register's newest has no effect, as ringkv drops a
+// record older than the one a replica holds. "" is the absent key.
 var registerModel = porcupine.Model{
-	Init: func() any { return "" },
+	Init: func() any { return registerState{} },
 	Step: func(state, input, output any) (bool, any) {
-		in := input.(registerInput)
+		st, in := state.(registerState), input.(registerInput)
 		if in.write {
-			return true, in.value
+			if in.seq > st.seq {
+				return true, registerState{in.value, in.seq}
+			}
+			return true, st
 		}
-		return output.(string) == state.(string), state
+		return output.(string) == st.value, st
 	},
 	DescribeOperation: func(input, output any) string {
 		in := input.(registerInput)
@@ -102,28 +109,81 @@ var registerModel = porcupine.Model{
 	},
 }
 
+type registerState struct {
+	value string
+	seq   int // the newest write's sequence number, from its value
+}
+
 type registerInput struct {
 	write bool
 	value string
+	seq   int
+}
+
+// writeInput is a register write; values are the writer's sequence numbers.
+func writeInput(value string) registerInput {
+	seq, err := strconv.Atoi(value)
+	if err != nil {
+		panic(fmt.Sprintf("checker: register value %q is not a sequence number", value))
+	}
+	return registerInput{write: true, value: value, seq: seq}
 }
 
 // Registers checks each single-writer register's history for
 // linearizability with porcupine (invariant 5 and more: with one writer and
-// QUORUM on both sides, ringkv's reads must behave like one register). A write
-// whose outcome is unknown may take effect at any later time, so it gets an
-// open-ended return; failed writes and reads that errored are left out. A
-// check porcupine cannot finish in timeout is a failure, not a pass.
+// QUORUM on both sides, ringkv's reads must behave like one register). Failed
+// writes and reads that errored are left out. A write whose outcome is
+// unknown may take effect later (a hint, a replica that applied it), so it
+// may be linearized anywhere after its call; the model makes it a no-op once a
+// newer write took effect (the one writer's coordinator stamps versions from
+// a monotonic HLC, so a later write always wins). Any such no-op placement is
+// as good as one just before the next acknowledged write returns, so that
+// bounds its return; with no later acknowledged write it stays open. Bounding it keeps
+// porcupine's search small on long runs, where hundreds of open-ended writes
+// made a 10-minute history uncheckable. A check porcupine cannot finish in
+// timeout is a failure, not a pass.
 func Registers(ops []traffic.Op, timeout time.Duration) (keys int, violations []Violation) {
 	hist := byKey(ops, "register")
 	for _, key := range sortedKeys(hist) {
 		keys++
+		h := hist[key]
+		// nextAck[i]: the return of the first acknowledged write called
+		// after write i returned (the writer is sequential).
+		nextAck := make([]int64, len(h))
+		next := int64(math.MaxInt64)
+		order := make([]int, len(h))
+		for i := range order {
+			order[i] = i
+		}
+		sort.Slice(order, func(a, b int) bool { return h[order[a]].Call.After(h[order[b]].Call) })
+		for _, i := range order {
+			op := h[i]
+			if op.Kind != traffic.Put {
+				continue
+			}
+			nextAck[i] = next
+			if op.Outcome == traffic.OK {
+				next = op.Return.UnixNano()
+			}
+		}
+		// An unknown write no read ever returned is left out: whether or not
+		// it took effect, it can be placed just before the next write, where
+		// it is invisible, so it decides nothing; kept, porcupine would try
+		// every subset of a fault's worth of them.
+		seen := map[string]bool{}
+		for _, op := range h {
+			if op.Kind == traffic.Get && op.Outcome == traffic.OK && op.Found {
+				seen[op.Value] = true
+			}
+		}
 		var pops []porcupine.Operation
-		for _, op := range hist[key] {
+		for i, op := range h {
 			switch {
+			case op.Kind == traffic.Put && op.Outcome == traffic.Indeterminate && !seen[op.Value]:
 			case op.Kind == traffic.Put && op.Outcome == traffic.OK:
-				pops = append(pops, porcupine.Operation{Input: registerInput{true, op.Value}, Call: op.Call.UnixNano(), Return: op.Return.UnixNano()})
+				pops = append(pops, porcupine.Operation{Input: writeInput(op.Value), Call: op.Call.UnixNano(), Return: op.Return.UnixNano()})
 			case op.Kind == traffic.Put && op.Outcome == traffic.Indeterminate:
-				pops = append(pops, porcupine.Operation{Input: registerInput{true, op.Value}, Call: op.Call.UnixNano(), Return: math.MaxInt64})
+				pops = append(pops, porcupine.Operation{Input: writeInput(op.Value), Call: op.Call.UnixNano(), Return: nextAck[i]})
 			case op.Kind == traffic.Get && op.Outcome == traffic.OK:
 				v := ""
 				if op.Found {
@@ -222,8 +282,10 @@ func Keys(ops []traffic.Op) []string {
 	return keys
 }
 
-// VersionsFunc returns each node's local version string of key ("" when the
-// node holds nothing), in node order.
+// VersionsFunc returns the local version string of key on each of its
+// current replicas ("" where a replica holds nothing). Nodes that are not a
+// replica of key (any more) are left out: they may keep what they streamed
+// away.
 type VersionsFunc func(ctx context.Context, key string) ([]string, error)
 
 // Divergent returns the keys whose replicas disagree (invariant 2).
@@ -242,4 +304,68 @@ func Divergent(ctx context.Context, keys []string, versions VersionsFunc) ([]str
 		}
 	}
 	return out, nil
+}
+
+// RangeRoot is one node's anti-entropy root of one token range it replicates,
+// as GET /v1/repair/status?roots=true reports it.
+type RangeRoot struct {
+	Start    uint64   `json:"start"`
+	End      uint64   `json:"end"`
+	Replicas []string `json:"replicas"`
+	Root     uint64   `json:"root"`
+}
+
+// RootsDiffer compares every node's range roots (invariant 2 as anti-entropy
+// sees it) and returns what disagrees: a range whose replicas report
+// different roots, a range a replica does not report, or nodes that place a
+// range on different replicas (their rings differ). byNode holds the current
+// members only; it returns how many distinct ranges it compared.
+func RootsDiffer(byNode map[string][]RangeRoot) (ranges int, diffs []string) {
+	type span struct{ start, end uint64 }
+	type seen struct {
+		root     uint64
+		node     string
+		replicas string
+	}
+	first := map[span]seen{}
+	reported := map[span]map[string]bool{}
+	nodes := make([]string, 0, len(byNode))
+	for id := range byNode {
+		nodes = append(nodes, id)
+	}
+	sort.Strings(nodes)
+	for _, id := range nodes {
+		for _, r := range byNode[id] {
+			k := span{r.Start, r.End}
+			reps := strings.Join(r.Replicas, ",")
+			if reported[k] == nil {
+				reported[k] = map[string]bool{}
+			}
+			reported[k][id] = true
+			f, ok := first[k]
+			switch {
+			case !ok:
+				first[k] = seen{r.Root, id, reps}
+			case f.replicas != reps:
+				diffs = append(diffs, fmt.Sprintf("range (%x,%x]: %s places it on [%s], %s on [%s]", r.Start, r.End, f.node, f.replicas, id, reps))
+			case f.root != r.Root:
+				diffs = append(diffs, fmt.Sprintf("range (%x,%x]: %s has root %x, %s has %x", r.Start, r.End, f.node, f.root, id, r.Root))
+			}
+		}
+	}
+	spans := make([]span, 0, len(first))
+	for k := range first {
+		spans = append(spans, k)
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	for _, k := range spans {
+		for _, rep := range strings.Split(first[k].replicas, ",") {
+			if _, member := byNode[rep]; member && !reported[k][rep] {
+				diffs = append(diffs, fmt.Sprintf("range (%x,%x]: replica %s does not report it", k.start, k.end, rep))
+			} else if !member {
+				diffs = append(diffs, fmt.Sprintf("range (%x,%x]: placed on %s, which is not a member", k.start, k.end, rep))
+			}
+		}
+	}
+	return len(first), diffs
 }

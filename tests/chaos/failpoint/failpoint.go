@@ -12,9 +12,13 @@ import (
 )
 
 // Cluster is what a fault needs from a cluster. Methods may be called from one
-// goroutine at a time; nodes are numbered 0..Nodes()-1.
+// goroutine at a time; nodes are numbered 0..Nodes()-1, and a node keeps its
+// number for the whole run, even after it leaves the ring.
 type Cluster interface {
 	Nodes() int
+	// Members returns the nodes now in the ring and running, ascending: the
+	// ones a fault may act on.
+	Members() []int
 	// Kill stops node i at once, without a graceful shutdown (kill -9).
 	Kill(ctx context.Context, i int) error
 	// Restart starts a killed node again on its existing data.
@@ -33,6 +37,26 @@ type Cluster interface {
 	SkewClock(ctx context.Context, i int, d time.Duration) error
 }
 
+// Resizer is a cluster whose membership a fault can change. Topology changes
+// run one at a time, as the server allows.
+type Resizer interface {
+	Cluster
+	// Join starts a new node with an empty data directory that joins during
+	// load, waits until every member sees it normal, and returns its number.
+	Join(ctx context.Context) (int, error)
+	// Decommission streams node i's ranges to their new owners, waits until
+	// every member sees it removed, then stops it for good.
+	Decommission(ctx context.Context, i int) error
+}
+
+// Membership bounds for the topology faults: never fewer members than the
+// replication factor (3), so QUORUM keeps its meaning, and never more than 5,
+// so a long run does not keep growing.
+const (
+	MinMembers = 4 // a decommission needs this many before it starts
+	MaxMembers = 5
+)
+
 // Failpoint is one kind of fault.
 type Failpoint struct {
 	Name string
@@ -46,15 +70,14 @@ const MaxSkew = 250 * time.Millisecond
 
 // Kill is kill -9 of one node, then a restart on its data at heal.
 var Kill = Failpoint{Name: "kill", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
-	i := rnd.IntN(c.Nodes())
+	i := pick(c, rnd)
 	return fmt.Sprintf("kill -9 n%d", i+1), func(ctx context.Context) error { return c.Restart(ctx, i) }, c.Kill(ctx, i)
 }}
 
 // Isolate cuts one node (a minority) off from the rest (the majority).
 var Isolate = Failpoint{Name: "partition-minority", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
-	n := c.Nodes()
-	size := max(1, (n-1)/2)
-	side := rnd.Perm(n)[:size]
+	m := c.Members()
+	side := pickN(m, rnd, max(1, (len(m)-1)/2))
 	return fmt.Sprintf("partition %v | rest", plus1(side)), c.Heal, c.Partition(ctx, side)
 }}
 
@@ -62,21 +85,21 @@ var Isolate = Failpoint{Name: "partition-minority", Inject: func(ctx context.Con
 // may be the majority or the minority: with 3 nodes it is the same cut as
 // Isolate seen from the other side, and with 5 a 2|3 split.
 var Majority = Failpoint{Name: "partition-majority", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
-	n := c.Nodes()
-	side := rnd.Perm(n)[:n/2+1]
+	m := c.Members()
+	side := pickN(m, rnd, len(m)/2+1)
 	return fmt.Sprintf("partition %v | rest", plus1(side)), c.Heal, c.Partition(ctx, side)
 }}
 
 // OneWay drops one node's messages to another while the reverse passes.
 var OneWay = Failpoint{Name: "partition-one-way", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
-	p := rnd.Perm(c.Nodes())
+	p := pickN(c.Members(), rnd, 2)
 	return fmt.Sprintf("drop n%d -> n%d", p[0]+1, p[1]+1), c.Heal, c.PartitionOneWay(ctx, p[0], p[1])
 }}
 
 // Pause freezes one node: it holds connections open and answers nothing,
 // which looks like neither a crash nor a partition.
 var Pause = Failpoint{Name: "pause", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
-	i := rnd.IntN(c.Nodes())
+	i := pick(c, rnd)
 	return fmt.Sprintf("pause n%d", i+1), func(ctx context.Context) error { return c.Unpause(ctx, i) }, c.Pause(ctx, i)
 }}
 
@@ -84,15 +107,73 @@ var Pause = Failpoint{Name: "pause", Inject: func(ctx context.Context, c Cluster
 // --max-clock-skew, so writes are still accepted but versions and expiry
 // checks disagree between nodes.
 var ClockSkew = Failpoint{Name: "clock-skew", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
-	i := rnd.IntN(c.Nodes())
+	i := pick(c, rnd)
 	d := time.Duration(rnd.Int64N(int64(2*MaxSkew))) - MaxSkew
 	d = d.Round(time.Millisecond)
 	return fmt.Sprintf("skew n%d by %v", i+1, d), func(ctx context.Context) error { return c.SkewClock(ctx, i, 0) }, c.SkewClock(ctx, i, d)
 }}
 
-// All is every fault the suite knows. Join and decommission are not among
-// them: rebalancing had not landed when the suite was written (see docs/chaos.md).
-func All() []Failpoint { return []Failpoint{Kill, Isolate, Majority, OneWay, Pause, ClockSkew} }
+// Join starts a new node during load and holds the fault until the node has
+// streamed its ranges and is normal everywhere; the heal does nothing. With
+// MaxMembers already in the ring it decommissions one instead, so a run's
+// membership stays within bounds whatever order faults are drawn in.
+var Join = Failpoint{Name: "join", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
+	r, ok := c.(Resizer)
+	if !ok {
+		return "join", nil, fmt.Errorf("failpoint: %T cannot change its membership", c)
+	}
+	if len(c.Members()) >= MaxMembers {
+		return decommission(ctx, r, rnd)
+	}
+	i, err := r.Join(ctx)
+	return fmt.Sprintf("join n%d (now %v)", i+1, plus1(c.Members())), noHeal, err
+}}
+
+// Decommission streams one node's ranges away during load, waits until it is
+// removed everywhere and stops it. Below MinMembers it joins a node instead.
+var Decommission = Failpoint{Name: "decommission", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
+	r, ok := c.(Resizer)
+	if !ok {
+		return "decommission", nil, fmt.Errorf("failpoint: %T cannot change its membership", c)
+	}
+	if len(c.Members()) < MinMembers {
+		i, err := r.Join(ctx)
+		return fmt.Sprintf("join n%d instead of a decommission (now %v)", i+1, plus1(c.Members())), noHeal, err
+	}
+	return decommission(ctx, r, rnd)
+}}
+
+func decommission(ctx context.Context, r Resizer, rnd *rand.Rand) (string, func(context.Context) error, error) {
+	i := pick(r, rnd)
+	err := r.Decommission(ctx, i)
+	return fmt.Sprintf("decommission n%d (now %v)", i+1, plus1(r.Members())), noHeal, err
+}
+
+func noHeal(context.Context) error { return nil }
+
+// Steady is every fault that keeps the membership: what a cluster that cannot
+// join or decommission (the in-process simulation) runs.
+func Steady() []Failpoint { return []Failpoint{Kill, Isolate, Majority, OneWay, Pause, ClockSkew} }
+
+// All is every fault the suite knows: Steady plus join and decommission, in
+// that order, so a run that injects each fault once grows the cluster before
+// it shrinks it.
+func All() []Failpoint { return append(Steady(), Join, Decommission) }
+
+// pick returns a random member.
+func pick(c Cluster, rnd *rand.Rand) int {
+	m := c.Members()
+	return m[rnd.IntN(len(m))]
+}
+
+// pickN returns n distinct random members of m.
+func pickN(m []int, rnd *rand.Rand, n int) []int {
+	out := make([]int, 0, n)
+	for _, j := range rnd.Perm(len(m))[:n] {
+		out = append(out, m[j])
+	}
+	return out
+}
 
 func plus1(ns []int) []int {
 	out := make([]int, len(ns))

@@ -24,11 +24,23 @@ type Summary struct {
 	LinearizabilityViolations      int
 	DeletesChecked                 int
 	Resurrections, ExpiredReads    int
-	// ConvergedPassively: replicas agreed through hints alone, before the
-	// checker's read pass repaired anything.
+	// Members is the ring at the end of the run, after joins and
+	// decommissions.
+	Members []string
+	// ConvergedPassively: replicas agreed without help from the checker
+	// (through continuous anti-entropy and hints, or hints alone where the
+	// cluster runs no anti-entropy), before any explicit repair or read pass.
 	ConvergedPassively bool
-	Divergent          int
-	ConvergenceTime    time.Duration
+	// ConvergedBy names what made the replicas agree.
+	ConvergedBy string
+	// RangesChecked is how many token ranges had their replicas' roots
+	// compared (0 without anti-entropy).
+	RangesChecked int
+	Divergent     int
+	// SettleTime is from the end of the run (the last heal) until every
+	// member was up and normal again in every member's view;
+	// ConvergenceTime from then until the replicas agreed.
+	SettleTime, ConvergenceTime time.Duration
 }
 
 // Count fills the operation totals from a history.
@@ -55,12 +67,18 @@ func (s *Summary) Print(w io.Writer) {
 	row("operations (ok/failed/indeterminate)", fmt.Sprintf("%d (%d/%d/%d)", s.Ops, s.OK, s.Failed, s.Indeterminate))
 	row("faults injected", len(s.Faults))
 	row("lost writes", fmt.Sprintf("%d of %d acknowledged", s.LostWrites, s.WriteOnceChecked))
-	row("linearizability violations", fmt.Sprintf("%d of %d registers", s.LinearizabilityViolations, s.RegistersChecked))
+	row("linearizability violations", fmt.Sprintf("%d of %d register keys", s.LinearizabilityViolations, s.RegistersChecked))
 	row("resurrections", fmt.Sprintf("%d (%d deleted/expired keys re-read)", s.Resurrections, s.DeletesChecked))
 	row("expired reads", s.ExpiredReads)
-	row("converged by hints alone", s.ConvergedPassively)
-	row("divergent keys at end", s.Divergent)
-	row("convergence time", s.ConvergenceTime.Round(time.Millisecond))
+	row("members at end", s.Members)
+	row("converged without help", s.ConvergedPassively)
+	row("converged by", s.ConvergedBy)
+	if s.RangesChecked > 0 {
+		row("ranges compared by root", s.RangesChecked)
+	}
+	row("divergent keys/ranges at end", s.Divergent)
+	row("members up and normal after heal", s.SettleTime.Round(time.Millisecond))
+	row("convergence time (after that)", s.ConvergenceTime.Round(time.Millisecond))
 	tw.Flush()
 	for _, f := range s.Faults {
 		fmt.Fprintf(w, "    fault: %s\n", f)

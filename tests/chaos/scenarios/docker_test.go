@@ -19,6 +19,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/tests/chaos/checker"
 	"github.com/ringkv/ringkv/tests/chaos/failpoint"
 	"github.com/ringkv/ringkv/tests/chaos/traffic"
 )
@@ -31,20 +33,42 @@ const (
 	gossipPort = "7946"
 )
 
+// Ring parameters every container runs with; the convergence check computes
+// each key's replicas from them.
+const (
+	replicas = 3
+	vnodes   = 64
+)
+
+// repairInterval is the nodes' continuous anti-entropy period: short, so that
+// "converged within two periods" (invariant 2) is checked in a short run.
+const repairInterval = 5 * time.Second
+
 // dockerCluster is one container per node on a user-defined network. Faults
 // act from the host: iptables in a container's network namespace (nsenter),
-// docker kill/start/pause, and the node's debug clock endpoint.
+// docker kill/start/pause, the node's debug clock endpoint, and the admin API
+// for decommission. A joined node gets the next number and IP; a
+// decommissioned one keeps its number, stopped.
 type dockerCluster struct {
-	t       *testing.T
-	prefix  string
-	ips     []string
-	useIPT  bool
-	clients map[string][]*redis.Client // level -> per node
-	httpc   *http.Client
-	mu      sync.Mutex
+	t      *testing.T
+	prefix string
+	image  string
+	base   net.IP // the network's .0; node i is .(10+i)
+	useIPT bool
+	httpc  *http.Client
+	mu     struct {
+		sync.Mutex
+		ips     []string
+		removed []bool                     // decommissioned and stopped
+		clients map[string][]*redis.Client // level -> per node
+	}
 }
 
-var _ cluster = (*dockerCluster)(nil)
+var (
+	_ cluster            = (*dockerCluster)(nil)
+	_ antiEntropyCluster = (*dockerCluster)(nil)
+	_ failpoint.Resizer  = (*dockerCluster)(nil)
+)
 
 func docker(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "docker", args...)
@@ -66,6 +90,7 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 		t.Fatalf("chaos: Docker is required for the multi-host suite and is not usable here: %v", err)
 	}
 	c := &dockerCluster{t: t, prefix: fmt.Sprintf("ringkv-chaos-%d", seed%1_000_000_000), httpc: &http.Client{Timeout: 5 * time.Second}}
+	c.mu.clients = map[string][]*redis.Client{}
 	_, err := exec.LookPath("iptables")
 	_, err2 := exec.LookPath("nsenter")
 	c.useIPT = err == nil && err2 == nil && os.Geteuid() == 0
@@ -84,6 +109,7 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 		t.Fatal(err)
 	}
 	image := c.prefix + ":test"
+	c.image = image
 	if _, err := docker(ctx, "build", "-q", "-t", image, dir); err != nil {
 		t.Fatalf("chaos: building the scratch image: %v", err)
 	}
@@ -103,7 +129,7 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		for i := range n {
+		for i := range c.Nodes() { // joined nodes too
 			if t.Failed() {
 				if logs, err := docker(ctx, "logs", "--tail", "40", c.name(i)); err == nil {
 					t.Logf("%s log tail:\n%s", c.name(i), logs)
@@ -118,40 +144,20 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 	if err != nil {
 		t.Fatalf("network subnet %q: %v", subnet, err)
 	}
-	base := ipnet.IP.To4()
+	c.base = ipnet.IP.To4()
+	var ips []string
 	for i := range n {
-		ip := net.IPv4(base[0], base[1], base[2], base[3]+byte(10+i)).String()
-		c.ips = append(c.ips, ip)
+		ips = append(ips, c.ip(i))
 	}
 	for i := range n {
 		var join []string
-		for j, ip := range c.ips {
+		for j, ip := range ips {
 			if j != i {
 				join = append(join, ip+":"+gossipPort)
 			}
 		}
-		ip := c.ips[i]
-		if _, err := docker(ctx, "run", "-d", "--name", c.name(i), "--network", netName, "--ip", ip, image,
-			"server", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", "/data",
-			"--client-addr", ip+":"+clientPort, "--http-addr", ip+":"+httpPort,
-			"--peer-addr", ip+":"+peerPort, "--gossip-addr", ip+":"+gossipPort,
-			"--join", strings.Join(join, ","), "--debug-endpoints", "--log-level", "warn",
-			"--request-timeout", "1s"); err != nil {
-			t.Fatalf("chaos: starting container: %v", err)
-		}
-	}
-	c.clients = map[string][]*redis.Client{}
-	for _, lvl := range []string{traffic.One, traffic.Quorum, traffic.All} {
-		for i := range n {
-			cl := redis.NewClient(&redis.Options{
-				Addr: c.ips[i] + ":" + clientPort, DialTimeout: time.Second, MaxRetries: -1,
-				ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, PoolSize: 8,
-				OnConnect: func(ctx context.Context, cn *redis.Conn) error {
-					return cn.Do(ctx, "RINGKV.CONSISTENCY", lvl).Err()
-				},
-			})
-			t.Cleanup(func() { cl.Close() })
-			c.clients[lvl] = append(c.clients[lvl], cl)
+		if err := c.start(ctx, join); err != nil {
+			t.Fatalf("chaos: %v", err)
 		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -164,7 +170,82 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 
 func (c *dockerCluster) name(i int) string { return fmt.Sprintf("%s-n%d", c.prefix, i+1) }
 
-func (c *dockerCluster) Nodes() int { return len(c.ips) }
+func (c *dockerCluster) ip(i int) string {
+	return net.IPv4(c.base[0], c.base[1], c.base[2], c.base[3]+byte(10+i)).String()
+}
+
+// start runs the next node's container, joining through join (gossip
+// addresses), and makes its clients. A node started while the cluster holds
+// data enters joining and streams its ranges; at formation, with the cluster
+// empty, every node starts normal.
+func (c *dockerCluster) start(ctx context.Context, join []string) error {
+	c.mu.Lock()
+	i := len(c.mu.ips)
+	c.mu.Unlock()
+	ip := c.ip(i)
+	if _, err := docker(ctx, "run", "-d", "--name", c.name(i), "--network", c.prefix, "--ip", ip, c.image,
+		"server", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", "/data",
+		"--client-addr", ip+":"+clientPort, "--http-addr", ip+":"+httpPort,
+		"--peer-addr", ip+":"+peerPort, "--gossip-addr", ip+":"+gossipPort,
+		"--join", strings.Join(join, ","), "--debug-endpoints", "--log-level", "warn",
+		"--replicas", fmt.Sprint(replicas), "--vnodes", fmt.Sprint(vnodes),
+		"--repair-interval", repairInterval.String(), "--request-timeout", "1s"); err != nil {
+		return fmt.Errorf("starting container n%d: %w", i+1, err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, lvl := range []string{traffic.One, traffic.Quorum, traffic.All} {
+		cl := redis.NewClient(&redis.Options{
+			Addr: ip + ":" + clientPort, DialTimeout: time.Second, MaxRetries: -1,
+			ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, PoolSize: 8,
+			OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+				return cn.Do(ctx, "RINGKV.CONSISTENCY", lvl).Err()
+			},
+		})
+		c.t.Cleanup(func() { cl.Close() })
+		c.mu.clients[lvl] = append(c.mu.clients[lvl], cl)
+	}
+	c.mu.ips = append(c.mu.ips, ip)
+	c.mu.removed = append(c.mu.removed, false)
+	return nil
+}
+
+func (c *dockerCluster) Nodes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.mu.ips)
+}
+
+func (c *dockerCluster) Members() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var m []int
+	for i, gone := range c.mu.removed {
+		if !gone {
+			m = append(m, i)
+		}
+	}
+	return m
+}
+
+// client returns node i's client at level; a request for a decommissioned
+// node goes to the next member instead, as a client whose server left would
+// reconnect elsewhere. A register's writer thus moves once, never back.
+func (c *dockerCluster) client(level string, i int) *redis.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := len(c.mu.ips)
+	for k := range n {
+		if j := (i + k) % n; !c.mu.removed[j] {
+			return c.mu.clients[level][j]
+		}
+	}
+	return c.mu.clients[level][i]
+}
+
+func (c *dockerCluster) httpURL(i int, path string) string {
+	return "http://" + c.ip(i) + ":" + httpPort + path
+}
 
 func (c *dockerCluster) Kill(ctx context.Context, i int) error {
 	_, err := docker(ctx, "kill", "-s", "KILL", c.name(i))
@@ -204,7 +285,7 @@ func (c *dockerCluster) iptables(ctx context.Context, i int, args ...string) err
 // drop makes node to discard everything from's IP sends it, and from discard
 // what to sends: a two-way cut when both are called, one-way when one is.
 func (c *dockerCluster) dropFrom(ctx context.Context, at, from int) error {
-	return c.iptables(ctx, at, "-A", "INPUT", "-s", c.ips[from], "-j", "DROP")
+	return c.iptables(ctx, at, "-A", "INPUT", "-s", c.ip(from), "-j", "DROP")
 }
 
 func (c *dockerCluster) Partition(ctx context.Context, side []int) error {
@@ -224,8 +305,8 @@ func (c *dockerCluster) Partition(ctx context.Context, side []int) error {
 		}
 		return nil
 	}
-	for a := range c.ips {
-		for b := range c.ips {
+	for _, a := range c.Members() {
+		for _, b := range c.Members() {
 			if in(a) != in(b) {
 				if err := c.dropFrom(ctx, a, b); err != nil {
 					return err
@@ -245,9 +326,9 @@ func (c *dockerCluster) PartitionOneWay(ctx context.Context, from, to int) error
 
 func (c *dockerCluster) Heal(ctx context.Context) error {
 	var errs []error
-	for i := range c.ips {
+	for _, i := range c.Members() {
 		if !c.useIPT {
-			_, err := docker(ctx, "network", "connect", "--ip", c.ips[i], c.prefix, c.name(i))
+			_, err := docker(ctx, "network", "connect", "--ip", c.ip(i), c.prefix, c.name(i))
 			if err != nil && !strings.Contains(err.Error(), "already exists") {
 				errs = append(errs, err)
 			}
@@ -272,7 +353,7 @@ func (c *dockerCluster) Unpause(ctx context.Context, i int) error {
 }
 
 func (c *dockerCluster) SkewClock(ctx context.Context, i int, d time.Duration) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.ips[i]+":"+httpPort+"/debug/clock-offset?d="+d.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL(i, "/debug/clock-offset?d="+d.String()), nil)
 	if err != nil {
 		return err
 	}
@@ -289,11 +370,11 @@ func (c *dockerCluster) SkewClock(ctx context.Context, i int, d time.Duration) e
 }
 
 func (c *dockerCluster) Put(ctx context.Context, node int, key, value string, ttl time.Duration, level string) error {
-	return c.clients[level][node].Set(ctx, key, value, ttl).Err()
+	return c.client(level, node).Set(ctx, key, value, ttl).Err()
 }
 
 func (c *dockerCluster) Get(ctx context.Context, node int, key, level string) (string, bool, error) {
-	v, err := c.clients[level][node].Get(ctx, key).Result()
+	v, err := c.client(level, node).Get(ctx, key).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", false, nil
 	}
@@ -301,7 +382,7 @@ func (c *dockerCluster) Get(ctx context.Context, node int, key, level string) (s
 }
 
 func (c *dockerCluster) Del(ctx context.Context, node int, key, level string) error {
-	return c.clients[level][node].Del(ctx, key).Err()
+	return c.client(level, node).Del(ctx, key).Err()
 }
 
 // Classify reads the server's error prefixes: UNAVAILABLE was not attempted;
@@ -319,58 +400,113 @@ func (c *dockerCluster) Classify(err error) traffic.Outcome {
 	return traffic.Indeterminate
 }
 
+// Versions reads key from the own replica of each of its replicas in the ring
+// of the current members, computed the way every node computes it.
 func (c *dockerCluster) Versions(ctx context.Context, key string) ([]string, error) {
-	out := make([]string, len(c.ips))
-	for i, ip := range c.ips {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":"+httpPort+"/v1/kv/"+key+"?local=true", nil)
+	var nodes []ring.Node
+	for _, i := range c.Members() {
+		nodes = append(nodes, ring.Node{ID: fmt.Sprintf("n%d", i+1)})
+	}
+	reps := ring.New(nodes, vnodes, replicas).Replicas([]byte(key))
+	out := make([]string, len(reps))
+	for k, rep := range reps {
+		var i int
+		if _, err := fmt.Sscanf(rep.ID, "n%d", &i); err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.httpURL(i-1, "/v1/kv/"+key+"?local=true"), nil)
 		if err != nil {
 			return nil, err
 		}
 		resp, err := c.httpc.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("n%d: %w", i+1, err)
+			return nil, fmt.Errorf("%s: %w", rep.ID, err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
-			return nil, fmt.Errorf("n%d: local read of %s: %s", i+1, key, resp.Status)
+			return nil, fmt.Errorf("%s: local read of %s: %s", rep.ID, key, resp.Status)
 		}
-		out[i] = resp.Header.Get("X-Ringkv-Version")
+		out[k] = resp.Header.Get("X-Ringkv-Version")
 	}
 	return out, nil
 }
 
-// WaitHealthy waits until every node answers /readyz and lists every member
-// as up in /v1/cluster.
-func (c *dockerCluster) WaitHealthy(ctx context.Context) error {
-	var last error
-	for {
-		last = nil
-		for i, ip := range c.ips {
-			resp, err := c.httpc.Get("http://" + ip + ":" + httpPort + "/v1/cluster")
-			if err != nil {
-				last = fmt.Errorf("n%d: %w", i+1, err)
-				break
-			}
-			var view struct {
-				Nodes []struct {
-					ID string `json:"id"`
-					Up bool   `json:"up"`
-				} `json:"nodes"`
-			}
-			err = json.NewDecoder(resp.Body).Decode(&view)
-			resp.Body.Close()
-			ups := 0
-			for _, nd := range view.Nodes {
-				if nd.Up {
-					ups++
-				}
-			}
-			if err != nil || resp.StatusCode != http.StatusOK || ups < len(c.ips) {
-				last = fmt.Errorf("n%d sees %d of %d nodes up (%s, %v)", i+1, ups, len(c.ips), resp.Status, err)
-				break
+// getJSON decodes node i's answer to GET path into v.
+func (c *dockerCluster) getJSON(ctx context.Context, i int, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.httpURL(i, path), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.httpc.Do(req)
+	if err != nil {
+		return fmt.Errorf("n%d: %w", i+1, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("n%d: GET %s: %s: %s", i+1, path, resp.Status, bytes.TrimSpace(body))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("n%d: GET %s: %w", i+1, path, err)
+	}
+	return nil
+}
+
+type memberView struct {
+	ID    string `json:"id"`
+	Up    bool   `json:"up"`
+	State string `json:"state"`
+}
+
+// view returns node i's /v1/cluster by member id.
+func (c *dockerCluster) view(ctx context.Context, i int) (map[string]memberView, error) {
+	var st struct {
+		Nodes []memberView `json:"nodes"`
+	}
+	if err := c.getJSON(ctx, i, "/v1/cluster", &st); err != nil {
+		return nil, err
+	}
+	out := map[string]memberView{}
+	for _, m := range st.Nodes {
+		out[m.ID] = m
+	}
+	return out, nil
+}
+
+// settled reports why the members' views are not yet the ring of the current
+// members, all up and normal, with every other node removed or gone; nil when
+// they are.
+func (c *dockerCluster) settled(ctx context.Context) error {
+	members := c.Members()
+	want := map[string]bool{}
+	for _, i := range members {
+		want[fmt.Sprintf("n%d", i+1)] = true
+	}
+	for _, i := range members {
+		v, err := c.view(ctx, i)
+		if err != nil {
+			return err
+		}
+		for id := range want {
+			if m := v[id]; !m.Up || m.State != "normal" {
+				return fmt.Errorf("n%d sees %s up=%v state=%q", i+1, id, m.Up, m.State)
 			}
 		}
+		for id, m := range v {
+			if !want[id] && m.State != "removed" {
+				return fmt.Errorf("n%d still lists %s, not a member, as %q", i+1, id, m.State)
+			}
+		}
+	}
+	return nil
+}
+
+// WaitHealthy waits until every member answers and sees exactly the members,
+// up and normal.
+func (c *dockerCluster) WaitHealthy(ctx context.Context) error {
+	for {
+		last := c.settled(ctx)
 		if last == nil {
 			return nil
 		}
@@ -382,13 +518,145 @@ func (c *dockerCluster) WaitHealthy(ctx context.Context) error {
 	}
 }
 
+// waitFor polls cond every half second until it returns nil or timeout passes.
+func waitFor(ctx context.Context, timeout time.Duration, cond func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		err := cond(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("after %v: %w", timeout, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// Join starts the next node with an empty data directory, joining through
+// every member, while the traffic goes on (it reaches the new node as soon as
+// it listens), and waits until every member, the new one included, sees it
+// normal.
+func (c *dockerCluster) Join(ctx context.Context) (int, error) {
+	var seeds []string
+	for _, i := range c.Members() {
+		seeds = append(seeds, c.ip(i)+":"+gossipPort)
+	}
+	if err := c.start(ctx, seeds); err != nil {
+		return 0, err
+	}
+	i := c.Nodes() - 1
+	if err := waitFor(ctx, 3*time.Minute, c.settled); err != nil {
+		return i, fmt.Errorf("n%d never became normal everywhere: %w", i+1, err)
+	}
+	return i, nil
+}
+
+// Decommission asks node i to stream its ranges away (retrying while another
+// topology change runs), waits until every other member sees it removed,
+// sends its clients elsewhere and stops its container.
+func (c *dockerCluster) Decommission(ctx context.Context, i int) error {
+	id := fmt.Sprintf("n%d", i+1)
+	err := waitFor(ctx, time.Minute, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL(i, "/v1/admin/decommission"), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.httpc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("decommission %s: %s: %s", id, resp.Status, bytes.TrimSpace(body))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = waitFor(ctx, 3*time.Minute, func(ctx context.Context) error {
+		for _, j := range c.Members() {
+			if j == i {
+				continue
+			}
+			v, err := c.view(ctx, j)
+			if err != nil {
+				return err
+			}
+			if m, ok := v[id]; ok && m.State != "removed" {
+				return fmt.Errorf("n%d sees %s %q", j+1, id, m.State)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s never removed: %w", id, err)
+	}
+	c.mu.Lock()
+	c.mu.removed[i] = true
+	c.mu.Unlock()
+	if _, err := docker(ctx, "stop", "-t", "10", c.name(i)); err != nil {
+		return err
+	}
+	return waitFor(ctx, time.Minute, c.settled)
+}
+
+// RangeRoots reads every member's range roots, once each member has rebuilt
+// its bucket hashes.
+func (c *dockerCluster) RangeRoots(ctx context.Context) (map[string][]checker.RangeRoot, error) {
+	out := map[string][]checker.RangeRoot{}
+	for _, i := range c.Members() {
+		var st struct {
+			TreeReady bool                `json:"tree_ready"`
+			Ranges    []checker.RangeRoot `json:"ranges"`
+		}
+		if err := c.getJSON(ctx, i, "/v1/repair/status?roots=true", &st); err != nil {
+			return nil, err
+		}
+		if !st.TreeReady {
+			return nil, fmt.Errorf("n%d: bucket hashes not rebuilt yet", i+1)
+		}
+		out[fmt.Sprintf("n%d", i+1)] = st.Ranges
+	}
+	return out, nil
+}
+
+// Repair starts an on-demand repair on every member (POST /v1/repair).
+func (c *dockerCluster) Repair(ctx context.Context) error {
+	var errs []error
+	for _, i := range c.Members() {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL(i, "/v1/repair"), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.httpc.Do(req)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("n%d: %w", i+1, err))
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			errs = append(errs, fmt.Errorf("n%d: POST /v1/repair: %s", i+1, resp.Status))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *dockerCluster) RepairInterval() time.Duration { return repairInterval }
+
 // TestDocker runs the workloads against real binaries, one container per
-// node, through every fault.
+// node, through every fault, joins and decommissions included. The short run
+// (the default, what CI runs) is sized to inject each fault once.
 func TestDocker(t *testing.T) {
-	dur := envDuration(t, 75*time.Second)
+	dur := envDuration(t, 90*time.Second)
 	for _, seed := range seeds(t, 1) {
 		c := newDockerCluster(t, 3, seed)
-		hold, calm := 5*time.Second, 4*time.Second
+		hold, calm := 4*time.Second, 4*time.Second
 		if dur >= 5*time.Minute {
 			hold, calm = 15*time.Second, 10*time.Second
 		}

@@ -21,10 +21,24 @@ import (
 type cluster interface {
 	failpoint.Cluster
 	traffic.KV
-	// Versions returns every node's local version of key ("" when absent).
+	// Versions returns the local version of key on each of its replicas in
+	// the current ring ("" when absent).
 	Versions(ctx context.Context, key string) ([]string, error)
-	// WaitHealthy waits until every node is up and sees every other as up.
+	// WaitHealthy waits until every member is up and sees every other member
+	// up and normal.
 	WaitHealthy(ctx context.Context) error
+}
+
+// antiEntropyCluster is a cluster whose nodes run anti-entropy: the
+// convergence check then compares range roots and relies on repair, not on
+// reads, to heal replicas.
+type antiEntropyCluster interface {
+	// RangeRoots returns, per member id, the root of every range it replicates.
+	RangeRoots(ctx context.Context) (map[string][]checker.RangeRoot, error)
+	// Repair starts an on-demand anti-entropy pass on every member.
+	Repair(ctx context.Context) error
+	// RepairInterval is the nodes' continuous anti-entropy period.
+	RepairInterval() time.Duration
 }
 
 type runConfig struct {
@@ -36,7 +50,8 @@ type runConfig struct {
 	calm, hold time.Duration
 	faults     []failpoint.Failpoint
 	traffic    traffic.Config
-	// convergeWithin bounds the wait for replicas to agree after heal.
+	// convergeWithin bounds the wait for replicas to agree after heal (on a
+	// cluster with anti-entropy: the passive wait, before an explicit repair).
 	convergeWithin time.Duration
 }
 
@@ -100,11 +115,12 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 			fp = rc.faults[rnd.IntN(len(rc.faults))] // every fault once, then at random
 		}
 		rec.Avail.SetPhase(fp.Name + " during")
-		desc, heal, err := fp.Inject(ctx, c, rnd)
+		at := time.Since(start)
+		desc, heal, err := fp.Inject(ctx, c, rnd) // a join or decommission returns when done
 		if err != nil {
 			t.Fatalf("injecting %s: %v", desc, err)
 		}
-		sum.Faults = append(sum.Faults, fmt.Sprintf("%6.1fs %s", time.Since(start).Seconds(), desc))
+		sum.Faults = append(sum.Faults, fmt.Sprintf("%6.1fs (+%4.1fs to inject) %s", at.Seconds(), (time.Since(start)-at).Seconds(), desc))
 		t.Logf("fault: %s", desc)
 		sleep(rc.hold)
 		if err := heal(ctx); err != nil {
@@ -123,28 +139,40 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	if err := c.WaitHealthy(wctx); err != nil {
 		t.Fatalf("cluster did not recover after heal: %v", err)
 	}
+	sum.SettleTime = time.Since(healed)
+	settled := time.Now()
 	ops := rec.Ops()
 	sum.Count(ops)
 	keys := checker.Keys(ops)
-
-	// Convergence by hints alone first: what the cluster does without help.
-	div, err := waitConverged(ctx, c, keys, rc.convergeWithin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum.ConvergedPassively = len(div) == 0
-	if !sum.ConvergedPassively {
-		t.Logf("%d keys still differ %v after heal without reads (hints only); first: %s",
-			len(div), rc.convergeWithin, strings.Join(div[:min(3, len(div))], "; "))
-	}
 
 	readAt := func(level string) checker.ReadFunc {
 		return func(ctx context.Context, key string) (string, bool, error) {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			return c.Get(rctx, rnd.IntN(c.Nodes()), key, level)
+			m := c.Members()
+			return c.Get(rctx, m[rnd.IntN(len(m))], key, level)
 		}
 	}
+
+	for _, i := range c.Members() {
+		sum.Members = append(sum.Members, fmt.Sprintf("n%d", i+1))
+	}
+
+	// Convergence first, while nothing but the cluster itself touches the
+	// data: the checks below read at QUORUM, and their read repair would
+	// otherwise hide a replica that anti-entropy (or hints) never fixed.
+	// Without anti-entropy (the simulation) only hints work passively, and
+	// the ALL reads that repair what they missed come after the checks, so
+	// that they cannot hide a lost write.
+	var div []string
+	var err error
+	ae, withAE := c.(antiEntropyCluster)
+	if withAE {
+		div = convergeByAntiEntropy(t, ae, c, keys, rc, &sum, settled)
+	} else if div, err = waitConverged(ctx, c, keys, rc.convergeWithin); err != nil {
+		t.Fatal(err)
+	}
+
 	var lost []string
 	sum.WriteOnceChecked, lost = checker.LostWrites(ctx, ops, readAt(traffic.Quorum))
 	sum.LostWrites = len(lost)
@@ -157,21 +185,11 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	resurrected = append(resurrected, back...)
 	sum.Resurrections, sum.ExpiredReads = len(resurrected), len(expired)
 
-	// Until anti-entropy lands, reads are what heal a replica that missed a
-	// write and its hint: one ALL read of each differing key repairs it.
-	if len(div) > 0 {
-		for _, d := range div {
-			key, _, _ := strings.Cut(d, ": ")
-			if _, _, err := readAt(traffic.All)(ctx, key); err != nil {
-				t.Logf("repair read %s: %v", key, err)
-			}
-		}
-		if div, err = waitConverged(ctx, c, keys, rc.convergeWithin); err != nil {
-			t.Fatal(err)
-		}
+	if !withAE {
+		div = convergeByReads(t, c, keys, div, rc, &sum, readAt(traffic.All))
+		sum.ConvergenceTime = time.Since(settled)
 	}
 	sum.Divergent = len(div)
-	sum.ConvergenceTime = time.Since(healed)
 
 	var b strings.Builder
 	sum.Print(&b)
@@ -194,6 +212,10 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	for _, d := range div {
 		t.Errorf("replicas still differ after repair: %s", d)
 	}
+	if withAE && !sum.ConvergedPassively {
+		t.Errorf("invariant 2: replicas did not converge within two anti-entropy periods (+%v slack) of the heal; %s", rc.convergeWithin, sum.ConvergedBy)
+	}
+
 	if sum.WriteOnceChecked == 0 || sum.RegistersChecked == 0 {
 		t.Errorf("workload made no progress: %d acknowledged write-once keys, %d registers", sum.WriteOnceChecked, sum.RegistersChecked)
 	}
@@ -201,6 +223,96 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 		t.Logf("FAILED: rerun with RINGKV_CHAOS_SEED=%d", rc.seed)
 	}
 	return sum
+}
+
+// convergeByReads is the check for a cluster without anti-entropy (the
+// simulation): hints alone first, then one ALL read of each differing key
+// (read repair) must make the replicas agree.
+// div is what the passive wait left differing.
+func convergeByReads(t *testing.T, c cluster, keys, div []string, rc runConfig, sum *report.Summary, readAll checker.ReadFunc) []string {
+	t.Helper()
+	ctx := t.Context()
+	var err error
+	sum.ConvergedPassively = len(div) == 0
+	sum.ConvergedBy = "hints alone"
+	if len(div) == 0 {
+		return nil
+	}
+	t.Logf("%d keys still differ %v after heal without reads (hints only); first: %s",
+		len(div), rc.convergeWithin, strings.Join(div[:min(3, len(div))], "; "))
+	sum.ConvergedBy = "hints + ALL reads"
+	for _, d := range div {
+		key, _, _ := strings.Cut(d, ": ")
+		if _, _, err := readAll(ctx, key); err != nil {
+			t.Logf("repair read %s: %v", key, err)
+		}
+	}
+	if div, err = waitConverged(ctx, c, keys, rc.convergeWithin); err != nil {
+		t.Fatal(err)
+	}
+	return div
+}
+
+// convergeByAntiEntropy is invariant 2 on a cluster running anti-entropy:
+// within two repair periods (plus slack for a loaded machine) of every member
+// being up and normal again,
+// the replicas of every range report identical roots and every key the run
+// wrote has one version on all its replicas, with no read and no request from
+// the checker. If that passive wait fails, it asks every member for a repair
+// and requires agreement after it; the run then reports that continuous
+// anti-entropy alone did not converge.
+func convergeByAntiEntropy(t *testing.T, ae antiEntropyCluster, c cluster, keys []string, rc runConfig, sum *report.Summary, settled time.Time) []string {
+	t.Helper()
+	ctx := t.Context()
+	var div []string
+	check := func() bool {
+		byNode, err := ae.RangeRoots(ctx)
+		if err != nil {
+			div = []string{"range roots: " + err.Error()}
+			return false
+		}
+		sum.RangesChecked, div = checker.RootsDiffer(byNode)
+		if len(div) > 0 {
+			return false
+		}
+		// Roots agree: confirm key by key, which also catches a root that
+		// hides a difference (or a bucket hash that missed an apply).
+		if div, err = checker.Divergent(ctx, keys, c.Versions); err != nil {
+			div = []string{"replica versions: " + err.Error()}
+		}
+		return len(div) == 0
+	}
+	poll := func(within time.Duration) bool {
+		deadline := time.Now().Add(within)
+		for !check() {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return false
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		return true
+	}
+	sum.ConvergedBy = "continuous anti-entropy"
+	// The periods count from when every member is back up and normal: a
+	// pass cannot reach a peer that gossip still marks down.
+	passive := 2*ae.RepairInterval() + rc.convergeWithin
+	if poll(passive) {
+		sum.ConvergedPassively = true
+		sum.ConvergenceTime = time.Since(settled)
+		return nil
+	}
+	t.Logf("replicas differ %v after heal with continuous anti-entropy (period %v); first: %s",
+		passive, ae.RepairInterval(), strings.Join(div[:min(3, len(div))], "; "))
+	sum.ConvergedBy = "explicit repair on every member"
+	if err := ae.Repair(ctx); err != nil {
+		t.Fatalf("starting repair: %v", err)
+	}
+	ok := poll(2*ae.RepairInterval() + rc.convergeWithin)
+	sum.ConvergenceTime = time.Since(settled)
+	if ok {
+		return nil
+	}
+	return div
 }
 
 // waitConverged polls until every key's replicas agree or within passes, and

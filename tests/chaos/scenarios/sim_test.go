@@ -175,6 +175,15 @@ func (c *simCluster) refreshLiveness() {
 
 func (c *simCluster) Nodes() int { return len(c.nodes) }
 
+// Members is every node: the simulation's membership never changes.
+func (c *simCluster) Members() []int {
+	m := make([]int, len(c.nodes))
+	for i := range m {
+		m[i] = i
+	}
+	return m
+}
+
 func (c *simCluster) Kill(_ context.Context, i int) error {
 	nd := c.nodes[i]
 	nd.mu.Lock()
@@ -343,7 +352,7 @@ func TestSimulation(t *testing.T) {
 			run(t, c, runConfig{
 				name: "simulation", seed: seed, duration: dur,
 				calm: 300 * time.Millisecond, hold: time.Second,
-				faults: failpoint.All(),
+				faults: failpoint.Steady(),
 				traffic: traffic.Config{
 					WriteOnceWorkers: 2, Registers: 4, RegisterReaders: 3, DeleteWorkers: 2,
 					Pause: 5 * time.Millisecond, OpTimeout: time.Second,

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -140,8 +141,11 @@ func (r *Recorder) Ops() []Op {
 type Config struct {
 	// WriteOnceWorkers each write fresh keys at QUORUM, back to back.
 	WriteOnceWorkers int
-	// Registers is the number of single-writer register keys.
+	// Registers is the number of single-writer registers.
 	Registers int
+	// RegisterEpoch is how many writes a register makes to one key before
+	// it moves to the next (default 200).
+	RegisterEpoch int
 	// RegisterReaders read random registers at QUORUM.
 	RegisterReaders int
 	// DeleteWorkers each run put-then-delete and put-with-TTL lifecycles.
@@ -196,14 +200,29 @@ func Run(ctx context.Context, kv KV, rec *Recorder, cfg Config, seed uint64) {
 		})
 	}
 
-	// b) single-writer registers: one writer per key through one home node,
-	// readers anywhere.
+	// b) single-writer registers: one writer per register through one home
+	// node, readers anywhere. Each register moves to a fresh key every
+	// RegisterEpoch writes, so that each key's history stays small enough for
+	// the linearizability check however long the run (Jepsen's independent
+	// keys); readers follow the current key.
+	epoch := cfg.RegisterEpoch
+	if epoch <= 0 {
+		epoch = 200
+	}
+	current := make([]atomic.Pointer[string], max(cfg.Registers, 1))
 	for k := range cfg.Registers {
-		key := fmt.Sprintf("reg/%x/%d", seed, k)
 		spawn(func(rnd *rand.Rand) {
 			node := k % kv.Nodes()
-			for v := 1; ctx.Err() == nil; v++ {
-				val := fmt.Sprint(v)
+			var key string
+			for v := 0; ctx.Err() == nil; v++ {
+				if v%epoch == 0 {
+					next := fmt.Sprintf("reg/%x/%d/%d", seed, k, v/epoch)
+					current[k].Store(&next) // a fresh string each epoch: readers hold the old one
+					key = next
+				}
+				// Values restart at 1 on each key: the checker reads them as
+				// the writer's sequence numbers.
+				val := fmt.Sprint(v%epoch + 1)
 				c, cancel := opCtx()
 				rec.Do(kv, Op{Workload: "register", Kind: Put, Key: key, Value: val, Level: Quorum, Node: node},
 					func(*Op) error { return kv.Put(c, node, key, val, 0, Quorum) })
@@ -217,7 +236,14 @@ func Run(ctx context.Context, kv KV, rec *Recorder, cfg Config, seed uint64) {
 	for range cfg.RegisterReaders {
 		spawn(func(rnd *rand.Rand) {
 			for ctx.Err() == nil {
-				key := fmt.Sprintf("reg/%x/%d", seed, rnd.IntN(max(cfg.Registers, 1)))
+				kp := current[rnd.IntN(len(current))].Load()
+				if kp == nil {
+					if !sleep(rnd) {
+						return
+					}
+					continue
+				}
+				key := *kp
 				node := rnd.IntN(kv.Nodes())
 				c, cancel := opCtx()
 				rec.Do(kv, Op{Workload: "register", Kind: Get, Key: key, Level: Quorum, Node: node}, getter(c, kv, node, key, Quorum))
