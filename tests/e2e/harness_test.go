@@ -5,11 +5,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,15 +41,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback address nothing listens on right now.
+// freePort returns a loopback address nothing listens on right now. It picks
+// below the kernel's ephemeral range (32768+), so the outgoing connections of
+// the many tests running beside this one cannot take it before the node binds.
 func freePort(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		addr := "127.0.0.1:" + strconv.Itoa(20000+rand.IntN(12000))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // node is one ringkv server process.
@@ -119,10 +128,23 @@ func (n *node) startNoWait() {
 
 func (n *node) waitReady() {
 	n.t.Helper()
-	checkFor(n.t, 20*time.Second, func() error {
+	retries := 3
+	checkFor(n.t, 60*time.Second, func() error {
 		select {
 		case <-n.exited:
-			return fmt.Errorf("%s exited: %s", n.ID, n.logTail())
+			tail := n.logTail()
+			if retries > 0 && strings.Contains(tail, "address already in use") {
+				// Another test took a port between freePort and the bind:
+				// take new ones. The node's own gossip address changes too,
+				// which is why startCluster readies the seed before the rest.
+				retries--
+				n.Client, n.HTTP, n.Peer, n.Gossip = freePort(n.t), freePort(n.t), freePort(n.t), freePort(n.t)
+				n.log.Truncate(0)
+				n.log.Seek(0, 0)
+				n.startNoWait()
+				return fmt.Errorf("%s: port taken, restarted on new ports", n.ID)
+			}
+			return fmt.Errorf("%s exited: %s", n.ID, tail)
 		default:
 		}
 		resp, err := http.Get("http://" + n.HTTP + "/readyz")
@@ -217,13 +239,14 @@ func startCluster(t testing.TB, n int, extra ...string) []*node {
 	for i := range nodes {
 		nodes[i] = newNode(t, fmt.Sprintf("n%d", i+1), extra...)
 	}
-	for i, nd := range nodes {
-		if i > 0 {
-			nd.Join = []string{nodes[0].Gossip}
-		}
+	// The seed first: the others join its gossip address, which must not
+	// move (see waitReady) once they have it.
+	nodes[0].start()
+	for _, nd := range nodes[1:] {
+		nd.Join = []string{nodes[0].Gossip}
 		nd.startNoWait()
 	}
-	for _, nd := range nodes {
+	for _, nd := range nodes[1:] {
 		nd.waitReady()
 	}
 	for _, nd := range nodes {
