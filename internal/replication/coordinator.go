@@ -463,10 +463,11 @@ func (c *Coordinator) liveOrder(reps []Replica) []*Replica {
 	live := make([]*Replica, 0, len(reps))
 	for i := range reps {
 		if reps[i].Up {
+			live = append(live, &reps[i])
 			if c.isLocal(&reps[i]) {
-				live = append([]*Replica{&reps[i]}, live...)
-			} else {
-				live = append(live, &reps[i])
+				// Move it to the front, keeping the others in ring order.
+				copy(live[1:], live[:len(live)-1])
+				live[0] = &reps[i]
 			}
 		}
 	}
