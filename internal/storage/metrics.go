@@ -22,6 +22,13 @@ type Metrics struct {
 	Expired, GCPurged, StaleIndexEntries uint64
 	// SyncErrors counts failed periodic WAL syncs.
 	SyncErrors uint64
+	// RowCacheComplete is true while every stored record is in the row
+	// cache, so that reads of absent keys and writes of new ones skip
+	// Pebble; the first eviction ends it until a restart.
+	RowCacheComplete bool
+	// Row cache lookups that found the record, that did not, and entries
+	// evicted to stay within RowCacheSize.
+	RowCacheHits, RowCacheMisses, RowCacheEvictions uint64
 
 	// Pebble's own figures.
 	DiskUsageBytes   uint64
@@ -64,6 +71,10 @@ func newCollector(s *Store) *collector {
 		"gc_purged":          d("gc_purged_total", "Tombstones purged after the GC grace period."),
 		"stale_index":        d("stale_index_entries_total", "Deadline index entries dropped because their record had changed."),
 		"sync_errors":        d("sync_errors_total", "Failed periodic WAL syncs."),
+		"row_cache_complete": d("row_cache_complete", "1 while every stored record is in the row cache (absent keys skip Pebble), 0 after the first eviction."),
+		"row_cache_hits":     d("row_cache_hits_total", "Row cache lookups that found the record."),
+		"row_cache_misses":   d("row_cache_misses_total", "Row cache lookups that did not find the record."),
+		"row_cache_evicted":  d("row_cache_evictions_total", "Row cache entries evicted to stay within its size."),
 		"disk_usage":         d("disk_usage_bytes", "Disk space used by Pebble."),
 		"memtable":           d("memtable_bytes", "Bytes held by Pebble memtables."),
 		"block_cache":        d("block_cache_bytes", "Bytes held by the Pebble block cache."),
@@ -98,6 +109,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("gc_purged", float64(m.GCPurged))
 	counter("stale_index", float64(m.StaleIndexEntries))
 	counter("sync_errors", float64(m.SyncErrors))
+	complete := 0.0
+	if m.RowCacheComplete {
+		complete = 1
+	}
+	gauge("row_cache_complete", complete)
+	counter("row_cache_hits", float64(m.RowCacheHits))
+	counter("row_cache_misses", float64(m.RowCacheMisses))
+	counter("row_cache_evicted", float64(m.RowCacheEvictions))
 	gauge("disk_usage", float64(m.DiskUsageBytes))
 	gauge("memtable", float64(m.MemTableBytes))
 	gauge("block_cache", float64(m.BlockCacheBytes))

@@ -187,9 +187,14 @@ func Open(opts Options) (*Store, error) {
 
 	log := opts.Logger
 	s := &Store{
-		opts:  opts,
-		log:   log,
-		cache: pebble.NewCache(opts.CacheSize),
+		opts: opts,
+		log:  log,
+		// Pebble charges every memtable, mutable or waiting to flush,
+		// against the block cache (Cache.Reserve). Two full memtables are
+		// the steady state under writes; without room for them a 128 MiB
+		// cache beside 64 MiB memtables held no blocks at all, and every
+		// read of a flushed key went to disk.
+		cache: pebble.NewCache(opts.CacheSize + 2*int64(opts.MemTableSize)),
 		rows:  newRowCache(opts.RowCacheSize),
 		stop:  make(chan struct{}),
 		gate:  newGate(),
@@ -260,7 +265,9 @@ func Open(opts Options) (*Store, error) {
 }
 
 // countRecords scans the record keyspace once; Open uses it to seed the
-// counter that ApproxCount reads in O(1) afterwards.
+// counter that ApproxCount reads in O(1) afterwards. The same scan fills the
+// row cache while every record fits in it, so that a store that fits starts
+// with a complete cache (see rowCache) after a restart as well.
 func (s *Store) countRecords() (int64, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{prefixRecord},
@@ -269,14 +276,44 @@ func (s *Store) countRecords() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("storage: count records: %w", err)
 	}
+	if s.rows != nil {
+		s.rows.complete.Store(true)
+	}
 	var n int64
 	for valid := it.First(); valid; valid = it.Next() {
 		n++
+		if s.rows.absent() && !s.preload(it) {
+			s.rows.complete.Store(false)
+		}
 	}
 	if err := it.Close(); err != nil {
 		return 0, fmt.Errorf("storage: count records: %w", err)
 	}
 	return n, nil
+}
+
+// preload puts the iterator's record in the row cache, as readRecord would
+// have returned it. A record that does not parse is left to fail the reads
+// that reach it, which then need Pebble: preload reports false.
+func (s *Store) preload(it *pebble.Iterator) bool {
+	token, _, err := parseRecordKey(it.Key())
+	if err != nil {
+		return false
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return false
+	}
+	rec, err := record.Decode(v)
+	if err != nil {
+		return false
+	}
+	rec = rec.Clone()
+	if rec.Tombstone {
+		rec.Value = nil
+	}
+	s.rows.put(token, it.Key(), rec)
+	return true
 }
 
 // acquire admits a call that touches db; it must be paired with release when
@@ -307,6 +344,9 @@ func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
 	rk := recordKey(token, key)
 	if rec, ok := s.rows.get(token, rk); ok {
 		return rec, true, nil
+	}
+	if s.rows.absent() {
+		return record.Record{}, false, nil
 	}
 	if s.rows == nil {
 		return s.readRecord(rk)
@@ -541,6 +581,12 @@ func (s *Store) Metrics() Metrics {
 		GCPurged:          s.counters.gcPurged.Load(),
 		StaleIndexEntries: s.counters.staleIndex.Load(),
 		SyncErrors:        s.counters.syncErrors.Load(),
+	}
+	if s.rows != nil {
+		m.RowCacheComplete = s.rows.complete.Load()
+		m.RowCacheHits = s.rows.hits.Load()
+		m.RowCacheMisses = s.rows.misses.Load()
+		m.RowCacheEvictions = s.rows.evictions.Load()
 	}
 	if err := s.acquire(); err != nil {
 		return m

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/internal/clock"
@@ -666,5 +667,125 @@ func TestRowCacheMatchesDisk(t *testing.T) {
 	}
 	if s.rows.evictions.Load() == 0 {
 		t.Fatal("the tiny cache never evicted: the test does not exercise eviction")
+	}
+}
+
+// A store that opens empty keeps every record in its row cache, so a miss
+// proves absence and Pebble is not read. The proof: a record slipped into
+// Pebble behind the cache's back stays invisible until a reopen loads it.
+func TestRowCacheCompleteAnswersMisses(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, Options{Dir: dir, ExpiryInterval: -1})
+	if !s.Metrics().RowCacheComplete {
+		t.Fatal("an empty store's row cache is not complete")
+	}
+	for i := range 500 {
+		mustApply(t, s, fmt.Sprintf("k%d", i), val(int64(i+1), "a", fmt.Sprint("v", i)))
+	}
+	hidden := []byte("hidden")
+	r := val(7, "a", "behind the cache")
+	if err := s.db.Set(recordKey(ring.Token(hidden), hidden), r.Encode(), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if _, found, err := s.Get(hidden); err != nil || found {
+		t.Fatalf("complete cache: Get(hidden) = found %v, err %v; want a miss answered without Pebble", found, err)
+	}
+	if !s.Metrics().RowCacheComplete {
+		t.Fatal("500 small records evicted something from a 256 MiB cache")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened, the records fit, so Open loads them all, hidden included.
+	s = openTest(t, Options{Dir: dir, ExpiryInterval: -1})
+	m := s.Metrics()
+	if !m.RowCacheComplete {
+		t.Fatal("reopened store that fits its row cache is not complete")
+	}
+	if got, ok := mustGet(t, s, "hidden"); !ok || !sameRecord(got, r) {
+		t.Fatalf("after reopen: hidden = %s, %v", fmtRecord(got), ok)
+	}
+	for i := range 500 {
+		if got, ok := mustGet(t, s, fmt.Sprintf("k%d", i)); !ok || string(got.Value) != fmt.Sprint("v", i) {
+			t.Fatalf("k%d = %s, %v", i, fmtRecord(got), ok)
+		}
+	}
+	if s.Metrics().RowCacheMisses != m.RowCacheMisses {
+		t.Fatal("reads after a complete preload missed the row cache")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Reopened with a cache too small for them, it is not complete, and a
+	// miss reads Pebble.
+	s = openTest(t, Options{Dir: dir, ExpiryInterval: -1, RowCacheSize: 4 << 10})
+	if s.Metrics().RowCacheComplete {
+		t.Fatal("a 4 KiB row cache claims to hold 501 records")
+	}
+	for i := range 500 {
+		if got, ok := mustGet(t, s, fmt.Sprintf("k%d", i)); !ok || string(got.Value) != fmt.Sprint("v", i) {
+			t.Fatalf("small cache: k%d = %s, %v", i, fmtRecord(got), ok)
+		}
+	}
+	if got, ok := mustGet(t, s, "hidden"); !ok || !sameRecord(got, r) {
+		t.Fatalf("small cache: hidden = %s, %v", fmtRecord(got), ok)
+	}
+}
+
+// The first eviction, or a record too large to cache, ends completeness
+// before the record leaves the cache, so no read takes its absence for proof.
+func TestRowCacheIncompleteAfterEviction(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		value int
+		count int
+	}{
+		{"eviction", 16, 2000}, // many small records overflow the shards
+		{"oversized", 1024, 1}, // one record larger than a 256-byte shard
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// 256 bytes per shard: two small records, not one of 1 KiB.
+			s := openTest(t, Options{Dir: t.TempDir(), ExpiryInterval: -1, RowCacheSize: 256 * rowCacheShards})
+			if !s.Metrics().RowCacheComplete {
+				t.Fatal("empty store not complete")
+			}
+			for i := range tc.count {
+				mustApply(t, s, fmt.Sprintf("k%d", i), val(int64(i+1), "a", strings.Repeat("v", tc.value)))
+			}
+			if s.Metrics().RowCacheComplete {
+				t.Fatal("still complete after a record left the cache")
+			}
+			for i := range tc.count {
+				if got, ok := mustGet(t, s, fmt.Sprintf("k%d", i)); !ok || len(got.Value) != tc.value {
+					t.Fatalf("k%d = %s, %v", i, fmtRecord(got), ok)
+				}
+			}
+		})
+	}
+}
+
+// Pebble charges its memtables to the block cache. With memtables larger
+// than the configured cache, the cache held no block at all and every read
+// of flushed data went to disk; the store sizes the cache to hold them too.
+func TestBlockCacheHoldsBlocksBesideFullMemtables(t *testing.T) {
+	s := openTest(t, Options{Dir: t.TempDir(), ExpiryInterval: -1, RowCacheSize: -1,
+		CacheSize: 1 << 20, MemTableSize: 4 << 20})
+	value := strings.Repeat("v", 100)
+	const n = 100_000 // about 15 MiB: memtables grow to their full 4 MiB
+	for i := range n {
+		mustApply(t, s, fmt.Sprintf("k%07d", i), val(int64(i+1), "a", value))
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i += 97 {
+		if _, ok := mustGet(t, s, fmt.Sprintf("k%07d", i)); !ok {
+			t.Fatalf("k%07d not found", i)
+		}
+	}
+	if m := s.Metrics(); m.BlockCacheBytes == 0 {
+		t.Fatalf("block cache holds nothing after %d reads (hits %d, misses %d)", n/97, m.BlockCacheHits, m.BlockCacheMisses)
 	}
 }
