@@ -196,6 +196,9 @@ func (s *Server) Start() (err error) {
 		MaxBulkBytes: 2 * max(cfg.MaxValueBytes, cfg.MaxKeyBytes),
 		Password:     cfg.Password, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
 		Info: s.info, Logger: s.log.With("component", "resp"), Registerer: s.reg,
+		// A clustered node's commands wait on peers: a pipeline's run
+		// concurrently. On a single node they would only add goroutines.
+		ConcurrentPipeline: cfg.Replicas > 1,
 	}, coord)
 	go func() {
 		if err := s.resp.Serve(s.respLn); err != nil && !errors.Is(err, resp.ErrServerClosed) {
