@@ -17,18 +17,9 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 		if err != nil {
 			return nil, err
 		}
-		// A record stamped too far in our future would drag our clock along;
-		// refuse it, as design §2 asks, and count it.
-		if err := c.hlc.Update(rec.Version.TS); err != nil {
-			c.metrics.skewRefused.Inc()
-			c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
-			return nil, err
-		}
-		res, err := c.local.Apply(key, rec)
-		if err != nil {
-			return nil, err
-		}
-		return encodeApplyResp(res.Applied, &res.Prev, res.PrevFound), nil
+		return c.serveApply(from, key, rec)
+	case MethodApplyBatch:
+		return c.serveApplyBatch(from, payload)
 	case MethodGet:
 		c.metrics.replicaReads.Inc()
 		rec, found, err := c.local.Get(payload)
@@ -50,6 +41,22 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 		return binary.BigEndian.AppendUint64(nil, uint64(c.local.ApproxCount())), nil
 	}
 	return nil, fmt.Errorf("replication: unknown method %d", method)
+}
+
+// serveApply applies one peer's write to the local replica.
+func (c *Coordinator) serveApply(from string, key []byte, rec record.Record) ([]byte, error) {
+	// A record stamped too far in our future would drag our clock along;
+	// refuse it, as design §2 asks, and count it.
+	if err := c.hlc.Update(rec.Version.TS); err != nil {
+		c.metrics.skewRefused.Inc()
+		c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
+		return nil, err
+	}
+	res, err := c.local.Apply(key, rec)
+	if err != nil {
+		return nil, err
+	}
+	return encodeApplyResp(res.Applied, &res.Prev, res.PrevFound), nil
 }
 
 // ApplyLocal applies a record that carries its own version (a hint, a repair, a

@@ -3,6 +3,7 @@ package resp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -25,10 +26,34 @@ type memBackend struct {
 		seq    clock.Timestamp
 		err    error // returned by every call while set
 		levels []replication.Level
+		// batches records the size of each PutBatch call.
+		batches []int
 	}
 }
 
-var _ Backend = (*memBackend)(nil)
+var (
+	_ Backend     = (*memBackend)(nil)
+	_ BatchPutter = (*memBackend)(nil)
+)
+
+// errBatchRefused is what PutBatch answers for keys starting "refuse:", so a
+// test can see one write of a batch fail alone.
+var errBatchRefused = errors.New("refused by the test backend")
+
+func (b *memBackend) PutBatch(ctx context.Context, keys [][]byte, muts []replication.Mutation, lvl replication.Level) []error {
+	b.mu.Lock()
+	b.mu.batches = append(b.mu.batches, len(keys))
+	b.mu.Unlock()
+	errs := make([]error, len(keys))
+	for i, k := range keys {
+		if bytes.HasPrefix(k, []byte("refuse:")) {
+			errs[i] = errBatchRefused
+			continue
+		}
+		_, _, errs[i] = b.Put(ctx, k, muts[i], lvl)
+	}
+	return errs
+}
 
 func newMemBackend(c clock.Clock) *memBackend {
 	b := &memBackend{clock: c}

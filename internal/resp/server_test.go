@@ -740,3 +740,50 @@ func TestPipelineBatchesKeepPerKeyOrder(t *testing.T) {
 		}
 	})
 }
+
+// The SETs of a pipeline reach a backend that writes in batches as one call,
+// and a write it refuses fails alone, its error in its own reply's place.
+func TestPipelineSetsGoThroughPutBatch(t *testing.T) {
+	eachProtoWith(t, func(c *Config) { c.ConcurrentPipeline = true }, func(t *testing.T, ts *testServer, c *redis.Client) {
+		ctx := t.Context()
+		pipe := c.Pipeline()
+		var sets []*redis.StatusCmd
+		for i := range 16 {
+			key := fmt.Sprint("b", i)
+			if i == 5 {
+				key = "refuse:5"
+			}
+			sets = append(sets, pipe.Set(ctx, key, fmt.Sprint("v", i), 0))
+		}
+		get := pipe.Get(ctx, "b3")
+		if _, err := pipe.Exec(ctx); err == nil {
+			t.Fatal("pipeline with a refused SET reported no error")
+		}
+		for i, s := range sets {
+			err := s.Err()
+			if i == 5 {
+				if err == nil || !strings.Contains(err.Error(), "refused by the test backend") {
+					t.Fatalf("SET %d: err %v, want the backend's refusal", i, err)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("SET %d: %v", i, err)
+			}
+		}
+		if v, err := get.Result(); err != nil || v != "v3" {
+			t.Fatalf("GET b3 = %q %v", v, err)
+		}
+		ts.b.mu.Lock()
+		batches := slices.Clone(ts.b.mu.batches)
+		ts.b.mu.Unlock()
+		if len(batches) == 0 || slices.Max(batches) < 2 {
+			t.Fatalf("PutBatch calls %v: the pipeline's SETs were not batched", batches)
+		}
+		total := 0
+		for _, n := range batches {
+			total += n
+		}
+		equal(t, "SETs through PutBatch", total, 16)
+	})
+}

@@ -1,0 +1,366 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/transport"
+)
+
+// MethodApplyBatch carries several writes to one replica in one request:
+// count, then each write as MethodApply's payload, length-prefixed. The
+// answer holds one entry per write, in order: a status byte (0 applied or
+// superseded, then MethodApply's answer length-prefixed; 1 refused, then the
+// error's text), so one write refused (clock skew) fails only itself.
+const MethodApplyBatch uint8 = 5
+
+// maxBatchWrites bounds a batch request's writes, so a hostile or broken
+// peer cannot make a replica allocate for billions of them.
+const maxBatchWrites = 1 << 12
+
+// batchOp is one write of a PutBatch.
+type batchOp struct {
+	key      []byte
+	rec      record.Record
+	need     int
+	acks     int
+	pending  int // replicas asked that have not answered
+	landed   bool
+	lastErr  error
+	done     bool
+	err      error
+	replicas []Replica
+}
+
+// batchReply is one replica's answer to its share of a batch.
+type batchReply struct {
+	rep  *Replica
+	ops  []int // indexes into the batch, in request order
+	errs []error
+	err  error // the whole request failed
+}
+
+// PutBatch writes muts[i] to keys[i] for every i, each under its own fresh
+// version, exactly as Put would one after the other, and returns each write's
+// error. It sends each replica node one request for all the writes it holds,
+// instead of one per write: a pipeline of 16 SETs costs a replica one round
+// trip and one request to serve, not 16. Keys must be distinct.
+func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutation, lvl Level) []error {
+	start := time.Now()
+	errs := make([]error, len(keys))
+	ops := make([]batchOp, len(keys))
+	type group struct {
+		rep *Replica
+		ops []int
+	}
+	var groups []group
+	var local []int
+	for i, key := range keys {
+		op := &ops[i]
+		op.key = key
+		if c.cfg.HotKeys != nil {
+			c.cfg.HotKeys.ObserveHashed(ring.Token(key), key)
+		}
+		if c.cfg.HotCache != nil {
+			defer c.cfg.HotCache.Invalidate(key)
+		}
+		reps := c.topo.Replicas(key)
+		op.need = lvl.Required(len(reps))
+		if pending := c.topo.Pending(key); len(pending) > 0 {
+			reps = append(append(make([]Replica, 0, len(reps)+len(pending)), reps...), pending...)
+			op.need += len(pending)
+		}
+		op.replicas = reps
+		if live := countUp(reps); live < op.need {
+			op.done = true
+			op.err = fmt.Errorf("%w: %s write needs %d of %d replicas, %d up", ErrUnavailable, lvl, op.need, len(reps), live)
+			continue
+		}
+		m := muts[i]
+		op.rec = record.Record{
+			Value:     m.Value,
+			Version:   record.Version{TS: c.hlc.Now(), Node: c.cfg.NodeID},
+			ExpireAt:  m.ExpireAt,
+			Tombstone: m.Tombstone,
+		}
+		if op.rec.Tombstone {
+			op.rec.Value = nil
+		}
+		for j := range reps {
+			r := &reps[j]
+			switch {
+			case !r.Up:
+				op.landed = true
+			case c.isLocal(r):
+				local = append(local, i)
+				op.pending++
+			default:
+				op.pending++
+				k := 0
+				for k < len(groups) && groups[k].rep.ID != r.ID {
+					k++
+				}
+				if k == len(groups) {
+					groups = append(groups, group{rep: r})
+				}
+				groups[k].ops = append(groups[k].ops, i)
+			}
+		}
+	}
+
+	// Down replicas get their hints now; remote ones that fail get theirs
+	// when their reply comes. Hints and requests outlive this call, and the
+	// caller owns keys and values (a connection's read buffer).
+	if len(groups) > 0 || anyDown(ops) {
+		for i := range ops {
+			op := &ops[i]
+			if op.done {
+				continue
+			}
+			op.key = bytes.Clone(op.key)
+			op.rec = op.rec.Clone()
+			for j := range op.replicas {
+				if r := &op.replicas[j]; !r.Up {
+					c.hint(r.ID, op.key, &op.rec)
+				}
+			}
+		}
+	}
+	replies := make(chan batchReply, len(groups))
+	var bg context.Context
+	var cancel context.CancelFunc
+	if len(groups) > 0 {
+		bg, cancel = c.detached(ctx)
+		// The requests outlive this call once every write has its acks;
+		// the last to answer ends their context.
+		var remotes atomic.Int32
+		remotes.Store(int32(len(groups)))
+		for _, g := range groups {
+			payload := encodeApplyBatch(ops, g.ops)
+			go func() {
+				replies <- c.remoteApplyBatch(bg, g.rep, g.ops, ops, payload)
+				if remotes.Add(-1) == 0 {
+					cancel()
+				}
+			}()
+		}
+	}
+	// The local replica goes after the requests are on their way.
+	for _, i := range local {
+		op := &ops[i]
+		_, err := c.local.Apply(op.key, op.rec)
+		op.pending--
+		if err != nil {
+			op.lastErr = err
+			op.landed = true // as Put: a local failure's outcome is unknown
+			continue
+		}
+		op.acks++
+	}
+	open := 0
+	for i := range ops {
+		if !ops[i].done {
+			open++
+		}
+	}
+	settle := func() {
+		for i := range ops {
+			op := &ops[i]
+			if op.done {
+				continue
+			}
+			if op.acks >= op.need || op.acks+op.pending < op.need {
+				op.done = true
+				open--
+			}
+		}
+	}
+	settle()
+	var timeout <-chan struct{}
+	if bg != nil {
+		timeout = bg.Done()
+	}
+	for inflight := len(groups); open > 0 && inflight > 0; {
+		select {
+		case rp := <-replies:
+			inflight--
+			for k, i := range rp.ops {
+				op := &ops[i]
+				op.pending--
+				err := rp.err
+				if err == nil {
+					err = rp.errs[k]
+				}
+				if err == nil {
+					op.acks++
+					continue
+				}
+				op.lastErr = err
+				if !errors.As(err, new(*transport.RemoteError)) && !transport.NotSent(err) {
+					op.landed = true
+				}
+			}
+			settle()
+		case <-ctx.Done():
+			c.failOpen(ops, ctx.Err())
+			open = 0
+		case <-timeout:
+			if errors.Is(bg.Err(), context.Canceled) {
+				// Every request answered; the replies are buffered.
+				timeout = nil
+				continue
+			}
+			c.failOpen(ops, context.DeadlineExceeded)
+			open = 0
+		}
+	}
+	for i := range ops {
+		op := &ops[i]
+		switch {
+		case op.err != nil:
+		case op.acks >= op.need:
+		case op.acks > 0 || op.landed:
+			op.err = fmt.Errorf("%w: %s write got %d of %d acks: %v", ErrTimeout, lvl, op.acks, op.need, op.lastErr)
+		default:
+			op.err = fmt.Errorf("%w: %s write reached no replica: %v", ErrUnavailable, lvl, op.lastErr)
+		}
+		errs[i] = op.err
+		c.metrics.observe("write", lvl, start, op.err)
+	}
+	return errs
+}
+
+// failOpen marks every unfinished write as possibly landed with err: its
+// requests are out and their outcome is unknown.
+func (c *Coordinator) failOpen(ops []batchOp, err error) {
+	for i := range ops {
+		if op := &ops[i]; !op.done && op.acks < op.need {
+			op.landed = true
+			op.lastErr = err
+		}
+	}
+}
+
+func anyDown(ops []batchOp) bool {
+	for i := range ops {
+		if ops[i].done {
+			continue
+		}
+		for j := range ops[i].replicas {
+			if !ops[i].replicas[j].Up {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// remoteApplyBatch sends rep its writes and hints every one it may have
+// missed.
+func (c *Coordinator) remoteApplyBatch(ctx context.Context, rep *Replica, idx []int, ops []batchOp, payload []byte) batchReply {
+	rp := batchReply{rep: rep, ops: idx}
+	resp, err := c.net.Call(ctx, rep.Addr, MethodApplyBatch, payload)
+	if err == nil {
+		rp.errs, err = decodeApplyBatchResp(resp, len(idx), rep.Addr)
+	}
+	if err != nil {
+		c.metrics.replicaErrors.WithLabelValues("apply").Inc()
+		rp.err = err
+		// A refusal would be refused again on replay.
+		if !errors.As(err, new(*transport.RemoteError)) {
+			for _, i := range idx {
+				c.hint(rep.ID, ops[i].key, &ops[i].rec)
+			}
+		}
+	}
+	return rp
+}
+
+// serveApplyBatch applies a MethodApplyBatch request's writes in order.
+func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
+	n, w := binary.Uvarint(p)
+	if w <= 0 || n > maxBatchWrites {
+		return nil, errWire
+	}
+	p = p[w:]
+	out := binary.AppendUvarint(make([]byte, 0, 8*n), n)
+	for range n {
+		one, rest, err := readBytes(p)
+		if err != nil {
+			return nil, err
+		}
+		p = rest
+		key, rec, err := decodeApply(one)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.serveApply(from, key, rec)
+		if err != nil {
+			out = append(out, 1)
+			out = appendBytes(out, []byte(err.Error()))
+			continue
+		}
+		out = append(out, 0)
+		out = appendBytes(out, resp)
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errWire, len(p))
+	}
+	return out, nil
+}
+
+func encodeApplyBatch(ops []batchOp, idx []int) []byte {
+	size := 10
+	for _, i := range idx {
+		size += 20 + len(ops[i].key) + ops[i].rec.EncodedLen()
+	}
+	b := binary.AppendUvarint(make([]byte, 0, size), uint64(len(idx)))
+	for _, i := range idx {
+		one := encodeApply(ops[i].key, &ops[i].rec)
+		b = appendBytes(b, one)
+	}
+	return b
+}
+
+// decodeApplyBatchResp returns each write's outcome: nil, or the replica's
+// refusal as a RemoteError.
+func decodeApplyBatchResp(p []byte, want int, peer string) ([]error, error) {
+	n, w := binary.Uvarint(p)
+	if w <= 0 || n != uint64(want) {
+		return nil, errWire
+	}
+	p = p[w:]
+	errs := make([]error, want)
+	for i := range errs {
+		if len(p) < 1 {
+			return nil, errWire
+		}
+		status := p[0]
+		body, rest, err := readBytes(p[1:])
+		if err != nil {
+			return nil, err
+		}
+		p = rest
+		switch status {
+		case 0:
+			if _, _, _, err := decodeApplyResp(body); err != nil {
+				return nil, err
+			}
+		case 1:
+			errs[i] = &transport.RemoteError{Peer: peer, Message: string(body)}
+		default:
+			return nil, errWire
+		}
+	}
+	if len(p) != 0 {
+		return nil, errWire
+	}
+	return errs, nil
+}

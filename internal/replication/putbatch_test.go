@@ -1,0 +1,137 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/transport"
+)
+
+func batchOf(n int, prefix string) (keys [][]byte, muts []Mutation) {
+	for i := range n {
+		keys = append(keys, []byte(fmt.Sprint(prefix, i)))
+		muts = append(muts, Mutation{Value: []byte(fmt.Sprint("v", i))})
+	}
+	return keys, muts
+}
+
+// Every write of a batch lands on every replica, as a Put of each would.
+func TestPutBatchWritesEveryReplica(t *testing.T) {
+	c := newSimCluster(t, 3)
+	keys, muts := batchOf(40, "k")
+	muts[7] = Mutation{Tombstone: true}
+	for i, err := range c.nodes[1].coord.PutBatch(t.Context(), keys, muts, All) {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	for _, n := range c.nodes {
+		for i := range keys {
+			v, ok := localValue(t, n, string(keys[i]))
+			if i == 7 {
+				if ok {
+					t.Fatalf("%s: deleted k7 holds %q", n.id, v)
+				}
+				continue
+			}
+			if !ok || v != fmt.Sprint("v", i) {
+				t.Fatalf("%s: k%d = %q, %v", n.id, i, v, ok)
+			}
+		}
+	}
+}
+
+// With one replica down, QUORUM writes succeed and leave a hint per write;
+// with two down they are UNAVAILABLE and nothing is written.
+func TestPutBatchWithReplicasDown(t *testing.T) {
+	c := newSimCluster(t, 3)
+	c.down(2)
+	keys, muts := batchOf(25, "a")
+	for i, err := range c.nodes[0].coord.PutBatch(t.Context(), keys, muts, Quorum) {
+		if err != nil {
+			t.Fatalf("QUORUM write %d with one down: %v", i, err)
+		}
+	}
+	if got := c.nodes[0].hints.Backlog()["n3"]; got != 25 {
+		t.Fatalf("hints for n3 = %d, want 25", got)
+	}
+	for i, err := range c.nodes[0].coord.PutBatch(t.Context(), keys, muts, All) {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("ALL write %d with one down: err = %v, want UNAVAILABLE", i, err)
+		}
+	}
+	c.down(1)
+	keys, muts = batchOf(5, "b")
+	for i, err := range c.nodes[0].coord.PutBatch(t.Context(), keys, muts, Quorum) {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("QUORUM write %d with two down: err = %v, want UNAVAILABLE", i, err)
+		}
+		if _, ok := localValue(t, c.nodes[0], string(keys[i])); ok {
+			t.Fatalf("an UNAVAILABLE write landed on b%d", i)
+		}
+	}
+}
+
+// Replicas that stop answering make the batch's writes indeterminate
+// (TIMEOUT), never UNAVAILABLE, and each one gets a hint.
+func TestPutBatchTimeoutIsIndeterminate(t *testing.T) {
+	c := newSimCluster(t, 3)
+	c.net.SetDropRate(1)
+	start := time.Now()
+	keys, muts := batchOf(10, "k")
+	for i, err := range c.nodes[0].coord.PutBatch(t.Context(), keys, muts, All) {
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("write %d: err = %v, want TIMEOUT", i, err)
+		}
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Fatalf("batch took %v: the request timeout did not end it", elapsed)
+	}
+	checkFor(t, 2*time.Second, func() error {
+		b := c.nodes[0].hints.Backlog()
+		if b["n2"] != 10 || b["n3"] != 10 {
+			return fmt.Errorf("backlog %v, want 10 hints each for n2 and n3", b)
+		}
+		return nil
+	})
+}
+
+// A replica refusing one write (its version too far in the future) fails that
+// write alone; the batch's others are applied.
+func TestApplyBatchRefusesOneWrite(t *testing.T) {
+	c := newSimCluster(t, 3)
+	n2 := c.nodes[1]
+	now := n2.coord.hlc.Now()
+	ok := record.Record{Value: []byte("ok"), Version: record.Version{TS: now, Node: "n1"}}
+	future := record.Record{Value: []byte("no"), Version: record.Version{TS: clock.MakeTimestamp(now.Physical()+time.Hour.Milliseconds(), 0), Node: "n1"}}
+	ops := []batchOp{{key: []byte("a"), rec: ok}, {key: []byte("b"), rec: future}, {key: []byte("c"), rec: ok}}
+	resp, err := n2.coord.Serve(t.Context(), "n1", MethodApplyBatch, encodeApplyBatch(ops, []int{0, 1, 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs, err := decodeApplyBatchResp(resp, 3, "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil || errs[2] != nil || !errors.As(errs[1], new(*transport.RemoteError)) {
+		t.Fatalf("errs = %v, want only the second refused", errs)
+	}
+	for _, k := range []string{"a", "c"} {
+		if v, found := localValue(t, n2, k); !found || v != "ok" {
+			t.Fatalf("%s = %q, %v", k, v, found)
+		}
+	}
+	if _, found := localValue(t, n2, "b"); found {
+		t.Fatal("the refused write was applied")
+	}
+	// Malformed requests are errors, not panics.
+	for _, p := range [][]byte{nil, {0xff}, {2, 1}, append(encodeApplyBatch(ops, []int{0}), 0)} {
+		if _, err := n2.coord.Serve(t.Context(), "n1", MethodApplyBatch, p); err == nil {
+			t.Fatalf("malformed batch %x accepted", p)
+		}
+	}
+}
