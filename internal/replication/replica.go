@@ -20,6 +20,8 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 		return c.serveApply(from, key, rec)
 	case MethodApplyBatch:
 		return c.serveApplyBatch(from, payload)
+	case MethodGetBatch:
+		return c.serveGetBatch(payload)
 	case MethodGet:
 		c.metrics.replicaReads.Inc()
 		rec, found, err := c.local.Get(payload)

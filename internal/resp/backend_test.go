@@ -26,15 +26,28 @@ type memBackend struct {
 		seq    clock.Timestamp
 		err    error // returned by every call while set
 		levels []replication.Level
-		// batches records the size of each PutBatch call.
-		batches []int
+		// batches and getBatches record the size of each PutBatch and
+		// GetBatch call.
+		batches, getBatches []int
 	}
 }
 
 var (
 	_ Backend     = (*memBackend)(nil)
 	_ BatchPutter = (*memBackend)(nil)
+	_ GetBatcher  = (*memBackend)(nil)
 )
+
+func (b *memBackend) GetBatch(ctx context.Context, keys [][]byte, lvl replication.Level) []replication.GetResult {
+	b.mu.Lock()
+	b.mu.getBatches = append(b.mu.getBatches, len(keys))
+	b.mu.Unlock()
+	out := make([]replication.GetResult, len(keys))
+	for i, k := range keys {
+		out[i].Rec, out[i].Found, out[i].Err = b.Get(ctx, k, lvl)
+	}
+	return out
+}
 
 // errBatchRefused is what PutBatch answers for keys starting "refuse:", so a
 // test can see one write of a batch fail alone.

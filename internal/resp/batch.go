@@ -39,6 +39,9 @@ type batch struct {
 	keys [][]byte
 	muts []replication.Mutation
 	sets []int // their indexes in ops
+	// The GETs of a batch, for a backend that reads them in one go.
+	getKeys [][]byte
+	gets    []int
 }
 
 // BatchPutter is a Backend that can write several keys at once, each as Put
@@ -47,6 +50,12 @@ type batch struct {
 // pipeline go through it when the backend implements it.
 type BatchPutter interface {
 	PutBatch(ctx context.Context, keys [][]byte, muts []replication.Mutation, lvl replication.Level) []error
+}
+
+// GetBatcher is a Backend that can read several keys at once, each as Get
+// would; batched GETs of a pipeline go through it when the backend has it.
+type GetBatcher interface {
+	GetBatch(ctx context.Context, keys [][]byte, lvl replication.Level) []replication.GetResult
 }
 
 // batchable reports whether args is a plain GET or SET that passes every check
@@ -131,9 +140,29 @@ func (c *conn) runBatch() {
 			}
 		})
 	}
+	gb, getBatched := b.(GetBatcher)
+	if getBatched {
+		c.batch.gets = c.batch.gets[:0]
+		c.batch.getKeys = c.batch.getKeys[:0]
+		for i := range ops {
+			if !ops[i].set {
+				c.batch.gets = append(c.batch.gets, i)
+				c.batch.getKeys = append(c.batch.getKeys, ops[i].key)
+			}
+		}
+		getBatched = len(c.batch.gets) > 1
+	}
+	if getBatched {
+		c.batch.wg.Go(func() {
+			res := gb.GetBatch(ctx, c.batch.getKeys, level)
+			for k, i := range c.batch.gets {
+				ops[i].rec, ops[i].found, ops[i].err = res[k].Rec, res[k].Found, res[k].Err
+			}
+		})
+	}
 	for i := range ops {
 		op := &ops[i]
-		if op.set && batched {
+		if (op.set && batched) || (!op.set && getBatched) {
 			continue
 		}
 		c.batch.wg.Go(func() {
@@ -147,6 +176,7 @@ func (c *conn) runBatch() {
 	c.batch.wg.Wait()
 	clear(c.batch.keys)
 	clear(c.batch.muts)
+	clear(c.batch.getKeys)
 	elapsed := time.Since(start).Seconds()
 	nowMS := c.nowMS()
 	for i := range ops {

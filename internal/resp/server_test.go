@@ -742,7 +742,8 @@ func TestPipelineBatchesKeepPerKeyOrder(t *testing.T) {
 }
 
 // The SETs of a pipeline reach a backend that writes in batches as one call,
-// and a write it refuses fails alone, its error in its own reply's place.
+// and a write it refuses fails alone, its error in its own reply's place; its
+// GETs reach one that reads in batches the same way, replies in order.
 func TestPipelineSetsGoThroughPutBatch(t *testing.T) {
 	eachProtoWith(t, func(c *Config) { c.ConcurrentPipeline = true }, func(t *testing.T, ts *testServer, c *redis.Client) {
 		ctx := t.Context()
@@ -776,7 +777,32 @@ func TestPipelineSetsGoThroughPutBatch(t *testing.T) {
 		}
 		ts.b.mu.Lock()
 		batches := slices.Clone(ts.b.mu.batches)
+		getBatches := slices.Clone(ts.b.mu.getBatches)
 		ts.b.mu.Unlock()
+		pipe = c.Pipeline()
+		var gets []*redis.StringCmd
+		for i := range 8 {
+			gets = append(gets, pipe.Get(ctx, fmt.Sprint("b", i)))
+		}
+		if _, err := pipe.Exec(ctx); !errors.Is(err, redis.Nil) {
+			t.Fatalf("pipelined GETs: %v, want redis.Nil for the refused key", err)
+		}
+		for i, g := range gets {
+			v, err := g.Result()
+			if i == 5 {
+				isNil(t, "GET b5 (its SET was refused)", err)
+				continue
+			}
+			if err != nil || v != fmt.Sprint("v", i) {
+				t.Fatalf("GET b%d = %q %v", i, v, err)
+			}
+		}
+		ts.b.mu.Lock()
+		getBatches = ts.b.mu.getBatches[len(getBatches):]
+		ts.b.mu.Unlock()
+		if len(getBatches) == 0 || slices.Max(getBatches) < 2 {
+			t.Fatalf("GetBatch calls %v: the pipeline's GETs were not batched", getBatches)
+		}
 		if len(batches) == 0 || slices.Max(batches) < 2 {
 			t.Fatalf("PutBatch calls %v: the pipeline's SETs were not batched", batches)
 		}

@@ -1,0 +1,237 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/transport"
+)
+
+// MethodGetBatch reads several keys from one replica: count, then each key
+// length-prefixed. The answer holds, per key in order, a status byte (0, then
+// MethodGet's answer length-prefixed; 1, then an error's text).
+const MethodGetBatch uint8 = 6
+
+// GetResult is one read of a GetBatch.
+type GetResult struct {
+	Rec   record.Record
+	Found bool
+	Err   error
+}
+
+// getOp is one key of a GetBatch that is read through batched requests.
+type getOp struct {
+	reps    []Replica
+	answers []readResult
+	failed  bool // a replica asked did not answer: Get decides it instead
+}
+
+// GetBatch reads keys[i] at lvl for every i and returns each outcome, as Get
+// would. Reads that need more than one replica ask each peer once for all the
+// keys it is to answer, instead of once per key. A key whose batched answers
+// are incomplete (a peer failed or timed out), a hot key, and a read that one
+// replica answers are left to Get, which speculates and retries; the batched
+// reads themselves do not speculate. Stale replicas among the answers are
+// repaired before GetBatch returns, as Get does at QUORUM and ALL.
+func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []GetResult {
+	start := time.Now()
+	out := make([]GetResult, len(keys))
+	ops := make([]getOp, len(keys))
+	var single []int // answered by Get
+	type peerReq struct {
+		rep  *Replica
+		keys []int
+	}
+	var peers []peerReq
+	var local []int
+	for i, key := range keys {
+		var h uint64
+		if c.cfg.HotKeys != nil {
+			h = ring.Token(key)
+			if c.cfg.HotKeys.IsHotHashed(h, key) {
+				single = append(single, i)
+				continue
+			}
+		}
+		reps := c.topo.Replicas(key)
+		need := lvl.Required(len(reps))
+		live := c.liveOrder(reps)
+		if need <= 1 || len(live) < need {
+			single = append(single, i)
+			continue
+		}
+		if c.cfg.HotKeys != nil {
+			c.cfg.HotKeys.ObserveHashed(h, key) // Get observes the others
+		}
+		ops[i].reps = reps
+		ops[i].answers = make([]readResult, 0, need)
+		for _, r := range live[:need] {
+			if c.isLocal(r) {
+				local = append(local, i)
+				continue
+			}
+			k := 0
+			for k < len(peers) && peers[k].rep.ID != r.ID {
+				k++
+			}
+			if k == len(peers) {
+				peers = append(peers, peerReq{rep: r})
+			}
+			peers[k].keys = append(peers[k].keys, i)
+		}
+	}
+
+	wait, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	defer cancel()
+	type peerReply struct {
+		req     *peerReq
+		answers []readResult
+		err     error
+	}
+	replies := make(chan peerReply, len(peers))
+	for k := range peers {
+		req := &peers[k]
+		go func() {
+			answers, err := c.readBatch(wait, req.rep, keys, req.keys)
+			replies <- peerReply{req: req, answers: answers, err: err}
+		}()
+	}
+	// Keys read by Get run beside the batched requests.
+	var wg sync.WaitGroup
+	for _, i := range single {
+		wg.Go(func() {
+			out[i].Rec, out[i].Found, out[i].Err = c.Get(ctx, keys[i], lvl)
+		})
+	}
+	var localRep *Replica
+	for _, i := range local {
+		for j := range ops[i].reps {
+			if c.isLocal(&ops[i].reps[j]) {
+				localRep = &ops[i].reps[j]
+			}
+		}
+		ops[i].answers = append(ops[i].answers, c.read(wait, localRep, keys[i]))
+	}
+	for range peers {
+		rp := <-replies
+		for n, i := range rp.req.keys {
+			if rp.err != nil {
+				ops[i].failed = true
+				continue
+			}
+			ops[i].answers = append(ops[i].answers, rp.answers[n])
+		}
+	}
+	for i := range ops {
+		op := &ops[i]
+		if op.reps == nil {
+			continue
+		}
+		for _, a := range op.answers {
+			if a.err != nil {
+				op.failed = true
+			}
+		}
+		if op.failed {
+			wg.Go(func() {
+				out[i].Rec, out[i].Found, out[i].Err = c.Get(ctx, keys[i], lvl)
+			})
+			continue
+		}
+		rec, found, stale := resolve(op.answers)
+		out[i].Rec, out[i].Found = rec, found
+		c.metrics.observe("read", lvl, start, nil)
+		if found && len(stale) > 0 {
+			c.metrics.readRepairs.Add(float64(len(stale)))
+			wg.Go(func() { c.repair(ctx, keys[i], &out[i].Rec, stale) })
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// readBatch asks rep for the keys at idx, answering each in order.
+func (c *Coordinator) readBatch(ctx context.Context, rep *Replica, keys [][]byte, idx []int) ([]readResult, error) {
+	size := 10
+	for _, i := range idx {
+		size += 10 + len(keys[i])
+	}
+	p := binary.AppendUvarint(make([]byte, 0, size), uint64(len(idx)))
+	for _, i := range idx {
+		p = appendBytes(p, keys[i])
+	}
+	resp, err := c.net.Call(ctx, rep.Addr, MethodGetBatch, p)
+	if err != nil {
+		c.metrics.replicaErrors.WithLabelValues("get").Inc()
+		return nil, err
+	}
+	n, w := binary.Uvarint(resp)
+	if w <= 0 || n != uint64(len(idx)) {
+		return nil, errWire
+	}
+	resp = resp[w:]
+	out := make([]readResult, len(idx))
+	for k := range out {
+		if len(resp) < 1 {
+			return nil, errWire
+		}
+		status := resp[0]
+		body, rest, err := readBytes(resp[1:])
+		if err != nil {
+			return nil, err
+		}
+		resp = rest
+		out[k].rep = rep
+		switch status {
+		case 0:
+			rec, found, err := decodeGetResp(body)
+			if err != nil {
+				return nil, err
+			}
+			out[k].rec, out[k].found = rec.Clone(), found // the transport owns resp
+		case 1:
+			out[k].err = &transport.RemoteError{Peer: rep.Addr, Message: string(body)}
+		default:
+			return nil, errWire
+		}
+	}
+	if len(resp) != 0 {
+		return nil, errWire
+	}
+	return out, nil
+}
+
+// serveGetBatch answers a MethodGetBatch request from the local replica.
+func (c *Coordinator) serveGetBatch(p []byte) ([]byte, error) {
+	n, w := binary.Uvarint(p)
+	if w <= 0 || n > maxBatchWrites {
+		return nil, errWire
+	}
+	p = p[w:]
+	out := binary.AppendUvarint(make([]byte, 0, 128*n), n)
+	for range n {
+		key, rest, err := readBytes(p)
+		if err != nil {
+			return nil, err
+		}
+		p = rest
+		c.metrics.replicaReads.Inc()
+		rec, found, err := c.local.Get(key)
+		if err != nil {
+			out = append(out, 1)
+			out = appendBytes(out, []byte(err.Error()))
+			continue
+		}
+		out = append(out, 0)
+		out = appendBytes(out, encodeGetResp(&rec, found))
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errWire, len(p))
+	}
+	return out, nil
+}

@@ -1,0 +1,101 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func keysOf(prefix string, n int) [][]byte {
+	var keys [][]byte
+	for i := range n {
+		keys = append(keys, []byte(fmt.Sprint(prefix, i)))
+	}
+	return keys
+}
+
+// Batched reads answer as Get would, missing keys included, at every level.
+func TestGetBatchReadsLikeGet(t *testing.T) {
+	c := newSimCluster(t, 3)
+	for i := range 30 {
+		if err := put(t, c.nodes[0].coord, fmt.Sprint("k", i), fmt.Sprint("v", i), All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := append(keysOf("k", 30), []byte("missing"))
+	for _, lvl := range []Level{One, Quorum, All} {
+		res := c.nodes[1].coord.GetBatch(t.Context(), keys, lvl)
+		for i, r := range res {
+			if i == 30 {
+				if r.Err != nil || r.Found {
+					t.Fatalf("%s: missing key: found %v err %v", lvl, r.Found, r.Err)
+				}
+				continue
+			}
+			if r.Err != nil || !r.Found || string(r.Rec.Value) != fmt.Sprint("v", i) {
+				t.Fatalf("%s: k%d = %q %v %v", lvl, i, r.Rec.Value, r.Found, r.Err)
+			}
+		}
+	}
+}
+
+// A replica that missed writes is repaired by a batched ALL read, and the read
+// returns the newest value.
+func TestGetBatchRepairsStaleReplica(t *testing.T) {
+	c := newSimCluster(t, 3)
+	keys := keysOf("k", 10)
+	for _, k := range keys {
+		if err := put(t, c.nodes[0].coord, string(k), "old", All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.down(2)
+	for _, k := range keys {
+		if err := put(t, c.nodes[0].coord, string(k), "new", Quorum); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.up(2) // its hints are not replayed: only the reads can fix it
+	for i, r := range c.nodes[0].coord.GetBatch(t.Context(), keys, All) {
+		if r.Err != nil || string(r.Rec.Value) != "new" {
+			t.Fatalf("k%d = %q %v", i, r.Rec.Value, r.Err)
+		}
+	}
+	for _, k := range keys {
+		if v, ok := localValue(t, c.nodes[2], string(k)); !ok || v != "new" {
+			t.Fatalf("n3 still holds %q for %s after the batched ALL read", v, k)
+		}
+	}
+}
+
+// A peer that cannot be reached (gossip has not noticed) fails only the
+// batched request: its keys are read again through Get, which asks the
+// others. Too few replicas up is UNAVAILABLE for each key.
+func TestGetBatchFallsBackWhenPeerFails(t *testing.T) {
+	c := newSimCluster(t, 3)
+	keys := keysOf("k", 12)
+	for _, k := range keys {
+		if err := put(t, c.nodes[0].coord, string(k), "v", All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.net.Isolate("n2")
+	for i, r := range c.nodes[0].coord.GetBatch(t.Context(), keys, Quorum) {
+		if r.Err != nil || !r.Found || string(r.Rec.Value) != "v" {
+			t.Fatalf("k%d with n2 cut off = %q %v %v", i, r.Rec.Value, r.Found, r.Err)
+		}
+	}
+	c.down(1)
+	c.down(2)
+	for i, r := range c.nodes[0].coord.GetBatch(t.Context(), keys, Quorum) {
+		if !errors.Is(r.Err, ErrUnavailable) {
+			t.Fatalf("k%d with two down: err %v, want UNAVAILABLE", i, r.Err)
+		}
+	}
+	// Malformed requests are errors, not panics.
+	for _, p := range [][]byte{nil, {0xff}, {2, 1, 'a'}, {1, 1, 'a', 0}} {
+		if _, err := c.nodes[0].coord.Serve(t.Context(), "n2", MethodGetBatch, p); err == nil {
+			t.Fatalf("malformed batch %x accepted", p)
+		}
+	}
+}
