@@ -42,7 +42,8 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	start := time.Now()
 	out := make([]GetResult, len(keys))
 	ops := make([]getOp, len(keys))
-	var single []int // answered by Get
+	var single []int // answered by Get, concurrently
+	var inline []int // answered by Get on this goroutine: no network
 	type peerReq struct {
 		rep  *Replica
 		keys []int
@@ -61,6 +62,11 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		reps := c.topo.Replicas(key)
 		need := lvl.Required(len(reps))
 		live := c.liveOrder(reps)
+		if need == 1 && len(live) > 0 && c.isLocal(live[0]) {
+			// This node answers alone: Get's fast path, inline.
+			inline = append(inline, i)
+			continue
+		}
 		if need <= 1 || len(live) < need {
 			single = append(single, i)
 			continue
@@ -107,6 +113,9 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		wg.Go(func() {
 			out[i].Rec, out[i].Found, out[i].Err = c.Get(ctx, keys[i], lvl)
 		})
+	}
+	for _, i := range inline {
+		out[i].Rec, out[i].Found, out[i].Err = c.Get(ctx, keys[i], lvl)
 	}
 	var localRep *Replica
 	for _, i := range local {

@@ -42,6 +42,7 @@ type batch struct {
 	// The GETs of a batch, for a backend that reads them in one go.
 	getKeys [][]byte
 	gets    []int
+	tasks   []func()
 }
 
 // BatchPutter is a Backend that can write several keys at once, each as Put
@@ -132,14 +133,6 @@ func (c *conn) runBatch() {
 		}
 		batched = len(c.batch.sets) > 1
 	}
-	if batched {
-		c.batch.wg.Go(func() {
-			errs := bp.PutBatch(ctx, c.batch.keys, c.batch.muts, level)
-			for k, i := range c.batch.sets {
-				ops[i].err = errs[k]
-			}
-		})
-	}
 	gb, getBatched := b.(GetBatcher)
 	if getBatched {
 		c.batch.gets = c.batch.gets[:0]
@@ -152,8 +145,20 @@ func (c *conn) runBatch() {
 		}
 		getBatched = len(c.batch.gets) > 1
 	}
+	// Every task but the last runs on its own goroutine; the last runs on
+	// this one, so a batch of only SETs or only GETs (the common pipeline)
+	// starts no goroutine at all.
+	tasks := c.batch.tasks[:0]
+	if batched {
+		tasks = append(tasks, func() {
+			errs := bp.PutBatch(ctx, c.batch.keys, c.batch.muts, level)
+			for k, i := range c.batch.sets {
+				ops[i].err = errs[k]
+			}
+		})
+	}
 	if getBatched {
-		c.batch.wg.Go(func() {
+		tasks = append(tasks, func() {
 			res := gb.GetBatch(ctx, c.batch.getKeys, level)
 			for k, i := range c.batch.gets {
 				ops[i].rec, ops[i].found, ops[i].err = res[k].Rec, res[k].Found, res[k].Err
@@ -165,7 +170,7 @@ func (c *conn) runBatch() {
 		if (op.set && batched) || (!op.set && getBatched) {
 			continue
 		}
-		c.batch.wg.Go(func() {
+		tasks = append(tasks, func() {
 			if op.set {
 				_, _, op.err = b.Put(ctx, op.key, replication.Mutation{Value: op.val}, level)
 			} else {
@@ -173,6 +178,12 @@ func (c *conn) runBatch() {
 			}
 		})
 	}
+	for _, task := range tasks[:len(tasks)-1] {
+		c.batch.wg.Go(task)
+	}
+	tasks[len(tasks)-1]()
+	clear(tasks)
+	c.batch.tasks = tasks[:0]
 	c.batch.wg.Wait()
 	clear(c.batch.keys)
 	clear(c.batch.muts)
