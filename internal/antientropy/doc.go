@@ -28,12 +28,14 @@
 // bucket it remembers the hash v0 and the bucket's change counter, scans the
 // chunk (one Pebble snapshot), and XORs (v0 ^ scanned) into the bucket, which
 // leaves it at "scanned, plus every delta that arrived during the scan". If the
-// counter moved during the scan, the bucket is rescanned on its own. The one
-// interleaving this cannot see is a write committed before the snapshot whose
-// notification arrives after the counter was read (a window of microseconds
-// inside one storage.Apply): it would count that write twice. Such drift is
-// self-healing: when a bucket differs from a peer's but the record-level
-// exchange finds no record to repair, both sides rehash that bucket.
+// counter moved during the scan, the bucket is rescanned on its own. A write
+// committed before the snapshot but notified after the counter check would be
+// counted twice; storage rules it out by taking every scan's snapshot while
+// no change sits between its commit and its notification, so a snapshot holds
+// exactly the notified changes (TestRebuildDuringWrites caught the double
+// count under -race on a loaded box). Any drift that remains (a bug, a
+// corrupted leaf) heals itself: when a bucket differs from a peer's but the
+// record-level exchange finds no record to repair, both sides rehash it.
 //
 // # Tombstones
 //

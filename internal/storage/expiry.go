@@ -146,6 +146,8 @@ func (s *Store) expireEntryLocked(ik []byte) error {
 		dead.Value = nil
 		_ = b.Set(rk, dead.Encode(), nil)
 		_ = b.Set(deadlineKey(s.deadline(&dead), token, key), nil, nil)
+		s.beginNotify()
+		defer s.endNotify()
 		if err := b.Commit(pebble.NoSync); err != nil {
 			return fmt.Errorf("storage: expiry: %w", err)
 		}
@@ -156,6 +158,8 @@ func (s *Store) expireEntryLocked(ik []byte) error {
 	}
 
 	_ = b.Delete(rk, nil)
+	s.beginNotify()
+	defer s.endNotify()
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("storage: gc: %w", err)
 	}

@@ -87,7 +87,8 @@ type Options struct {
 	// stored, new is nil when the record was removed. Calls for one key are
 	// ordered, since they run under its key lock; calls for different keys
 	// run concurrently. key, old and new are only valid during the call, and
-	// OnApply must not call back into the Store's write path for the same key.
+	// OnApply must not call back into the Store's write path for the same key,
+	// nor scan it (a scan waits for every OnApply call in progress).
 	OnApply func(token uint64, key []byte, old, new *record.Record)
 	// Logger receives the store's and Pebble's logs, already scoped by the
 	// caller (component=storage); default slog.Default() so scoped.
@@ -126,7 +127,10 @@ type Store struct {
 	gate *gate
 
 	keyLocks [keyLockStripes]sync.Mutex
-	rows     *rowCache // nil when disabled
+	// snapshotMu is read-held from a change's commit to its OnApply call,
+	// and held while ScanRange takes its snapshot (see there).
+	snapshotMu sync.RWMutex
+	rows       *rowCache // nil when disabled
 	// expiryMu serialises expiry passes (background and ExpireNow) so two
 	// passes never race over the same index entries.
 	expiryMu sync.Mutex
@@ -452,6 +456,8 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	if newDeadline != 0 {
 		_ = b.Set(deadlineKey(newDeadline, token, key), nil, nil)
 	}
+	s.beginNotify()
+	defer s.endNotify()
 	if err := b.Commit(s.wo); err != nil {
 		return ApplyResult{}, fmt.Errorf("storage: apply: %w", err)
 	}
@@ -467,6 +473,20 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	}
 	s.notify(token, key, old, &rec)
 	return res, nil
+}
+
+// beginNotify and endNotify bracket a change's commit and its OnApply
+// call; without an OnApply hook there is nothing to bracket.
+func (s *Store) beginNotify() {
+	if s.opts.OnApply != nil {
+		s.snapshotMu.RLock()
+	}
+}
+
+func (s *Store) endNotify() {
+	if s.opts.OnApply != nil {
+		s.snapshotMu.RUnlock()
+	}
 }
 
 // Scan calls fn for every stored record (tombstones and expired ones
@@ -495,7 +515,13 @@ func (s *Store) ScanRange(from, to uint64, fn func(token uint64, key []byte, rec
 	if to != 0 {
 		upper = recordBound(to)
 	}
+	// The snapshot is taken while no change is between its commit and its
+	// OnApply call, so it holds exactly the changes OnApply has reported:
+	// what the anti-entropy tree's rebuild needs to merge a scan with the
+	// updates that race it.
+	s.snapshotMu.Lock()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: recordBound(from), UpperBound: upper})
+	s.snapshotMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("storage: scan: %w", err)
 	}
