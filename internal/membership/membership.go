@@ -99,9 +99,11 @@ type Membership struct {
 	logger *slog.Logger
 	mlc    *memberlist.Config
 
-	// reconnectEvery is how often the background loop dials down members, so
-	// two halves of a healed partition find each other again after memberlist
-	// has forgotten the dead nodes.
+	// reconnectEvery is how often the background loop dials down members.
+	// memberlist itself never probes or push/pulls a node it declared dead,
+	// so after a partition heals these dials are what brings the two halves
+	// back together: it bounds how long a healed node stays down in its
+	// peers' views, during which coordinators refuse QUORUM and ALL.
 	reconnectEvery time.Duration
 
 	ml   atomic.Pointer[memberlist.Memberlist] // set by Start
@@ -143,15 +145,18 @@ func New(cfg Config) (*Membership, error) {
 
 	var mlc *memberlist.Config
 	m := &Membership{cfg: cfg, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	// A dial to a down member is one TCP connect (refused at once by a host
+	// whose process is dead) and, when it answers, two push/pulls. That is
+	// cheap enough to repeat at the probe interval, so a healed partition is
+	// seen within about a second instead of after up to two 30 s rounds.
 	if cfg.Profile == ProfileLocal {
 		mlc = memberlist.DefaultLocalConfig()
 		mlc.DeadNodeReclaimTime = 10 * time.Millisecond
-		m.reconnectEvery = 2 * time.Second
 	} else {
 		mlc = memberlist.DefaultLANConfig()
-		m.reconnectEvery = 30 * time.Second
 		mlc.DeadNodeReclaimTime = time.Second
 	}
+	m.reconnectEvery = mlc.ProbeInterval
 	// A node restarted under the same id often comes back at a new address
 	// (a new pod IP, a new port). memberlist refuses a known name at a new
 	// address until the old one has been dead this long; ids are unique by
@@ -268,6 +273,18 @@ func (m *Membership) run(ml *memberlist.Memberlist, first chan struct{}) {
 		close(first)
 	}
 
+	// Each down member is dialled every tick on its own goroutine. A dial
+	// into a partition that drops packets hangs for memberlist's TCPTimeout
+	// (10 s on a LAN): it must hold up neither the members that are
+	// reachable again nor the next dial to the same member, which is the
+	// one that gets through once the partition heals. The hung dials per
+	// member are bounded by TCPTimeout / reconnectEvery anyway; the cap
+	// only guards against a configuration that makes that large.
+	maxDials := int(m.mlc.TCPTimeout/m.reconnectEvery) + 1
+	var dials sync.WaitGroup
+	defer dials.Wait()
+	inFlight := map[string]int{} // gossip address → dials running
+	var flightMu sync.Mutex
 	t := time.NewTicker(m.reconnectEvery)
 	defer t.Stop()
 	for {
@@ -276,12 +293,47 @@ func (m *Membership) run(ml *memberlist.Memberlist, first chan struct{}) {
 			return
 		case <-t.C:
 		}
-		if addrs := m.downAddrs(); len(addrs) > 0 {
-			if n, _ := ml.Join(addrs); n > 0 {
-				m.logger.Info("reconnected to down members", "contacted", n)
+		for _, addr := range m.downAddrs() {
+			flightMu.Lock()
+			busy := inFlight[addr] >= maxDials
+			if !busy {
+				inFlight[addr]++
 			}
+			flightMu.Unlock()
+			if busy {
+				continue
+			}
+			dials.Go(func() {
+				defer func() {
+					flightMu.Lock()
+					if inFlight[addr]--; inFlight[addr] == 0 {
+						delete(inFlight, addr)
+					}
+					flightMu.Unlock()
+				}()
+				m.reconnect(ml, addr)
+			})
 		}
 	}
+}
+
+// reconnect push/pulls with a member this node sees down. One exchange is not
+// enough to bring it back: each side learns there that the other declared it
+// dead and refutes by raising its incarnation, but the states it got carry the
+// old incarnation, which memberlist ignores for a node it holds dead. A second
+// exchange right away carries both refutations, so both sides see each other
+// alive now rather than at the next dial.
+func (m *Membership) reconnect(ml *memberlist.Memberlist, addr string) {
+	if n, _ := ml.Join([]string{addr}); n == 0 {
+		return
+	}
+	select {
+	case <-m.stop:
+		return
+	default:
+	}
+	_, _ = ml.Join([]string{addr})
+	m.logger.Info("reconnected to a down member", "addr", addr)
 }
 
 // downAddrs lists the gossip addresses of members that failed rather than

@@ -6,9 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // testLogger sends logs to t.Log until the test's cleanups are done;
@@ -244,5 +247,160 @@ func TestSubscribeClosedOnShutdown(t *testing.T) {
 	}
 	if _, ok := <-m.Subscribe(); ok {
 		t.Error("Subscribe after Shutdown returned an open channel")
+	}
+}
+
+// faultNet cuts gossip between nodes for tests: a cut drops the packets and
+// hangs the dials from one gossip address to another, as a firewall that
+// drops packets does. A dial started during a cut hangs for its whole timeout
+// even after the heal, the worst a real SYN retry schedule can do.
+type faultNet struct {
+	mu  sync.Mutex
+	cut map[[2]string]bool // [from, to] gossip addresses
+}
+
+func (f *faultNet) isCut(from, to string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cut[[2]string{from, to}]
+}
+
+// partition cuts (or, with cut false, restores) both directions between every
+// node of a and every node of b.
+func (f *faultNet) partition(a, b []*Membership, cut bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cut == nil {
+		f.cut = map[[2]string]bool{}
+	}
+	for _, x := range a {
+		for _, y := range b {
+			f.cut[[2]string{x.LocalAddr(), y.LocalAddr()}] = cut
+			f.cut[[2]string{y.LocalAddr(), x.LocalAddr()}] = cut
+		}
+	}
+}
+
+// faultTransport is memberlist's own transport with faultNet's cuts applied
+// to what it sends. It deliberately implements only memberlist.Transport, so
+// memberlist routes every send through WriteTo and DialTimeout.
+type faultTransport struct {
+	nt     *memberlist.NetTransport
+	net    *faultNet
+	self   string
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (t *faultTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
+	return t.nt.FinalAdvertiseAddr(ip, port)
+}
+
+func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.net.isCut(t.self, addr) {
+		return time.Now(), nil // dropped on the way
+	}
+	return t.nt.WriteTo(b, addr)
+}
+
+func (t *faultTransport) PacketCh() <-chan *memberlist.Packet { return t.nt.PacketCh() }
+
+func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if t.net.isCut(t.self, addr) {
+		select {
+		case <-time.After(timeout):
+		case <-t.closed:
+		}
+		return nil, fmt.Errorf("dial %s: i/o timeout (cut)", addr)
+	}
+	return t.nt.DialTimeout(addr, timeout)
+}
+
+func (t *faultTransport) StreamCh() <-chan net.Conn { return t.nt.StreamCh() }
+
+func (t *faultTransport) Shutdown() error {
+	t.once.Do(func() { close(t.closed) })
+	return t.nt.Shutdown()
+}
+
+// startFaultNode starts a node whose gossip goes through fn; tune adjusts its
+// memberlist configuration first.
+func startFaultNode(tb testing.TB, fn *faultNet, id string, tune func(*memberlist.Config), join ...string) *Membership {
+	tb.Helper()
+	m, err := New(Config{NodeID: id, BindAddr: "127.0.0.1:0", Join: join, Meta: testMeta(id), Logger: testLogger(tb).With("node", id), Profile: ProfileLocal})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{"127.0.0.1"}, Logger: m.mlc.Logger})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m.mlc.Transport = &faultTransport{nt: nt, net: fn, self: fmt.Sprintf("127.0.0.1:%d", nt.GetAutoBindPort()), closed: make(chan struct{})}
+	tune(m.mlc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := m.Shutdown(context.Background()); err != nil {
+			tb.Error(err)
+		}
+	})
+	return m
+}
+
+// After a partition heals, nodes that declared each other dead see each other
+// up again through the reconnect dials alone (memberlist never probes a dead
+// node, and here gossips nothing to one either), even while a dial to a
+// member still cut off hangs.
+func TestHealedPartitionRejoins(t *testing.T) {
+	fn := &faultNet{}
+	tune := func(c *memberlist.Config) {
+		// Refutations must not reach the other side by gossip: only the
+		// reconnect exchange may bring the nodes back.
+		c.GossipToTheDeadTime = time.Nanosecond
+		// A dial into the partition hangs far longer than the test waits.
+		c.TCPTimeout = time.Minute
+		// The isolated node hears no confirmation of its suspicions, so
+		// Lifeguard would stretch its suspicion timeout and probe interval:
+		// keep both short so it declares its peers dead as soon as they do.
+		c.SuspicionMaxTimeoutMult = 1
+		c.AwarenessMaxMultiplier = 1
+	}
+	n1 := startFaultNode(t, fn, "n1", tune)
+	var nodes []*Membership
+	nodes = append(nodes, n1)
+	for _, id := range []string{"n2", "n3", "n4"} {
+		// Joining every earlier node, rather than relying on gossip to
+		// spread each join, which the test's settings make slower.
+		var seeds []string
+		for _, m := range nodes {
+			seeds = append(seeds, m.LocalAddr())
+		}
+		nodes = append(nodes, startFaultNode(t, fn, id, tune, seeds...))
+	}
+	n2, n3, n4 := nodes[1], nodes[2], nodes[3]
+	all := []Member{up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3")), up(testMeta("n4"))}
+	for _, m := range nodes {
+		checkFor(t, 10*time.Second, func() error { return expect(m, all...) })
+	}
+
+	fn.partition([]*Membership{n4}, []*Membership{n1, n2, n3}, true)
+	fn.partition([]*Membership{n1}, []*Membership{n2, n3}, true)
+	checkFor(t, 20*time.Second, func() error {
+		return expect(n1, up(testMeta("n1")), down(testMeta("n2")), down(testMeta("n3")), down(testMeta("n4")))
+	})
+	for _, m := range []*Membership{n2, n3} {
+		checkFor(t, 20*time.Second, func() error {
+			return expect(m, down(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3")), down(testMeta("n4")))
+		})
+	}
+
+	fn.partition([]*Membership{n1}, []*Membership{n2, n3}, false)
+	for _, m := range []*Membership{n1, n2, n3} {
+		checkFor(t, 20*time.Second, func() error {
+			return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3")), down(testMeta("n4")))
+		})
 	}
 }
