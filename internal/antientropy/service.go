@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -82,8 +83,12 @@ type Config struct {
 	// MethodBase is the first of the peer methods the service owns; it
 	// uses methodCount of them.
 	MethodBase uint8
-	// Interval is the pause between continuous passes; zero or negative
-	// runs passes only on demand (Repair).
+	// Interval is the time between the starts of two continuous passes (a
+	// pass that outlasts it is followed at once by the next); zero or
+	// negative runs passes only on demand (Repair). Comparisons a pass could
+	// not make (peer down, failed) are retried between passes, as soon as
+	// the peer is up, so after a heal replicas converge within one period of
+	// the peer coming back rather than two or more.
 	Interval time.Duration
 	// Rate bounds the records a pass repairs per second, pulled and pushed
 	// together, so a large repair does not starve client traffic. Zero or
@@ -112,7 +117,8 @@ type Progress struct {
 	RangesTotal      int `json:"ranges_total"`
 	RangesCompared   int `json:"ranges_compared"`
 	RangesMismatched int `json:"ranges_mismatched"`
-	// RangesSkipped counts comparisons left out because the peer was down.
+	// RangesSkipped counts comparisons left out because the peer was down,
+	// went down during the pass, or failed an earlier comparison of it.
 	RangesSkipped   int    `json:"ranges_skipped"`
 	RecordsPulled   int64  `json:"records_pulled"`
 	RecordsPushed   int64  `json:"records_pushed"`
@@ -144,7 +150,10 @@ type Service struct {
 	m     *metrics
 	lim   *rate.Limiter // nil: unlimited
 
-	kick   chan struct{}
+	kick chan struct{}
+	// topoCh carries TopologyChanged's signals, coalesced, to the loop or,
+	// while a pass runs, to the pass's watcher.
+	topoCh chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -155,6 +164,15 @@ type Service struct {
 		repair    *Progress
 		requested bool
 		nextID    uint64
+		// pending holds the comparisons owed since the last full pass: the
+		// ones it skipped or that failed, and every (range, peer) pair that
+		// is new or whose peer has come up since (a returning peer may have
+		// missed writes while away, whether or not a pass ran meanwhile; a
+		// new ring moves ranges to replicas that never compared them).
+		pending map[pairKey]struct{}
+		// known maps each (range, peer) pair of the topology as last noted
+		// to whether the peer was up.
+		known map[pairKey]bool
 	}
 	lastFull atomic.Int64 // unix seconds
 	started  atomic.Bool
@@ -186,7 +204,7 @@ func New(cfg Config, store Store, apply ApplyFunc, net Caller, topo Topology) (*
 	}
 	return &Service{
 		cfg: cfg, log: cfg.Logger, tree: NewTree(), store: store, apply: apply, net: net, topo: topo, m: m,
-		lim: newLimiter(cfg.Rate), kick: make(chan struct{}, 1), done: make(chan struct{}),
+		lim: newLimiter(cfg.Rate), kick: make(chan struct{}, 1), topoCh: make(chan struct{}, 1), done: make(chan struct{}),
 	}, nil
 }
 
@@ -237,15 +255,38 @@ func (s *Service) run(ctx context.Context) {
 	s.m.treeReady.Set(1)
 	s.log.Info("anti-entropy buckets rebuilt", "took", time.Since(t0))
 
-	timer := time.NewTimer(s.nextWait())
+	nextFull := time.Now().Add(s.nextWait())
+	// retryAt, when set, is when the owed comparisons are retried; retry
+	// backs off while they keep failing, up to one interval.
+	var retryAt time.Time
+	retry := s.retryBase()
+	timer := time.NewTimer(time.Until(nextFull))
 	defer timer.Stop()
 	for {
+		wake := nextFull
+		if !retryAt.IsZero() && retryAt.Before(wake) {
+			wake = retryAt
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(max(time.Until(wake), 0))
+		topoChanged := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		case <-s.kick:
+		case <-s.topoCh:
+			topoChanged = true
 		}
+		if topoChanged {
+			s.noteTopology()
+		}
+
 		s.mu.Lock()
 		var prog *Progress
 		if s.mu.requested {
@@ -255,27 +296,112 @@ func (s *Service) run(ctx context.Context) {
 			prog.StartedAt = s.cfg.Clock.Now().UnixMilli()
 		}
 		s.mu.Unlock()
-		if prog != nil || s.cfg.Interval > 0 {
-			s.pass(ctx, prog)
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
+		now := time.Now()
+		var failed bool
+		switch {
+		case prog != nil || (s.cfg.Interval > 0 && !now.Before(nextFull)):
+			// Counting the interval from the pass's start keeps the
+			// period what it says, however long a pass takes.
+			failed = s.pass(ctx, prog, false)
+			if s.cfg.Interval > 0 && !now.Before(nextFull) {
+				nextFull = now.Add(s.nextWait())
 			}
+		case s.cfg.Interval > 0 && s.owedReady() && (topoChanged || (!retryAt.IsZero() && !now.Before(retryAt))):
+			failed = s.pass(ctx, nil, true)
+		default:
+			if !retryAt.IsZero() && !now.Before(retryAt) {
+				retryAt = time.Time{} // nothing owed to a live peer: wait for one to come up
+			}
+			continue
 		}
-		timer.Reset(s.nextWait())
+		if ctx.Err() != nil {
+			return
+		}
+		retryAt = time.Time{}
+		if failed {
+			retry = min(2*retry, s.cfg.Interval)
+		} else {
+			retry = s.retryBase()
+		}
+		if s.cfg.Interval > 0 && s.owedReady() {
+			retryAt = time.Now().Add(retry)
+		}
 	}
 }
 
-// nextWait is the pause before the next continuous pass, jittered by ±10% so
-// that nodes started together do not compare in lockstep.
+// retryBase is the first pause before owed comparisons are retried: a
+// fraction of the interval, so that a retry costs little next to the passes,
+// and at most a second, so that a peer briefly not ready (rebuilding its
+// hashes after a restart) is compared soon after it is.
+func (s *Service) retryBase() time.Duration {
+	return min(max(s.cfg.Interval/10, 50*time.Millisecond), time.Second)
+}
+
+// nextWait is the time from one continuous pass's start to the next, jittered
+// by ±10% so that nodes started together do not compare in lockstep.
 func (s *Service) nextWait() time.Duration {
 	if s.cfg.Interval <= 0 {
 		return time.Duration(1<<63 - 1)
 	}
 	j := float64(s.cfg.Interval) * (0.9 + 0.2*rand.Float64())
 	return time.Duration(j)
+}
+
+// TopologyChanged tells the service that the ring or a node's liveness may
+// have changed: the ranges shared with a peer that came up are compared with
+// it promptly, and a running pass abandons the calls to a peer now down
+// instead of waiting out their timeouts. It does not block; signals coalesce.
+func (s *Service) TopologyChanged() {
+	select {
+	case s.topoCh <- struct{}{}:
+	default:
+	}
+}
+
+// noteTopology records the (range, peer) pairs of the current topology and
+// owes a comparison of each pair that is new or whose peer came up.
+func (s *Service) noteTopology() {
+	ranges := s.topo.Ranges()
+	up := map[string]bool{}
+	known := make(map[pairKey]bool, 2*len(ranges))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rg := range ranges {
+		if !slices.ContainsFunc(rg.Replicas, func(n ring.Node) bool { return n.ID == s.cfg.NodeID }) {
+			continue
+		}
+		for _, n := range rg.Replicas {
+			if n.ID == s.cfg.NodeID {
+				continue
+			}
+			isUp, ok := up[n.ID]
+			if !ok {
+				_, isUp = s.topo.Peer(n.ID)
+				up[n.ID] = isUp
+			}
+			k := pairKey{start: rg.Start, end: rg.End, peer: n.ID}
+			known[k] = isUp
+			if isUp && !s.mu.known[k] {
+				if s.mu.pending == nil {
+					s.mu.pending = map[pairKey]struct{}{}
+				}
+				s.mu.pending[k] = struct{}{}
+			}
+		}
+	}
+	s.mu.known = known
+}
+
+// owedReady reports whether a comparison is owed to a peer that is up now.
+func (s *Service) owedReady() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.mu.pending {
+		if addr, up := s.topo.Peer(k.peer); up && addr != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Repair asks for an on-demand pass and returns its progress. A repair already
@@ -307,7 +433,8 @@ func (s *Service) LastRepair() (Progress, bool) {
 }
 
 // LastFullPass returns when the last pass that compared every local range with
-// every replica without error finished (zero time if none has).
+// every replica without error finished, or when the retries of what a pass
+// left owed completed it (zero time if neither has happened).
 func (s *Service) LastFullPass() time.Time {
 	if v := s.lastFull.Load(); v != 0 {
 		return time.Unix(v, 0)
@@ -315,14 +442,30 @@ func (s *Service) LastFullPass() time.Time {
 	return time.Time{}
 }
 
-type job struct {
+// pairKey names one comparison: a ring range with one of its other replicas.
+type pairKey struct {
 	start, end uint64
-	addr       string
+	peer       string // ring id
 }
 
-// pass compares every local range with each of its other live replicas.
-// prog, when not nil, is the on-demand repair it reports to.
-func (s *Service) pass(ctx context.Context, prog *Progress) {
+type job struct {
+	pairKey
+	addr string
+}
+
+// errPeerDown cancels the calls to a peer that gossip marked down mid-pass.
+var errPeerDown = errors.New("antientropy: peer marked down")
+
+// pass compares local ranges with their other live replicas: every range
+// when owed is false (a full pass), else only the comparisons owed since the
+// last full pass (see Service.mu.pending). prog, when not nil, is the
+// on-demand repair it reports to. It reports whether a comparison failed.
+//
+// Comparisons are grouped by peer: the first failure with a peer, or the
+// peer going down, abandons its remaining comparisons (they stay owed), so a
+// peer that is unreachable or paused costs a pass one call's timeout, not
+// one per range, and never holds up the comparisons with the others.
+func (s *Service) pass(ctx context.Context, prog *Progress, owed bool) (failedAny bool) {
 	update := func(f func(p *Progress)) {
 		if prog == nil {
 			return
@@ -331,8 +474,15 @@ func (s *Service) pass(ctx context.Context, prog *Progress) {
 		f(prog)
 		s.mu.Unlock()
 	}
+	t0 := time.Now()
+	var want map[pairKey]struct{}
+	if owed {
+		s.mu.Lock()
+		want = maps.Clone(s.mu.pending)
+		s.mu.Unlock()
+	}
 	var jobs []job
-	skipped := 0
+	var missed []pairKey
 	for _, rg := range s.topo.Ranges() {
 		if !slices.ContainsFunc(rg.Replicas, func(n ring.Node) bool { return n.ID == s.cfg.NodeID }) {
 			continue
@@ -341,33 +491,97 @@ func (s *Service) pass(ctx context.Context, prog *Progress) {
 			if n.ID == s.cfg.NodeID {
 				continue
 			}
-			addr, up := s.topo.Peer(n.ID)
-			if !up || addr == "" {
-				skipped++
+			k := pairKey{start: rg.Start, end: rg.End, peer: n.ID}
+			if _, ok := want[k]; owed && !ok {
 				continue
 			}
-			jobs = append(jobs, job{start: rg.Start, end: rg.End, addr: addr})
+			addr, up := s.topo.Peer(n.ID)
+			if !up || addr == "" {
+				missed = append(missed, k)
+				continue
+			}
+			jobs = append(jobs, job{pairKey: k, addr: addr})
 		}
 	}
+	skipped := len(missed)
 	update(func(p *Progress) { p.RangesTotal, p.RangesSkipped = len(jobs), skipped })
 
-	var failed atomic.Int64
+	// One context per peer: cancelled on its first failure, or by the
+	// watcher when gossip marks it down.
+	type peerRun struct {
+		ctx    context.Context
+		cancel context.CancelCauseFunc
+	}
+	peers := map[string]*peerRun{}
+	for _, j := range jobs {
+		if peers[j.peer] == nil {
+			pctx, cancel := context.WithCancelCause(ctx)
+			defer cancel(nil)
+			peers[j.peer] = &peerRun{ctx: pctx, cancel: cancel}
+		}
+	}
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go func() {
+		for {
+			select {
+			case <-watchDone:
+				return
+			case <-s.topoCh:
+			}
+			s.noteTopology()
+			for id, pr := range peers {
+				if _, up := s.topo.Peer(id); !up {
+					pr.cancel(errPeerDown)
+				}
+			}
+			// The loop did not see this signal; it checks what is owed
+			// after the pass.
+		}
+	}()
+
+	var (
+		doneMu  sync.Mutex
+		done    []pairKey // compared without error
+		abandon int
+	)
+	var compared, mismatched, failed atomic.Int64
+	var pulled, pushed atomic.Int64
 	ch := make(chan job)
 	var wg sync.WaitGroup
 	for range s.cfg.Concurrency {
 		wg.Go(func() {
 			for j := range ch {
-				res, err := s.SyncRange(ctx, j.addr, j.start, j.end)
+				pr := peers[j.peer]
+				if pr.ctx.Err() != nil {
+					doneMu.Lock()
+					abandon++
+					doneMu.Unlock()
+					update(func(p *Progress) { p.RangesSkipped++ })
+					continue
+				}
+				res, err := s.SyncRange(pr.ctx, j.addr, j.start, j.end)
 				s.m.compared.Inc()
+				compared.Add(1)
+				pulled.Add(int64(res.Pulled))
+				pushed.Add(int64(res.Pushed))
 				if res.Mismatch {
 					s.m.mismatched.Inc()
+					mismatched.Add(1)
 				}
 				if err != nil {
+					cause := context.Cause(pr.ctx)
+					pr.cancel(err)
 					failed.Add(1)
 					s.m.errors.Inc()
-					if ctx.Err() == nil {
-						s.log.Warn("anti-entropy range comparison failed", "peer", j.addr, "start", j.start, "end", j.end, "err", err)
+					if ctx.Err() == nil && cause == nil { // the peer's first failure, not a cancelled call
+						s.log.Warn("anti-entropy range comparison failed; the peer's other ranges wait for a retry",
+							"peer", j.peer, "addr", j.addr, "start", j.start, "end", j.end, "err", err)
 					}
+				} else {
+					doneMu.Lock()
+					done = append(done, j.pairKey)
+					doneMu.Unlock()
 				}
 				update(func(p *Progress) {
 					p.RangesCompared++
@@ -397,7 +611,27 @@ func (s *Service) pass(ctx context.Context, prog *Progress) {
 	wg.Wait()
 
 	now := s.cfg.Clock.Now()
-	if ctx.Err() == nil && failed.Load() == 0 && skipped == 0 {
+	complete := false
+	s.mu.Lock()
+	if !owed {
+		// A full pass settles every comparison: what it could not make is
+		// all that is owed now, and ranges gone from the ring drop out.
+		s.mu.pending = make(map[pairKey]struct{}, len(jobs)+len(missed))
+		for _, j := range jobs {
+			s.mu.pending[j.pairKey] = struct{}{}
+		}
+		for _, k := range missed {
+			s.mu.pending[k] = struct{}{}
+		}
+	}
+	for _, k := range done {
+		delete(s.mu.pending, k)
+	}
+	// Once nothing is owed, every comparison since the last full pass's
+	// start has been made: that is a full pass, catch-ups included.
+	complete = ctx.Err() == nil && len(s.mu.pending) == 0 && (owed || (failed.Load() == 0 && skipped == 0 && abandon == 0))
+	s.mu.Unlock()
+	if complete {
 		s.lastFull.Store(now.Unix())
 		s.m.lastPass.Set(float64(now.Unix()))
 	}
@@ -408,6 +642,18 @@ func (s *Service) pass(ctx context.Context, prog *Progress) {
 			p.LastError = "node shutting down"
 		}
 	})
+	kind := "full"
+	if owed {
+		kind = "owed"
+	}
+	lvl := slog.LevelDebug
+	if pulled.Load()+pushed.Load() > 0 || failed.Load() > 0 {
+		lvl = slog.LevelInfo
+	}
+	s.log.Log(ctx, lvl, "anti-entropy pass done", "kind", kind, "took", time.Since(t0),
+		"compared", compared.Load(), "mismatched", mismatched.Load(), "pulled", pulled.Load(), "pushed", pushed.Load(),
+		"skipped_down", skipped, "failed", failed.Load(), "abandoned", abandon)
+	return failed.Load() > 0
 }
 
 // SyncResult is what one range comparison did.

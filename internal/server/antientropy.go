@@ -77,6 +77,13 @@ func (s *Server) startAntiEntropy() error {
 	return nil
 }
 
+// aeTopologyChanged passes a membership change on to anti-entropy.
+func (s *Server) aeTopologyChanged() {
+	if svc := s.ae.svc.Load(); svc != nil {
+		svc.TopologyChanged()
+	}
+}
+
 // applyRepair applies a record anti-entropy moved, with the clock guard a
 // peer's write gets.
 func (s *Server) applyRepair(key []byte, rec record.Record) (bool, error) {

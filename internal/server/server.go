@@ -196,8 +196,9 @@ func (s *Server) Start() (err error) {
 		MaxBulkBytes: 2 * max(cfg.MaxValueBytes, cfg.MaxKeyBytes),
 		Password:     cfg.Password, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
 		Info: s.info, Logger: s.log.With("component", "resp"), Registerer: s.reg,
-		// A clustered node's commands wait on peers: a pipeline's run
-		// concurrently. On a single node they would only add goroutines.
+		// A clustered node's commands wait on peers: a pipeline's GETs and
+		// SETs go to them as batches. On a single node batching measured
+		// no faster for SETs and 20% slower for GETs, so it is off there.
 		ConcurrentPipeline: cfg.Replicas > 1,
 	}, coord)
 	go func() {
@@ -237,13 +238,15 @@ func (s *Server) deliverHint(ctx context.Context, target string, key []byte, rec
 	return s.coord.SendApply(ctx, addr, key, rec)
 }
 
-// watchMembership rebuilds the topology on every membership change and wakes
-// the hint replayer when a node comes back.
+// watchMembership rebuilds the topology on every membership change, wakes
+// the hint replayer when a node comes back and tells anti-entropy, which
+// compares promptly what a returning node or a new ring owes.
 func (s *Server) watchMembership() {
 	defer close(s.watchDone)
 	ch := s.member.Subscribe()
 	// Changes between Start and Subscribe would be lost without this.
 	s.topo.update(s.member.Members())
+	s.aeTopologyChanged()
 	for {
 		select {
 		case <-s.stopWatch:
@@ -252,6 +255,7 @@ func (s *Server) watchMembership() {
 			if s.topo.update(s.member.Members()) {
 				s.hints.Kick()
 			}
+			s.aeTopologyChanged()
 		}
 	}
 }
