@@ -252,7 +252,12 @@ func (s *Server) watchMembership() {
 		case <-s.stopWatch:
 			return
 		case <-ch:
-			if s.topo.update(s.member.Members()) {
+			if up := s.topo.update(s.member.Members()); len(up) > 0 {
+				// Connections that lived through a partition may sit in
+				// TCP retransmission backoff for seconds after the heal.
+				for _, r := range up {
+					s.peers.Reset(r.Addr)
+				}
 				s.hints.Kick()
 			}
 			s.aeTopologyChanged()

@@ -58,8 +58,9 @@ func newTopology(self string, rf, vnodes int, settle time.Duration) *topology {
 	return t
 }
 
-// update installs a view of members and reports whether a node became up.
-func (t *topology) update(members []membership.Member) (cameUp bool) {
+// update installs a view of members and returns the other nodes that became
+// up (all of them on the first call).
+func (t *topology) update(members []membership.Member) (cameUp []replication.Replica) {
 	old := t.cur.Load()
 	v := &view{members: make(map[string]membership.Member, len(members)), byNode: make(map[string]replication.Replica, len(members))}
 	var curNodes, futNodes []ring.Node
@@ -80,8 +81,8 @@ func (t *topology) update(members []membership.Member) (cameUp bool) {
 		if m.State != membership.Leaving {
 			futNodes = append(futNodes, n)
 		}
-		if prev, ok := old.byNode[m.ID]; up && (!ok || !prev.Up) {
-			cameUp = true
+		if prev, ok := old.byNode[m.ID]; up && m.ID != t.self && (!ok || !prev.Up) {
+			cameUp = append(cameUp, r)
 		}
 	}
 	slices.SortFunc(v.nodes, func(a, b replication.Replica) int {

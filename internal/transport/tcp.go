@@ -237,6 +237,35 @@ func (t *TCP) call(ctx context.Context, addr string, method uint8, payload []byt
 	}
 }
 
+// errReset fails the calls on a connection Reset closed.
+var errReset = errors.New("transport: connection reset: the peer came back")
+
+// Reset closes the pooled connections to addr and forgets their dial
+// backoff, so that the next call dials afresh. Calls waiting on those
+// connections fail as ErrConnectionLost (or not sent). A node calls it for a
+// peer gossip saw come back: a connection that lived through a partition
+// that dropped its packets sits in TCP's retransmission backoff, and until
+// its next retransmission, seconds after the heal, every call on it hangs.
+func (t *TCP) Reset(addr string) {
+	t.mu.Lock()
+	p := t.mu.peers[addr]
+	t.mu.Unlock()
+	if p == nil {
+		return
+	}
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.mu.Lock()
+		c := s.c
+		s.c = nil
+		s.err, s.retryAt, s.backoff = nil, time.Time{}, 0
+		s.mu.Unlock()
+		if c != nil {
+			c.fail(errReset)
+		}
+	}
+}
+
 func (t *TCP) peer(addr string) *peer {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -14,6 +14,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestTCPConcurrentCallsMatchResponses(t *testing.T) {
@@ -518,4 +521,61 @@ func queuedFrameCount(c *conn) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return countFrames(c.mu.pending)
+}
+
+// Reset fails the calls stuck on a peer's pooled connections at once, as
+// possibly applied, and the next call dials a fresh connection that works.
+func TestTCPResetRedials(t *testing.T) {
+	block := make(chan struct{})
+	var blocking atomic.Bool
+	blocking.Store(true)
+	started := make(chan struct{}, 8)
+	h := func(ctx context.Context, _ string, _ uint8, p []byte) ([]byte, error) {
+		if blocking.Load() {
+			started <- struct{}{}
+			select {
+			case <-block:
+			case <-ctx.Done():
+			}
+			return nil, ctx.Err()
+		}
+		return p, nil
+	}
+	srv := startTCP(t, "server", h, nil)
+	defer close(block)
+	cli := startTCP(t, "client", echo, func(c *TCPConfig) { c.Registerer = prometheus.NewRegistry() })
+
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			// No deadline: only the reset can end these calls.
+			_, err := cli.Call(context.Background(), srv.Addr(), 0, []byte("x"))
+			errs <- err
+		}()
+	}
+	<-started
+	<-started
+	dials := func() float64 {
+		var m dto.Metric
+		if err := cli.metrics.dialsOK.Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	before := dials()
+	blocking.Store(false)
+	cli.Reset(srv.Addr())
+	for range 2 {
+		if err := <-errs; !errors.Is(err, ErrConnectionLost) || NotSent(err) {
+			t.Fatalf("stuck call after Reset: err = %v, want ErrConnectionLost", err)
+		}
+	}
+	resp, err := cli.Call(t.Context(), srv.Addr(), 0, []byte("again"))
+	if err != nil || string(resp) != "again" {
+		t.Fatalf("call after Reset: %q %v", resp, err)
+	}
+	if after := dials(); after <= before {
+		t.Fatalf("successful dials %v -> %v: the call after Reset reused a connection", before, after)
+	}
+	cli.Reset("127.0.0.1:1") // a peer never called: nothing to do
 }
