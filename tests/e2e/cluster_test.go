@@ -189,10 +189,11 @@ func TestClusterQuorumFailoverAndHints(t *testing.T) {
 	}
 }
 
-// A replica that missed a write (no hints: handoff off) is brought up to date
+// A replica that missed a write (no hints: handoff off; no anti-entropy,
+// which would compare with the returning node at once) is brought up to date
 // by a QUORUM read through it.
 func TestClusterReadRepair(t *testing.T) {
-	nodes := startCluster(t, 3, "--hinted-handoff=false")
+	nodes := startCluster(t, 3, "--hinted-handoff=false", "--repair-interval=0")
 	n1, n3 := nodes[0], nodes[2]
 	ctx := t.Context()
 	c1 := n1.redis(withLevel("QUORUM"))

@@ -39,8 +39,11 @@ type Summary struct {
 	Divergent     int
 	// SettleTime is from the end of the run (the last heal) until every
 	// member was up and normal again in every member's view;
-	// ConvergenceTime from then until the replicas agreed.
-	SettleTime, ConvergenceTime time.Duration
+	// ConvergenceTime from then until the replicas agreed (with
+	// anti-entropy: until the check that found them agreeing read the
+	// roots); ConfirmTime is how long that check's key-by-key confirmation
+	// took, reported apart because it measures the checker, not the cluster.
+	SettleTime, ConvergenceTime, ConfirmTime time.Duration
 }
 
 // Count fills the operation totals from a history.
@@ -79,6 +82,9 @@ func (s *Summary) Print(w io.Writer) {
 	row("divergent keys/ranges at end", s.Divergent)
 	row("members up and normal after heal", s.SettleTime.Round(time.Millisecond))
 	row("convergence time (after that)", s.ConvergenceTime.Round(time.Millisecond))
+	if s.ConfirmTime > 0 {
+		row("key-by-key confirmation took", s.ConfirmTime.Round(time.Millisecond))
+	}
 	tw.Flush()
 	for _, f := range s.Faults {
 		fmt.Fprintf(w, "    fault: %s\n", f)
