@@ -64,17 +64,7 @@ func startNode(tb testing.TB, id, bind string, meta Meta, join ...string) *Membe
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := m.Shutdown(context.Background()); err != nil {
-			tb.Error(err)
-		}
-	})
-	return m
+	return startMember(tb, m)
 }
 
 // expect checks that m lists exactly the given members.
@@ -337,17 +327,7 @@ func startFaultNode(tb testing.TB, fn *faultNet, id string, tune func(*memberlis
 	}
 	m.mlc.Transport = &faultTransport{nt: nt, net: fn, self: fmt.Sprintf("127.0.0.1:%d", nt.GetAutoBindPort()), closed: make(chan struct{})}
 	tune(m.mlc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if err := m.Shutdown(context.Background()); err != nil {
-			tb.Error(err)
-		}
-	})
-	return m
+	return startMember(tb, m)
 }
 
 // After a partition heals, nodes that declared each other dead see each other
@@ -403,4 +383,20 @@ func TestHealedPartitionRejoins(t *testing.T) {
 			return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3")), down(testMeta("n4")))
 		})
 	}
+}
+
+// startMember starts m and shuts it down when the test ends.
+func startMember(tb testing.TB, m *Membership) *Membership {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := m.Shutdown(context.Background()); err != nil {
+			tb.Error(err)
+		}
+	})
+	return m
 }

@@ -3,13 +3,11 @@ package replication
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
-	"github.com/ringkv/ringkv/internal/transport"
 )
 
 // MethodGetBatch reads several keys from one replica: count, then each key
@@ -44,11 +42,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	ops := make([]getOp, len(keys))
 	var single []int // answered by Get, concurrently
 	var inline []int // answered by Get on this goroutine: no network
-	type peerReq struct {
-		rep  *Replica
-		keys []int
-	}
-	var peers []peerReq
+	var peers []replicaGroup
 	var local []int
 	for i, key := range keys {
 		var h uint64
@@ -81,21 +75,14 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 				local = append(local, i)
 				continue
 			}
-			k := 0
-			for k < len(peers) && peers[k].rep.ID != r.ID {
-				k++
-			}
-			if k == len(peers) {
-				peers = append(peers, peerReq{rep: r})
-			}
-			peers[k].keys = append(peers[k].keys, i)
+			peers = addToGroup(peers, r, i)
 		}
 	}
 
 	wait, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	type peerReply struct {
-		req     *peerReq
+		req     *replicaGroup
 		answers []readResult
 		err     error
 	}
@@ -103,7 +90,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	for k := range peers {
 		req := &peers[k]
 		go func() {
-			answers, err := c.readBatch(wait, req.rep, keys, req.keys)
+			answers, err := c.readBatch(wait, req.rep, keys, req.idx)
 			replies <- peerReply{req: req, answers: answers, err: err}
 		}()
 	}
@@ -128,7 +115,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	}
 	for range peers {
 		rp := <-replies
-		for n, i := range rp.req.keys {
+		for n, i := range rp.req.idx {
 			if rp.err != nil {
 				ops[i].failed = true
 				continue
@@ -179,68 +166,29 @@ func (c *Coordinator) readBatch(ctx context.Context, rep *Replica, keys [][]byte
 		c.metrics.replicaErrors.WithLabelValues("get").Inc()
 		return nil, err
 	}
-	n, w := binary.Uvarint(resp)
-	if w <= 0 || n != uint64(len(idx)) {
-		return nil, errWire
-	}
-	resp = resp[w:]
 	out := make([]readResult, len(idx))
-	for k := range out {
-		if len(resp) < 1 {
-			return nil, errWire
-		}
-		status := resp[0]
-		body, rest, err := readBytes(resp[1:])
-		if err != nil {
-			return nil, err
-		}
-		resp = rest
-		out[k].rep = rep
-		switch status {
-		case 0:
-			rec, found, err := decodeGetResp(body)
-			if err != nil {
-				return nil, err
-			}
-			out[k].rec, out[k].found = rec.Clone(), found // the transport owns resp
-		case 1:
-			out[k].err = &transport.RemoteError{Peer: rep.Addr, Message: string(body)}
-		default:
-			return nil, errWire
-		}
+	errs, err := decodeBatch(resp, len(idx), rep.Addr, func(k int, body []byte) error {
+		rec, found, err := decodeGetResp(body)
+		out[k].rec, out[k].found = rec.Clone(), found // the transport owns resp
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	if len(resp) != 0 {
-		return nil, errWire
+	for k := range out {
+		out[k].rep, out[k].err = rep, errs[k]
 	}
 	return out, nil
 }
 
 // serveGetBatch answers a MethodGetBatch request from the local replica.
 func (c *Coordinator) serveGetBatch(p []byte) ([]byte, error) {
-	n, w := binary.Uvarint(p)
-	if w <= 0 || n > maxBatchWrites {
-		return nil, errWire
-	}
-	p = p[w:]
-	out := binary.AppendUvarint(make([]byte, 0, 128*n), n)
-	for range n {
-		key, rest, err := readBytes(p)
-		if err != nil {
-			return nil, err
-		}
-		p = rest
+	return serveBatch(p, func(key []byte) ([]byte, error) {
 		c.metrics.replicaReads.Inc()
 		rec, found, err := c.local.Get(key)
 		if err != nil {
-			out = append(out, 1)
-			out = appendBytes(out, []byte(err.Error()))
-			continue
+			return nil, err
 		}
-		out = append(out, 0)
-		out = appendBytes(out, encodeGetResp(&rec, found))
-	}
-	if len(p) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", errWire, len(p))
-	}
-	return out, nil
+		return encodeGetResp(&rec, found), nil
+	})
 }

@@ -56,11 +56,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	start := time.Now()
 	errs := make([]error, len(keys))
 	ops := make([]batchOp, len(keys))
-	type group struct {
-		rep *Replica
-		ops []int
-	}
-	var groups []group
+	var groups []replicaGroup
 	var local []int
 	for i, key := range keys {
 		op := &ops[i]
@@ -103,14 +99,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 				op.pending++
 			default:
 				op.pending++
-				k := 0
-				for k < len(groups) && groups[k].rep.ID != r.ID {
-					k++
-				}
-				if k == len(groups) {
-					groups = append(groups, group{rep: r})
-				}
-				groups[k].ops = append(groups[k].ops, i)
+				groups = addToGroup(groups, r, i)
 			}
 		}
 	}
@@ -143,9 +132,9 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		var remotes atomic.Int32
 		remotes.Store(int32(len(groups)))
 		for _, g := range groups {
-			payload := encodeApplyBatch(ops, g.ops)
+			payload := encodeApplyBatch(ops, g.idx)
 			go func() {
-				replies <- c.remoteApplyBatch(bg, g.rep, g.ops, ops, payload)
+				replies <- c.remoteApplyBatch(bg, g.rep, g.idx, ops, payload)
 				if remotes.Add(-1) == 0 {
 					cancel()
 				}
@@ -237,6 +226,26 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	return errs
 }
 
+// replicaGroup is the part of a batch that goes to one replica node.
+type replicaGroup struct {
+	rep *Replica
+	idx []int // indexes into the batch, in order
+}
+
+// addToGroup adds batch item i to r's group, starting the group if needed.
+// Batches reach a handful of nodes, so a scan beats a map.
+func addToGroup(groups []replicaGroup, r *Replica, i int) []replicaGroup {
+	k := 0
+	for k < len(groups) && groups[k].rep.ID != r.ID {
+		k++
+	}
+	if k == len(groups) {
+		groups = append(groups, replicaGroup{rep: r})
+	}
+	groups[k].idx = append(groups[k].idx, i)
+	return groups
+}
+
 // failOpen marks every unfinished write as possibly landed with err: its
 // requests are out and their outcome is unknown.
 func (c *Coordinator) failOpen(ops []batchOp, err error) {
@@ -285,23 +294,33 @@ func (c *Coordinator) remoteApplyBatch(ctx context.Context, rep *Replica, idx []
 
 // serveApplyBatch applies a MethodApplyBatch request's writes in order.
 func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
+	return serveBatch(p, func(one []byte) ([]byte, error) {
+		key, rec, err := decodeApply(one)
+		if err != nil {
+			return nil, err
+		}
+		return c.serveApply(from, key, rec)
+	})
+}
+
+// serveBatch answers a batch request (count, then each item length-prefixed)
+// with one entry per item, in order: 0 and item's answer, or 1 and its error,
+// so that one item refused fails only itself. A request that is not well
+// framed fails whole.
+func serveBatch(p []byte, item func([]byte) ([]byte, error)) ([]byte, error) {
 	n, w := binary.Uvarint(p)
 	if w <= 0 || n > maxBatchWrites {
 		return nil, errWire
 	}
 	p = p[w:]
-	out := binary.AppendUvarint(make([]byte, 0, 8*n), n)
+	out := binary.AppendUvarint(make([]byte, 0, 64*n), n)
 	for range n {
 		one, rest, err := readBytes(p)
 		if err != nil {
 			return nil, err
 		}
 		p = rest
-		key, rec, err := decodeApply(one)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.serveApply(from, key, rec)
+		resp, err := item(one)
 		if err != nil {
 			out = append(out, 1)
 			out = appendBytes(out, []byte(err.Error()))
@@ -314,6 +333,43 @@ func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errWire, len(p))
 	}
 	return out, nil
+}
+
+// decodeBatch reads serveBatch's answer to a request of want items, calling
+// item for each answered one; an item the peer refused gets its error as a
+// RemoteError in the returned slice.
+func decodeBatch(p []byte, want int, peer string, item func(k int, body []byte) error) ([]error, error) {
+	n, w := binary.Uvarint(p)
+	if w <= 0 || n != uint64(want) {
+		return nil, errWire
+	}
+	p = p[w:]
+	errs := make([]error, want)
+	for k := range errs {
+		if len(p) < 1 {
+			return nil, errWire
+		}
+		status := p[0]
+		body, rest, err := readBytes(p[1:])
+		if err != nil {
+			return nil, err
+		}
+		p = rest
+		switch status {
+		case 0:
+			if err := item(k, body); err != nil {
+				return nil, err
+			}
+		case 1:
+			errs[k] = &transport.RemoteError{Peer: peer, Message: string(body)}
+		default:
+			return nil, errWire
+		}
+	}
+	if len(p) != 0 {
+		return nil, errWire
+	}
+	return errs, nil
 }
 
 func encodeApplyBatch(ops []batchOp, idx []int) []byte {
@@ -332,35 +388,8 @@ func encodeApplyBatch(ops []batchOp, idx []int) []byte {
 // decodeApplyBatchResp returns each write's outcome: nil, or the replica's
 // refusal as a RemoteError.
 func decodeApplyBatchResp(p []byte, want int, peer string) ([]error, error) {
-	n, w := binary.Uvarint(p)
-	if w <= 0 || n != uint64(want) {
-		return nil, errWire
-	}
-	p = p[w:]
-	errs := make([]error, want)
-	for i := range errs {
-		if len(p) < 1 {
-			return nil, errWire
-		}
-		status := p[0]
-		body, rest, err := readBytes(p[1:])
-		if err != nil {
-			return nil, err
-		}
-		p = rest
-		switch status {
-		case 0:
-			if _, _, _, err := decodeApplyResp(body); err != nil {
-				return nil, err
-			}
-		case 1:
-			errs[i] = &transport.RemoteError{Peer: peer, Message: string(body)}
-		default:
-			return nil, errWire
-		}
-	}
-	if len(p) != 0 {
-		return nil, errWire
-	}
-	return errs, nil
+	return decodeBatch(p, want, peer, func(_ int, body []byte) error {
+		_, _, _, err := decodeApplyResp(body)
+		return err
+	})
 }
