@@ -190,28 +190,53 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level
 	if live := countUp(reps); live < need {
 		return prev, false, fmt.Errorf("%w: %s write needs %d of %d replicas, %d up", ErrUnavailable, lvl, need, len(reps), live)
 	}
-	rec := record.Record{
-		Value:     m.Value,
-		Version:   record.Version{TS: c.hlc.Now(), Node: c.cfg.NodeID},
-		ExpireAt:  m.ExpireAt,
-		Tombstone: m.Tombstone,
+	for attempt := 0; ; attempt++ {
+		rec := record.Record{
+			Value:     m.Value,
+			Version:   record.Version{TS: c.hlc.Now(), Node: c.cfg.NodeID},
+			ExpireAt:  m.ExpireAt,
+			Tombstone: m.Tombstone,
+		}
+		if rec.Tombstone {
+			rec.Value = nil
+		}
+		var newer *record.Record
+		prev, prevFound, newer, err = c.write(ctx, key, &rec, reps, need, lvl)
+		if err != nil || newer == nil || attempt == maxSupersededRetries {
+			return prev, prevFound, err
+		}
+		// An acknowledging replica already held a newer version: a write
+		// through a node whose clock runs ahead, acknowledged before this
+		// one began. Left as is, this write would be silently lost to it
+		// (a DEL after a SET would not delete). The HLC moves past that
+		// version and the write goes out again under a newer one, so a
+		// write that starts after another was acknowledged wins over it,
+		// whatever the skew within --max-clock-skew.
+		if c.hlc.Update(newer.Version.TS) != nil {
+			return prev, prevFound, err
+		}
+		c.metrics.superseded.Inc()
 	}
-	if rec.Tombstone {
-		rec.Value = nil
-	}
-	return c.write(ctx, key, &rec, reps, need, lvl)
 }
+
+// maxSupersededRetries bounds the rewrites of one write that found a newer
+// version: one suffices for a write that follows an acknowledged one; more
+// would only matter against a concurrent writer, whose order LWW leaves open.
+const maxSupersededRetries = 1
 
 // write sends rec to every live replica and waits for need acks. Replicas that
 // are down, or fail in a way that may mean they missed it, get a hint.
-func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record, reps []Replica, need int, lvl Level) (prev record.Record, prevFound bool, err error) {
+//
+// newer, when set, is a version newer than rec that an acknowledging replica
+// already held, so that rec was not applied there.
+func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record, reps []Replica, need int, lvl Level) (prev record.Record, prevFound bool, newer *record.Record, err error) {
 	// One replica and it is this node (a single node, RF 1): no fan-out.
 	if len(reps) == 1 && reps[0].Up && c.isLocal(&reps[0]) {
 		res, err := c.local.Apply(key, *rec)
 		if err != nil {
-			return prev, false, err
+			return prev, false, nil, err
 		}
-		return res.Prev, res.PrevFound, nil
+		return res.Prev, res.PrevFound, superseding(&res, rec), nil
 	}
 	results := make(chan applyResult, len(reps))
 	pending := 0
@@ -292,6 +317,9 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 			if res.prevFound && (!prevFound || record.Newer(&res.prev, &prev)) {
 				prev, prevFound = res.prev, true
 			}
+			if !res.applied && res.prevFound && record.Newer(&res.prev, rec) {
+				newer = &prev
+			}
 		case <-ctx.Done():
 			mayHaveLanded = true
 			lastErr = ctx.Err()
@@ -309,12 +337,22 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 		}
 	}
 	if acks >= need {
-		return prev, prevFound, nil
+		return prev, prevFound, newer, nil
 	}
 	if acks > 0 || mayHaveLanded {
-		return prev, false, fmt.Errorf("%w: %s write got %d of %d acks: %v", ErrTimeout, lvl, acks, need, lastErr)
+		return prev, false, nil, fmt.Errorf("%w: %s write got %d of %d acks: %v", ErrTimeout, lvl, acks, need, lastErr)
 	}
-	return prev, false, fmt.Errorf("%w: %s write reached no replica: %v", ErrUnavailable, lvl, lastErr)
+	return prev, false, nil, fmt.Errorf("%w: %s write reached no replica: %v", ErrUnavailable, lvl, lastErr)
+}
+
+// superseding returns the stored record that kept rec from being applied,
+// when it is newer than rec; nil when rec was applied (or lost only to
+// itself, a replay).
+func superseding(res *storage.ApplyResult, rec *record.Record) *record.Record {
+	if res.Applied || !res.PrevFound || !record.Newer(&res.Prev, rec) {
+		return nil
+	}
+	return &res.Prev
 }
 
 func (c *Coordinator) remoteApply(ctx context.Context, r *Replica, key []byte, rec *record.Record, payload []byte) applyResult {

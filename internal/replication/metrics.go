@@ -23,6 +23,7 @@ type metrics struct {
 	replicaErrors *prometheus.CounterVec
 	readRepairs   prometheus.Counter
 	speculative   prometheus.Counter
+	superseded    prometheus.Counter
 	skewRefused   prometheus.Counter
 	// replicaReads counts reads this node's replica served, for the
 	// coordinator here or a peer: the per-node read load hot-key spreading
@@ -53,6 +54,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ringkv", Subsystem: "coordinator", Name: "speculative_reads_total",
 			Help: "Extra replica reads sent because a replica was slow.",
 		}),
+		superseded: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ringkv", Subsystem: "coordinator", Name: "superseded_writes_total",
+			Help: "Writes sent again under a newer version because a replica held a newer one (a node's clock ahead of this one's).",
+		}),
 		replicaReads: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ringkv", Subsystem: "replica", Name: "reads_total",
 			Help: "Reads served by this node's replica, for itself or a peer.",
@@ -71,7 +76,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.replicaErrors, m.readRepairs, m.speculative, m.skewRefused, m.replicaReads)
+		reg.MustRegister(m.requests, m.latency, m.replicaErrors, m.readRepairs, m.speculative, m.superseded, m.skewRefused, m.replicaReads)
 	}
 	return m
 }

@@ -37,14 +37,18 @@ type batchOp struct {
 	done     bool
 	err      error
 	replicas []Replica
+	// newer is a version newer than rec that an acknowledging replica
+	// already held (see Put).
+	newer *record.Record
 }
 
 // batchReply is one replica's answer to its share of a batch.
 type batchReply struct {
-	rep  *Replica
-	ops  []int // indexes into the batch, in request order
-	errs []error
-	err  error // the whole request failed
+	rep   *Replica
+	ops   []int // indexes into the batch, in request order
+	errs  []error
+	newer []*record.Record // per write: a newer version the replica held
+	err   error            // the whole request failed
 }
 
 // PutBatch writes muts[i] to keys[i] for every i, each under its own fresh
@@ -144,7 +148,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	// The local replica goes after the requests are on their way.
 	for _, i := range local {
 		op := &ops[i]
-		_, err := c.local.Apply(op.key, op.rec)
+		res, err := c.local.Apply(op.key, op.rec)
 		op.pending--
 		if err != nil {
 			op.lastErr = err
@@ -152,6 +156,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 			continue
 		}
 		op.acks++
+		op.noteNewer(superseding(&res, &op.rec))
 	}
 	open := 0
 	for i := range ops {
@@ -189,6 +194,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 				}
 				if err == nil {
 					op.acks++
+					op.noteNewer(rp.newer[k])
 					continue
 				}
 				op.lastErr = err
@@ -221,9 +227,23 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 			op.err = fmt.Errorf("%w: %s write reached no replica: %v", ErrUnavailable, lvl, op.lastErr)
 		}
 		errs[i] = op.err
+		if op.err == nil && op.newer != nil && c.hlc.Update(op.newer.Version.TS) == nil {
+			// As Put does: go again under a version newer than the one
+			// that superseded this write.
+			c.metrics.superseded.Inc()
+			_, _, errs[i] = c.Put(ctx, keys[i], muts[i], lvl)
+			continue
+		}
 		c.metrics.observe("write", lvl, start, op.err)
 	}
 	return errs
+}
+
+// noteNewer keeps the newest version that superseded op's write.
+func (op *batchOp) noteNewer(r *record.Record) {
+	if r != nil && (op.newer == nil || record.Newer(r, op.newer)) {
+		op.newer = r
+	}
 }
 
 // replicaGroup is the part of a batch that goes to one replica node.
@@ -277,7 +297,7 @@ func (c *Coordinator) remoteApplyBatch(ctx context.Context, rep *Replica, idx []
 	rp := batchReply{rep: rep, ops: idx}
 	resp, err := c.net.Call(ctx, rep.Addr, MethodApplyBatch, payload)
 	if err == nil {
-		rp.errs, err = decodeApplyBatchResp(resp, len(idx), rep.Addr)
+		rp.errs, rp.newer, err = decodeApplyBatchResp(resp, idx, ops, rep.Addr)
 	}
 	if err != nil {
 		c.metrics.replicaErrors.WithLabelValues("apply").Inc()
@@ -385,11 +405,18 @@ func encodeApplyBatch(ops []batchOp, idx []int) []byte {
 	return b
 }
 
-// decodeApplyBatchResp returns each write's outcome: nil, or the replica's
-// refusal as a RemoteError.
-func decodeApplyBatchResp(p []byte, want int, peer string) ([]error, error) {
-	return decodeBatch(p, want, peer, func(_ int, body []byte) error {
-		_, _, _, err := decodeApplyResp(body)
+// decodeApplyBatchResp returns each write's outcome (nil, or the replica's
+// refusal as a RemoteError) and, for a write the replica did not apply because
+// it held a newer version, that version.
+func decodeApplyBatchResp(p []byte, idx []int, ops []batchOp, peer string) ([]error, []*record.Record, error) {
+	newer := make([]*record.Record, len(idx))
+	errs, err := decodeBatch(p, len(idx), peer, func(k int, body []byte) error {
+		applied, prev, found, err := decodeApplyResp(body)
+		if err == nil && !applied && found && record.Newer(&prev, &ops[idx[k]].rec) {
+			prev = prev.Clone() // the transport owns body
+			newer[k] = &prev
+		}
 		return err
 	})
+	return errs, newer, err
 }

@@ -113,7 +113,7 @@ func TestApplyBatchRefusesOneWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errs, err := decodeApplyBatchResp(resp, 3, "n2")
+	errs, _, err := decodeApplyBatchResp(resp, []int{0, 1, 2}, ops, "n2")
 	if err != nil {
 		t.Fatal(err)
 	}
