@@ -25,6 +25,7 @@ type GetResult struct {
 // getOp is one key of a GetBatch that is read through batched requests.
 type getOp struct {
 	reps    []Replica
+	local   *Replica // this node, when it is one of the replicas asked
 	answers []readResult
 	failed  bool // a replica asked did not answer: Get decides it instead
 }
@@ -72,6 +73,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		ops[i].answers = make([]readResult, 0, need)
 		for _, r := range live[:need] {
 			if c.isLocal(r) {
+				ops[i].local = r
 				local = append(local, i)
 				continue
 			}
@@ -104,14 +106,8 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	for _, i := range inline {
 		out[i].Rec, out[i].Found, out[i].Err = c.Get(ctx, keys[i], lvl)
 	}
-	var localRep *Replica
 	for _, i := range local {
-		for j := range ops[i].reps {
-			if c.isLocal(&ops[i].reps[j]) {
-				localRep = &ops[i].reps[j]
-			}
-		}
-		ops[i].answers = append(ops[i].answers, c.read(wait, localRep, keys[i]))
+		ops[i].answers = append(ops[i].answers, c.read(wait, ops[i].local, keys[i]))
 	}
 	for range peers {
 		rp := <-replies

@@ -62,6 +62,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	ops := make([]batchOp, len(keys))
 	var groups []replicaGroup
 	var local []int
+	outlive := false // hints for a down replica outlive this call
 	for i, key := range keys {
 		op := &ops[i]
 		op.key = key
@@ -98,6 +99,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 			switch {
 			case !r.Up:
 				op.landed = true
+				outlive = true
 			case c.isLocal(r):
 				local = append(local, i)
 				op.pending++
@@ -111,7 +113,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	// Down replicas get their hints now; remote ones that fail get theirs
 	// when their reply comes. Hints and requests outlive this call, and the
 	// caller owns keys and values (a connection's read buffer).
-	if len(groups) > 0 || anyDown(ops) {
+	if len(groups) > 0 || outlive {
 		for i := range ops {
 			op := &ops[i]
 			if op.done {
@@ -275,20 +277,6 @@ func (c *Coordinator) failOpen(ops []batchOp, err error) {
 			op.lastErr = err
 		}
 	}
-}
-
-func anyDown(ops []batchOp) bool {
-	for i := range ops {
-		if ops[i].done {
-			continue
-		}
-		for j := range ops[i].replicas {
-			if !ops[i].replicas[j].Up {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // remoteApplyBatch sends rep its writes and hints every one it may have

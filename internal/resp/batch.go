@@ -121,7 +121,8 @@ func (c *conn) runBatch() {
 	start := time.Now()
 	b := c.s.b
 	level := c.level
-	bp, batched := b.(BatchPutter)
+	bp, gb := c.s.putBatcher, c.s.getBatcher
+	batched, getBatched := bp != nil, gb != nil
 	if batched {
 		c.batch.keys, c.batch.muts, c.batch.sets = c.batch.keys[:0], c.batch.muts[:0], c.batch.sets[:0]
 		for i := range ops {
@@ -133,7 +134,6 @@ func (c *conn) runBatch() {
 		}
 		batched = len(c.batch.sets) > 1
 	}
-	gb, getBatched := b.(GetBatcher)
 	if getBatched {
 		c.batch.gets = c.batch.gets[:0]
 		c.batch.getKeys = c.batch.getKeys[:0]

@@ -170,12 +170,16 @@ func (c Config) Validate() error {
 
 // Server serves RESP clients. Create it with New.
 type Server struct {
-	cfg      Config
-	b        Backend
-	log      *slog.Logger
-	m        *metrics
-	commands map[string]*command
-	started  time.Time
+	cfg Config
+	b   Backend
+	// The backend's batch interfaces, nil when it lacks them; resolved once
+	// rather than by a type assertion per pipeline.
+	putBatcher BatchPutter
+	getBatcher GetBatcher
+	log        *slog.Logger
+	m          *metrics
+	commands   map[string]*command
+	started    time.Time
 
 	// baseCtx parents every backend call; it is cancelled only when a graceful
 	// Shutdown runs out of time.
@@ -213,6 +217,8 @@ func New(cfg Config, b Backend) *Server {
 		m:       newMetrics(cfg.Registerer),
 		started: time.Now(),
 	}
+	s.putBatcher, _ = b.(BatchPutter)
+	s.getBatcher, _ = b.(GetBatcher)
 	s.commands = commandTable()
 	for _, cmd := range s.commands {
 		// Resolved once: a label lookup per command cost a few percent of a

@@ -360,7 +360,12 @@ func (c *dockerCluster) Unpause(ctx context.Context, i int) error {
 }
 
 func (c *dockerCluster) SkewClock(ctx context.Context, i int, d time.Duration) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL(i, "/debug/clock-offset?d="+d.String()), nil)
+	return c.post(ctx, i, "/debug/clock-offset?d="+d.String(), http.StatusOK)
+}
+
+// post sends an empty POST to node i's HTTP API and wants status back.
+func (c *dockerCluster) post(ctx context.Context, i int, path string, status int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL(i, path), nil)
 	if err != nil {
 		return err
 	}
@@ -370,8 +375,8 @@ func (c *dockerCluster) SkewClock(ctx context.Context, i int, d time.Duration) e
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("clock offset on n%d: %s: %s", i+1, resp.Status, body)
+	if resp.StatusCode != status {
+		return fmt.Errorf("n%d: POST %s: %s: %s", i+1, path, resp.Status, bytes.TrimSpace(body))
 	}
 	return nil
 }
@@ -567,20 +572,7 @@ func (c *dockerCluster) Join(ctx context.Context) (int, error) {
 func (c *dockerCluster) Decommission(ctx context.Context, i int) error {
 	id := fmt.Sprintf("n%d", i+1)
 	err := waitFor(ctx, time.Minute, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL(i, "/v1/admin/decommission"), nil)
-		if err != nil {
-			return err
-		}
-		resp, err := c.httpc.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("decommission %s: %s: %s", id, resp.Status, bytes.TrimSpace(body))
-		}
-		return nil
+		return c.post(ctx, i, "/v1/admin/decommission", http.StatusAccepted)
 	})
 	if err != nil {
 		return err
@@ -636,19 +628,8 @@ func (c *dockerCluster) RangeRoots(ctx context.Context) (map[string][]checker.Ra
 func (c *dockerCluster) Repair(ctx context.Context) error {
 	var errs []error
 	for _, i := range c.Members() {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL(i, "/v1/repair"), nil)
-		if err != nil {
-			return err
-		}
-		resp, err := c.httpc.Do(req)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("n%d: %w", i+1, err))
-			continue
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			errs = append(errs, fmt.Errorf("n%d: POST /v1/repair: %s", i+1, resp.Status))
+		if err := c.post(ctx, i, "/v1/repair", http.StatusOK); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
