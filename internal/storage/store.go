@@ -312,11 +312,10 @@ func (s *Store) preload(it *pebble.Iterator) bool {
 	if err != nil {
 		return false
 	}
-	rec = rec.Clone()
 	if rec.Tombstone {
 		rec.Value = nil
 	}
-	s.rows.put(token, it.Key(), rec)
+	s.rows.put(token, it.Key(), &rec)
 	return true
 }
 
@@ -610,8 +609,7 @@ func (s *Store) Metrics() Metrics {
 	}
 	if s.rows != nil {
 		m.RowCacheComplete = s.rows.complete.Load()
-		m.RowCacheHits = s.rows.hits.Load()
-		m.RowCacheMisses = s.rows.misses.Load()
+		m.RowCacheHits, m.RowCacheMisses = s.rows.hitsMisses()
 		m.RowCacheEvictions = s.rows.evictions.Load()
 	}
 	if err := s.acquire(); err != nil {

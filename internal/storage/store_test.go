@@ -789,3 +789,53 @@ func TestBlockCacheHoldsBlocksBesideFullMemtables(t *testing.T) {
 		t.Fatalf("block cache holds nothing after %d reads (hits %d, misses %d)", n/97, m.BlockCacheHits, m.BlockCacheMisses)
 	}
 }
+
+// Two keys can share a 64-bit token, and the row cache keys entries by token.
+// The second key's entry replaces the first's, so the cache must stop
+// answering misses as absences, and neither key may ever read the other's
+// record.
+func TestRowCacheTokenCollision(t *testing.T) {
+	c := newRowCache(1 << 20)
+	c.complete.Store(true)
+	const token = 0xfeedface
+	a, b := recordKey(token, []byte("a")), recordKey(token, []byte("b"))
+	ra, rb := val(1, "n1", "value a"), val(2, "n2", "value b")
+	c.put(token, a, &ra)
+	if got, ok := c.get(token, a); !ok || !sameRecord(got, ra) {
+		t.Fatalf("get(a) = %s, %v", fmtRecord(got), ok)
+	}
+	if !c.absent() {
+		t.Fatal("one entry ended completeness")
+	}
+	c.put(token, b, &rb)
+	if c.absent() {
+		t.Fatal("still complete after b's entry replaced a's")
+	}
+	if got, ok := c.get(token, a); ok {
+		t.Fatalf("get(a) after b replaced it = %s", fmtRecord(got))
+	}
+	if got, ok := c.get(token, b); !ok || !sameRecord(got, rb) {
+		t.Fatalf("get(b) = %s, %v", fmtRecord(got), ok)
+	}
+	c.del(token, a) // a's delete must not drop b's entry
+	if _, ok := c.get(token, b); !ok {
+		t.Fatal("del(a) dropped b's entry")
+	}
+	c.del(token, b)
+	if _, ok := c.get(token, b); ok {
+		t.Fatal("del(b) left b's entry")
+	}
+}
+
+// A cached record's Value must not alias the caller's buffer: Apply's
+// callers reuse theirs.
+func TestRowCacheCopiesValue(t *testing.T) {
+	c := newRowCache(1 << 20)
+	rk := recordKey(1, []byte("k"))
+	r := val(1, "n1", "original")
+	c.put(1, rk, &r)
+	copy(r.Value, "CHANGED!")
+	if got, _ := c.get(1, rk); string(got.Value) != "original" {
+		t.Fatalf("cached value = %q after the caller's buffer changed", got.Value)
+	}
+}
