@@ -579,3 +579,100 @@ func TestTCPResetRedials(t *testing.T) {
 	}
 	cli.Reset("127.0.0.1:1") // a peer never called: nothing to do
 }
+
+// A call whose deadline passes while its frame is being written, to a peer
+// that stopped reading part way through it, fails alone: the rest of the
+// frame still follows, intact, on the connection every other call shares.
+func TestTCPDeadlineMidWriteKeepsConnection(t *testing.T) {
+	const big = 32 << 20 // larger than loopback's socket buffers
+	release := make(chan struct{})
+	got := make(chan []byte, 1)
+	srv := startTCP(t, "server", func(_ context.Context, _ string, method uint8, payload []byte) ([]byte, error) {
+		switch method {
+		case 1:
+			<-release
+		case 3:
+			got <- bytes.Clone(payload)
+		}
+		return []byte{method}, nil
+	}, func(c *TCPConfig) { c.MaxConcurrentRequests = 1 })
+	var dials atomic.Int64
+	cli := startTCP(t, "client", echo, func(c *TCPConfig) {
+		c.ConnsPerPeer = 1
+		c.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		}
+	})
+	bg := context.Background()
+	// The first call holds the server's only handler; the server reads the
+	// second frame and then stops reading while it waits for a handler.
+	var wg sync.WaitGroup
+	for _, m := range []uint8{1, 2} {
+		wg.Go(func() {
+			if _, err := cli.Call(bg, srv.Addr(), m, []byte("x")); err != nil {
+				t.Errorf("call %d: %v", m, err)
+			}
+		})
+		time.Sleep(50 * time.Millisecond)
+	}
+	payload := make([]byte, big)
+	for i := range payload {
+		payload[i] = byte(i * 7)
+	}
+	_, err := cli.Call(callCtx(t, 300*time.Millisecond), srv.Addr(), 3, payload)
+	if !isDeadline(err) || NotSent(err) {
+		t.Fatalf("big call: err = %v, want DeadlineExceeded that is not NotSent", err)
+	}
+	close(release)
+	select {
+	case p := <-got:
+		if !bytes.Equal(p, payload) {
+			t.Fatalf("server got %d bytes, not the %d-byte payload sent", len(p), len(payload))
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the big frame never reached the handler")
+	}
+	wg.Wait()
+	if resp, err := cli.Call(callCtx(t, 5*time.Second), srv.Addr(), 4, []byte("after")); err != nil || resp[0] != 4 {
+		t.Fatalf("call after = %q, %v", resp, err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d dials: the connection broke", n)
+	}
+}
+
+// Small calls share one connection, so that their frames coalesce into
+// shared writes; a large one goes out on another, so that small calls do not
+// queue behind it.
+func TestTCPSmallCallsShareOneConnection(t *testing.T) {
+	srv := startTCP(t, "server", echo, nil)
+	cli := startTCP(t, "client", echo, func(c *TCPConfig) { c.ConnsPerPeer = 3 })
+	conns := func() int {
+		cli.mu.Lock()
+		defer cli.mu.Unlock()
+		return len(cli.mu.conns)
+	}
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Go(func() {
+			p := fmt.Appendf(nil, "%d", i)
+			if resp, err := cli.Call(callCtx(t, 10*time.Second), srv.Addr(), 1, p); err != nil || !bytes.Equal(resp[1:], p) {
+				t.Errorf("call %d = %q, %v", i, resp, err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := conns(); n != 1 {
+		t.Fatalf("50 small calls used %d connections, want 1", n)
+	}
+	large := make([]byte, LargeFrame)
+	for range 2 {
+		if resp, err := cli.Call(callCtx(t, 10*time.Second), srv.Addr(), 2, large); err != nil || len(resp) != len(large)+1 {
+			t.Fatalf("large call: %d bytes, %v", len(resp), err)
+		}
+	}
+	if n := conns(); n != 3 {
+		t.Fatalf("after two large calls: %d connections, want 3 (one small, two large in turn)", n)
+	}
+}
