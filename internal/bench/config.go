@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,10 @@ type Config struct {
 	ProgressInterval time.Duration
 	// Logger receives connection events; nil discards them.
 	Logger *slog.Logger
+
+	// sleep, when set, replaces the open loop's wait for its schedule, so a
+	// test can make the wait oversleep.
+	sleep func(ctx context.Context, d time.Duration)
 }
 
 // DefaultConfig returns the defaults, each chosen for a reason noted inline.

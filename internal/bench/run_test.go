@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"strings"
@@ -333,5 +334,52 @@ func TestOpenLoopReportsFallingBehind(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "FELL BEHIND") {
 		t.Fatalf("table does not say the open loop fell behind:\n%s", out.String())
+	}
+}
+
+// The open loop's own timer can wake late: Go wakes an idle process with
+// millisecond granularity. A request that came due while the worker waited
+// with nothing in flight was delayed by the client, not the server, and must
+// not count that delay. Here every wait oversleeps by 20 ms against an
+// instant server, one request every 50 ms: charged to the requests, every
+// latency would exceed 20 ms.
+func TestOpenLoopDoesNotChargeItsOwnOversleep(t *testing.T) {
+	addr := stubServer(t, func(int64) (string, bool) { return "+OK\r\n", false })
+	c := testConfig([]string{addr})
+	c.Consistency = ""
+	c.Conns, c.Pipeline = 1, 1
+	c.Rate = 20
+	c.Requests, c.Duration = 0, time.Second
+	var sleeps atomic.Int64
+	c.sleep = func(ctx context.Context, d time.Duration) {
+		sleeps.Add(1)
+		sleep(ctx, d+20*time.Millisecond)
+	}
+	res, err := Run(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sleeps.Load() < 10 || res.Total().Count < 10 {
+		t.Fatalf("%d waits, %d requests: the open loop did not wait on its schedule", sleeps.Load(), res.Total().Count)
+	}
+	if p50 := res.Total().P50; p50 >= 10 {
+		t.Fatalf("p50 %.1f ms: the timer's 20 ms oversleep was charged to the requests", p50)
+	}
+}
+
+func TestSendFrom(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name                 string
+		intended, woke, want time.Time
+	}{
+		{"due while the worker waited: counts from the wake", t0, t0.Add(ms), t0.Add(ms)},
+		{"due after the wake (a reply was in flight): counts from its schedule", t0.Add(2 * ms), t0.Add(ms), t0.Add(2 * ms)},
+		{"never waited", t0, time.Time{}, t0},
+	} {
+		if got := sendFrom(tc.intended, tc.woke); !got.Equal(tc.want) {
+			t.Errorf("%s: sendFrom = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
