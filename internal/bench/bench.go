@@ -10,7 +10,8 @@
 // service times. An open loop (Rate > 0) sends on a fixed schedule whatever
 // the server does and measures each request from its intended start time, so
 // latencies include the queueing a real client population would see
-// (HdrHistogram, corrected for coordinated omission as wrk2 does).
+// (HdrHistogram, corrected for coordinated omission as wrk2 does), less any
+// oversleep of its own timer (see worker.loop).
 package bench
 
 import (

@@ -25,7 +25,8 @@ Without --rate it runs a closed loop: every connection keeps --pipeline requests
 in flight, which finds the throughput ceiling. With --rate it runs an open loop
 at that many requests per second in total, and latency counts from when each
 request was due (coordinated omission corrected, as wrk2 does), which is the
-latency clients see at that load.
+latency clients see at that load; only a delay of bench's own timer, while its
+connection had nothing in flight, is left out.
 
 A live line goes to stderr every second; the result goes to stdout.`,
 		Example: `  ringkv bench --addr 127.0.0.1:7379,127.0.0.1:7389 --pipeline 16
