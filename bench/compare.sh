@@ -4,7 +4,8 @@
 # using the same client settings, and print one table with ratios.
 #
 # Needs: go (to build ringkv, unless RINGKV_BIN is set), redis-server,
-# redis-cli, redis-benchmark. Takes about 3-5 minutes with the defaults.
+# redis-cli, redis-benchmark. Takes about 9 minutes per round with the
+# defaults on two cores.
 #
 # Environment (defaults in brackets):
 #   KEYS [1000000]       keyspace (-r of redis-benchmark, --keys of ringkv bench)
@@ -14,6 +15,9 @@
 #   REQ_P1 [100000]      redis-benchmark requests per test without pipelining
 #   DURATION [10s]       each ringkv bench run, after a 2s warmup
 #   OPEN_RATE [25000]    open-loop rate on the 3-node cluster (req/s)
+#   ROUNDS [1]           run every system this many times, in turn, and report
+#                        each row's median: on a shared box one system's figure
+#                        can move 2x between runs, and its ratios with it
 #   BASE_PORT [30000]    ports BASE_PORT..BASE_PORT+300 are used
 #   RINGKV_BIN           a prebuilt ringkv binary (default: go build)
 #   OUT                  directory for logs and raw results (default: a temp dir, kept)
@@ -27,7 +31,9 @@ REQ_P16=${REQ_P16:-500000}
 REQ_P1=${REQ_P1:-100000}
 DURATION=${DURATION:-10s}
 OPEN_RATE=${OPEN_RATE:-25000}
+ROUNDS=${ROUNDS:-1}
 BASE_PORT=${BASE_PORT:-30000}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: ROUNDS must be a positive integer" >&2; exit 1; }
 
 for tool in redis-server redis-cli redis-benchmark; do
 	command -v "$tool" >/dev/null || { echo "compare.sh: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
@@ -147,74 +153,102 @@ rkb() {
 
 p=$BASE_PORT
 
-log "redis-server, no persistence"
-start_redis redis $((p + 1)) --appendonly no
-rb redis 16 "$REQ_P16" -p $((p + 1))
-rb redis 1 "$REQ_P1" -p $((p + 1))
-rkb redis "mix50 P16" --addr 127.0.0.1:$((p + 1)) --consistency "" --pipeline 16
-stop_all
+# one_round runs every system once, in turn, each alone on the box.
+one_round() {
+	log "redis-server, no persistence"
+	start_redis redis $((p + 1)) --appendonly no
+	rb redis 16 "$REQ_P16" -p $((p + 1))
+	rb redis 1 "$REQ_P1" -p $((p + 1))
+	rkb redis "mix50 P16" --addr 127.0.0.1:$((p + 1)) --consistency "" --pipeline 16
+	stop_all
 
-log "redis-server, appendonly everysec"
-start_redis redis-aof $((p + 2)) --appendonly yes --appendfsync everysec
-rb redis-aof 16 "$REQ_P16" -p $((p + 2))
-rb redis-aof 1 "$REQ_P1" -p $((p + 2))
-rkb redis-aof "mix50 P16" --addr 127.0.0.1:$((p + 2)) --consistency "" --pipeline 16
-stop_all
+	log "redis-server, appendonly everysec"
+	start_redis redis-aof $((p + 2)) --appendonly yes --appendfsync everysec
+	rb redis-aof 16 "$REQ_P16" -p $((p + 2))
+	rb redis-aof 1 "$REQ_P1" -p $((p + 2))
+	rkb redis-aof "mix50 P16" --addr 127.0.0.1:$((p + 2)) --consistency "" --pipeline 16
+	stop_all
 
-log "Redis Cluster, 3 masters + 3 replicas, appendonly everysec"
-cluster=()
-for i in 1 2 3 4 5 6; do
-	port=$((p + 10 + i))
-	start_redis "cluster$i" $port --cluster-enabled yes --cluster-config-file "$OUT/data/cluster$i/nodes.conf" \
-		--appendonly yes --appendfsync everysec
-	cluster+=("127.0.0.1:$port")
+	log "Redis Cluster, 3 masters + 3 replicas, appendonly everysec"
+	cluster=()
+	for i in 1 2 3 4 5 6; do
+		port=$((p + 10 + i))
+		start_redis "cluster$i" $port --cluster-enabled yes --cluster-config-file "$OUT/data/cluster$i/nodes.conf" \
+			--appendonly yes --appendfsync everysec
+		cluster+=("127.0.0.1:$port")
+	done
+	redis-cli --cluster create "${cluster[@]}" --cluster-replicas 1 --cluster-yes >"$OUT/cluster-create.log" 2>&1
+	for i in $(seq 1 300); do
+		if redis-cli -p $((p + 11)) CLUSTER INFO | grep -q 'cluster_state:ok'; then break; fi
+		sleep 0.1
+	done
+	sleep 2 # replicas finish their first sync
+	rb redis-cluster 16 "$REQ_P16" --cluster -p $((p + 11))
+	rb redis-cluster 1 "$REQ_P1" --cluster -p $((p + 11))
+	stop_all
+
+	log "ringkv, 1 node, RF 1, --sync periodic"
+	ringkv_node single $((p + 100)) "" --replicas 1
+	rb ringkv-1 16 "$REQ_P16" -p $((p + 100))
+	rb ringkv-1 1 "$REQ_P1" -p $((p + 100))
+	rkb ringkv-1 "mix50 P16" --addr 127.0.0.1:$((p + 100)) --pipeline 16
+	stop_all
+
+	log "ringkv, 3 nodes, RF 3, QUORUM, --sync periodic"
+	ringkv_node n1 $((p + 200)) "" --replicas 3 --consistency QUORUM
+	ringkv_node n2 $((p + 210)) "127.0.0.1:$((p + 203))" --replicas 3 --consistency QUORUM
+	ringkv_node n3 $((p + 220)) "127.0.0.1:$((p + 203))" --replicas 3 --consistency QUORUM
+	wait_members $((p + 201)) 3
+	wait_members $((p + 221)) 3
+	rb ringkv-3 16 "$REQ_P16" -p $((p + 200))
+	rb ringkv-3 1 "$REQ_P1" -p $((p + 200))
+	nodes="127.0.0.1:$((p + 200)),127.0.0.1:$((p + 210)),127.0.0.1:$((p + 220))"
+	rkb ringkv-3 "mix50 P16" --addr "$nodes" --pipeline 16 --consistency QUORUM
+	rkb ringkv-3 "open ${OPEN_RATE}/s P1" --addr "$nodes" --rate "$OPEN_RATE" --consistency QUORUM
+	stop_all
+}
+
+for round in $(seq "$ROUNDS"); do
+	[[ $ROUNDS -gt 1 ]] && log "round $round of $ROUNDS"
+	one_round
 done
-redis-cli --cluster create "${cluster[@]}" --cluster-replicas 1 --cluster-yes >"$OUT/cluster-create.log" 2>&1
-for i in $(seq 1 300); do
-	if redis-cli -p $((p + 11)) CLUSTER INFO | grep -q 'cluster_state:ok'; then break; fi
-	sleep 0.1
-done
-sleep 2 # replicas finish their first sync
-rb redis-cluster 16 "$REQ_P16" --cluster -p $((p + 11))
-rb redis-cluster 1 "$REQ_P1" --cluster -p $((p + 11))
-stop_all
 
-log "ringkv, 1 node, RF 1, --sync periodic"
-ringkv_node single $((p + 100)) "" --replicas 1
-rb ringkv-1 16 "$REQ_P16" -p $((p + 100))
-rb ringkv-1 1 "$REQ_P1" -p $((p + 100))
-rkb ringkv-1 "mix50 P16" --addr 127.0.0.1:$((p + 100)) --pipeline 16
-stop_all
-
-log "ringkv, 3 nodes, RF 3, QUORUM, --sync periodic"
-ringkv_node n1 $((p + 200)) "" --replicas 3 --consistency QUORUM
-ringkv_node n2 $((p + 210)) "127.0.0.1:$((p + 203))" --replicas 3 --consistency QUORUM
-ringkv_node n3 $((p + 220)) "127.0.0.1:$((p + 203))" --replicas 3 --consistency QUORUM
-wait_members $((p + 201)) 3
-wait_members $((p + 221)) 3
-rb ringkv-3 16 "$REQ_P16" -p $((p + 200))
-rb ringkv-3 1 "$REQ_P1" -p $((p + 200))
-nodes="127.0.0.1:$((p + 200)),127.0.0.1:$((p + 210)),127.0.0.1:$((p + 220))"
-rkb ringkv-3 "mix50 P16" --addr "$nodes" --pipeline 16 --consistency QUORUM
-rkb ringkv-3 "open ${OPEN_RATE}/s P1" --addr "$nodes" --rate "$OPEN_RATE" --consistency QUORUM
-stop_all
-
-# The table: every row, then its throughput as a ratio of the reference
-# systems' same tool and test.
+# The table: every row (with ROUNDS > 1, the median of each column over the
+# rounds), then its throughput as a ratio of the reference systems' same tool
+# and test.
 echo
 echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3)"
+[[ $ROUNDS -gt 1 ]] && echo "each figure is the median of $ROUNDS rounds; every round's rows are in $RESULTS"
 awk -F'\t' '
-	{ key = $2 SUBSEP $3; ops[$1, key] = $4; rows[++n] = $0 }
-	function ratio(sys, key, v) { return ((sys, key) in ops && ops[sys, key] > 0 && v != "") ? sprintf("%.2f", v / ops[sys, key]) : "" }
+	{
+		id = $1 SUBSEP $2 SUBSEP $3
+		if (!(id in seen)) { seen[id] = 1; order[++n] = id }
+		k = ++cnt[id]; v4[id, k] = $4; v5[id, k] = $5; v6[id, k] = $6
+	}
+	# median of column c of row id; "-" (no figure) sorts as a string and
+	# only occurs on error rows, which carry it in every round.
+	function median(id, c,    m, i, j, a, t) {
+		m = cnt[id]
+		for (i = 1; i <= m; i++) a[i] = (c == 4 ? v4[id, i] : c == 5 ? v5[id, i] : v6[id, i])
+		if (a[1] == "-") return "-"
+		for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		if (m % 2) return a[(m + 1) / 2]
+		return c == 4 ? sprintf("%.0f", (a[m/2] + a[m/2+1]) / 2) : sprintf("%.3f", (a[m/2] + a[m/2+1]) / 2)
+	}
+	function ratio(sys, key, v,    id) {
+		id = sys SUBSEP key
+		return ((id in ops) && ops[id] > 0 && v != "") ? sprintf("%.2f", v / ops[id]) : ""
+	}
 	END {
+		for (i = 1; i <= n; i++) ops[order[i]] = median(order[i], 4)
 		printf "%-14s %-16s %-26s %10s %9s %9s %8s %9s %9s\n", "SYSTEM", "TOOL", "TEST", "OPS/S", "P50 ms", "P99 ms", "xREDIS", "xREDIS-AOF", "xCLUSTER"
 		for (i = 1; i <= n; i++) {
-			split(rows[i], f, "\t"); key = f[2] SUBSEP f[3]
+			split(order[i], f, SUBSEP); key = f[2] SUBSEP f[3]; o = ops[order[i]]
 			r1 = r2 = r3 = ""
-			if (f[1] ~ /^ringkv/ && f[3] !~ /errors/) { r1 = ratio("redis", key, f[4]); r2 = ratio("redis-aof", key, f[4]); r3 = ratio("redis-cluster", key, f[4]) }
+			if (f[1] ~ /^ringkv/ && f[3] !~ /errors/) { r1 = ratio("redis", key, o); r2 = ratio("redis-aof", key, o); r3 = ratio("redis-cluster", key, o) }
 			if (f[1] == "ringkv-1") r3 = ""
 			if (f[1] == "ringkv-3") { r1 = ""; r2 = "" }
-			printf "%-14s %-16s %-26s %10s %9s %9s %8s %9s %9s\n", f[1], f[2], f[3], f[4], f[5], f[6], r1, r2, r3
+			printf "%-14s %-16s %-26s %10s %9s %9s %8s %9s %9s\n", f[1], f[2], f[3], o, median(order[i], 5), median(order[i], 6), r1, r2, r3
 		}
 	}' "$RESULTS" | tee "$OUT/table.txt"
 echo
