@@ -580,12 +580,14 @@ func TestTCPResetRedials(t *testing.T) {
 	cli.Reset("127.0.0.1:1") // a peer never called: nothing to do
 }
 
-// A call whose deadline passes while its frame is being written, to a peer
-// that stopped reading part way through it, fails alone: the rest of the
-// frame still follows, intact, on the connection every other call shares.
-func TestTCPDeadlineMidWriteKeepsConnection(t *testing.T) {
+// A call given up while its frame is being written, to a peer that stopped
+// reading part way through it, fails alone: the rest of the frame still
+// follows, intact, on the connection every other call shares.
+func TestTCPCallGivenUpMidWriteKeepsConnection(t *testing.T) {
 	const big = 32 << 20 // larger than loopback's socket buffers
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	got := make(chan []byte, 1)
 	srv := startTCP(t, "server", func(_ context.Context, _ string, method uint8, payload []byte) ([]byte, error) {
 		switch method {
@@ -604,6 +606,9 @@ func TestTCPDeadlineMidWriteKeepsConnection(t *testing.T) {
 			return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 		}
 	})
+	// Cleanups run last-registered first: the handler must be free before
+	// the transports close, or Close waits for it forever.
+	t.Cleanup(unblock)
 	bg := context.Background()
 	// The first call holds the server's only handler; the server reads the
 	// second frame and then stops reading while it waits for a handler.
@@ -620,11 +625,30 @@ func TestTCPDeadlineMidWriteKeepsConnection(t *testing.T) {
 	for i := range payload {
 		payload[i] = byte(i * 7)
 	}
-	_, err := cli.Call(callCtx(t, 300*time.Millisecond), srv.Addr(), 3, payload)
-	if !isDeadline(err) || NotSent(err) {
-		t.Fatalf("big call: err = %v, want DeadlineExceeded that is not NotSent", err)
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	bigErr := make(chan error, 1)
+	go func() {
+		_, err := cli.Call(ctx, srv.Addr(), 3, payload)
+		bigErr <- err
+	}()
+	// Give up on the call once the writer has taken its frame: three calls
+	// outstanding and nothing left queued. The server reads none of it
+	// before release, so the write is stuck part way.
+	c := onlyConn(t, cli)
+	checkFor(t, 10*time.Second, time.Millisecond, func() error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.mu.calls) != 3 || len(c.mu.pending) != 0 {
+			return fmt.Errorf("%d calls outstanding, %d bytes queued", len(c.mu.calls), len(c.mu.pending))
+		}
+		return nil
+	})
+	cancel()
+	if err := <-bigErr; !errors.Is(err, context.Canceled) || NotSent(err) {
+		t.Fatalf("big call: err = %v, want Canceled that is not NotSent", err)
 	}
-	close(release)
+	unblock()
 	select {
 	case p := <-got:
 		if !bytes.Equal(p, payload) {

@@ -159,6 +159,11 @@ func TestRepairRestoresWipedNode(t *testing.T) {
 	writeMany(t, n1.redis(withLevel("ALL")), "w", keys)
 
 	n3.kill()
+	// The others must see n3 down first: they redial down members every second,
+	// but a member they still hold alive is only reached by the periodic
+	// push/pull, at random within 30 s, and n3 comes back without --join.
+	// Once it failed a CI run by restarting before anyone noticed it died.
+	waitDown(t, n1, "n3")
 	if err := os.RemoveAll(n3.DataDir); err != nil {
 		t.Fatal(err)
 	}
