@@ -236,7 +236,7 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 		if err != nil {
 			return prev, false, nil, err
 		}
-		return res.Prev, res.PrevFound, superseding(&res, rec), nil
+		return res.Prev, res.PrevFound, superseding(res.Applied, res.PrevFound, &res.Prev, rec), nil
 	}
 	results := make(chan applyResult, len(reps))
 	pending := 0
@@ -317,8 +317,8 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 			if res.prevFound && (!prevFound || record.Newer(&res.prev, &prev)) {
 				prev, prevFound = res.prev, true
 			}
-			if !res.applied && res.prevFound && record.Newer(&res.prev, rec) {
-				newer = &prev
+			if superseding(res.applied, res.prevFound, &res.prev, rec) != nil {
+				newer = &prev // the newest version any replica held
 			}
 		case <-ctx.Done():
 			mayHaveLanded = true
@@ -345,14 +345,14 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 	return prev, false, nil, fmt.Errorf("%w: %s write reached no replica: %v", ErrUnavailable, lvl, lastErr)
 }
 
-// superseding returns the stored record that kept rec from being applied,
-// when it is newer than rec; nil when rec was applied (or lost only to
-// itself, a replay).
-func superseding(res *storage.ApplyResult, rec *record.Record) *record.Record {
-	if res.Applied || !res.PrevFound || !record.Newer(&res.Prev, rec) {
+// superseding returns prev, the record a replica held when it answered a
+// write of rec, if it is what kept rec from being applied: newer than rec.
+// It is nil when rec was applied, or lost only to itself (a replay).
+func superseding(applied, prevFound bool, prev, rec *record.Record) *record.Record {
+	if applied || !prevFound || !record.Newer(prev, rec) {
 		return nil
 	}
-	return &res.Prev
+	return prev
 }
 
 func (c *Coordinator) remoteApply(ctx context.Context, r *Replica, key []byte, rec *record.Record, payload []byte) applyResult {

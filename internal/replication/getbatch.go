@@ -179,12 +179,12 @@ func (c *Coordinator) readBatch(ctx context.Context, rep *Replica, keys [][]byte
 
 // serveGetBatch answers a MethodGetBatch request from the local replica.
 func (c *Coordinator) serveGetBatch(p []byte) ([]byte, error) {
-	return serveBatch(p, func(key []byte) ([]byte, error) {
+	return serveBatch(p, func(dst, key []byte) ([]byte, error) {
 		c.metrics.replicaReads.Inc()
 		rec, found, err := c.local.Get(key)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
-		return encodeGetResp(&rec, found), nil
+		return appendGetResp(dst, &rec, found), nil
 	})
 }

@@ -158,7 +158,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 			continue
 		}
 		op.acks++
-		op.noteNewer(superseding(&res, &op.rec))
+		op.noteNewer(superseding(res.Applied, res.PrevFound, &res.Prev, &op.rec))
 	}
 	open := 0
 	for i := range ops {
@@ -302,40 +302,46 @@ func (c *Coordinator) remoteApplyBatch(ctx context.Context, rep *Replica, idx []
 
 // serveApplyBatch applies a MethodApplyBatch request's writes in order.
 func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
-	return serveBatch(p, func(one []byte) ([]byte, error) {
+	return serveBatch(p, func(dst, one []byte) ([]byte, error) {
 		key, rec, err := decodeApply(one)
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
-		return c.serveApply(from, key, rec)
+		res, err := c.applyFromPeer(from, key, rec)
+		if err != nil {
+			return dst, err
+		}
+		return appendApplyResp(dst, res.Applied, &res.Prev, res.PrevFound), nil
 	})
 }
 
 // serveBatch answers a batch request (count, then each item length-prefixed)
 // with one entry per item, in order: 0 and item's answer, or 1 and its error,
 // so that one item refused fails only itself. A request that is not well
-// framed fails whole.
-func serveBatch(p []byte, item func([]byte) ([]byte, error)) ([]byte, error) {
+// framed fails whole. item appends its answer to dst, a buffer reused from
+// item to item.
+func serveBatch(p []byte, item func(dst, one []byte) ([]byte, error)) ([]byte, error) {
 	n, w := binary.Uvarint(p)
 	if w <= 0 || n > maxBatchWrites {
 		return nil, errWire
 	}
 	p = p[w:]
 	out := binary.AppendUvarint(make([]byte, 0, 64*n), n)
+	var scratch []byte
 	for range n {
 		one, rest, err := readBytes(p)
 		if err != nil {
 			return nil, err
 		}
 		p = rest
-		resp, err := item(one)
+		scratch, err = item(scratch[:0], one)
 		if err != nil {
 			out = append(out, 1)
 			out = appendBytes(out, []byte(err.Error()))
 			continue
 		}
 		out = append(out, 0)
-		out = appendBytes(out, resp)
+		out = appendBytes(out, scratch)
 	}
 	if len(p) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errWire, len(p))
@@ -381,14 +387,15 @@ func decodeBatch(p []byte, want int, peer string, item func(k int, body []byte) 
 }
 
 func encodeApplyBatch(ops []batchOp, idx []int) []byte {
-	size := 10
+	size := binary.MaxVarintLen64
 	for _, i := range idx {
-		size += 20 + len(ops[i].key) + ops[i].rec.EncodedLen()
+		size += binary.MaxVarintLen64 + applyLen(ops[i].key, &ops[i].rec)
 	}
 	b := binary.AppendUvarint(make([]byte, 0, size), uint64(len(idx)))
 	for _, i := range idx {
-		one := encodeApply(ops[i].key, &ops[i].rec)
-		b = appendBytes(b, one)
+		op := &ops[i]
+		b = binary.AppendUvarint(b, uint64(applyLen(op.key, &op.rec)))
+		b = appendApply(b, op.key, &op.rec)
 	}
 	return b
 }
@@ -400,7 +407,7 @@ func decodeApplyBatchResp(p []byte, idx []int, ops []batchOp, peer string) ([]er
 	newer := make([]*record.Record, len(idx))
 	errs, err := decodeBatch(p, len(idx), peer, func(k int, body []byte) error {
 		applied, prev, found, err := decodeApplyResp(body)
-		if err == nil && !applied && found && record.Newer(&prev, &ops[idx[k]].rec) {
+		if err == nil && superseding(applied, found, &prev, &ops[idx[k]].rec) != nil {
 			prev = prev.Clone() // the transport owns body
 			newer[k] = &prev
 		}

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"testing"
@@ -132,6 +133,21 @@ func TestApplyBatchRefusesOneWrite(t *testing.T) {
 	for _, p := range [][]byte{nil, {0xff}, {2, 1}, append(encodeApplyBatch(ops, []int{0}), 0)} {
 		if _, err := n2.coord.Serve(t.Context(), "n1", MethodApplyBatch, p); err == nil {
 			t.Fatalf("malformed batch %x accepted", p)
+		}
+	}
+}
+
+// A batch frames each write with applyLen instead of encoding it apart
+// first, so applyLen must be encodeApply's exact length, across the key and
+// value lengths where a varint grows a byte.
+func TestApplyLenIsEncodedLength(t *testing.T) {
+	for _, kl := range []int{1, 127, 128, 16383, 16384} {
+		for _, vl := range []int{0, 127, 128, 1 << 14} {
+			key := bytes.Repeat([]byte("k"), kl)
+			rec := record.Record{Value: bytes.Repeat([]byte("v"), vl), Version: record.Version{TS: 42, Node: "n1"}, ExpireAt: 7}
+			if got, want := applyLen(key, &rec), len(encodeApply(key, &rec)); got != want {
+				t.Fatalf("key %d, value %d bytes: applyLen %d, encoded %d", kl, vl, got, want)
+			}
 		}
 	}
 }

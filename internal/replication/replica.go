@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 // Serve answers a peer's request against this node's replica. It is the
@@ -17,7 +18,11 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 		if err != nil {
 			return nil, err
 		}
-		return c.serveApply(from, key, rec)
+		res, err := c.applyFromPeer(from, key, rec)
+		if err != nil {
+			return nil, err
+		}
+		return encodeApplyResp(res.Applied, &res.Prev, res.PrevFound), nil
 	case MethodApplyBatch:
 		return c.serveApplyBatch(from, payload)
 	case MethodGetBatch:
@@ -45,20 +50,16 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 	return nil, fmt.Errorf("replication: unknown method %d", method)
 }
 
-// serveApply applies one peer's write to the local replica.
-func (c *Coordinator) serveApply(from string, key []byte, rec record.Record) ([]byte, error) {
+// applyFromPeer applies one peer's write to the local replica.
+func (c *Coordinator) applyFromPeer(from string, key []byte, rec record.Record) (storage.ApplyResult, error) {
 	// A record stamped too far in our future would drag our clock along;
 	// refuse it, as design §2 asks, and count it.
 	if err := c.hlc.Update(rec.Version.TS); err != nil {
 		c.metrics.skewRefused.Inc()
 		c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
-		return nil, err
+		return storage.ApplyResult{}, err
 	}
-	res, err := c.local.Apply(key, rec)
-	if err != nil {
-		return nil, err
-	}
-	return encodeApplyResp(res.Applied, &res.Prev, res.PrevFound), nil
+	return c.local.Apply(key, rec)
 }
 
 // ApplyLocal applies a record that carries its own version (a hint, a repair, a

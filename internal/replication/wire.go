@@ -34,9 +34,21 @@ func readBytes(buf []byte) (b, rest []byte, err error) {
 
 // encodeApply: key, record.
 func encodeApply(key []byte, rec *record.Record) []byte {
-	b := make([]byte, 0, 10+len(key)+rec.EncodedLen())
-	b = appendBytes(b, key)
-	return rec.AppendEncode(b)
+	return appendApply(make([]byte, 0, applyLen(key, rec)), key, rec)
+}
+
+func appendApply(dst, key []byte, rec *record.Record) []byte {
+	return rec.AppendEncode(appendBytes(dst, key))
+}
+
+// applyLen is the length of encodeApply's output.
+func applyLen(key []byte, rec *record.Record) int {
+	return uvarintLen(uint64(len(key))) + len(key) + rec.EncodedLen()
+}
+
+func uvarintLen(v uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], v)
 }
 
 func decodeApply(p []byte) (key []byte, rec record.Record, err error) {
@@ -55,15 +67,22 @@ const (
 
 // encodeApplyResp: flags, prev record (if found).
 func encodeApplyResp(applied bool, prev *record.Record, prevFound bool) []byte {
+	n := 1
+	if prevFound {
+		n += prev.EncodedLen()
+	}
+	return appendApplyResp(make([]byte, 0, n), applied, prev, prevFound)
+}
+
+func appendApplyResp(dst []byte, applied bool, prev *record.Record, prevFound bool) []byte {
 	var f byte
 	if applied {
 		f |= flagApplied
 	}
 	if !prevFound {
-		return []byte{f}
+		return append(dst, f)
 	}
-	f |= flagPrevFound
-	return prev.AppendEncode(append(make([]byte, 0, 1+prev.EncodedLen()), f))
+	return prev.AppendEncode(append(dst, f|flagPrevFound))
 }
 
 func decodeApplyResp(p []byte) (applied bool, prev record.Record, prevFound bool, err error) {
@@ -80,10 +99,18 @@ func decodeApplyResp(p []byte) (applied bool, prev record.Record, prevFound bool
 
 // encodeGetResp: found byte, record.
 func encodeGetResp(rec *record.Record, found bool) []byte {
-	if !found {
-		return []byte{0}
+	n := 1
+	if found {
+		n += rec.EncodedLen()
 	}
-	return rec.AppendEncode(append(make([]byte, 0, 1+rec.EncodedLen()), 1))
+	return appendGetResp(make([]byte, 0, n), rec, found)
+}
+
+func appendGetResp(dst []byte, rec *record.Record, found bool) []byte {
+	if !found {
+		return append(dst, 0)
+	}
+	return rec.AppendEncode(append(dst, 1))
 }
 
 func decodeGetResp(p []byte) (rec record.Record, found bool, err error) {
