@@ -122,29 +122,21 @@ func (c *conn) runBatch() {
 	b := c.s.b
 	level := c.level
 	bp, gb := c.s.putBatcher, c.s.getBatcher
-	batched, getBatched := bp != nil, gb != nil
-	if batched {
-		c.batch.keys, c.batch.muts, c.batch.sets = c.batch.keys[:0], c.batch.muts[:0], c.batch.sets[:0]
-		for i := range ops {
-			if ops[i].set {
-				c.batch.keys = append(c.batch.keys, ops[i].key)
-				c.batch.muts = append(c.batch.muts, replication.Mutation{Value: ops[i].val})
-				c.batch.sets = append(c.batch.sets, i)
-			}
+	c.batch.keys, c.batch.muts, c.batch.sets = c.batch.keys[:0], c.batch.muts[:0], c.batch.sets[:0]
+	c.batch.getKeys, c.batch.gets = c.batch.getKeys[:0], c.batch.gets[:0]
+	for i := range ops {
+		switch {
+		case ops[i].set && bp != nil:
+			c.batch.keys = append(c.batch.keys, ops[i].key)
+			c.batch.muts = append(c.batch.muts, replication.Mutation{Value: ops[i].val})
+			c.batch.sets = append(c.batch.sets, i)
+		case !ops[i].set && gb != nil:
+			c.batch.getKeys = append(c.batch.getKeys, ops[i].key)
+			c.batch.gets = append(c.batch.gets, i)
 		}
-		batched = len(c.batch.sets) > 1
 	}
-	if getBatched {
-		c.batch.gets = c.batch.gets[:0]
-		c.batch.getKeys = c.batch.getKeys[:0]
-		for i := range ops {
-			if !ops[i].set {
-				c.batch.gets = append(c.batch.gets, i)
-				c.batch.getKeys = append(c.batch.getKeys, ops[i].key)
-			}
-		}
-		getBatched = len(c.batch.gets) > 1
-	}
+	// A lone SET or GET gains nothing from a batch call.
+	batched, getBatched := len(c.batch.sets) > 1, len(c.batch.gets) > 1
 	// Every task but the last runs on its own goroutine; the last runs on
 	// this one, so a batch of only SETs or only GETs (the common pipeline)
 	// starts no goroutine at all.
