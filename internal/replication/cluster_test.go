@@ -138,6 +138,17 @@ func put(t *testing.T, co *Coordinator, key, val string, lvl Level) error {
 	return err
 }
 
+// putAll writes val to every key at lvl through co, failing the test on
+// any error.
+func putAll(t *testing.T, co *Coordinator, keys [][]byte, val string, lvl Level) {
+	t.Helper()
+	for _, k := range keys {
+		if err := put(t, co, string(k), val, lvl); err != nil {
+			t.Fatalf("put %s: %v", k, err)
+		}
+	}
+}
+
 func localValue(t *testing.T, n *simNode, key string) (string, bool) {
 	t.Helper()
 	rec, found, err := n.store.Get([]byte(key))

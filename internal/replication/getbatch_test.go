@@ -44,17 +44,9 @@ func TestGetBatchReadsLikeGet(t *testing.T) {
 func TestGetBatchRepairsStaleReplica(t *testing.T) {
 	c := newSimCluster(t, 3)
 	keys := keysOf("k", 10)
-	for _, k := range keys {
-		if err := put(t, c.nodes[0].coord, string(k), "old", All); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putAll(t, c.nodes[0].coord, keys, "old", All)
 	c.down(2)
-	for _, k := range keys {
-		if err := put(t, c.nodes[0].coord, string(k), "new", Quorum); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putAll(t, c.nodes[0].coord, keys, "new", Quorum)
 	c.up(2) // its hints are not replayed: only the reads can fix it
 	for i, r := range c.nodes[0].coord.GetBatch(t.Context(), keys, All) {
 		if r.Err != nil || string(r.Rec.Value) != "new" {
@@ -74,11 +66,7 @@ func TestGetBatchRepairsStaleReplica(t *testing.T) {
 func TestGetBatchFallsBackWhenPeerFails(t *testing.T) {
 	c := newSimCluster(t, 3)
 	keys := keysOf("k", 12)
-	for _, k := range keys {
-		if err := put(t, c.nodes[0].coord, string(k), "v", All); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putAll(t, c.nodes[0].coord, keys, "v", All)
 	c.net.Isolate("n2")
 	for i, r := range c.nodes[0].coord.GetBatch(t.Context(), keys, Quorum) {
 		if r.Err != nil || !r.Found || string(r.Rec.Value) != "v" {
