@@ -303,15 +303,7 @@ func (c *Coordinator) remoteApplyBatch(ctx context.Context, rep *Replica, idx []
 // serveApplyBatch applies a MethodApplyBatch request's writes in order.
 func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 	return serveBatch(p, func(dst, one []byte) ([]byte, error) {
-		key, rec, err := decodeApply(one)
-		if err != nil {
-			return dst, err
-		}
-		res, err := c.applyFromPeer(from, key, rec)
-		if err != nil {
-			return dst, err
-		}
-		return appendApplyResp(dst, res.Applied, &res.Prev, res.PrevFound), nil
+		return c.serveApply(dst, from, one)
 	})
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/ringkv/ringkv/internal/record"
-	"github.com/ringkv/ringkv/internal/storage"
 )
 
 // Serve answers a peer's request against this node's replica. It is the
@@ -14,15 +13,7 @@ import (
 func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payload []byte) ([]byte, error) {
 	switch method {
 	case MethodApply:
-		key, rec, err := decodeApply(payload)
-		if err != nil {
-			return nil, err
-		}
-		res, err := c.applyFromPeer(from, key, rec)
-		if err != nil {
-			return nil, err
-		}
-		return encodeApplyResp(res.Applied, &res.Prev, res.PrevFound), nil
+		return c.serveApply(nil, from, payload)
 	case MethodApplyBatch:
 		return c.serveApplyBatch(from, payload)
 	case MethodGetBatch:
@@ -50,16 +41,25 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 	return nil, fmt.Errorf("replication: unknown method %d", method)
 }
 
-// applyFromPeer applies one peer's write to the local replica.
-func (c *Coordinator) applyFromPeer(from string, key []byte, rec record.Record) (storage.ApplyResult, error) {
+// serveApply applies one peer's write (MethodApply's payload p) to the
+// local replica and appends MethodApply's answer to dst.
+func (c *Coordinator) serveApply(dst []byte, from string, p []byte) ([]byte, error) {
+	key, rec, err := decodeApply(p)
+	if err != nil {
+		return dst, err
+	}
 	// A record stamped too far in our future would drag our clock along;
 	// refuse it, as design §2 asks, and count it.
 	if err := c.hlc.Update(rec.Version.TS); err != nil {
 		c.metrics.skewRefused.Inc()
 		c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
-		return storage.ApplyResult{}, err
+		return dst, err
 	}
-	return c.local.Apply(key, rec)
+	res, err := c.local.Apply(key, rec)
+	if err != nil {
+		return dst, err
+	}
+	return appendApplyResp(dst, res.Applied, &res.Prev, res.PrevFound), nil
 }
 
 // ApplyLocal applies a record that carries its own version (a hint, a repair, a

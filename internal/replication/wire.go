@@ -65,15 +65,7 @@ const (
 	flagPrevFound = 1 << 1
 )
 
-// encodeApplyResp: flags, prev record (if found).
-func encodeApplyResp(applied bool, prev *record.Record, prevFound bool) []byte {
-	n := 1
-	if prevFound {
-		n += prev.EncodedLen()
-	}
-	return appendApplyResp(make([]byte, 0, n), applied, prev, prevFound)
-}
-
+// appendApplyResp: flags, prev record (if found).
 func appendApplyResp(dst []byte, applied bool, prev *record.Record, prevFound bool) []byte {
 	var f byte
 	if applied {
