@@ -23,10 +23,14 @@ const (
 
 // recordKey returns 'r' + token + key.
 func recordKey(token uint64, key []byte) []byte {
-	buf := make([]byte, 0, recordHeaderLen+len(key))
-	buf = append(buf, prefixRecord)
-	buf = binary.BigEndian.AppendUint64(buf, token)
-	return append(buf, key...)
+	return appendRecordKey(make([]byte, 0, recordHeaderLen+len(key)), token, key)
+}
+
+// appendRecordKey appends recordKey(token, key) to dst.
+func appendRecordKey(dst []byte, token uint64, key []byte) []byte {
+	dst = append(dst, prefixRecord)
+	dst = binary.BigEndian.AppendUint64(dst, token)
+	return append(dst, key...)
 }
 
 // recordBound returns the first Pebble key of token: 'r' + token.

@@ -264,7 +264,8 @@ func (s *Store) readCached(token uint64, rk []byte) (record.Record, bool, error)
 	if s.rows.absent() {
 		return record.Record{}, false, nil
 	}
-	rec, found, err := s.readRecord(rk)
+	// A copy for Pebble, so that callers may pass a key on their stack.
+	rec, found, err := s.readRecord(bytes.Clone(rk))
 	if err == nil && found {
 		s.rows.put(token, rk, &rec)
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -344,7 +345,10 @@ func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
 	}
 	defer s.release()
 	token := ring.Token(key)
-	rk := recordKey(token, key)
+	// On the stack: a read the row cache answers allocates nothing. Pebble
+	// gets a copy (readCached), since a key handed to it escapes.
+	var kb [64]byte
+	rk := appendRecordKey(kb[:0], token, key)
 	if rec, ok := s.rows.get(token, rk); ok {
 		return rec, true, nil
 	}
@@ -352,7 +356,7 @@ func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
 		return record.Record{}, false, nil
 	}
 	if s.rows == nil {
-		return s.readRecord(rk)
+		return s.readRecord(bytes.Clone(rk))
 	}
 	mu := s.keyLock(token)
 	mu.Lock()
@@ -424,7 +428,8 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	}
 
 	token := ring.Token(key)
-	rk := recordKey(token, key)
+	var kb [64]byte // see Get
+	rk := appendRecordKey(kb[:0], token, key)
 	mu := s.keyLock(token)
 	mu.Lock()
 	defer mu.Unlock()
@@ -446,7 +451,15 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 
 	b := s.db.NewBatch()
 	defer b.Close()
-	_ = b.Set(rk, rec.Encode(), nil)
+	// Encoded in place in the batch: no key or value to allocate and copy.
+	op := b.SetDeferred(len(rk), rec.EncodedLen())
+	copy(op.Key, rk)
+	if enc := rec.AppendEncode(op.Value[:0]); len(enc) != len(op.Value) {
+		// EncodedLen and AppendEncode disagree: the batch would hold a
+		// torn record.
+		return ApplyResult{}, fmt.Errorf("storage: apply: record encodes to %d bytes, %d reserved", len(enc), len(op.Value))
+	}
+	_ = op.Finish()
 	if found {
 		if old := s.deadline(&prev); old != 0 && old != newDeadline {
 			_ = b.Delete(deadlineKey(old, token, key), nil)
