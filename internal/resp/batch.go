@@ -118,7 +118,6 @@ func (c *conn) runBatch() {
 	}
 	ctx, cancel := c.ctx()
 	defer cancel()
-	start := time.Now()
 	b := c.s.b
 	level := c.level
 	bp, gb := c.s.putBatcher, c.s.getBatcher
@@ -180,7 +179,9 @@ func (c *conn) runBatch() {
 	clear(c.batch.keys)
 	clear(c.batch.muts)
 	clear(c.batch.getKeys)
-	elapsed := time.Since(start).Seconds()
+	end := time.Now()
+	elapsed := end.Sub(c.mark).Seconds()
+	c.mark = end
 	nowMS := c.nowMS()
 	for i := range ops {
 		op := &ops[i]

@@ -127,9 +127,16 @@ func (c *conn) exec(args [][]byte) {
 		c.errorf(cmd.name, errNoAuth)
 		return
 	}
-	start := time.Now()
 	cmd.fn(c, args)
-	cmd.latency.Observe(time.Since(start).Seconds())
+	c.observe(cmd)
+}
+
+// observe records the latency of cmd, which ran from the mark until now, and
+// moves the mark to now, the start of the next command.
+func (c *conn) observe(cmd *command) {
+	end := time.Now()
+	cmd.latency.Observe(end.Sub(c.mark).Seconds())
+	c.mark = end
 }
 
 // errorf writes an error reply and counts it.
