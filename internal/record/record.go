@@ -159,7 +159,7 @@ func Decode(buf []byte) (Record, error) {
 		return r, fmt.Errorf("%w: bad node id length", ErrCorrupt)
 	}
 	rest = rest[w:]
-	r.Version.Node = string(rest[:n])
+	r.Version.Node = internNode(rest[:n])
 	r.Value = rest[n:]
 	if r.Tombstone && len(r.Value) != 0 {
 		return r, fmt.Errorf("%w: tombstone with a value", ErrCorrupt)
