@@ -526,14 +526,20 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, lvl Level) (rec recor
 // liveOrder returns the up replicas, the local one first: it answers without a
 // network hop.
 func (c *Coordinator) liveOrder(reps []Replica) []*Replica {
-	live := make([]*Replica, 0, len(reps))
+	return c.appendLive(make([]*Replica, 0, len(reps)), reps)
+}
+
+// appendLive appends liveOrder(reps) to dst.
+func (c *Coordinator) appendLive(dst []*Replica, reps []Replica) []*Replica {
+	from := len(dst)
+	live := dst
 	for i := range reps {
 		if reps[i].Up {
 			live = append(live, &reps[i])
 			if c.isLocal(&reps[i]) {
 				// Move it to the front, keeping the others in ring order.
-				copy(live[1:], live[:len(live)-1])
-				live[0] = &reps[i]
+				copy(live[from+1:], live[from:len(live)-1])
+				live[from] = &reps[i]
 			}
 		}
 	}

@@ -44,7 +44,11 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	var single []int // answered by Get, concurrently
 	var inline []int // answered by Get on this goroutine: no network
 	var peers []replicaGroup
-	var local []int
+	local := make([]int, 0, len(keys))
+	// Every key's live replicas and answers come from two slabs: one
+	// allocation each per batch, not per key.
+	var liveSlab []*Replica
+	var answerSlab []readResult
 	for i, key := range keys {
 		var h uint64
 		if c.cfg.HotKeys != nil {
@@ -56,7 +60,12 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		}
 		reps := c.topo.Replicas(key)
 		need := lvl.Required(len(reps))
-		live := c.liveOrder(reps)
+		if liveSlab == nil {
+			liveSlab = make([]*Replica, 0, len(keys)*len(reps))
+		}
+		from := len(liveSlab)
+		liveSlab = c.appendLive(liveSlab, reps)
+		live := liveSlab[from:len(liveSlab):len(liveSlab)]
 		if need == 1 && len(live) > 0 && c.isLocal(live[0]) {
 			// This node answers alone: Get's fast path, inline.
 			inline = append(inline, i)
@@ -70,14 +79,19 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 			c.cfg.HotKeys.ObserveHashed(h, key) // Get observes the others
 		}
 		ops[i].reps = reps
-		ops[i].answers = make([]readResult, 0, need)
+		if cap(answerSlab)-len(answerSlab) < need {
+			answerSlab = make([]readResult, 0, need*(len(keys)-i))
+		}
+		n := len(answerSlab)
+		answerSlab = answerSlab[:n+need]
+		ops[i].answers = answerSlab[n : n : n+need]
 		for _, r := range live[:need] {
 			if c.isLocal(r) {
 				ops[i].local = r
 				local = append(local, i)
 				continue
 			}
-			peers = addToGroup(peers, r, i)
+			peers = addToGroup(peers, r, i, len(keys))
 		}
 	}
 
@@ -119,6 +133,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 			ops[i].answers = append(ops[i].answers, rp.answers[n])
 		}
 	}
+	took := time.Since(start)
 	for i := range ops {
 		op := &ops[i]
 		if op.reps == nil {
@@ -137,7 +152,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		}
 		rec, found, stale := resolve(op.answers)
 		out[i].Rec, out[i].Found = rec, found
-		c.metrics.observe("read", lvl, start, nil)
+		c.metrics.observeTook("read", lvl, took, nil)
 		if found && len(stale) > 0 {
 			c.metrics.readRepairs.Add(float64(len(stale)))
 			wg.Go(func() { c.repair(ctx, keys[i], &out[i].Rec, stale) })
@@ -163,9 +178,15 @@ func (c *Coordinator) readBatch(ctx context.Context, rep *Replica, keys [][]byte
 		return nil, err
 	}
 	out := make([]readResult, len(idx))
+	// The transport owns resp: the values are copied out, into one slab
+	// that resp's length bounds, not one allocation per key.
+	slab := make([]byte, 0, len(resp))
 	errs, err := decodeBatch(resp, len(idx), rep.Addr, func(k int, body []byte) error {
 		rec, found, err := decodeGetResp(body)
-		out[k].rec, out[k].found = rec.Clone(), found // the transport owns resp
+		if rec.Value != nil {
+			rec.Value, slab = carve(slab, rec.Value)
+		}
+		out[k].rec, out[k].found = rec, found
 		return err
 	})
 	if err != nil {
