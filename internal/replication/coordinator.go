@@ -171,7 +171,7 @@ type applyResult struct {
 // level's number of replicas acknowledged it. It returns the newest record the
 // acknowledging replicas held before the write.
 func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level) (prev record.Record, prevFound bool, err error) {
-	start := time.Now()
+	start := clock.Mono()
 	defer func() { c.metrics.observe("write", lvl, start, err) }()
 	if c.cfg.HotKeys != nil {
 		c.cfg.HotKeys.ObserveHashed(ring.Token(key), key)
@@ -402,7 +402,7 @@ type readResult struct {
 // ALL it repairs the answering replicas that were stale before it returns, so
 // a later read at those levels cannot go back in time.
 func (c *Coordinator) Get(ctx context.Context, key []byte, lvl Level) (rec record.Record, found bool, err error) {
-	start := time.Now()
+	start := clock.Mono()
 	defer func() { c.metrics.observe("read", lvl, start, err) }()
 	hot := false
 	if c.cfg.HotKeys != nil {

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"sync"
-	"time"
 
+	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
 )
@@ -38,7 +38,7 @@ type getOp struct {
 // reads themselves do not speculate. Stale replicas among the answers are
 // repaired before GetBatch returns, as Get does at QUORUM and ALL.
 func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []GetResult {
-	start := time.Now()
+	start := clock.Mono()
 	out := make([]GetResult, len(keys))
 	ops := make([]getOp, len(keys))
 	var single []int // answered by Get, concurrently
@@ -133,7 +133,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 			ops[i].answers = append(ops[i].answers, rp.answers[n])
 		}
 	}
-	took := time.Since(start)
+	took := clock.Mono() - start
 	for i := range ops {
 		op := &ops[i]
 		if op.reps == nil {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/internal/clock"
 )
 
 var (
@@ -81,8 +83,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) observe(op string, lvl Level, start time.Time, err error) {
-	m.observeTook(op, lvl, time.Since(start), err)
+// observe records a request that began at start (clock.Mono).
+func (m *metrics) observe(op string, lvl Level, start time.Duration, err error) {
+	m.observeTook(op, lvl, clock.Mono()-start, err)
 }
 
 // observeTook is observe for a request that took took: a batch reads the

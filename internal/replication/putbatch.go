@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
 
+	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/transport"
@@ -56,7 +56,7 @@ type batchReply struct {
 // instead of one per write: a pipeline of 16 SETs costs a replica one round
 // trip and one request to serve, not 16. Keys must be distinct.
 func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutation, lvl Level) []error {
-	start := time.Now()
+	start := clock.Mono()
 	errs := make([]error, len(keys))
 	ops := make([]batchOp, len(keys))
 	var groups []replicaGroup
@@ -230,7 +230,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 			open = 0
 		}
 	}
-	took := time.Since(start)
+	took := clock.Mono() - start
 	for i := range ops {
 		op := &ops[i]
 		switch {

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"sync"
-	"time"
 
+	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
 )
@@ -179,8 +179,8 @@ func (c *conn) runBatch() {
 	clear(c.batch.keys)
 	clear(c.batch.muts)
 	clear(c.batch.getKeys)
-	end := time.Now()
-	elapsed := end.Sub(c.mark).Seconds()
+	end := clock.Mono()
+	elapsed := (end - c.mark).Seconds()
 	c.mark = end
 	nowMS := c.nowMS()
 	for i := range ops {

@@ -1,15 +1,15 @@
 package resp
 
 import (
-	"github.com/prometheus/client_golang/prometheus"
-
 	"bytes"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 )
 
@@ -134,8 +134,8 @@ func (c *conn) exec(args [][]byte) {
 // observe records the latency of cmd, which ran from the mark until now, and
 // moves the mark to now, the start of the next command.
 func (c *conn) observe(cmd *command) {
-	end := time.Now()
-	cmd.latency.Observe(end.Sub(c.mark).Seconds())
+	end := clock.Mono()
+	cmd.latency.Observe((end - c.mark).Seconds())
 	c.mark = end
 }
 

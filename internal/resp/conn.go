@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/replication"
 )
 
@@ -35,10 +36,11 @@ type conn struct {
 	lastCmd string
 	quit    bool  // close after flushing, for QUIT
 	batch   batch // plain GETs and SETs of a pipeline, run concurrently
-	// mark is when the next command began: when its input arrived, or when
-	// the command before it in the same input ended. Timing a command from
-	// the mark reads the clock once per command instead of twice.
-	mark time.Time
+	// mark is when the next command began (clock.Mono): when its input
+	// arrived, or when the command before it in the same input ended.
+	// Timing a command from the mark reads the clock once per command
+	// instead of twice.
+	mark time.Duration
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -141,8 +143,8 @@ func (s *Server) serveConn(c *conn) {
 			}
 			return
 		}
-		c.mark = time.Now()
-		_ = c.nc.SetWriteDeadline(c.mark.Add(s.cfg.WriteTimeout))
+		c.mark = clock.Mono()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	}
 }
 
