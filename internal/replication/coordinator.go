@@ -129,6 +129,8 @@ type Coordinator struct {
 	hints   Hinter
 	log     *slog.Logger
 	metrics *metrics
+	// batchTurn turns the peer a GetBatch asks first (see askPeers).
+	batchTurn atomic.Uint32
 }
 
 // New returns a coordinator. hints may be nil (then missed writes are only

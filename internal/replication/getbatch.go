@@ -49,6 +49,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	// allocation each per batch, not per key.
 	var liveSlab []*Replica
 	var answerSlab []readResult
+	turn := int(c.batchTurn.Add(1))
 	for i, key := range keys {
 		var h uint64
 		if c.cfg.HotKeys != nil {
@@ -85,14 +86,13 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		n := len(answerSlab)
 		answerSlab = answerSlab[:n+need]
 		ops[i].answers = answerSlab[n : n : n+need]
-		for _, r := range live[:need] {
-			if c.isLocal(r) {
-				ops[i].local = r
-				local = append(local, i)
-				continue
-			}
-			peers = addToGroup(peers, r, i, len(keys))
+		rest, want := live, need
+		if c.isLocal(live[0]) {
+			ops[i].local = live[0]
+			local = append(local, i)
+			rest, want = live[1:], need-1
 		}
+		peers = askPeers(peers, rest, want, i, len(keys), turn)
 	}
 
 	wait, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
@@ -160,6 +160,56 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	}
 	wg.Wait()
 	return out
+}
+
+// askPeers adds key i of a batch of n to the groups of want replicas among
+// cands, its live remote replicas in ring order. Peers the batch already asks
+// come first: when the keys share their replicas (every key does when RF is
+// the node count), the batch asks one peer for all of them, not each peer
+// for a part, which halved the requests a 3-node QUORUM pipeline sent,
+// served and waited for. Other picks start at a position that turns with
+// each batch, so that successive batches spread over the replicas.
+func askPeers(groups []replicaGroup, cands []*Replica, want, i, n, turn int) []replicaGroup {
+	if len(cands) > 64 { // more than any replica set; keep ring order
+		for _, r := range cands[:want] {
+			groups = addToGroup(groups, r, i, n)
+		}
+		return groups
+	}
+	var taken uint64
+	for k, r := range cands {
+		if want == 0 {
+			return groups
+		}
+		if asked(groups, r) {
+			groups = addToGroup(groups, r, i, n)
+			taken |= 1 << k
+			want--
+		}
+	}
+	for j := range cands {
+		if want == 0 {
+			break
+		}
+		k := (turn + j) % len(cands)
+		if taken&(1<<k) != 0 {
+			continue
+		}
+		groups = addToGroup(groups, cands[k], i, n)
+		taken |= 1 << k
+		want--
+	}
+	return groups
+}
+
+// asked reports whether a group for r exists.
+func asked(groups []replicaGroup, r *Replica) bool {
+	for k := range groups {
+		if groups[k].rep.ID == r.ID {
+			return true
+		}
+	}
+	return false
 }
 
 // readBatch asks rep for the keys at idx, answering each in order.

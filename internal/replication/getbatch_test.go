@@ -1,9 +1,15 @@
 package replication
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
 func keysOf(prefix string, n int) [][]byte {
@@ -85,5 +91,79 @@ func TestGetBatchFallsBackWhenPeerFails(t *testing.T) {
 		if _, err := c.nodes[0].coord.Serve(t.Context(), "n2", MethodGetBatch, p); err == nil {
 			t.Fatalf("malformed batch %x accepted", p)
 		}
+	}
+}
+
+// countingCaller counts the requests a coordinator sends to each peer.
+type countingCaller struct {
+	next Caller
+	mu   sync.Mutex
+	per  map[string]int
+}
+
+func (c *countingCaller) Call(ctx context.Context, addr string, method uint8, payload []byte) ([]byte, error) {
+	c.mu.Lock()
+	c.per[addr]++
+	c.mu.Unlock()
+	return c.next.Call(ctx, addr, method, payload)
+}
+
+func (c *countingCaller) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	per := c.per
+	c.per = map[string]int{}
+	return per
+}
+
+// ringOrder lists a key's replicas in the order a ring walk from its token
+// would: the same nodes for every key, starting at a different one.
+type ringOrder struct{ *simTopo }
+
+func (t ringOrder) Replicas(key []byte) []Replica {
+	reps := t.simTopo.Replicas(key)
+	k := int(ring.Token(key) % uint64(len(reps)))
+	return append(reps[k:], reps[:k]...)
+}
+
+// With RF equal to the node count every key has the same replicas, so a
+// QUORUM batch needs one peer besides this node: it must ask one peer for
+// all its keys rather than each peer for a part, and turn to the other peer
+// on later batches so that both share the load.
+func TestGetBatchAsksFewestPeers(t *testing.T) {
+	c := newSimCluster(t, 3)
+	n1 := c.nodes[0]
+	calls := &countingCaller{next: n1.tr, per: map[string]int{}}
+	cfg := DefaultConfig()
+	cfg.NodeID = n1.id
+	cfg.ReadRepairChance = 0
+	co := New(cfg, clock.NewHLC(clock.System{}, 500*time.Millisecond), n1.store, calls, ringOrder{c.topo}, nil)
+	keys := make([][]byte, 16)
+	for i := range keys {
+		keys[i] = []byte(fmt.Sprintf("fewest-%d", i))
+	}
+	putAll(t, co, keys, "v", All)
+	calls.take()
+
+	seen := map[string]int{}
+	for range 6 {
+		for i, r := range co.GetBatch(context.Background(), keys, Quorum) {
+			if r.Err != nil || !r.Found || string(r.Rec.Value) != "v" {
+				t.Fatalf("key %d: found %t, %q, %v", i, r.Found, r.Rec.Value, r.Err)
+			}
+		}
+		per := calls.take()
+		if len(per) != 1 {
+			t.Fatalf("one QUORUM batch sent requests to %v, want one peer once", per)
+		}
+		for addr, n := range per {
+			if n != 1 {
+				t.Fatalf("one QUORUM batch sent %d requests to %s, want 1", n, addr)
+			}
+			seen[addr]++
+		}
+	}
+	if len(seen) != 2 {
+		t.Fatalf("six batches went to %v, want both peers used", seen)
 	}
 }
