@@ -59,7 +59,9 @@ type Server struct {
 	ready     atomic.Bool
 	stopWatch chan struct{}
 	watchDone chan struct{}
-	shutdown  sync.Once
+	// savedPeers is what peersKey holds (see savePeers).
+	savedPeers string
+	shutdown   sync.Once
 }
 
 // New builds a node from cfg; nothing listens until Start.
@@ -128,8 +130,12 @@ func (s *Server) Start() (err error) {
 	if err != nil {
 		return err
 	}
+	seeds, err := s.seeds()
+	if err != nil {
+		return fmt.Errorf("server: reading known peers: %w", err)
+	}
 	s.member, err = membership.New(membership.Config{
-		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: cfg.Join,
+		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: seeds,
 		Profile: gossipProfile(cfg.GossipAddr),
 		Logger:  s.log.With("component", "membership"),
 		Meta: membership.Meta{
@@ -246,13 +252,16 @@ func (s *Server) watchMembership() {
 	ch := s.member.Subscribe()
 	// Changes between Start and Subscribe would be lost without this.
 	s.topo.update(s.member.Members())
+	s.savePeers(s.member.Members())
 	s.aeTopologyChanged()
 	for {
 		select {
 		case <-s.stopWatch:
 			return
 		case <-ch:
-			if up := s.topo.update(s.member.Members()); len(up) > 0 {
+			members := s.member.Members()
+			s.savePeers(members)
+			if up := s.topo.update(members); len(up) > 0 {
 				// Connections that lived through a partition may sit in
 				// TCP retransmission backoff for seconds after the heal.
 				for _, r := range up {

@@ -221,3 +221,34 @@ func TestClusterReadRepair(t *testing.T) {
 		t.Fatalf("n3 not repaired by the QUORUM read, holds %q", v)
 	}
 }
+
+// The first node of a cluster runs without --join. Killed and restarted at
+// once, before its peers notice, it must come back knowing the cluster: its
+// peers still hold it alive, so none of them redials it, and before it saved
+// its peers it stayed alone until memberlist's periodic push/pull (every 15 s
+// here) happened to reach it. Start returns after the first join, and the
+// HTTP API only answers after Start, so the first status it gives must list
+// everyone.
+func TestSeedlessRestartRejoinsKnownPeers(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1 := nodes[0]
+	if len(n1.Join) != 0 {
+		t.Fatalf("n1 runs with --join %v; this test is about a node without", n1.Join)
+	}
+	n1.kill()
+	n1.start()
+	st, err := status(t, n1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := 0
+	for _, m := range st.Nodes {
+		if m.Up {
+			up++
+		}
+	}
+	if up != 3 {
+		t.Fatalf("restarted without --join, n1 first sees %d nodes up, want 3: %+v", up, st.Nodes)
+	}
+	waitUp(t, n1, 3)
+}
