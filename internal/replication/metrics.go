@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/metric"
 )
 
 var (
@@ -16,12 +17,14 @@ var (
 )
 
 type metrics struct {
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
+	// requests, latency and replicaReads change on every request: sharded
+	// (see package metric).
+	requests *metric.CounterVec
+	latency  *metric.HistogramVec
 	// Resolved children of the vectors above, indexed [op][level-1][outcome]:
-	// the request path then skips the label hashing of WithLabelValues.
-	requestsBy    [2][3][4]prometheus.Counter
-	latencyBy     [2][3]prometheus.Observer
+	// the request path then skips the label lookup.
+	requestsBy    [2][3][4]*metric.Counter
+	latencyBy     [2][3]*metric.Histogram
 	replicaErrors *prometheus.CounterVec
 	readRepairs   prometheus.Counter
 	speculative   prometheus.Counter
@@ -30,16 +33,17 @@ type metrics struct {
 	// replicaReads counts reads this node's replica served, for the
 	// coordinator here or a peer: the per-node read load hot-key spreading
 	// evens out.
-	replicaReads prometheus.Counter
+	replicaReads    *metric.Counter
+	replicaReadsVec *metric.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: metric.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ringkv", Subsystem: "coordinator", Name: "requests_total",
 			Help: "Coordinated requests by operation, consistency level and outcome.",
 		}, []string{"op", "level", "outcome"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		latency: metric.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "ringkv", Subsystem: "coordinator", Name: "request_duration_seconds",
 			Help:    "Coordinated request latency by operation and consistency level.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18),
@@ -60,10 +64,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: "ringkv", Subsystem: "coordinator", Name: "superseded_writes_total",
 			Help: "Writes sent again under a newer version because a replica held a newer one (a node's clock ahead of this one's).",
 		}),
-		replicaReads: prometheus.NewCounter(prometheus.CounterOpts{
+		replicaReadsVec: metric.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ringkv", Subsystem: "replica", Name: "reads_total",
 			Help: "Reads served by this node's replica, for itself or a peer.",
-		}),
+		}, nil),
 		skewRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ringkv", Subsystem: "replica", Name: "clock_skew_refused_total",
 			Help: "Writes refused because their version was too far ahead of this node's clock.",
@@ -71,14 +75,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for o, op := range metricOps {
 		for l, lvl := range metricLevels {
-			m.latencyBy[o][l] = m.latency.WithLabelValues(op, lvl.String())
+			m.latencyBy[o][l] = m.latency.With(op, lvl.String())
 			for r, out := range metricOutcomes {
-				m.requestsBy[o][l][r] = m.requests.WithLabelValues(op, lvl.String(), out)
+				m.requestsBy[o][l][r] = m.requests.With(op, lvl.String(), out)
 			}
 		}
 	}
+	m.replicaReads = m.replicaReadsVec.With()
 	if reg != nil {
-		reg.MustRegister(m.requests, m.latency, m.replicaErrors, m.readRepairs, m.speculative, m.superseded, m.skewRefused, m.replicaReads)
+		reg.MustRegister(m.requests, m.latency, m.replicaErrors, m.readRepairs, m.speculative, m.superseded, m.skewRefused, m.replicaReadsVec)
 	}
 	return m
 }
@@ -110,5 +115,5 @@ func (m *metrics) observeTook(op string, lvl Level, took time.Duration, err erro
 		return
 	}
 	m.requestsBy[o][l][outcome].Inc()
-	m.latencyBy[o][l].Observe(took.Seconds())
+	m.latencyBy[o][l].Observe(took)
 }

@@ -180,7 +180,7 @@ func (c *conn) runBatch() {
 	clear(c.batch.muts)
 	clear(c.batch.getKeys)
 	end := clock.Mono()
-	elapsed := (end - c.mark).Seconds()
+	elapsed := end - c.mark
 	c.mark = end
 	nowMS := c.nowMS()
 	for i := range ops {
@@ -189,10 +189,9 @@ func (c *conn) runBatch() {
 		if op.set {
 			name = "set"
 		}
-		c.s.cmds.Add(1)
 		cmd := c.s.commands[name]
-		cmd.count.Inc()
-		cmd.latency.Observe(elapsed)
+		c.tally.Call(cmd.count)
+		c.tally.Observe(cmd.latency, elapsed)
 		c.lastCmd = name
 		switch {
 		case op.err != nil:

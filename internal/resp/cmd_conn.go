@@ -400,7 +400,7 @@ func cmdInfo(c *conn, args [][]byte) {
 	if want("stats") {
 		section("Stats",
 			"total_connections_received", strconv.FormatInt(s.accepted.Load(), 10),
-			"total_commands_processed", strconv.FormatInt(s.cmds.Load(), 10))
+			"total_commands_processed", strconv.FormatUint(s.m.commands.Sum(), 10))
 	}
 	if want("keyspace") {
 		ctx, cancel := c.ctx()

@@ -7,9 +7,8 @@ import (
 	"sync"
 	"unsafe"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/metric"
 	"github.com/ringkv/ringkv/internal/record"
 )
 
@@ -27,9 +26,9 @@ type command struct {
 	noAuth bool
 	fn     func(c *conn, args [][]byte)
 	// count and latency are this command's children of the server's metric
-	// vectors.
-	count   prometheus.Counter
-	latency prometheus.Observer
+	// vectors; a connection adds to them through its tally.
+	count   *metric.Counter
+	latency *metric.Histogram
 }
 
 // maxCommandName is longer than every command name, so a longer name is unknown
@@ -100,7 +99,6 @@ func (s *Server) lookup(name []byte) *command {
 // exec runs one command and buffers its reply.
 func (c *conn) exec(args [][]byte) {
 	s := c.s
-	s.cmds.Add(1)
 	cmd := s.lookup(args[0])
 	if cmd == nil {
 		if isHTTPVerb(args[0]) {
@@ -113,12 +111,12 @@ func (c *conn) exec(args [][]byte) {
 			c.w.bw.Reset(c.nc) // discard replies buffered for this client
 			return
 		}
-		s.m.commands.WithLabelValues("unknown").Inc()
+		c.tally.Call(s.m.unknown)
 		c.errorf("unknown", unknownCommand(args))
 		return
 	}
 	c.lastCmd = cmd.name
-	cmd.count.Inc()
+	c.tally.Call(cmd.count)
 	if (cmd.arity > 0 && len(args) != cmd.arity) || len(args) < -cmd.arity {
 		c.errorf(cmd.name, "ERR wrong number of arguments for '"+cmd.name+"' command")
 		return
@@ -135,7 +133,7 @@ func (c *conn) exec(args [][]byte) {
 // moves the mark to now, the start of the next command.
 func (c *conn) observe(cmd *command) {
 	end := clock.Mono()
-	cmd.latency.Observe((end - c.mark).Seconds())
+	c.tally.Observe(cmd.latency, end-c.mark)
 	c.mark = end
 }
 

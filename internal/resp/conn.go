@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/metric"
 	"github.com/ringkv/ringkv/internal/replication"
 )
 
@@ -36,6 +37,9 @@ type conn struct {
 	lastCmd string
 	quit    bool  // close after flushing, for QUIT
 	batch   batch // plain GETs and SETs of a pipeline, run concurrently
+	// tally holds the metric updates of the commands since the last reply
+	// write; flush publishes them first.
+	tally metric.Tally
 	// mark is when the next command began (clock.Mono): when its input
 	// arrived, or when the command before it in the same input ended.
 	// Timing a command from the mark reads the clock once per command
@@ -88,7 +92,7 @@ func (s *Server) serveConn(c *conn) {
 				s.m.protocolErrors.Inc()
 				log.Info("protocol error, closing connection", "err", err)
 				c.w.Error("ERR " + pe.Error())
-				_ = c.w.Flush()
+				_ = c.flush()
 				linger = true
 			case errors.Is(err, errHTTP):
 				s.m.protocolErrors.Inc()
@@ -104,7 +108,7 @@ func (s *Server) serveConn(c *conn) {
 			c.runBatch()
 			c.exec(args)
 			if c.quit {
-				_ = c.w.Flush()
+				_ = c.flush()
 				linger = true
 				return
 			}
@@ -113,7 +117,7 @@ func (s *Server) serveConn(c *conn) {
 		// Input drained: run what is batched (its arguments alias the read
 		// buffer, which Fill reuses), then send every reply in one write.
 		c.runBatch()
-		if err := c.w.Flush(); err != nil {
+		if err := c.flush(); err != nil {
 			log.Debug("write failed", "err", err)
 			return
 		}
@@ -136,7 +140,7 @@ func (s *Server) serveConn(c *conn) {
 			case errors.Is(err, errQueryBufferMax):
 				s.m.protocolErrors.Inc()
 				c.w.Error("ERR " + err.Error())
-				_ = c.w.Flush()
+				_ = c.flush()
 				linger = true
 			default:
 				log.Debug("read failed", "err", err)
@@ -146,6 +150,13 @@ func (s *Server) serveConn(c *conn) {
 		c.mark = clock.Mono()
 		_ = c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	}
+}
+
+// flush publishes the tallied metrics, then writes the buffered replies: a
+// client that has its reply finds its command counted.
+func (c *conn) flush() error {
+	c.tally.Flush()
+	return c.w.Flush()
 }
 
 // lingerTimeout bounds how long a closing connection drains unread input.

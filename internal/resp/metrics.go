@@ -1,12 +1,19 @@
 package resp
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/internal/metric"
+)
 
 // metrics are the RESP server's Prometheus metrics.
 type metrics struct {
-	commands       *prometheus.CounterVec
+	// commands and latency are updated by every command: sharded, and
+	// added to through each connection's tally (see metric.Tally).
+	commands       *metric.CounterVec
+	unknown        *metric.Counter // commands' "unknown" series
 	errors         *prometheus.CounterVec
-	latency        *prometheus.HistogramVec
+	latency        *metric.HistogramVec
 	conns          prometheus.Gauge
 	rejected       prometheus.Counter
 	protocolErrors prometheus.Counter
@@ -15,7 +22,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	const ns, sub = "ringkv", "resp"
 	m := &metrics{
-		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+		commands: metric.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "commands_total",
 			Help: "Commands run, by command name (\"unknown\" for names not in the table).",
 		}, []string{"command"}),
@@ -23,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: ns, Subsystem: sub, Name: "errors_total",
 			Help: "Error replies, by command and error prefix (ERR, TIMEOUT, UNAVAILABLE, NOAUTH, ...).",
 		}, []string{"command", "prefix"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		latency: metric.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: sub, Name: "command_duration_seconds",
 			Help:    "Time to run a command, reply buffered, by command name.",
 			Buckets: prometheus.ExponentialBuckets(20e-6, 2.5, 14), // 20 µs .. ~3 s
@@ -41,6 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Connections closed for malformed input or for speaking HTTP.",
 		}),
 	}
+	m.unknown = m.commands.With("unknown")
 	if reg != nil {
 		reg.MustRegister(m.commands, m.errors, m.latency, m.conns, m.rejected, m.protocolErrors)
 	}

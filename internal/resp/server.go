@@ -191,7 +191,6 @@ type Server struct {
 	addr     atomic.Pointer[string]
 	conns    sync.WaitGroup
 	accepted atomic.Int64
-	cmds     atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -223,8 +222,8 @@ func New(cfg Config, b Backend) *Server {
 	for _, cmd := range s.commands {
 		// Resolved once: a label lookup per command cost a few percent of a
 		// pipelined GET.
-		cmd.count = s.m.commands.WithLabelValues(cmd.name)
-		cmd.latency = s.m.latency.WithLabelValues(cmd.name)
+		cmd.count = s.m.commands.With(cmd.name)
+		cmd.latency = s.m.latency.With(cmd.name)
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.mu.listeners = make(map[net.Listener]struct{})
@@ -330,6 +329,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 }
 
 func (s *Server) dropConn(c *conn) {
+	c.tally.Flush()
 	s.mu.Lock()
 	delete(s.mu.conns, c)
 	s.mu.Unlock()
