@@ -78,8 +78,7 @@ func (c *Counter) Value() uint64 {
 // is a prometheus.Collector.
 type CounterVec struct {
 	desc *prometheus.Desc
-	mu   sync.Mutex
-	kids map[string]*Counter
+	kids family[Counter]
 }
 
 // NewCounterVec returns a counter family named like prometheus.CounterOpts
@@ -88,30 +87,18 @@ func NewCounterVec(opts prometheus.CounterOpts, labels []string) *CounterVec {
 	name := prometheus.BuildFQName(opts.Namespace, opts.Subsystem, opts.Name)
 	return &CounterVec{
 		desc: prometheus.NewDesc(name, opts.Help, labels, opts.ConstLabels),
-		kids: map[string]*Counter{},
+		kids: family[Counter]{fresh: func(values []string) *Counter { return &Counter{labels: values} }},
 	}
 }
 
 // With returns the Counter for the label values, creating it on first use.
 // Callers on a hot path resolve their Counters once and keep them.
-func (v *CounterVec) With(values ...string) *Counter {
-	key := labelKey(values)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	c, ok := v.kids[key]
-	if !ok {
-		c = &Counter{labels: append([]string(nil), values...)}
-		v.kids[key] = c
-	}
-	return c
-}
+func (v *CounterVec) With(values ...string) *Counter { return v.kids.with(values) }
 
 // Sum returns the total of every Counter in the family.
 func (v *CounterVec) Sum() uint64 {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	var sum uint64
-	for _, c := range v.kids {
+	for _, c := range v.kids.all() {
 		sum += c.Value()
 	}
 	return sum
@@ -122,13 +109,7 @@ func (v *CounterVec) Describe(ch chan<- *prometheus.Desc) { ch <- v.desc }
 
 // Collect implements prometheus.Collector.
 func (v *CounterVec) Collect(ch chan<- prometheus.Metric) {
-	v.mu.Lock()
-	kids := make([]*Counter, 0, len(v.kids))
-	for _, c := range v.kids {
-		kids = append(kids, c)
-	}
-	v.mu.Unlock()
-	for _, c := range kids {
+	for _, c := range v.kids.all() {
 		ch <- prometheus.MustNewConstMetric(v.desc, prometheus.CounterValue, float64(c.Value()), c.labels...)
 	}
 }
@@ -217,8 +198,7 @@ type HistogramVec struct {
 	desc   *prometheus.Desc
 	upper  []float64
 	bounds []int64
-	mu     sync.Mutex
-	kids   map[string]*Histogram
+	kids   family[Histogram]
 }
 
 // NewHistogramVec returns a histogram family named like
@@ -242,38 +222,58 @@ func NewHistogramVec(opts prometheus.HistogramOpts, labels []string) *HistogramV
 		desc:   prometheus.NewDesc(name, opts.Help, labels, opts.ConstLabels),
 		upper:  upper,
 		bounds: bounds,
-		kids:   map[string]*Histogram{},
+		kids: family[Histogram]{fresh: func(values []string) *Histogram {
+			return &Histogram{labels: values, bounds: bounds}
+		}},
 	}
 }
 
 // With returns the Histogram for the label values, creating it on first use.
-func (v *HistogramVec) With(values ...string) *Histogram {
-	key := labelKey(values)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	h, ok := v.kids[key]
-	if !ok {
-		h = &Histogram{labels: append([]string(nil), values...), bounds: v.bounds}
-		v.kids[key] = h
-	}
-	return h
-}
+func (v *HistogramVec) With(values ...string) *Histogram { return v.kids.with(values) }
 
 // Describe implements prometheus.Collector.
 func (v *HistogramVec) Describe(ch chan<- *prometheus.Desc) { ch <- v.desc }
 
 // Collect implements prometheus.Collector.
 func (v *HistogramVec) Collect(ch chan<- prometheus.Metric) {
-	v.mu.Lock()
-	kids := make([]*Histogram, 0, len(v.kids))
-	for _, h := range v.kids {
-		kids = append(kids, h)
-	}
-	v.mu.Unlock()
-	for _, h := range kids {
+	for _, h := range v.kids.all() {
 		n, sum, cum := h.snapshot(v.upper)
 		ch <- prometheus.MustNewConstHistogram(v.desc, n, sum, cum, h.labels...)
 	}
+}
+
+// family holds a vector's children by their label values.
+type family[T any] struct {
+	fresh func(values []string) *T // a new child; values are its own
+	mu    sync.Mutex
+	kids  map[string]*T
+}
+
+// with returns the child for values, creating it on first use.
+func (f *family[T]) with(values []string) *T {
+	key := labelKey(values)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k, ok := f.kids[key]
+	if !ok {
+		if f.kids == nil {
+			f.kids = map[string]*T{}
+		}
+		k = f.fresh(append([]string(nil), values...))
+		f.kids[key] = k
+	}
+	return k
+}
+
+// all returns every child, for Collect and Sum.
+func (f *family[T]) all() []*T {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*T, 0, len(f.kids))
+	for _, k := range f.kids {
+		out = append(out, k)
+	}
+	return out
 }
 
 // labelKey joins label values with a byte no label value of ours contains.
