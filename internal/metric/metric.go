@@ -195,10 +195,9 @@ func (h *Histogram) snapshot(upper []float64) (uint64, float64, map[float64]uint
 // HistogramVec is a family of Histograms with the same buckets that differ in
 // their label values. It is a prometheus.Collector.
 type HistogramVec struct {
-	desc   *prometheus.Desc
-	upper  []float64
-	bounds []int64
-	kids   family[Histogram]
+	desc  *prometheus.Desc
+	upper []float64 // bucket bounds in seconds, for the export
+	kids  family[Histogram]
 }
 
 // NewHistogramVec returns a histogram family named like
@@ -219,9 +218,8 @@ func NewHistogramVec(opts prometheus.HistogramOpts, labels []string) *HistogramV
 	}
 	name := prometheus.BuildFQName(opts.Namespace, opts.Subsystem, opts.Name)
 	return &HistogramVec{
-		desc:   prometheus.NewDesc(name, opts.Help, labels, opts.ConstLabels),
-		upper:  upper,
-		bounds: bounds,
+		desc:  prometheus.NewDesc(name, opts.Help, labels, opts.ConstLabels),
+		upper: upper,
 		kids: family[Histogram]{fresh: func(values []string) *Histogram {
 			return &Histogram{labels: values, bounds: bounds}
 		}},
