@@ -23,16 +23,16 @@ func testLogger(tb testing.TB) *slog.Logger {
 // hook forwards storage's OnApply to whatever is installed, so a store can be
 // opened before the tree or service that watches it.
 type hook struct {
-	fn atomic.Pointer[func(uint64, []byte, *record.Record, *record.Record)]
+	fn atomic.Pointer[func(uint64, []byte, record.Record, record.Record)]
 }
 
-func (h *hook) onApply(t uint64, k []byte, o, n *record.Record) {
+func (h *hook) onApply(t uint64, k []byte, o, n record.Record) {
 	if f := h.fn.Load(); f != nil {
 		(*f)(t, k, o, n)
 	}
 }
 
-func (h *hook) set(f func(uint64, []byte, *record.Record, *record.Record)) { h.fn.Store(&f) }
+func (h *hook) set(f func(uint64, []byte, record.Record, record.Record)) { h.fn.Store(&f) }
 
 func openStore(tb testing.TB, h *hook) *storage.Store {
 	tb.Helper()

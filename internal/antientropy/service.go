@@ -212,8 +212,8 @@ func New(cfg Config, store Store, apply ApplyFunc, net Caller, topo Topology) (*
 func (s *Service) Tree() *Tree { return s.tree }
 
 // OnApply keeps the bucket hashes current; it is storage's OnApply hook.
-func (s *Service) OnApply(token uint64, key []byte, old, new *record.Record) {
-	s.tree.Update(token, key, old, new)
+func (s *Service) OnApply(token uint64, key []byte, old, new record.Record) {
+	s.tree.OnApply(token, key, old, new)
 }
 
 // Start rebuilds the bucket hashes from the store in the background, then

@@ -66,15 +66,21 @@ func NewTree() *Tree { return new(Tree) }
 // Ready reports whether the tree reflects the store (a Rebuild completed).
 func (t *Tree) Ready() bool { return t.ready.Load() }
 
-// Update applies one record change: old's hash leaves the bucket and new's
-// enters. Either may be nil (insert, purge). It is storage's OnApply.
-func (t *Tree) Update(token uint64, key []byte, old, new *record.Record) {
+// OnApply is Update in the shape of storage's OnApply hook.
+func (t *Tree) OnApply(token uint64, key []byte, old, new record.Record) {
+	t.Update(token, key, old.Version, new.Version)
+}
+
+// Update applies one record change: the hash of the version that was
+// stored leaves the bucket and the new one's enters. Either may be zero
+// (insert, purge).
+func (t *Tree) Update(token uint64, key []byte, old, new record.Version) {
 	var delta uint64
-	if old != nil {
-		delta ^= RecordHash(key, old.Version)
+	if !old.IsZero() {
+		delta ^= RecordHash(key, old)
 	}
-	if new != nil {
-		delta ^= RecordHash(key, new.Version)
+	if !new.IsZero() {
+		delta ^= RecordHash(key, new)
 	}
 	b := BucketOf(token)
 	if delta != 0 {

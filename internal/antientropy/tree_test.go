@@ -28,7 +28,7 @@ func TestIncrementalMatchesRebuildAndNaive(t *testing.T) {
 		h := &hook{}
 		s := openStore(t, h)
 		live := NewTree()
-		h.set(live.Update)
+		h.set(live.OnApply)
 		for _, o := range ops {
 			key := fmt.Sprintf("k%d", o.Key%32)
 			var rec record.Record
@@ -62,7 +62,7 @@ func TestRebuildDuringWrites(t *testing.T) {
 		mustApply(t, s, fmt.Sprintf("pre%d", i), value(int64(i), "v"))
 	}
 	tr := NewTree()
-	h.set(tr.Update) // installed before the scan, as the server does
+	h.set(tr.OnApply) // installed before the scan, as the server does
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -90,7 +90,7 @@ func TestExpiryAndPurgeHashes(t *testing.T) {
 	}
 	defer s.Close()
 	tr := NewTree()
-	h.set(tr.Update)
+	h.set(tr.OnApply)
 	r := value(0, "x")
 	r.ExpireAt = base + 10
 	mustApply(t, s, "gone", r)

@@ -37,7 +37,7 @@ type RepairStatus struct {
 
 // onApply is storage's hook on every record change; anti-entropy keeps its
 // bucket hashes current from it.
-func (s *Server) onApply(token uint64, key []byte, old, new *record.Record) {
+func (s *Server) onApply(token uint64, key []byte, old, new record.Record) {
 	if svc := s.ae.svc.Load(); svc != nil {
 		svc.OnApply(token, key, old, new)
 	}

@@ -153,7 +153,7 @@ func (s *Store) expireEntryLocked(ik []byte) error {
 		}
 		s.cacheWrite(token, rk, &dead)
 		s.counters.expired.Add(1)
-		s.notify(token, key, &rec, &dead)
+		s.notify(token, key, rec, dead)
 		return nil
 	}
 
@@ -166,11 +166,11 @@ func (s *Store) expireEntryLocked(ik []byte) error {
 	s.cacheWrite(token, rk, nil)
 	s.count.Add(-1)
 	s.counters.gcPurged.Add(1)
-	s.notify(token, key, &rec, nil)
+	s.notify(token, key, rec, record.Record{})
 	return nil
 }
 
-func (s *Store) notify(token uint64, key []byte, old, new *record.Record) {
+func (s *Store) notify(token uint64, key []byte, old, new record.Record) {
 	if s.opts.OnApply != nil {
 		s.opts.OnApply(token, key, old, new)
 	}

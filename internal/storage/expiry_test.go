@@ -21,9 +21,9 @@ type changeLog struct {
 	changes []change
 }
 
-func (l *changeLog) onApply(_ uint64, key []byte, old, new *record.Record) {
-	clone := func(r *record.Record) *record.Record {
-		if r == nil {
+func (l *changeLog) onApply(_ uint64, key []byte, old, new record.Record) {
+	clone := func(r record.Record) *record.Record {
+		if r.Version.IsZero() {
 			return nil
 		}
 		c := r.Clone()

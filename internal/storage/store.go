@@ -84,13 +84,15 @@ type Options struct {
 	// MemTableSize is Pebble's memtable size; default DefaultMemTableSize.
 	MemTableSize uint64
 	// OnApply, when set, is called after every change to a stored record:
-	// Apply, expiry conversion and GC purge. old is nil when nothing was
-	// stored, new is nil when the record was removed. Calls for one key are
+	// Apply, expiry conversion and GC purge. old has a zero Version when
+	// nothing was stored, new one when the record was removed (no stored
+	// record has a zero Version). The records come by value: pointers handed
+	// to a hook escape, and cost every Apply two allocations. Calls for one key are
 	// ordered, since they run under its key lock; calls for different keys
 	// run concurrently. key, old and new are only valid during the call, and
 	// OnApply must not call back into the Store's write path for the same key,
 	// nor scan it (a scan waits for every OnApply call in progress).
-	OnApply func(token uint64, key []byte, old, new *record.Record)
+	OnApply func(token uint64, key []byte, old, new record.Record)
 	// Logger receives the store's and Pebble's logs, already scoped by the
 	// caller (component=storage); default slog.Default() so scoped.
 	Logger *slog.Logger
@@ -479,11 +481,11 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	if !found {
 		s.count.Add(1)
 	}
-	var old *record.Record
+	var old record.Record
 	if found {
-		old = &prev
+		old = prev
 	}
-	s.notify(token, key, old, &rec)
+	s.notify(token, key, old, rec)
 	return res, nil
 }
 

@@ -293,15 +293,16 @@ func TestConcurrentApplyOneKey(t *testing.T) {
 	)
 	s := openTest(t, Options{
 		Clock: clock.NewManual(epoch),
-		OnApply: func(_ uint64, key []byte, old, new *record.Record) {
+		OnApply: func(_ uint64, key []byte, old, new record.Record) {
 			mu.Lock()
 			defer mu.Unlock()
+			hadOld := !old.Version.IsZero()
 			switch {
-			case len(chain) == 0 && old != nil:
+			case len(chain) == 0 && hadOld:
 				bad = append(bad, "first change has an old record")
-			case len(chain) > 0 && (old == nil || !sameRecord(*old, chain[len(chain)-1])):
+			case len(chain) > 0 && (!hadOld || !sameRecord(old, chain[len(chain)-1])):
 				bad = append(bad, "old record is not the previous new record")
-			case new == nil || (old != nil && !record.Newer(new, old)):
+			case new.Version.IsZero() || (hadOld && !record.Newer(&new, &old)):
 				bad = append(bad, "change to a record that is not newer")
 			}
 			chain = append(chain, new.Clone())
