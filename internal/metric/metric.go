@@ -33,8 +33,8 @@ import (
 // sum stays cheap. A power of two, so a random number's low bits pick one.
 const shards = 16
 
-// pad fills a shard to a whole number of 64-byte cache lines, so that two
-// shards never share one.
+// pad puts a 64-byte cache line between neighbouring shards, so that the
+// words two shards update never share one.
 type pad [64]byte
 
 // shard picks a shard for an update from a goroutine that owns none: the
