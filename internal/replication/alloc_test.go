@@ -24,9 +24,10 @@ func (t fixedTopo) Pending([]byte) []Replica  { return nil }
 // and a write with only the allocations Pebble's commit and the stored record
 // need. The fan-out's goroutines once moved a write's locals to the heap on
 // every call, the single-node path included (eight objects per SET).
-// maxSingleNodeWriteAllocs: the row cache's copy of the record, and the new
-// and previous records handed to storage's OnApply hook through pointers.
-const maxSingleNodeWriteAllocs = 3
+// maxSingleNodeWriteAllocs: the row cache's copy of the record. (The new and
+// previous records once took two more, handed to storage's OnApply hook
+// through pointers.)
+const maxSingleNodeWriteAllocs = 1
 
 func TestSingleNodeRequestAllocations(t *testing.T) {
 	st, err := storage.Open(storage.Options{Dir: "n1", InMemory: true, ExpiryInterval: -1, Logger: slog.New(slog.DiscardHandler)})
@@ -58,6 +59,7 @@ func TestSingleNodeRequestAllocations(t *testing.T) {
 			t.Fatalf("Put: %v", err)
 		}
 	})
+	t.Logf("a single-node write allocates %.1f objects", writes)
 	if writes > maxSingleNodeWriteAllocs {
 		t.Errorf("a single-node write allocates %.1f objects, want at most %d", writes, maxSingleNodeWriteAllocs)
 	}
@@ -90,9 +92,12 @@ func TestBatchAllocations(t *testing.T) {
 			}
 		}
 	})
+	t.Logf("a 16-key GetBatch allocates %.0f objects, a PutBatch %.0f", reads, writes)
 	// Both counts take in all three nodes (the peers serve in-process) and
 	// Pebble's three commits per write. When this test came in they were 45
-	// and 208; before the slabs, 95 and 351.
+	// and 208; before the slabs, 95 and 351. With OnApply's records passed by
+	// value and GetBatch's answers pooled, 41 and 108 (42 and 137 under the
+	// race detector, which CI runs).
 	if reads > maxGetBatchAllocs {
 		t.Errorf("a 16-key GetBatch allocates %.0f objects, want at most %d", reads, maxGetBatchAllocs)
 	}
@@ -102,6 +107,6 @@ func TestBatchAllocations(t *testing.T) {
 }
 
 const (
-	maxGetBatchAllocs = 55
-	maxPutBatchAllocs = 240
+	maxGetBatchAllocs = 50
+	maxPutBatchAllocs = 160
 )
