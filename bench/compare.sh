@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # compare.sh: start redis-server, a Redis Cluster and ringkv (1 node and
 # 3 nodes) on loopback, load each with redis-benchmark and `ringkv bench`
-# using the same client settings, and print one table with ratios.
+# using the same client settings, and print one table with ratios. Each
+# redis-benchmark row also gives the servers' CPU per request (CPU us: user +
+# system time of every server process of that system, not the client's,
+# divided by the requests), which a noisy box moves far less than throughput.
 #
 # Needs: go (to build ringkv, unless RINGKV_BIN is set), redis-server,
 # redis-cli, redis-benchmark. Takes about 2.5 minutes per round with the
@@ -128,17 +131,38 @@ stop_all() {
 	rm -rf "$OUT/data"
 }
 
-# rb system pipeline requests redis-benchmark-args...: SET and GET rows.
+CLK_TCK=$(getconf CLK_TCK)
+
+# server_ticks: the CPU time (user + system, in clock ticks) that the running
+# system's server processes have used so far. Throughput on a shared box moves
+# by 2x from one minute to the next; the CPU a server spends per request
+# moves far less, so the table reports both.
+server_ticks() {
+	local pid sum=0 t
+	for pid in "${PIDS[@]}"; do
+		t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+		sum=$((sum + t))
+	done
+	echo "$sum"
+}
+
+# rb system pipeline requests redis-benchmark-args...: SET and GET rows, each
+# with the servers' CPU per request in µs.
 rb() {
-	local system=$1 p=$2 n=$3
+	local system=$1 p=$2 n=$3 t before out
 	shift 3
 	log "$system: redis-benchmark -t set,get -P $p -n $n"
-	redis-benchmark "$@" -t set,get -P "$p" -n "$n" -c "$CONNS" -d "$VALUE" -r "$KEYS" --csv --precision 3 \
-		2>>"$OUT/redis-benchmark.err" | tee -a "$OUT/redis-benchmark.csv" |
-		awk -F'","' -v sys="$system" -v p="$p" '{ gsub(/"/, "", $1) }
-		$1 == "SET" || $1 == "GET" {
-			printf "%s\tredis-benchmark\t%s P%s\t%.0f\t%s\t%s\n", sys, $1, p, $2, $5, $7
-		}' >>"$RESULTS"
+	for t in set get; do
+		before=$(server_ticks)
+		out=$(redis-benchmark "$@" -t "$t" -P "$p" -n "$n" -c "$CONNS" -d "$VALUE" -r "$KEYS" --csv --precision 3 \
+			2>>"$OUT/redis-benchmark.err")
+		printf '%s\n' "$out" >>"$OUT/redis-benchmark.csv"
+		printf '%s\n' "$out" | awk -F'","' -v sys="$system" -v p="$p" \
+			-v cpu="$(( ($(server_ticks) - before) * 1000000 / CLK_TCK ))" -v n="$n" '{ gsub(/"/, "", $1) }
+			$1 == "SET" || $1 == "GET" {
+				printf "%s\tredis-benchmark\t%s P%s\t%.0f\t%s\t%s\t%.2f\n", sys, $1, p, $2, $5, $7, cpu / n
+			}' >>"$RESULTS"
+	done
 }
 
 # rkb system label ringkv-bench-args...: one row per op type.
@@ -149,8 +173,8 @@ rkb() {
 	"$RINGKV_BIN" bench --keys "$KEYS" --conns "$CONNS" --value-size "$VALUE" \
 		--duration "$DURATION" --warmup 2s -q "$@" | tee -a "$OUT/ringkv-bench.txt" |
 		awk -v sys="$system" -v label="$label" '$1 == "GET" || $1 == "SET" || $1 == "DEL" {
-			printf "%s\tringkv bench\t%s %s\t%.0f\t%s\t%s\n", sys, label, $1, $3, $5, $7
-			if ($4 > 0) printf "%s\tringkv bench\t%s %s errors\t%d\t-\t-\n", sys, label, $1, $4
+			printf "%s\tringkv bench\t%s %s\t%.0f\t%s\t%s\t-\n", sys, label, $1, $3, $5, $7
+			if ($4 > 0) printf "%s\tringkv bench\t%s %s errors\t%d\t-\t-\t-\n", sys, label, $1, $4
 		}' >>"$RESULTS"
 }
 
@@ -226,17 +250,17 @@ awk -F'\t' '
 	{
 		id = $1 SUBSEP $2 SUBSEP $3
 		if (!(id in seen)) { seen[id] = 1; order[++n] = id }
-		k = ++cnt[id]; v4[id, k] = $4; v5[id, k] = $5; v6[id, k] = $6
+		k = ++cnt[id]; v4[id, k] = $4; v5[id, k] = $5; v6[id, k] = $6; v7[id, k] = $7
 	}
 	# median of column c of row id; "-" (no figure) sorts as a string and
 	# only occurs on error rows, which carry it in every round.
 	function median(id, c,    m, i, j, a, t) {
 		m = cnt[id]
-		for (i = 1; i <= m; i++) a[i] = (c == 4 ? v4[id, i] : c == 5 ? v5[id, i] : v6[id, i])
+		for (i = 1; i <= m; i++) a[i] = (c == 4 ? v4[id, i] : c == 5 ? v5[id, i] : c == 6 ? v6[id, i] : v7[id, i])
 		if (a[1] == "-") return "-"
 		for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
 		if (m % 2) return a[(m + 1) / 2]
-		return c == 4 ? sprintf("%.0f", (a[m/2] + a[m/2+1]) / 2) : sprintf("%.3f", (a[m/2] + a[m/2+1]) / 2)
+		return c == 4 ? sprintf("%.0f", (a[m/2] + a[m/2+1]) / 2) : sprintf(c == 7 ? "%.2f" : "%.3f", (a[m/2] + a[m/2+1]) / 2)
 	}
 	function ratio(sys, key, v,    id) {
 		id = sys SUBSEP key
@@ -244,14 +268,14 @@ awk -F'\t' '
 	}
 	END {
 		for (i = 1; i <= n; i++) ops[order[i]] = median(order[i], 4)
-		printf "%-14s %-16s %-26s %10s %9s %9s %8s %9s %9s\n", "SYSTEM", "TOOL", "TEST", "OPS/S", "P50 ms", "P99 ms", "xREDIS", "xREDIS-AOF", "xCLUSTER"
+		printf "%-14s %-16s %-26s %10s %9s %9s %7s %8s %9s %9s\n", "SYSTEM", "TOOL", "TEST", "OPS/S", "P50 ms", "P99 ms", "CPU us", "xREDIS", "xREDIS-AOF", "xCLUSTER"
 		for (i = 1; i <= n; i++) {
 			split(order[i], f, SUBSEP); key = f[2] SUBSEP f[3]; o = ops[order[i]]
 			r1 = r2 = r3 = ""
 			if (f[1] ~ /^ringkv/ && f[3] !~ /errors/) { r1 = ratio("redis", key, o); r2 = ratio("redis-aof", key, o); r3 = ratio("redis-cluster", key, o) }
 			if (f[1] == "ringkv-1") r3 = ""
 			if (f[1] == "ringkv-3") { r1 = ""; r2 = "" }
-			printf "%-14s %-16s %-26s %10s %9s %9s %8s %9s %9s\n", f[1], f[2], f[3], o, median(order[i], 5), median(order[i], 6), r1, r2, r3
+			printf "%-14s %-16s %-26s %10s %9s %9s %7s %8s %9s %9s\n", f[1], f[2], f[3], o, median(order[i], 5), median(order[i], 6), median(order[i], 7), r1, r2, r3
 		}
 	}' "$RESULTS" | tee "$OUT/table.txt"
 echo
