@@ -96,8 +96,10 @@ func TestBatchAllocations(t *testing.T) {
 	// Both counts take in all three nodes (the peers serve in-process) and
 	// Pebble's three commits per write. When this test came in they were 45
 	// and 208; before the slabs, 95 and 351. With OnApply's records passed by
-	// value and GetBatch's answers pooled, 41 and 108 (42 and 137 under the
-	// race detector, which CI runs).
+	// value and GetBatch's answers pooled, 40-48 and 108 (42-44 and 137 under
+	// the race detector, which CI runs): a GetBatch that runs while a GC has
+	// just emptied the pools allocates its scratch again, so its bound keeps
+	// the headroom it had.
 	if reads > maxGetBatchAllocs {
 		t.Errorf("a 16-key GetBatch allocates %.0f objects, want at most %d", reads, maxGetBatchAllocs)
 	}
@@ -107,6 +109,6 @@ func TestBatchAllocations(t *testing.T) {
 }
 
 const (
-	maxGetBatchAllocs = 50
+	maxGetBatchAllocs = 55
 	maxPutBatchAllocs = 160
 )

@@ -112,7 +112,6 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		if cap(liveSlab)-len(liveSlab) < len(reps) {
 			// A new slab: the live slices taken so far keep the old one.
 			liveSlab = make([]*Replica, 0, max(len(keys)*len(reps), 2*cap(liveSlab)))
-			scratch.live = liveSlab
 		}
 		from := len(liveSlab)
 		liveSlab = c.appendLive(liveSlab, reps)
@@ -132,7 +131,6 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		ops[i].reps = reps
 		if cap(answerSlab)-len(answerSlab) < need {
 			answerSlab = make([]readResult, 0, max(need*(len(keys)-i), 2*cap(answerSlab)))
-			scratch.answers = answerSlab
 		}
 		n := len(answerSlab)
 		answerSlab = answerSlab[:n+need]
@@ -141,11 +139,13 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		if c.isLocal(live[0]) {
 			ops[i].local = live[0]
 			local = append(local, i)
-			scratch.local = local
 			rest, want = live[1:], need-1
 		}
 		peers = askPeers(peers, rest, want, i, len(keys), turn)
 	}
+	// The pool keeps the newest slabs: the live slices taken from an older
+	// one still point into it until the call ends.
+	scratch.live, scratch.answers, scratch.local = liveSlab, answerSlab, local
 
 	wait, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
