@@ -13,8 +13,13 @@ import (
 type gate struct {
 	// state is the number of calls in flight, plus closedBit once closing.
 	state atomic.Int64
-	done  chan struct{}
-	once  sync.Once
+	// Every call writes state, so its cache line moves between cores on each
+	// call; shut sits on a line of its own that is only written by close, so
+	// a caller that just checks it (see closing) reads it from its own cache.
+	_    [56]byte
+	shut atomic.Bool
+	done chan struct{}
+	once sync.Once
 }
 
 const closedBit = 1 << 62
@@ -37,9 +42,15 @@ func (g *gate) exit() {
 	}
 }
 
+// closing reports whether close has begun. A caller that checks it instead of
+// entering is not waited for by close, so it must not touch what close tears
+// down.
+func (g *gate) closing() bool { return g.shut.Load() }
+
 // close refuses new calls and waits for those in flight. It returns false if
 // the gate was already closed. It must not be called from inside a call.
 func (g *gate) close() bool {
+	g.shut.Store(true)
 	old := g.state.Or(closedBit)
 	if old&closedBit != 0 {
 		return false

@@ -342,10 +342,13 @@ func (s *Store) keyLock(token uint64) *sync.Mutex {
 // still see the version that makes a key dead. The Value may be kept but never
 // modified: it can be shared with the row cache and other readers.
 func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
-	if err := s.acquire(); err != nil {
-		return record.Record{}, false, err
+	// A read that the row cache answers, hit or definite absence, touches no
+	// Pebble state, so it does not enter the gate: entering and leaving it are
+	// two atomic writes to one cache line that every core's calls share, 3.6%
+	// of a single node's CPU under a pipelined GET load.
+	if s.gate.closing() {
+		return record.Record{}, false, ErrClosed
 	}
-	defer s.release()
 	token := ring.Token(key)
 	// On the stack: a read the row cache answers allocates nothing. Pebble
 	// gets a copy (readCached), since a key handed to it escapes.
@@ -357,6 +360,10 @@ func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
 	if s.rows.absent() {
 		return record.Record{}, false, nil
 	}
+	if err := s.acquire(); err != nil {
+		return record.Record{}, false, err
+	}
+	defer s.release()
 	if s.rows == nil {
 		return s.readRecord(bytes.Clone(rk))
 	}

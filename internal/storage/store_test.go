@@ -538,6 +538,10 @@ func TestClosed(t *testing.T) {
 	if _, _, err := s.Get([]byte("k")); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Get after Close = %v", err)
 	}
+	// A missing key of a complete row cache, answered without Pebble.
+	if _, _, err := s.Get([]byte("missing")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get of a missing key after Close = %v", err)
+	}
 	if err := s.Scan(0, func(uint64, []byte, *record.Record) error { return nil }); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Scan after Close = %v", err)
 	}
