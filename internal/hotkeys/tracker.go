@@ -258,15 +258,17 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 func (t *Tracker) Observe(key []byte) { t.ObserveHashed(xxhash.Sum64(key), key) }
 
 // ObserveHashed is Observe for a caller that already has the key's ring token
-// (ring.Token(key), xxhash64), saving the hash.
-func (t *Tracker) ObserveHashed(h uint64, key []byte) {
+// (ring.Token(key), xxhash64), saving the hash. It returns IsHotHashed(h, key)
+// as well: both look the key up in the same table, and a coordinator wants
+// both for every request.
+func (t *Tracker) ObserveHashed(h uint64, key []byte) (hot bool) {
 	slot := t.cur.Load()
 	if e := t.snap.Load().find(h, key); e != nil {
 		e.c.counts[slot].Add(1)
-		return
+		return e.hot
 	}
 	if t.planes[slot].add(h) < t.admit.Load() || t.pendingFull.Load() {
-		return
+		return false
 	}
 	t.pmu.Lock()
 	if _, ok := t.pending[string(key)]; !ok {
@@ -277,6 +279,7 @@ func (t *Tracker) ObserveHashed(h uint64, key []byte) {
 		}
 	}
 	t.pmu.Unlock()
+	return false
 }
 
 // IsHot reports whether key is among the top K with a rate of at least

@@ -62,12 +62,11 @@ type Hinter interface {
 	Hint(target string, key []byte, rec *record.Record)
 }
 
-// HotKeys tracks request rates per key (design §10). Both methods are called
-// on every request and must be cheap and safe for concurrent use; h is the
-// key's ring token.
+// HotKeys tracks request rates per key (design §10). ObserveHashed counts a
+// request and reports whether the key is hot; it is called on every request
+// and must be cheap and safe for concurrent use. h is the key's ring token.
 type HotKeys interface {
-	ObserveHashed(h uint64, key []byte)
-	IsHotHashed(h uint64, key []byte) bool
+	ObserveHashed(h uint64, key []byte) (hot bool)
 }
 
 // HotCache is the opt-in coordinator cache for hot keys, with a staleness
@@ -404,14 +403,17 @@ type readResult struct {
 // ALL it repairs the answering replicas that were stale before it returns, so
 // a later read at those levels cannot go back in time.
 func (c *Coordinator) Get(ctx context.Context, key []byte, lvl Level) (rec record.Record, found bool, err error) {
-	start := clock.Mono()
-	defer func() { c.metrics.observe("read", lvl, start, err) }()
 	hot := false
 	if c.cfg.HotKeys != nil {
-		h := ring.Token(key)
-		c.cfg.HotKeys.ObserveHashed(h, key)
-		hot = c.cfg.HotKeys.IsHotHashed(h, key)
+		hot = c.cfg.HotKeys.ObserveHashed(ring.Token(key), key)
 	}
+	return c.get(ctx, key, lvl, hot)
+}
+
+// get is Get for a key whose request the hot-key tracker has already counted.
+func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) (rec record.Record, found bool, err error) {
+	start := clock.Mono()
+	defer func() { c.metrics.observe("read", lvl, start, err) }()
 	if hot && lvl != All && c.cfg.HotCache != nil {
 		if rec, found, hit := c.cfg.HotCache.Get(key); hit {
 			return rec, found, nil

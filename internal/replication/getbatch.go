@@ -79,7 +79,7 @@ func (g *getScratch) release() {
 // would. Reads that need more than one replica ask each peer once for all the
 // keys it is to answer, instead of once per key. A key whose batched answers
 // are incomplete (a peer failed or timed out), a hot key, and a read that one
-// replica answers are left to Get, which speculates and retries; the batched
+// replica answers are left to get, which speculates and retries; the batched
 // reads themselves do not speculate. Stale replicas among the answers are
 // repaired before GetBatch returns, as Get does at QUORUM and ALL.
 func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []GetResult {
@@ -89,7 +89,8 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	defer scratch.release()
 	ops := slices.Grow(scratch.ops[:0], len(keys))[:len(keys)]
 	scratch.ops = ops
-	var single []int // answered by Get, concurrently
+	var single []int // answered by get, concurrently
+	var hot []int    // hot keys, answered by get, concurrently
 	var inline []int // answered by Get on this goroutine: no network
 	var peers []replicaGroup
 	local := scratch.local[:0]
@@ -99,13 +100,11 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	answerSlab := scratch.answers[:0]
 	turn := int(c.batchTurn.Add(1))
 	for i, key := range keys {
-		var h uint64
-		if c.cfg.HotKeys != nil {
-			h = ring.Token(key)
-			if c.cfg.HotKeys.IsHotHashed(h, key) {
-				single = append(single, i)
-				continue
-			}
+		// Every key is counted here, once; the keys left to get are not
+		// counted again.
+		if c.cfg.HotKeys != nil && c.cfg.HotKeys.ObserveHashed(ring.Token(key), key) {
+			hot = append(hot, i)
+			continue
 		}
 		reps := c.topo.Replicas(key)
 		need := lvl.Required(len(reps))
@@ -124,9 +123,6 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		if need <= 1 || len(live) < need {
 			single = append(single, i)
 			continue
-		}
-		if c.cfg.HotKeys != nil {
-			c.cfg.HotKeys.ObserveHashed(h, key) // Get observes the others
 		}
 		ops[i].reps = reps
 		if cap(answerSlab)-len(answerSlab) < need {
@@ -166,11 +162,16 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	var wg sync.WaitGroup
 	for _, i := range single {
 		wg.Go(func() {
-			out[i].Rec, out[i].Found, out[i].Err = c.Get(ctx, keys[i], lvl)
+			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
+		})
+	}
+	for _, i := range hot {
+		wg.Go(func() {
+			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, true)
 		})
 	}
 	for _, i := range inline {
-		out[i].Rec, out[i].Found, out[i].Err = c.Get(ctx, keys[i], lvl)
+		out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
 	}
 	for _, i := range local {
 		ops[i].answers = append(ops[i].answers, c.read(wait, ops[i].local, keys[i]))
@@ -201,7 +202,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 		}
 		if op.failed {
 			wg.Go(func() {
-				out[i].Rec, out[i].Found, out[i].Err = c.Get(ctx, keys[i], lvl)
+				out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
 			})
 			continue
 		}

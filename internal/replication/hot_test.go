@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -137,4 +138,47 @@ func TestHotKeyCacheStalenessBound(t *testing.T) {
 	if err != nil || string(rec.Value) != "v4" {
 		t.Fatalf("ALL read %q %v, want v4", rec.Value, err)
 	}
+}
+
+// countingHotKeys counts the requests observed per key and calls one key hot.
+type countingHotKeys struct {
+	hot  string
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (h *countingHotKeys) ObserveHashed(_ uint64, key []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen[string(key)]++
+	return string(key) == h.hot
+}
+
+// A batched read counts each of its keys once for hot-key tracking, whichever
+// way the key is answered: batched, through the single-key path (a hot key),
+// or inline (a ONE read this node answers).
+func TestGetBatchObservesEachKeyOnce(t *testing.T) {
+	c := newSimCluster(t, 3)
+	co := c.nodes[0].coord
+	keys := [][]byte{[]byte("a"), []byte("b"), []byte("hot"), []byte("c")}
+	for _, k := range keys {
+		if err := put(t, co, string(k), "v", All); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, lvl := range []Level{One, Quorum, All} {
+		h := &countingHotKeys{hot: "hot", seen: map[string]int{}}
+		co.cfg.HotKeys = h
+		for i, r := range co.GetBatch(t.Context(), keys, lvl) {
+			if r.Err != nil || !r.Found || string(r.Rec.Value) != "v" {
+				t.Fatalf("%s: key %s: %q %v %v", lvl, keys[i], r.Rec.Value, r.Found, r.Err)
+			}
+		}
+		for _, k := range keys {
+			if n := h.seen[string(k)]; n != 1 {
+				t.Errorf("%s: key %s observed %d times, want 1", lvl, k, n)
+			}
+		}
+	}
+	co.cfg.HotKeys = nil
 }
