@@ -204,6 +204,21 @@ func (r *Ring) ReplicasForToken(t uint64) []Node {
 	return r.sets[r.index(t)]
 }
 
+// Locate is ReplicasForToken that also returns the index of the vnode whose
+// range holds t, in [0, NumRanges()), so that a caller can keep what it derives
+// from a replica set in a slice instead of a map.
+func (r *Ring) Locate(t uint64) (vnode int, replicas []Node) {
+	if len(r.tokens) == 0 {
+		return 0, nil
+	}
+	i := r.index(t)
+	return i, r.sets[i]
+}
+
+// NumRanges returns the number of vnode ranges on the ring (every node's
+// tokens together), the bound of Locate's index.
+func (r *Ring) NumRanges() int { return len(r.tokens) }
+
 // index returns the vnode whose range holds t: the first token >= t, wrapping
 // to the lowest token past the top of the ring.
 func (r *Ring) index(t uint64) int {

@@ -253,6 +253,10 @@ func TestRangesCoverRing(t *testing.T) {
 			if got := r.ReplicasForToken(tok); !slices.Equal(got, g.Replicas) {
 				t.Fatalf("token %#x: ReplicasForToken %v, range says %v", tok, got, g.Replicas)
 			}
+			// Locate names each range by its place in Ranges' order.
+			if vn, got := r.Locate(tok); vn != i || !slices.Equal(got, g.Replicas) {
+				t.Fatalf("token %#x: Locate (%d, %v), want range %d %v", tok, vn, got, i, g.Replicas)
+			}
 		}
 		if g.Contains(g.Start) {
 			t.Fatalf("range %d contains its exclusive start", i)
@@ -265,6 +269,12 @@ func TestRangesCoverRing(t *testing.T) {
 	if got := r.ReplicasForToken(math.MaxUint64); !slices.Equal(got, ranges[0].Replicas) {
 		t.Fatalf("max token: got %v want first range %v", got, ranges[0].Replicas)
 	}
+	if r.NumRanges() != len(ranges) {
+		t.Fatalf("NumRanges %d, Ranges has %d", r.NumRanges(), len(ranges))
+	}
+	if vn, _ := r.Locate(math.MaxUint64); vn != 0 {
+		t.Fatalf("max token: Locate gives range %d, want 0", vn)
+	}
 	if !ranges[0].Contains(0) || !ranges[0].Contains(math.MaxUint64) {
 		t.Fatal("first range does not wrap")
 	}
@@ -272,6 +282,9 @@ func TestRangesCoverRing(t *testing.T) {
 
 func TestEdgeCases(t *testing.T) {
 	empty := New(nil, 64, 3)
+	if vn, got := empty.Locate(1); vn != 0 || got != nil || empty.NumRanges() != 0 {
+		t.Fatalf("empty ring: Locate (%d, %v), NumRanges %d", vn, got, empty.NumRanges())
+	}
 	if empty.Replicas([]byte("k")) != nil || len(empty.Ranges()) != 0 || empty.Len() != 0 || len(empty.Ownership()) != 0 {
 		t.Error("empty ring is not empty")
 	}

@@ -3,7 +3,6 @@ package server
 import (
 	"hash/fnv"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,10 +44,11 @@ type view struct {
 	// fingerprint identifies the member states: nodes with equal
 	// fingerprints route every write alike.
 	fingerprint uint64
-	// replicas caches Replicas' answer per ring replica set, keyed by the
-	// set's first element: the ring shares one slice per vnode range, so the
-	// request path allocates nothing after a range's first lookup.
-	replicas sync.Map // *ring.Node → []replication.Replica
+	// replicas caches Replicas' answer per vnode range of ring, so the
+	// request path allocates nothing after a range's first lookup. It is a
+	// slice indexed by ring.Locate's vnode, not a map: a sync.Map lookup was
+	// 1.4% of a node's CPU under a pipelined GET load.
+	replicas []atomic.Pointer[[]replication.Replica]
 }
 
 func newTopology(self string, rf, vnodes int, settle time.Duration) *topology {
@@ -108,6 +108,7 @@ func (t *topology) update(members []membership.Member) (cameUp []replication.Rep
 			v.prev, v.prevEnd = old.ring, time.Now().Add(t.settle)
 		}
 	}
+	v.replicas = make([]atomic.Pointer[[]replication.Replica], v.ring.NumRanges())
 	if !sameNodes(curNodes, futNodes) {
 		if old.future != nil && sameNodes(old.future.Nodes(), futNodes) {
 			v.future = old.future
@@ -145,18 +146,18 @@ func sameNodes(a, b []ring.Node) bool {
 // Replicas implements replication.Topology.
 func (t *topology) Replicas(key []byte) []replication.Replica {
 	v := t.cur.Load()
-	nodes := v.ring.Replicas(key)
+	vn, nodes := v.ring.Locate(ring.Token(key))
 	if len(nodes) == 0 {
 		return nil
 	}
-	if out, ok := v.replicas.Load(&nodes[0]); ok {
-		return out.([]replication.Replica)
+	if out := v.replicas[vn].Load(); out != nil {
+		return *out
 	}
 	out := make([]replication.Replica, len(nodes))
 	for i, n := range nodes {
 		out[i] = v.byNode[n.ID]
 	}
-	v.replicas.Store(&nodes[0], out)
+	v.replicas[vn].Store(&out)
 	return out
 }
 
