@@ -51,6 +51,14 @@ RESULTS=$OUT/results.tsv
 : >"$RESULTS"
 PIDS=()
 
+# thp_mode prints the kernel's transparent huge page mode (always, madvise or
+# never): ringkv's writes cost about a quarter less CPU with "always" (see
+# docs/performance.md), so a table is only comparable with one of the same mode.
+thp_mode() {
+	local f=/sys/kernel/mm/transparent_hugepage/enabled
+	if [[ -r $f ]]; then sed 's/.*\[\(.*\)\].*/\1/' "$f"; else echo unknown; fi
+}
+
 cleanup() {
 	reap
 	rm -rf "$OUT/data"
@@ -244,7 +252,7 @@ done
 # rounds), then its throughput as a ratio of the reference systems' same tool
 # and test.
 echo
-echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3)"
+echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode)"
 [[ $ROUNDS -gt 1 ]] && echo "each figure is the median of $ROUNDS rounds; every round's rows are in $RESULTS"
 awk -F'\t' '
 	{

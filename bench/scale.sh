@@ -33,6 +33,14 @@ OUT=${OUT:-$(mktemp -d -t ringkv-scale-XXXXXX)}
 mkdir -p "$OUT/data"
 
 PIDS=()
+# thp_mode prints the kernel's transparent huge page mode (always, madvise or
+# never): ringkv's writes cost about a quarter less CPU with "always" (see
+# docs/performance.md), so a table is only comparable with one of the same mode.
+thp_mode() {
+	local f=/sys/kernel/mm/transparent_hugepage/enabled
+	if [[ -r $f ]]; then sed 's/.*\[\(.*\)\].*/\1/' "$f"; else echo unknown; fi
+}
+
 cleanup() {
 	local pid
 	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -98,7 +106,7 @@ phase "open-${RATE}rps-P1" --conns "$OPEN_CONNS" --pipeline 1 --rate "$((RATE / 
 
 echo
 echo "$NODES nodes RF 3 QUORUM, $PROCS bench processes, keys $KEYS, $VALUE-byte values, ratio $RATIO, $DURATION per phase"
-echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB"
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB, transparent huge pages: $(thp_mode)"
 printf "%-24s %-4s %12s %8s %10s %10s\n" PHASE OP "OPS/S" ERRORS "P99 ms" "P99.9 ms"
 cat "$OUT/table.txt"
 echo "(p99: the largest any bench process measured; logs in $OUT)"
