@@ -21,10 +21,12 @@
 #   ROUNDS [1]           run every system this many times, in turn, and report
 #                        each row's median: on a shared box one system's figure
 #                        can move 2x between runs, and its ratios with it
-#   BASE_PORT [30000]    ports BASE_PORT..BASE_PORT+300 are used (and 10000 above
-#                        them for the Redis Cluster's bus); each further round
-#                        moves up 1000, since a port whose last sockets are still
-#                        closing cannot be listened on again at once
+#   BASE_PORT [30000]    ports BASE_PORT..BASE_PORT+299 are used, the Redis
+#                        Cluster's bus ports among them; each further round moves
+#                        up 300, since a port whose last sockets are still closing
+#                        cannot be listened on again at once. Keep them all below
+#                        the kernel's ephemeral range (ip_local_port_range, from
+#                        32768 by default): a client socket may hold a port there
 #   RINGKV_BIN           a prebuilt ringkv binary (default: go build)
 #   OUT                  directory for logs and raw results (default: a temp dir, kept)
 # Quick run: KEYS=100000 REQ_P16=200000 REQ_P1=50000 DURATION=3s bench/compare.sh
@@ -208,7 +210,7 @@ one_round() {
 	for i in 1 2 3 4 5 6; do
 		port=$((p + 10 + i))
 		start_redis "cluster$i" $port --cluster-enabled yes --cluster-config-file "$OUT/data/cluster$i/nodes.conf" \
-			--appendonly yes --appendfsync everysec
+			--cluster-port $((p + 30 + i)) --appendonly yes --appendfsync everysec
 		cluster+=("127.0.0.1:$port")
 	done
 	redis-cli --cluster create "${cluster[@]}" --cluster-replicas 1 --cluster-yes >"$OUT/cluster-create.log" 2>&1
@@ -242,9 +244,17 @@ one_round() {
 	stop_all
 }
 
+# A port inside the ephemeral range can be taken by any outgoing connection of
+# the run itself (one try of three rounds from 36000 died on that), so say so
+# before starting rather than after minutes of work.
+ephemeral=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+if ((BASE_PORT + ROUNDS * 300 > ephemeral)); then
+	echo "compare.sh: warning: ports up to $((BASE_PORT + ROUNDS * 300 - 1)) reach the ephemeral range (from $ephemeral); a client socket may take one" >&2
+fi
+
 for round in $(seq "$ROUNDS"); do
 	[[ $ROUNDS -gt 1 ]] && log "round $round of $ROUNDS"
-	p=$((BASE_PORT + (round - 1) * 1000))
+	p=$((BASE_PORT + (round - 1) * 300))
 	one_round
 done
 
