@@ -91,7 +91,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	scratch.ops = ops
 	var single []int // answered by get, concurrently
 	var hot []int    // hot keys, answered by get, concurrently
-	var inline []int // answered by Get on this goroutine: no network
+	var inline []int // answered by get on this goroutine: no network
 	var peers []replicaGroup
 	local := scratch.local[:0]
 	// Every key's live replicas and answers come from two slabs, reused

@@ -198,10 +198,8 @@ func (r *Ring) Replicas(key []byte) []Node { return r.ReplicasForToken(Token(key
 
 // ReplicasForToken is Replicas for a token already computed.
 func (r *Ring) ReplicasForToken(t uint64) []Node {
-	if len(r.tokens) == 0 {
-		return nil
-	}
-	return r.sets[r.index(t)]
+	_, nodes := r.Locate(t)
+	return nodes
 }
 
 // Locate is ReplicasForToken that also returns the index of the vnode whose
