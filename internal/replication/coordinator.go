@@ -128,6 +128,8 @@ type Coordinator struct {
 	hints   Hinter
 	log     *slog.Logger
 	metrics *metrics
+	// prefetcher is local, when it can prefetch; nil otherwise.
+	prefetcher Prefetcher
 	// batchTurn turns the peer a GetBatch asks first (see askPeers).
 	batchTurn atomic.Uint32
 }
@@ -141,10 +143,12 @@ func New(cfg Config, hlc *clock.HLC, local LocalStore, net Caller, topo Topology
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = DefaultConfig().RequestTimeout
 	}
+	pf, _ := local.(Prefetcher)
 	return &Coordinator{
 		cfg: cfg, hlc: hlc, local: local, net: net, topo: topo, hints: hints,
-		log:     cfg.Logger.With("component", "replication"),
-		metrics: newMetrics(cfg.Registerer),
+		log:        cfg.Logger.With("component", "replication"),
+		metrics:    newMetrics(cfg.Registerer),
+		prefetcher: pf,
 	}
 }
 

@@ -170,6 +170,7 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, true)
 		})
 	}
+	c.prefetch(keys, inline, local)
 	for _, i := range inline {
 		out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
 	}
@@ -310,6 +311,7 @@ func (c *Coordinator) readBatch(ctx context.Context, rep *Replica, keys [][]byte
 
 // serveGetBatch answers a MethodGetBatch request from the local replica.
 func (c *Coordinator) serveGetBatch(p []byte) ([]byte, error) {
+	c.prefetchBatch(p, itself)
 	return serveBatch(p, func(dst, key []byte) ([]byte, error) {
 		c.metrics.replicaReads.Inc()
 		rec, found, err := c.local.Get(key)

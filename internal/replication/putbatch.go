@@ -157,6 +157,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		}
 	}
 	// The local replica goes after the requests are on their way.
+	c.prefetch(keys, local)
 	for _, i := range local {
 		op := &ops[i]
 		res, err := c.local.Apply(op.key, op.rec)
@@ -325,6 +326,7 @@ func (c *Coordinator) remoteApplyBatch(ctx context.Context, rep *Replica, idx []
 
 // serveApplyBatch applies a MethodApplyBatch request's writes in order.
 func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
+	c.prefetchBatch(p, applyKey)
 	return serveBatch(p, func(dst, one []byte) ([]byte, error) {
 		return c.serveApply(dst, from, one)
 	})

@@ -189,3 +189,36 @@ func BenchmarkRowCacheMiss1M(b *testing.B) {
 		}
 	}
 }
+
+// The same lookups in batches of 16, as a pipeline's GETs arrive, each batch
+// prefetched first.
+func BenchmarkRowCacheHit1MPrefetch16(b *testing.B) {
+	c, toks, rks := rowCacheBench(b, 1<<20)
+	type probe struct {
+		key [16]byte
+		rk  [32]byte
+		n   int
+	}
+	order := make([]probe, len(toks))
+	keys := make([][]byte, len(toks))
+	for i, j := range rand.New(rand.NewPCG(1, 2)).Perm(len(toks)) {
+		p := &order[i]
+		p.n = copy(p.rk[:], rks[j])
+		copy(p.key[:], rks[j][recordHeaderLen:])
+		keys[i] = p.key[:]
+	}
+	i := 0
+	for b.Loop() {
+		if i%16 == 0 {
+			if i+16 > len(order) {
+				i = 0
+			}
+			c.prefetch(keys[i : i+16])
+		}
+		p := &order[i]
+		if _, ok := c.get(ring.Token(keys[i]), p.rk[:p.n]); !ok {
+			b.Fatal("miss")
+		}
+		i++
+	}
+}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
 // DefaultRowCacheSize bounds the row cache. Every write reads its key first
@@ -445,4 +446,38 @@ func (s *Store) cacheWrite(token uint64, rk []byte, rec *record.Record) {
 		return
 	}
 	s.rows.put(token, rk, rec)
+}
+
+// prefetch looks up the entry of each key without using it, so that the
+// reads and writes that follow find its slot and entry in the CPU cache. A
+// lookup is two dependent cache misses (slot, then entry), but the lookups
+// of different keys are independent: in one loop the CPU overlaps their
+// misses, where reads one after another wait out each in turn. 1M entries,
+// batches of 16: 159-167 ns a lookup, prefetch included
+// (BenchmarkRowCacheHit1MPrefetch16), against 281-292 ns without
+// (BenchmarkRowCacheHit1M). It returns a value only so that the compiler
+// keeps the loads.
+//
+//go:noinline
+func (c *rowCache) prefetch(keys [][]byte) uint64 {
+	if c == nil {
+		return 0
+	}
+	var sum uint64
+	var tokens [16]uint64
+	for len(keys) > 0 {
+		n := min(len(keys), len(tokens))
+		// Hashing first, apart: with a hash call between them the lookups
+		// overlapped far less (224-237 ns a lookup, against 150 ns).
+		for i, k := range keys[:n] {
+			tokens[i] = ring.Token(k)
+		}
+		for _, t := range tokens[:n] {
+			if e := c.shard(t).tab.Load().lookup(t); e != nil {
+				sum += uint64(e.klen)
+			}
+		}
+		keys = keys[n:]
+	}
+	return sum
 }

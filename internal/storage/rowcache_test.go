@@ -126,3 +126,51 @@ func TestRowCacheEvictionKeepsBudget(t *testing.T) {
 		t.Fatalf("evictions %d, complete %v: eviction did not happen or did not end completeness", c.evictions.Load(), c.absent())
 	}
 }
+
+// Prefetch is only a hint: present, deleted and missing keys, in batches
+// longer than its chunk, read the same after it, with or without a row
+// cache.
+func TestPrefetchChangesNothing(t *testing.T) {
+	for _, rows := range []int64{0, -1} {
+		s := openTest(t, Options{RowCacheSize: rows})
+		var keys [][]byte
+		for i := range 40 {
+			k := fmt.Appendf(nil, "k%d", i)
+			keys = append(keys, k)
+			if i%4 == 3 {
+				continue // never written
+			}
+			if _, err := s.Apply(k, val(int64(i+1), "n1", fmt.Sprint("v", i))); err != nil {
+				t.Fatal(err)
+			}
+			if i%4 == 2 {
+				if _, err := s.Apply(k, del(int64(i+2), "n1")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		s.Prefetch(nil)
+		s.Prefetch(keys[:1])
+		s.Prefetch(keys)
+		for i, k := range keys {
+			rec, found, err := s.Get(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch i % 4 {
+			case 3:
+				if found {
+					t.Fatalf("rows %d: %s never written, found %+v", rows, k, rec)
+				}
+			case 2:
+				if !found || !rec.Tombstone {
+					t.Fatalf("rows %d: %s deleted, got %+v found %v", rows, k, rec, found)
+				}
+			default:
+				if !found || string(rec.Value) != fmt.Sprint("v", i) {
+					t.Fatalf("rows %d: %s = %q found %v", rows, k, rec.Value, found)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package replication
+
+import (
+	"encoding/binary"
+	"sync"
+)
+
+// Prefetcher is a LocalStore that can warm the CPU cache for a batch of keys
+// it is about to read or apply (storage.Store does). A pipeline's keys are
+// independent, so looking them all up first overlaps their cache misses,
+// which one Get or Apply after another would take in turn. Optional: a
+// LocalStore without it works the same, a little slower.
+type Prefetcher interface {
+	Prefetch(keys [][]byte)
+}
+
+// keysPool holds the key lists built for a prefetch, so that a batch does
+// not allocate one.
+var keysPool = sync.Pool{New: func() any { return new([][]byte) }}
+
+// prefetch warms the local store for keys[i] of every i in idx, or for all
+// of keys when idx covers them all.
+func (c *Coordinator) prefetch(keys [][]byte, idx ...[]int) {
+	if c.prefetcher == nil {
+		return
+	}
+	n := 0
+	for _, ix := range idx {
+		n += len(ix)
+	}
+	if n < 2 {
+		return
+	}
+	if n == len(keys) {
+		c.prefetcher.Prefetch(keys)
+		return
+	}
+	buf := keysPool.Get().(*[][]byte)
+	sub := (*buf)[:0]
+	for _, ix := range idx {
+		for _, i := range ix {
+			sub = append(sub, keys[i])
+		}
+	}
+	c.prefetcher.Prefetch(sub)
+	clear(sub)
+	*buf = sub[:0]
+	if cap(sub) <= maxPooledBatch {
+		keysPool.Put(buf)
+	}
+}
+
+// prefetchBatch warms the local store for the keys of a batch request's
+// items (serveBatch's framing); key returns an item's key, or nil. A
+// request that is not well framed is left for serveBatch to refuse.
+func (c *Coordinator) prefetchBatch(p []byte, key func(item []byte) []byte) {
+	if c.prefetcher == nil {
+		return
+	}
+	n, w := binary.Uvarint(p)
+	if w <= 0 || n < 2 || n > maxBatchWrites {
+		return
+	}
+	p = p[w:]
+	buf := keysPool.Get().(*[][]byte)
+	keys := (*buf)[:0]
+	for range n {
+		item, rest, err := readBytes(p)
+		if err != nil {
+			break
+		}
+		p = rest
+		if k := key(item); k != nil {
+			keys = append(keys, k)
+		}
+	}
+	c.prefetcher.Prefetch(keys)
+	clear(keys)
+	*buf = keys[:0]
+	if cap(keys) <= maxPooledBatch {
+		keysPool.Put(buf)
+	}
+}
+
+// applyKey is the key of a MethodApply payload, or nil.
+func applyKey(p []byte) []byte {
+	key, _, err := readBytes(p)
+	if err != nil {
+		return nil
+	}
+	return key
+}
+
+// itself is a MethodGetBatch item's key: the item is the key.
+func itself(p []byte) []byte { return p }
