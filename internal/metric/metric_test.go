@@ -77,23 +77,25 @@ func TestHistogramBucketsAndSum(t *testing.T) {
 	} {
 		h.Observe(d)
 	}
+	h.ObserveN(2*time.Millisecond, 3) // three requests of one batch
+	h.ObserveN(time.Second, 0)        // none
 	var tl Tally
 	tl.Observe(h, 50*time.Millisecond)
 	tl.Observe(h, 60*time.Millisecond)
-	if got := h.Count(); got != 4 {
-		t.Fatalf("before Flush Count = %d, want 4: a Tally publishes only when flushed", got)
+	if got := h.Count(); got != 7 {
+		t.Fatalf("before Flush Count = %d, want 7: a Tally publishes only when flushed", got)
 	}
 	tl.Flush()
 	tl.Flush() // a second flush adds nothing
 	m := metricFor(t, gather(t, v)["x_took_seconds"], "get").GetHistogram()
-	if m.GetSampleCount() != 6 {
-		t.Fatalf("count = %d, want 6", m.GetSampleCount())
+	if m.GetSampleCount() != 9 {
+		t.Fatalf("count = %d, want 9", m.GetSampleCount())
 	}
-	wantSum := (500*time.Microsecond + time.Millisecond + 5*time.Millisecond + time.Second + 110*time.Millisecond).Seconds()
+	wantSum := (500*time.Microsecond + time.Millisecond + 5*time.Millisecond + time.Second + 6*time.Millisecond + 110*time.Millisecond).Seconds()
 	if d := m.GetSampleSum() - wantSum; d > 1e-9 || d < -1e-9 {
 		t.Fatalf("sum = %v, want %v", m.GetSampleSum(), wantSum)
 	}
-	want := []uint64{2, 3, 5} // cumulative: ≤1ms, ≤10ms, ≤100ms
+	want := []uint64{2, 6, 8} // cumulative: ≤1ms, ≤10ms, ≤100ms
 	for i, b := range m.GetBucket() {
 		if b.GetCumulativeCount() != want[i] {
 			t.Fatalf("bucket ≤%v = %d, want %d", b.GetUpperBound(), b.GetCumulativeCount(), want[i])

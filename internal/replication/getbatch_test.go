@@ -167,3 +167,43 @@ func TestGetBatchAsksFewestPeers(t *testing.T) {
 		t.Fatalf("six batches went to %v, want both peers used", seen)
 	}
 }
+
+// Every key of a batched read is one request in the coordinator's metrics,
+// with one latency sample, and one replica read where a replica served it:
+// at ONE this node reads all of them itself (the inline path), at QUORUM it
+// reads them and one peer reads them too.
+func TestGetBatchCountsEachKey(t *testing.T) {
+	c := newSimCluster(t, 3)
+	co := c.nodes[0].coord
+	keys := keysOf("k", 12)
+	putAll(t, co, keys, "v", All)
+	replicaReads := func() (n uint64) {
+		for _, nd := range c.nodes {
+			n += nd.coord.metrics.replicaReads.Value()
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		lvl   Level
+		reads uint64 // replica reads per key
+	}{{One, 1}, {Quorum, 2}} {
+		l := int(tc.lvl) - 1
+		ok := co.metrics.requestsBy[0][l][0]
+		reqs, samples, served := ok.Value(), co.metrics.latencyBy[0][l].Count(), replicaReads()
+		for i, r := range co.GetBatch(t.Context(), keys, tc.lvl) {
+			if r.Err != nil || !r.Found || string(r.Rec.Value) != "v" {
+				t.Fatalf("%s: k%d = %q %v %v", tc.lvl, i, r.Rec.Value, r.Found, r.Err)
+			}
+		}
+		n := uint64(len(keys))
+		if got := ok.Value() - reqs; got != n {
+			t.Errorf("%s: %d requests counted ok, want %d", tc.lvl, got, n)
+		}
+		if got := co.metrics.latencyBy[0][l].Count() - samples; got != n {
+			t.Errorf("%s: %d latency samples, want %d", tc.lvl, got, n)
+		}
+		if got := replicaReads() - served; got != tc.reads*n {
+			t.Errorf("%s: %d replica reads, want %d", tc.lvl, got, tc.reads*n)
+		}
+	}
+}

@@ -96,6 +96,11 @@ func (m *metrics) observe(op string, lvl Level, start time.Duration, err error) 
 // observeTook is observe for a request that took took: a batch reads the
 // clock once for all of its requests.
 func (m *metrics) observeTook(op string, lvl Level, took time.Duration, err error) {
+	m.observeN(op, lvl, took, err, 1)
+}
+
+// observeN is observeTook for n requests with the same outcome.
+func (m *metrics) observeN(op string, lvl Level, took time.Duration, err error, n uint64) {
 	outcome := 0
 	switch {
 	case err == nil:
@@ -114,6 +119,6 @@ func (m *metrics) observeTook(op string, lvl Level, took time.Duration, err erro
 	if l < 0 || l > 2 {
 		return
 	}
-	m.requestsBy[o][l][outcome].Inc()
-	m.latencyBy[o][l].Observe(took)
+	m.requestsBy[o][l][outcome].Add(n)
+	m.latencyBy[o][l].ObserveN(took, n)
 }
