@@ -45,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"op", "level", "outcome"}),
 		latency: metric.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "ringkv", Subsystem: "coordinator", Name: "request_duration_seconds",
-			Help:    "Coordinated request latency by operation and consistency level.",
+			Help:    "Coordinated request latency by operation and consistency level; each request of a pipelined batch counts the batch's time.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18),
 		}, []string{"op", "level"}),
 		replicaErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
