@@ -109,8 +109,23 @@ func TestRegistersIndeterminateWrites(t *testing.T) {
 			put("1", 0, 10, traffic.OK), put("2", 20, 30, traffic.Indeterminate), get("2", 500, 510)}, true},
 		{"unknown write seen before the next acknowledged one returned", []traffic.Op{
 			put("1", 0, 10, traffic.Indeterminate), put("2", 20, 30, traffic.OK), get("1", 25, 27), get("2", 40, 41)}, true},
+		// Its coordinator stamped it after the writer's next write (seed
+		// 534383179860291039): it is the newest version, and stays so.
 		{"unknown write seen after a newer one was acknowledged", []traffic.Op{
-			put("1", 0, 10, traffic.Indeterminate), put("2", 20, 30, traffic.OK), get("1", 40, 41)}, false},
+			put("1", 0, 10, traffic.Indeterminate), put("2", 20, 30, traffic.OK), get("1", 40, 41), get("1", 50, 51)}, true},
+		// Stamped later still, after a read had returned the newer write.
+		{"unknown write wins after the newer one was read", []traffic.Op{
+			put("1", 0, 10, traffic.Indeterminate), put("2", 20, 30, traffic.OK), get("2", 40, 41), get("1", 50, 51)}, true},
+		// It takes effect once: having won, it is not overtaken by the
+		// older write, and having been seen and then lost, it does not win
+		// again (a QUORUM read that returned it repaired it to a quorum).
+		{"newer write read back after the unknown one won", []traffic.Op{
+			put("1", 0, 10, traffic.Indeterminate), put("2", 20, 30, traffic.OK), get("1", 40, 41), get("2", 50, 51)}, false},
+		{"unknown write seen before the newer one, then after it was read", []traffic.Op{
+			put("1", 0, 10, traffic.Indeterminate), put("2", 20, 30, traffic.OK), get("1", 25, 27), get("2", 40, 41), get("1", 50, 51)}, false},
+		// An acknowledged write is still never overtaken by an older one.
+		{"acknowledged write read back after the next acknowledged one", []traffic.Op{
+			put("1", 0, 10, traffic.OK), put("2", 20, 30, traffic.Indeterminate), put("3", 40, 50, traffic.OK), get("2", 45, 46), get("1", 60, 61)}, false},
 		{"stale read after an acknowledged write", []traffic.Op{
 			put("1", 0, 10, traffic.OK), put("2", 20, 30, traffic.OK), get("1", 40, 41)}, false},
 	}
