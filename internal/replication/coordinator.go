@@ -445,8 +445,8 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 		c.metrics.replicaReads.Inc()
 		rec, found, err = c.local.Get(key)
 		if err == nil {
-			if len(live) > 1 && c.cfg.ReadRepairChance > 0 && rand.Float64() < c.cfg.ReadRepairChance {
-				c.backgroundRepair(ctx, key, reps)
+			if len(live) > 1 {
+				c.maybeRepair(ctx, key, reps)
 			}
 			return rec, found, nil
 		}
@@ -599,6 +599,14 @@ func (c *Coordinator) repair(ctx context.Context, key []byte, rec *record.Record
 	}
 	for range stale {
 		<-done
+	}
+}
+
+// maybeRepair starts a background repair of key across reps for the share
+// ReadRepairChance of the ONE reads one replica answered.
+func (c *Coordinator) maybeRepair(ctx context.Context, key []byte, reps []Replica) {
+	if c.cfg.ReadRepairChance > 0 && rand.Float64() < c.cfg.ReadRepairChance {
+		c.backgroundRepair(ctx, key, reps)
 	}
 }
 

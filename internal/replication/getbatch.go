@@ -3,7 +3,6 @@ package replication
 import (
 	"context"
 	"encoding/binary"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -150,21 +149,19 @@ func (c *Coordinator) GetBatch(ctx context.Context, keys [][]byte, lvl Level) []
 	// one still point into it until the call ends.
 	scratch.live, scratch.answers, scratch.local = liveSlab, answerSlab, local
 
-	// A batch this node answers alone (every key of a single node's
-	// pipeline) needs no timer and no channel.
-	wait := ctx
-	if len(peers) > 0 || len(local) > 0 {
-		var cancel context.CancelFunc
-		wait, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
-		defer cancel()
-	}
 	type peerReply struct {
 		req     *replicaGroup
 		answers *peerAnswers
 		err     error
 	}
+	// Only peer requests wait on the network: a batch with none (every key
+	// of a single node's pipeline) needs no timer and no channel.
+	wait := ctx
 	var replies chan peerReply
 	if len(peers) > 0 {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
 		replies = make(chan peerReply, len(peers))
 	}
 	for k := range peers {
@@ -253,8 +250,8 @@ func (c *Coordinator) readInline(ctx context.Context, keys [][]byte, idx []int, 
 		}
 		out[i].Rec, out[i].Found = rec, found
 		read++
-		if reps := ops[i].solo; reps != nil && c.cfg.ReadRepairChance > 0 && rand.Float64() < c.cfg.ReadRepairChance {
-			c.backgroundRepair(ctx, keys[i], reps)
+		if reps := ops[i].solo; reps != nil {
+			c.maybeRepair(ctx, keys[i], reps)
 		}
 	}
 	c.metrics.replicaReads.Add(uint64(read))

@@ -35,19 +35,14 @@ func (c *Coordinator) prefetch(keys [][]byte, idx ...[]int) {
 		c.prefetcher.Prefetch(keys)
 		return
 	}
-	buf := keysPool.Get().(*[][]byte)
-	sub := (*buf)[:0]
-	for _, ix := range idx {
-		for _, i := range ix {
-			sub = append(sub, keys[i])
+	c.prefetchPooled(func(dst [][]byte) [][]byte {
+		for _, ix := range idx {
+			for _, i := range ix {
+				dst = append(dst, keys[i])
+			}
 		}
-	}
-	c.prefetcher.Prefetch(sub)
-	clear(sub)
-	*buf = sub[:0]
-	if cap(sub) <= maxPooledBatch {
-		keysPool.Put(buf)
-	}
+		return dst
+	})
 }
 
 // prefetchBatch warms the local store for the keys of a batch request's
@@ -62,18 +57,25 @@ func (c *Coordinator) prefetchBatch(p []byte, key func(item []byte) []byte) {
 		return
 	}
 	p = p[w:]
+	c.prefetchPooled(func(dst [][]byte) [][]byte {
+		for range n {
+			item, rest, err := readBytes(p)
+			if err != nil {
+				break
+			}
+			p = rest
+			if k := key(item); k != nil {
+				dst = append(dst, k)
+			}
+		}
+		return dst
+	})
+}
+
+// prefetchPooled prefetches the keys fill appends to a list from keysPool.
+func (c *Coordinator) prefetchPooled(fill func(dst [][]byte) [][]byte) {
 	buf := keysPool.Get().(*[][]byte)
-	keys := (*buf)[:0]
-	for range n {
-		item, rest, err := readBytes(p)
-		if err != nil {
-			break
-		}
-		p = rest
-		if k := key(item); k != nil {
-			keys = append(keys, k)
-		}
-	}
+	keys := fill((*buf)[:0])
 	c.prefetcher.Prefetch(keys)
 	clear(keys)
 	*buf = keys[:0]

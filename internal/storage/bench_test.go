@@ -130,47 +130,44 @@ func BenchmarkScan(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(keys)), "ns/record")
 }
 
+// rowProbe is one cached key as a lookup takes it, laid out flat so that a
+// benchmark reading probes in sequence costs no cache miss of its own.
+type rowProbe struct {
+	tok uint64
+	key [16]byte
+	rk  [32]byte
+	n   int // length of the Pebble key in rk
+}
+
 // rowCacheBench fills a row cache with n keys as the store would (token,
-// Pebble key, 100-byte value) and returns it with the keys' tokens and
-// Pebble keys.
-func rowCacheBench(b *testing.B, n int) (*rowCache, []uint64, [][]byte) {
+// Pebble key, 100-byte value) and returns it with the keys' probes in a
+// random order.
+func rowCacheBench(b *testing.B, n int) (*rowCache, []rowProbe) {
 	b.Helper()
 	c := newRowCache(DefaultRowCacheSize)
-	toks := make([]uint64, n)
-	rks := make([][]byte, n)
+	probes := make([]rowProbe, n)
 	rec := record.Record{Value: make([]byte, 100), Version: record.Version{TS: ts(1, 0), Node: "bench"}}
-	for i := range n {
-		key := fmt.Appendf(nil, "key:%012d", i)
-		toks[i] = ring.Token(key)
-		rks[i] = recordKey(toks[i], key)
-		c.put(toks[i], rks[i], &rec)
+	for i, j := range rand.New(rand.NewPCG(1, 2)).Perm(n) {
+		p := &probes[j]
+		copy(p.key[:], fmt.Appendf(nil, "key:%012d", i))
+		p.tok = ring.Token(p.key[:])
+		p.n = len(appendRecordKey(p.rk[:0], p.tok, p.key[:]))
+		c.put(p.tok, p.rk[:p.n], &rec)
 	}
-	return c, toks, rks
+	return c, probes
 }
 
 // A million cached records looked up at random, as a GET P16 load over 1M
 // keys does: the cost is cache misses, the table's and the entry's.
 func BenchmarkRowCacheHit1M(b *testing.B) {
-	c, toks, rks := rowCacheBench(b, 1<<20)
-	// The keys in a random order, laid out flat and read in sequence, so
-	// the benchmark's own picking of a key costs no cache miss.
-	type probe struct {
-		tok uint64
-		rk  [32]byte
-		n   int
-	}
-	order := make([]probe, len(toks))
-	for i, j := range rand.New(rand.NewPCG(1, 2)).Perm(len(toks)) {
-		order[i].tok = toks[j]
-		order[i].n = copy(order[i].rk[:], rks[j])
-	}
+	c, probes := rowCacheBench(b, 1<<20)
 	i := 0
 	for b.Loop() {
-		p := &order[i]
+		p := &probes[i]
 		if _, ok := c.get(p.tok, p.rk[:p.n]); !ok {
 			b.Fatal("miss")
 		}
-		if i++; i == len(order) {
+		if i++; i == len(probes) {
 			i = 0
 		}
 	}
@@ -179,7 +176,7 @@ func BenchmarkRowCacheHit1M(b *testing.B) {
 // Lookups of keys the cache does not hold, as the read-before-write of a
 // new key makes: a probe sequence walked to its end.
 func BenchmarkRowCacheMiss1M(b *testing.B) {
-	c, _, _ := rowCacheBench(b, 1<<20)
+	c, _ := rowCacheBench(b, 1<<20)
 	r := rand.New(rand.NewPCG(1, 2))
 	for b.Loop() {
 		key := fmt.Appendf(nil, "absent:%012d", r.IntN(1<<20))
@@ -191,31 +188,22 @@ func BenchmarkRowCacheMiss1M(b *testing.B) {
 }
 
 // The same lookups in batches of 16, as a pipeline's GETs arrive, each batch
-// prefetched first.
+// prefetched first (by key, as Store.Prefetch is called).
 func BenchmarkRowCacheHit1MPrefetch16(b *testing.B) {
-	c, toks, rks := rowCacheBench(b, 1<<20)
-	type probe struct {
-		key [16]byte
-		rk  [32]byte
-		n   int
-	}
-	order := make([]probe, len(toks))
-	keys := make([][]byte, len(toks))
-	for i, j := range rand.New(rand.NewPCG(1, 2)).Perm(len(toks)) {
-		p := &order[i]
-		p.n = copy(p.rk[:], rks[j])
-		copy(p.key[:], rks[j][recordHeaderLen:])
-		keys[i] = p.key[:]
+	c, probes := rowCacheBench(b, 1<<20)
+	keys := make([][]byte, len(probes))
+	for i := range probes {
+		keys[i] = probes[i].key[:]
 	}
 	i := 0
 	for b.Loop() {
 		if i%16 == 0 {
-			if i+16 > len(order) {
+			if i+16 > len(probes) {
 				i = 0
 			}
 			c.prefetch(keys[i : i+16])
 		}
-		p := &order[i]
+		p := &probes[i]
 		if _, ok := c.get(ring.Token(keys[i]), p.rk[:p.n]); !ok {
 			b.Fatal("miss")
 		}

@@ -109,9 +109,9 @@ type rowSlot struct {
 	e   atomic.Pointer[rowEntry]
 }
 
-// set publishes e in the slot.
-func (s *rowSlot) set(e *rowEntry) {
-	s.tag.Store(e.token)
+// set publishes e, whose token is tag, in the slot.
+func (s *rowSlot) set(tag uint64, e *rowEntry) {
+	s.tag.Store(tag)
 	s.e.Store(e)
 }
 
@@ -272,8 +272,7 @@ func (sh *rowShard) grow() *rowTable {
 		tag := s.tag.Load()
 		for j := tag & nt.mask; ; j = (j + 1) & nt.mask {
 			if nt.slots[j].e.Load() == nil {
-				nt.slots[j].tag.Store(tag)
-				nt.slots[j].e.Store(e)
+				nt.slots[j].set(tag, e)
 				break
 			}
 		}
@@ -316,7 +315,7 @@ func (c *rowCache) put(token uint64, rk []byte, rec *record.Record) {
 		if t.slots[free].e.Load() == deletedEntry {
 			sh.dead--
 		}
-		t.slots[free].set(e)
+		t.slots[free].set(token, e)
 		sh.live++
 	}
 	sh.bytes += e.size()
