@@ -45,6 +45,39 @@ func TestGetBatchReadsLikeGet(t *testing.T) {
 	}
 }
 
+// GetBatchInto answers in the caller's slice, over whatever the slice held
+// before: a found key's record from the previous batch must not show through
+// as the answer for a key that is missing now, nor an earlier error.
+func TestGetBatchIntoReusesAndOverwrites(t *testing.T) {
+	c := newSimCluster(t, 3)
+	putAll(t, c.nodes[0].coord, keysOf("k", 8), "v", All)
+	co := c.nodes[1].coord
+	for _, lvl := range []Level{One, Quorum} {
+		dst := co.GetBatchInto(t.Context(), nil, keysOf("k", 8), lvl)
+		for i, r := range dst {
+			if r.Err != nil || !r.Found || string(r.Rec.Value) != "v" {
+				t.Fatalf("%s: k%d = %q %v %v", lvl, i, r.Rec.Value, r.Found, r.Err)
+			}
+		}
+		for i := range dst {
+			dst[i].Err = errors.New("left from an earlier batch")
+		}
+		res := co.GetBatchInto(t.Context(), dst, keysOf("missing", 8), lvl)
+		if &res[0] != &dst[0] {
+			t.Fatalf("%s: a slice with room was not reused", lvl)
+		}
+		for i, r := range res {
+			if r.Err != nil || r.Found || r.Rec.Value != nil || !r.Rec.Version.IsZero() {
+				t.Fatalf("%s: missing%d = %+v: the previous batch's answer shows through", lvl, i, r)
+			}
+		}
+		// Fewer keys than the slice holds: only as many answers.
+		if res := co.GetBatchInto(t.Context(), dst, keysOf("k", 3), lvl); len(res) != 3 || !res[2].Found {
+			t.Fatalf("%s: 3 keys into a slice of 8: %d answers, %+v", lvl, len(res), res)
+		}
+	}
+}
+
 // A replica that missed writes is repaired by a batched ALL read, and the read
 // returns the newest value.
 func TestGetBatchRepairsStaleReplica(t *testing.T) {

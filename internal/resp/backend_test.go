@@ -38,11 +38,13 @@ var (
 	_ GetBatcher  = (*memBackend)(nil)
 )
 
-func (b *memBackend) GetBatch(ctx context.Context, keys [][]byte, lvl replication.Level) []replication.GetResult {
+func (b *memBackend) GetBatchInto(ctx context.Context, dst []replication.GetResult, keys [][]byte, lvl replication.Level) []replication.GetResult {
 	b.mu.Lock()
 	b.mu.getBatches = append(b.mu.getBatches, len(keys))
 	b.mu.Unlock()
-	out := make([]replication.GetResult, len(keys))
+	// As the coordinator does: dst's memory, whatever it held.
+	out := slices.Grow(dst[:0], len(keys))[:len(keys)]
+	clear(out)
 	for i, k := range keys {
 		out[i].Rec, out[i].Found, out[i].Err = b.Get(ctx, k, lvl)
 	}

@@ -42,6 +42,9 @@ type batch struct {
 	// The GETs of a batch, for a backend that reads them in one go.
 	getKeys [][]byte
 	gets    []int
+	// results is the GETs' answers, kept from batch to batch and cleared
+	// after each: its Values alias stored records.
+	results []replication.GetResult
 	tasks   []func()
 }
 
@@ -55,8 +58,10 @@ type BatchPutter interface {
 
 // GetBatcher is a Backend that can read several keys at once, each as Get
 // would; batched GETs of a pipeline go through it when the backend has it.
+// The results go into dst's memory when it has room (the connection passes
+// the same slice for each of its batches) and are returned.
 type GetBatcher interface {
-	GetBatch(ctx context.Context, keys [][]byte, lvl replication.Level) []replication.GetResult
+	GetBatchInto(ctx context.Context, dst []replication.GetResult, keys [][]byte, lvl replication.Level) []replication.GetResult
 }
 
 // batchable reports whether args is a plain GET or SET that passes every check
@@ -150,9 +155,13 @@ func (c *conn) runBatch() {
 	}
 	if getBatched {
 		tasks = append(tasks, func() {
-			res := gb.GetBatch(ctx, c.batch.getKeys, level)
+			res := gb.GetBatchInto(ctx, c.batch.results, c.batch.getKeys, level)
 			for k, i := range c.batch.gets {
 				ops[i].rec, ops[i].found, ops[i].err = res[k].Rec, res[k].Found, res[k].Err
+			}
+			clear(res)
+			if cap(res) <= maxBatch {
+				c.batch.results = res[:0]
 			}
 		})
 	}

@@ -857,6 +857,17 @@ func TestPipelineSetsGoThroughPutBatch(t *testing.T) {
 				t.Fatalf("GET b%d = %q %v", i, v, err)
 			}
 		}
+		// The connection's next batch of GETs reuses the answers' memory:
+		// none of the values above may show through for keys that are missing.
+		pipe = c.Pipeline()
+		gets = gets[:0]
+		for i := range 8 {
+			gets = append(gets, pipe.Get(ctx, fmt.Sprint("nope", i)))
+		}
+		_, _ = pipe.Exec(ctx)
+		for i, g := range gets {
+			isNil(t, fmt.Sprint("GET nope", i, " after a batch that found values"), g.Err())
+		}
 		ts.b.mu.Lock()
 		getBatches = ts.b.mu.getBatches[len(getBatches):]
 		ts.b.mu.Unlock()
