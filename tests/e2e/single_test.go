@@ -71,6 +71,72 @@ func TestSingleNodeCommandsAndRestart(t *testing.T) {
 
 // With --sync always, every write acknowledged before a kill -9 is there after
 // the restart.
+// A single node with one replica per key runs a pipeline's GETs and SETs as
+// batches, as a clustered node does: replies keep command order, each key sees
+// its own commands in order, and a GET finds what an earlier command of the
+// same pipeline wrote. The pipelines hold runs of SETs, of GETs, of GETs and
+// SETs of different keys mixed, and DELs and an unbatched command between.
+func TestSingleNodeRF1PipelinesKeepPerKeyOrder(t *testing.T) {
+	n := newNode(t, "rf1", "--replicas", "1")
+	n.start()
+	ctx := t.Context()
+	c := n.redis()
+	const keys = 40
+	type check struct {
+		get  *redis.StringCmd
+		want string // "" for a missing key
+	}
+	for round := range 4 {
+		pipe := c.Pipeline()
+		var checks []check
+		get := func(key, want string) { checks = append(checks, check{pipe.Get(ctx, key), want}) }
+		p := func(k int) string { return fmt.Sprintf("p%d", k) }
+		q := func(k int) string { return fmt.Sprintf("q%d", k) }
+		v := func(tag string, k int) string { return fmt.Sprintf("%s%d-%d", tag, round, k) }
+		for k := range keys {
+			pipe.Set(ctx, p(k), v("a", k), 0)
+		}
+		for k := range keys {
+			get(p(k), v("a", k))
+		}
+		for k := range keys {
+			pipe.Set(ctx, p(k), v("b", k), 0)
+			if k%5 == 0 {
+				pipe.Del(ctx, p(k))
+			}
+			if k%7 == 0 {
+				pipe.Echo(ctx, "between")
+			}
+		}
+		for k := range keys {
+			want := v("b", k)
+			if k%5 == 0 {
+				want = ""
+			}
+			get(p(k), want)
+			pipe.Set(ctx, q(k), v("c", k), 0)
+		}
+		for k := range keys {
+			get(q(k), v("c", k))
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		for i, ck := range checks {
+			got, err := ck.get.Result()
+			if ck.want == "" {
+				if !errors.Is(err, redis.Nil) {
+					t.Fatalf("round %d, check %d: %v = %q, %v; want nil", round, i, ck.get.Args(), got, err)
+				}
+				continue
+			}
+			if err != nil || got != ck.want {
+				t.Fatalf("round %d, check %d: %v = %q, %v; want %q", round, i, ck.get.Args(), got, err, ck.want)
+			}
+		}
+	}
+}
+
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	n := newNode(t, "crash", "--sync", "always")
 	n.start()
