@@ -69,8 +69,6 @@ func TestSingleNodeCommandsAndRestart(t *testing.T) {
 	}
 }
 
-// With --sync always, every write acknowledged before a kill -9 is there after
-// the restart.
 // A single node with one replica per key runs a pipeline's GETs and SETs as
 // batches, as a clustered node does: replies keep command order, each key sees
 // its own commands in order, and a GET finds what an earlier command of the
@@ -137,6 +135,8 @@ func TestSingleNodeRF1PipelinesKeepPerKeyOrder(t *testing.T) {
 	}
 }
 
+// With --sync always, every write acknowledged before a kill -9 is there after
+// the restart.
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 	n := newNode(t, "crash", "--sync", "always")
 	n.start()
