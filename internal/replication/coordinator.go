@@ -130,6 +130,9 @@ type Coordinator struct {
 	metrics *metrics
 	// prefetcher is local, when it can prefetch; nil otherwise.
 	prefetcher Prefetcher
+	// batcher is local, when it can apply a batch in one commit; nil
+	// otherwise.
+	batcher BatchApplier
 	// batchTurn turns the peer a GetBatch asks first (see askPeers).
 	batchTurn atomic.Uint32
 }
@@ -144,11 +147,13 @@ func New(cfg Config, hlc *clock.HLC, local LocalStore, net Caller, topo Topology
 		cfg.RequestTimeout = DefaultConfig().RequestTimeout
 	}
 	pf, _ := local.(Prefetcher)
+	ba, _ := local.(BatchApplier)
 	return &Coordinator{
 		cfg: cfg, hlc: hlc, local: local, net: net, topo: topo, hints: hints,
 		log:        cfg.Logger.With("component", "replication"),
 		metrics:    newMetrics(cfg.Registerer),
 		prefetcher: pf,
+		batcher:    ba,
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/storage"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -158,19 +159,25 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	}
 	// The local replica goes after the requests are on their way.
 	c.prefetch(keys, local)
-	for _, i := range local {
-		op := &ops[i]
-		res, err := c.local.Apply(op.key, op.rec)
-		op.pending--
-		if err != nil {
-			op.lastErr = err
-			op.landed = true // as Put: a local failure's outcome is unknown
-			continue
+	if len(local) > 0 {
+		ws := make([]storage.Write, len(local))
+		for k, i := range local {
+			ws[k] = storage.Write{Key: ops[i].key, Rec: ops[i].rec}
 		}
-		op.acks++
-		if superseding(res.Applied, res.PrevFound, &res.Prev, &op.rec) != nil {
-			held := res.Prev // only this escapes, not every write's res
-			op.noteNewer(&held)
+		c.applyLocal(ws)
+		for k, i := range local {
+			op, w := &ops[i], &ws[k]
+			op.pending--
+			if w.Err != nil {
+				op.lastErr = w.Err
+				op.landed = true // as Put: a local failure's outcome is unknown
+				continue
+			}
+			op.acks++
+			if superseding(w.Result.Applied, w.Result.PrevFound, &w.Result.Prev, &op.rec) != nil {
+				held := w.Result.Prev // only this escapes, not every write's result
+				op.noteNewer(&held)
+			}
 		}
 	}
 	open := 0
@@ -324,12 +331,68 @@ func (c *Coordinator) remoteApplyBatch(ctx context.Context, rep *Replica, idx []
 	return rp
 }
 
-// serveApplyBatch applies a MethodApplyBatch request's writes in order.
+// serveApplyBatch applies a MethodApplyBatch request's writes in order, in
+// one local batch (see BatchApplier).
 func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 	c.prefetchBatch(p, applyKey)
-	return serveBatch(p, func(dst, one []byte) ([]byte, error) {
-		return c.serveApply(dst, from, one)
-	})
+	n, w := binary.Uvarint(p)
+	if w <= 0 || n > maxBatchWrites {
+		return nil, errWire
+	}
+	p = p[w:]
+	// refused[k] is item k's refusal; the others are in ws, in order.
+	refused := make([]error, n)
+	ws := make([]storage.Write, 0, n)
+	for k := range refused {
+		one, rest, err := readBytes(p)
+		if err != nil {
+			return nil, err
+		}
+		p = rest
+		key, rec, err := c.acceptApply(from, one)
+		if err != nil {
+			refused[k] = err
+			continue
+		}
+		ws = append(ws, storage.Write{Key: key, Rec: rec})
+	}
+	if len(p) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errWire, len(p))
+	}
+	c.applyLocal(ws)
+	out := binary.AppendUvarint(make([]byte, 0, 64*n), n)
+	var scratch []byte
+	for _, err := range refused {
+		if err == nil {
+			w := &ws[0]
+			ws = ws[1:]
+			if err = w.Err; err == nil {
+				scratch = appendApplyResp(scratch[:0], w.Result.Applied, &w.Result.Prev, w.Result.PrevFound)
+			}
+		}
+		out = appendAnswer(out, scratch, err)
+	}
+	return out, nil
+}
+
+// BatchApplier is a LocalStore that can apply several writes in one commit,
+// as storage.Store does: a pipeline's writes, or a peer's batch request,
+// then take one pass through the store's commit path instead of one each.
+// Optional: without it each write is applied on its own.
+type BatchApplier interface {
+	ApplyBatch(ws []storage.Write)
+}
+
+// applyLocal applies ws to the local replica, as ApplyBatch does.
+func (c *Coordinator) applyLocal(ws []storage.Write) {
+	if c.batcher != nil {
+		c.batcher.ApplyBatch(ws)
+		return
+	}
+	for i := range ws {
+		w := &ws[i]
+		w.Result, w.Err = c.local.Apply(w.Key, w.Rec)
+	}
 }
 
 // serveBatch answers a batch request (count, then each item length-prefixed)
@@ -352,18 +415,21 @@ func serveBatch(p []byte, item func(dst, one []byte) ([]byte, error)) ([]byte, e
 		}
 		p = rest
 		scratch, err = item(scratch[:0], one)
-		if err != nil {
-			out = append(out, 1)
-			out = appendBytes(out, []byte(err.Error()))
-			continue
-		}
-		out = append(out, 0)
-		out = appendBytes(out, scratch)
+		out = appendAnswer(out, scratch, err)
 	}
 	if len(p) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errWire, len(p))
 	}
 	return out, nil
+}
+
+// appendAnswer appends one item's entry of a batch answer: 0 and body, or 1
+// and err's text when err is set.
+func appendAnswer(out, body []byte, err error) []byte {
+	if err != nil {
+		return appendBytes(append(out, 1), []byte(err.Error()))
+	}
+	return appendBytes(append(out, 0), body)
 }
 
 // decodeBatch reads serveBatch's answer to a request of want items, calling

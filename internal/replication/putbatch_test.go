@@ -137,6 +137,49 @@ func TestApplyBatchRefusesOneWrite(t *testing.T) {
 	}
 }
 
+// A replica applies a batch's writes in order, as one after the other: two
+// writes to one key both land, the later winning, and a stale one after them
+// reports the version that beat it. An item that does not decode fails alone.
+func TestApplyBatchInOrder(t *testing.T) {
+	c := newSimCluster(t, 3)
+	n2 := c.nodes[1]
+	now := n2.coord.hlc.Now()
+	at := func(v string, d int64) record.Record {
+		return record.Record{Value: []byte(v), Version: record.Version{TS: clock.MakeTimestamp(now.Physical()+d, 0), Node: "n1"}}
+	}
+	ops := []batchOp{
+		{key: []byte("k"), rec: at("first", 1)},
+		{key: []byte("other"), rec: at("o", 1)},
+		{key: []byte("k"), rec: at("second", 2)},
+		{key: []byte("k"), rec: at("stale", 0)},
+	}
+	req := encodeApplyBatch(ops, []int{0, 1, 2, 3})
+	// A fifth item, well framed but not a write.
+	req[0] = 5
+	req = appendBytes(req, []byte{0xff, 0xff})
+	resp, err := n2.coord.Serve(t.Context(), "n1", MethodApplyBatch, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops = append(ops, batchOp{key: []byte("junk")})
+	errs, newer, err := decodeApplyBatchResp(resp, []int{0, 1, 2, 3, 4}, ops, "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil || errs[1] != nil || errs[2] != nil || errs[3] != nil || errs[4] == nil {
+		t.Fatalf("errs = %v, want only the last refused", errs)
+	}
+	if newer[0] != nil || newer[2] != nil {
+		t.Fatalf("the first two writes of k were superseded: %v", newer)
+	}
+	if newer[3] == nil || string(newer[3].Value) != "second" {
+		t.Fatalf("the stale write of k was beaten by %v, want the second write", newer[3])
+	}
+	if v, found := localValue(t, n2, "k"); !found || v != "second" {
+		t.Fatalf("k = %q, %v; want second", v, found)
+	}
+}
+
 // A batch frames each write with applyLen instead of encoding it apart
 // first, so applyLen must be encodeApply's exact length, across the key and
 // value lengths where a varint grows a byte.

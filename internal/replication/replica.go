@@ -44,15 +44,8 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 // serveApply applies one peer's write (MethodApply's payload p) to the
 // local replica and appends MethodApply's answer to dst.
 func (c *Coordinator) serveApply(dst []byte, from string, p []byte) ([]byte, error) {
-	key, rec, err := decodeApply(p)
+	key, rec, err := c.acceptApply(from, p)
 	if err != nil {
-		return dst, err
-	}
-	// A record stamped too far in our future would drag our clock along;
-	// refuse it, as design §2 asks, and count it.
-	if err := c.hlc.Update(rec.Version.TS); err != nil {
-		c.metrics.skewRefused.Inc()
-		c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
 		return dst, err
 	}
 	res, err := c.local.Apply(key, rec)
@@ -60,6 +53,23 @@ func (c *Coordinator) serveApply(dst []byte, from string, p []byte) ([]byte, err
 		return dst, err
 	}
 	return appendApplyResp(dst, res.Applied, &res.Prev, res.PrevFound), nil
+}
+
+// acceptApply decodes a peer's write and refuses it if its version is too
+// far in our future.
+func (c *Coordinator) acceptApply(from string, p []byte) ([]byte, record.Record, error) {
+	key, rec, err := decodeApply(p)
+	if err != nil {
+		return nil, rec, err
+	}
+	// A record stamped too far in our future would drag our clock along;
+	// refuse it, as design §2 asks, and count it.
+	if err := c.hlc.Update(rec.Version.TS); err != nil {
+		c.metrics.skewRefused.Inc()
+		c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
+		return nil, rec, err
+	}
+	return key, rec, nil
 }
 
 // ApplyLocal applies a record that carries its own version (a hint, a repair, a

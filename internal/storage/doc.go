@@ -30,5 +30,7 @@
 //
 // Writes to one key are serialised by a striped mutex chosen by the key's
 // token; writes to different keys run in parallel and Pebble group-commits
-// their WAL syncs. Reads take no key lock: a Pebble read sees whole batches.
+// their WAL syncs. ApplyBatch takes the stripes of all its keys, in
+// ascending order, and commits its writes as one Pebble batch. Reads take no
+// key lock: a Pebble read sees whole batches.
 package storage

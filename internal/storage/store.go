@@ -427,14 +427,8 @@ func (s *Store) deadline(rec *record.Record) int64 {
 // key until GC; if it is already past its GC deadline and nothing is stored,
 // it is dropped instead (see ApplyResult.Applied).
 func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
-	if len(key) == 0 {
-		return ApplyResult{}, fmt.Errorf("%w: empty key", ErrInvalidRecord)
-	}
-	if rec.Version.IsZero() {
-		return ApplyResult{}, fmt.Errorf("%w: zero version", ErrInvalidRecord)
-	}
-	if rec.ExpireAt < 0 {
-		return ApplyResult{}, fmt.Errorf("%w: negative expiry %d", ErrInvalidRecord, rec.ExpireAt)
+	if err := validWrite(key, &rec); err != nil {
+		return ApplyResult{}, err
 	}
 	if err := s.acquire(); err != nil {
 		return ApplyResult{}, err
@@ -459,52 +453,84 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 		return ApplyResult{}, err
 	}
 	res := ApplyResult{Prev: prev, PrevFound: found}
-	if found && !record.Newer(&rec, &prev) {
-		s.counters.staleApplies.Add(1)
-		return res, nil
-	}
-	newDeadline := s.deadline(&rec)
-	if !found && rec.Tombstone && newDeadline <= now {
-		s.counters.deadDropped.Add(1)
-		return res, nil
-	}
-
 	b := s.db.NewBatch()
 	defer b.Close()
-	// Encoded in place in the batch: no key or value to allocate and copy.
-	op := b.SetDeferred(len(rk), rec.EncodedLen())
-	copy(op.Key, rk)
-	if enc := rec.AppendEncode(op.Value[:0]); len(enc) != len(op.Value) {
-		// EncodedLen and AppendEncode disagree: the batch would hold a
-		// torn record.
-		return ApplyResult{}, fmt.Errorf("storage: apply: record encodes to %d bytes, %d reserved", len(enc), len(op.Value))
-	}
-	_ = op.Finish()
-	if found {
-		if old := s.deadline(&prev); old != 0 && old != newDeadline {
-			_ = b.Delete(deadlineKey(old, token, key), nil)
-		}
-	}
-	if newDeadline != 0 {
-		_ = b.Set(deadlineKey(newDeadline, token, key), nil, nil)
+	if ok, err := s.stage(b, token, rk, key, &rec, &prev, found, now); err != nil {
+		return ApplyResult{}, err
+	} else if !ok {
+		return res, nil
 	}
 	s.beginNotify()
 	defer s.endNotify()
 	if err := b.Commit(s.wo); err != nil {
 		return ApplyResult{}, fmt.Errorf("storage: apply: %w", err)
 	}
-	s.cacheWrite(token, rk, &rec)
+	s.applied(token, rk, key, &rec, &prev, found)
 	res.Applied = true
+	return res, nil
+}
+
+// validWrite refuses what no replica may store.
+func validWrite(key []byte, rec *record.Record) error {
+	if len(key) == 0 {
+		return fmt.Errorf("%w: empty key", ErrInvalidRecord)
+	}
+	if rec.Version.IsZero() {
+		return fmt.Errorf("%w: zero version", ErrInvalidRecord)
+	}
+	if rec.ExpireAt < 0 {
+		return fmt.Errorf("%w: negative expiry %d", ErrInvalidRecord, rec.ExpireAt)
+	}
+	return nil
+}
+
+// stage adds to b the write of rec over prev (the record stored at rk, if
+// found) and its deadline-index changes, and reports true, when rec wins; a
+// stale write, or a dead one with nothing stored, adds nothing. The caller
+// holds rk's key lock until the batch commits.
+func (s *Store) stage(b *pebble.Batch, token uint64, rk, key []byte, rec, prev *record.Record, found bool, now int64) (bool, error) {
+	if found && !record.Newer(rec, prev) {
+		s.counters.staleApplies.Add(1)
+		return false, nil
+	}
+	newDeadline := s.deadline(rec)
+	if !found && rec.Tombstone && newDeadline <= now {
+		s.counters.deadDropped.Add(1)
+		return false, nil
+	}
+	// Encoded in place in the batch: no key or value to allocate and copy.
+	op := b.SetDeferred(len(rk), rec.EncodedLen())
+	copy(op.Key, rk)
+	if enc := rec.AppendEncode(op.Value[:0]); len(enc) != len(op.Value) {
+		// EncodedLen and AppendEncode disagree: the batch would hold a
+		// torn record.
+		return false, fmt.Errorf("storage: apply: record encodes to %d bytes, %d reserved", len(enc), len(op.Value))
+	}
+	_ = op.Finish()
+	if found {
+		if old := s.deadline(prev); old != 0 && old != newDeadline {
+			_ = b.Delete(deadlineKey(old, token, key), nil)
+		}
+	}
+	if newDeadline != 0 {
+		_ = b.Set(deadlineKey(newDeadline, token, key), nil, nil)
+	}
+	return true, nil
+}
+
+// applied does what follows the commit of a write that stage added: the row
+// cache, the counters and the OnApply hook, inside beginNotify.
+func (s *Store) applied(token uint64, rk, key []byte, rec, prev *record.Record, found bool) {
+	s.cacheWrite(token, rk, rec)
 	s.counters.applies.Add(1)
 	if !found {
 		s.count.Add(1)
 	}
 	var old record.Record
 	if found {
-		old = prev
+		old = *prev
 	}
-	s.notify(token, key, old, rec)
-	return res, nil
+	s.notify(token, key, old, *rec)
 }
 
 // beginNotify and endNotify bracket a change's commit and its OnApply

@@ -1,0 +1,182 @@
+package storage
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/ring"
+)
+
+// Write is one write of ApplyBatch: Key and Rec go in, Result and Err come
+// out, as Apply's arguments and results.
+type Write struct {
+	Key    []byte
+	Rec    record.Record
+	Result ApplyResult
+	Err    error
+}
+
+// ApplyBatch applies every write as Apply would, one after the other in
+// slice order (a later write to a key sees an earlier one), but commits
+// them in one Pebble batch. A pipeline of 16 SETs then costs one pass
+// through Pebble's commit pipeline, not 16. A write that is refused (invalid) fails alone; if
+// the commit fails, every write the batch held fails with its error, and
+// none of them is stored. Rec of a write that is already dead is rewritten
+// as its tombstone, as Apply stores it.
+func (s *Store) ApplyBatch(ws []Write) {
+	if len(ws) == 1 {
+		ws[0].Result, ws[0].Err = s.Apply(ws[0].Key, ws[0].Rec)
+		return
+	}
+	if err := s.acquire(); err != nil {
+		for i := range ws {
+			ws[i].Err = err
+		}
+		return
+	}
+	defer s.release()
+
+	sc := batchScratchPool.Get().(*batchScratch)
+	defer sc.put()
+	now := s.opts.Clock.Now().UnixMilli()
+	for i := range ws {
+		w := &ws[i]
+		w.Result, w.Err = ApplyResult{}, validWrite(w.Key, &w.Rec)
+		if w.Err != nil {
+			continue
+		}
+		if !w.Rec.Live(now) {
+			w.Rec.Tombstone = true
+			w.Rec.Value = nil
+		}
+		token := ring.Token(w.Key)
+		// Growing sc.keys leaves the earlier keys where they were, in
+		// the old array, which nothing writes again.
+		n := len(sc.keys)
+		sc.keys = appendRecordKey(sc.keys, token, w.Key)
+		sc.items = append(sc.items, batchItem{w: i, token: token, rk: sc.keys[n:len(sc.keys):len(sc.keys)]})
+	}
+	if len(sc.items) == 0 {
+		return
+	}
+	// In key order, writes to one key sit side by side (the sort is
+	// stable, so they keep their order) and each finds the one before it.
+	// Pebble also inserts a batch's keys into its memtable with one
+	// inserter that starts each search where the last one ended when that
+	// still brackets the key; for 16 random keys among a memtable's
+	// hundreds of thousands that saved nothing measurable
+	// (BenchmarkApplyBatchRandom1M with and without the sort).
+	slices.SortStableFunc(sc.items, func(a, b batchItem) int { return bytes.Compare(a.rk, b.rk) })
+
+	// Stripe locks in ascending order, each once: two batches cannot
+	// deadlock, and Apply and Get take only one.
+	for _, it := range sc.items {
+		sc.stripes = append(sc.stripes, uint32(it.token&(keyLockStripes-1)))
+	}
+	slices.Sort(sc.stripes)
+	sc.stripes = slices.Compact(sc.stripes)
+	for _, st := range sc.stripes {
+		s.keyLocks[st].Lock()
+	}
+	defer func() {
+		for _, st := range sc.stripes {
+			s.keyLocks[st].Unlock()
+		}
+	}()
+
+	b := s.db.NewBatch()
+	defer b.Close()
+	staged := 0
+	for k := range sc.items {
+		it := &sc.items[k]
+		w := &ws[it.w]
+		if k > 0 && bytes.Equal(sc.items[k-1].rk, it.rk) {
+			// The same key as the write before: its outcome is what
+			// this one finds stored.
+			p := &sc.items[k-1]
+			pw := &ws[p.w]
+			switch {
+			case p.staged:
+				it.prev, it.found = pw.Rec, true
+			case pw.Err == nil:
+				it.prev, it.found = p.prev, p.found
+			default:
+				w.Err = pw.Err
+				continue
+			}
+		} else {
+			var err error
+			it.prev, it.found, err = s.readCached(it.token, it.rk)
+			if err != nil {
+				w.Err = err
+				continue
+			}
+		}
+		w.Result = ApplyResult{Prev: it.prev, PrevFound: it.found}
+		ok, err := s.stage(b, it.token, it.rk, w.Key, &w.Rec, &it.prev, it.found, now)
+		if err != nil {
+			w.Err = err
+			continue
+		}
+		if ok {
+			it.staged = true
+			staged++
+		}
+	}
+	if staged == 0 {
+		return
+	}
+	s.beginNotify()
+	defer s.endNotify()
+	if err := b.Commit(s.wo); err != nil {
+		err = fmt.Errorf("storage: apply: %w", err)
+		for _, it := range sc.items {
+			if it.staged {
+				ws[it.w].Result, ws[it.w].Err = ApplyResult{}, err
+			}
+		}
+		return
+	}
+	for k := range sc.items {
+		if it := &sc.items[k]; it.staged {
+			w := &ws[it.w]
+			s.applied(it.token, it.rk, w.Key, &w.Rec, &it.prev, it.found)
+			w.Result.Applied = true
+		}
+	}
+}
+
+// batchItem is ApplyBatch's view of one valid write.
+type batchItem struct {
+	w      int // index into the writes
+	token  uint64
+	rk     []byte // record key, in batchScratch.keys
+	prev   record.Record
+	found  bool
+	staged bool
+}
+
+// batchScratch is the working memory of one ApplyBatch call, pooled so that a
+// batch allocates none of it.
+type batchScratch struct {
+	items   []batchItem
+	keys    []byte
+	stripes []uint32
+}
+
+var batchScratchPool = sync.Pool{New: func() any { return new(batchScratch) }}
+
+// maxPooledScratch keeps a huge batch's scratch out of the pool.
+const maxPooledScratch = 1 << 16
+
+func (sc *batchScratch) put() {
+	if cap(sc.keys) > maxPooledScratch || cap(sc.items) > maxPooledScratch/64 {
+		return
+	}
+	clear(sc.items) // values of prev records
+	sc.items, sc.keys, sc.stripes = sc.items[:0], sc.keys[:0], sc.stripes[:0]
+	batchScratchPool.Put(sc)
+}
