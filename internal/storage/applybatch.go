@@ -21,11 +21,12 @@ type Write struct {
 
 // ApplyBatch applies every write as Apply would, one after the other in
 // slice order (a later write to a key sees an earlier one), but commits
-// them in one Pebble batch. A pipeline of 16 SETs then costs one pass
-// through Pebble's commit pipeline, not 16. A write that is refused (invalid) fails alone; if
-// the commit fails, every write the batch held fails with its error, and
-// none of them is stored. Rec of a write that is already dead is rewritten
-// as its tombstone, as Apply stores it.
+// them in one Pebble batch: a pipeline of 16 SETs costs one pass through
+// Pebble's commit pipeline, not 16. An invalid write fails alone; if the
+// commit fails, every write the batch held fails with its error and none
+// of them is stored. Rec of a write that is already dead is rewritten as
+// its tombstone, as Apply stores it. The batch holds the key locks of all
+// its keys until its commit is done.
 func (s *Store) ApplyBatch(ws []Write) {
 	if len(ws) == 1 {
 		ws[0].Result, ws[0].Err = s.Apply(ws[0].Key, ws[0].Rec)
