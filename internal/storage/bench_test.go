@@ -92,6 +92,38 @@ func BenchmarkApplyRandom1M(b *testing.B) {
 	})
 }
 
+// BenchmarkApplyBatchRandom1M is BenchmarkApplyRandom1M's load in batches of
+// 16, as a pipeline of SETs arrives (ApplyBatch): ns/op is per write.
+func BenchmarkApplyBatchRandom1M(b *testing.B) {
+	s := openTest(b, Options{Dir: b.TempDir(), Sync: SyncPeriodic, ExpiryInterval: -1})
+	keys := benchKeys(1 << 20)
+	var seq atomic.Int64
+	b.SetBytes(int64(len(benchValue)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(uint64(seq.Add(1)), 1))
+		ws := make([]Write, 0, 16)
+		flush := func() bool {
+			s.ApplyBatch(ws)
+			for _, w := range ws {
+				if w.Err != nil {
+					b.Error(w.Err)
+					return false
+				}
+			}
+			ws = ws[:0]
+			return true
+		}
+		for pb.Next() {
+			ws = append(ws, Write{Key: keys[r.IntN(len(keys))], Rec: benchRecord(seq.Add(1))})
+			if len(ws) == cap(ws) && !flush() {
+				return
+			}
+		}
+		flush()
+	})
+}
+
 func BenchmarkGet(b *testing.B) {
 	s := benchStore(b, SyncPeriodic)
 	keys := benchKeys(1 << 16)
