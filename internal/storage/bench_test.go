@@ -75,16 +75,10 @@ func BenchmarkApplyParallel(b *testing.B) {
 // memtable, its flushes and compactions, and the row cache's growth, which
 // is what docs/performance.md's storage apply figures measure.
 func BenchmarkApplyRandom1M(b *testing.B) {
-	s := openTest(b, Options{Dir: b.TempDir(), Sync: SyncPeriodic, ExpiryInterval: -1})
-	keys := benchKeys(1 << 20)
-	var seq atomic.Int64
-	b.SetBytes(int64(len(benchValue)))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		r := rand.New(rand.NewPCG(uint64(seq.Add(1)), 1))
+	random1M(b, func(s *Store, pb *testing.PB, next func() Write) {
 		for pb.Next() {
-			i := seq.Add(1)
-			if _, err := s.Apply(keys[r.IntN(len(keys))], benchRecord(i)); err != nil {
+			w := next()
+			if _, err := s.Apply(w.Key, w.Rec); err != nil {
 				b.Error(err)
 				return
 			}
@@ -95,13 +89,7 @@ func BenchmarkApplyRandom1M(b *testing.B) {
 // BenchmarkApplyBatchRandom1M is BenchmarkApplyRandom1M's load in batches of
 // 16, as a pipeline of SETs arrives (ApplyBatch): ns/op is per write.
 func BenchmarkApplyBatchRandom1M(b *testing.B) {
-	s := openTest(b, Options{Dir: b.TempDir(), Sync: SyncPeriodic, ExpiryInterval: -1})
-	keys := benchKeys(1 << 20)
-	var seq atomic.Int64
-	b.SetBytes(int64(len(benchValue)))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		r := rand.New(rand.NewPCG(uint64(seq.Add(1)), 1))
+	random1M(b, func(s *Store, pb *testing.PB, next func() Write) {
 		ws := make([]Write, 0, 16)
 		flush := func() bool {
 			s.ApplyBatch(ws)
@@ -115,12 +103,28 @@ func BenchmarkApplyBatchRandom1M(b *testing.B) {
 			return true
 		}
 		for pb.Next() {
-			ws = append(ws, Write{Key: keys[r.IntN(len(keys))], Rec: benchRecord(seq.Add(1))})
+			ws = append(ws, next())
 			if len(ws) == cap(ws) && !flush() {
 				return
 			}
 		}
 		flush()
+	})
+}
+
+// random1M runs body on every parallel goroutine against a fresh store on
+// disk; next gives a write of a random key of 1M under a fresh version.
+func random1M(b *testing.B, body func(s *Store, pb *testing.PB, next func() Write)) {
+	s := openTest(b, Options{Dir: b.TempDir(), Sync: SyncPeriodic, ExpiryInterval: -1})
+	keys := benchKeys(1 << 20)
+	var seq atomic.Int64
+	b.SetBytes(int64(len(benchValue)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		r := rand.New(rand.NewPCG(uint64(seq.Add(1)), 1))
+		body(s, pb, func() Write {
+			return Write{Key: keys[r.IntN(len(keys))], Rec: benchRecord(seq.Add(1))}
+		})
 	})
 }
 
