@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -53,9 +54,14 @@ func TestTCPMetrics(t *testing.T) {
 		}
 		return nil
 	})
-	if b, f := metricValue(t, srv.metrics.batches), metricValue(t, srv.metrics.frames); b == 0 || f != 3 {
-		t.Errorf("server wrote %v frames in %v batches, want 3 frames", f, b)
-	}
+	// The server counts a batch after its write returns, and the client
+	// can have read the response by then: wait for the count.
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if b, f := metricValue(t, srv.metrics.batches), metricValue(t, srv.metrics.frames); b == 0 || f != 3 {
+			return fmt.Errorf("server wrote %v frames in %v batches, want 3 frames", f, b)
+		}
+		return nil
+	})
 	if fams, err := reg.Gather(); err != nil || len(fams) == 0 {
 		t.Errorf("registry gathered %d families, %v", len(fams), err)
 	}
