@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
 )
@@ -49,10 +51,6 @@ func (s *Store) ApplyBatch(ws []Write) {
 		if w.Err != nil {
 			continue
 		}
-		if !w.Rec.Live(now) {
-			w.Rec.Tombstone = true
-			w.Rec.Value = nil
-		}
 		token := ring.Token(w.Key)
 		// Growing sc.keys leaves the earlier keys where they were, in
 		// the old array, which nothing writes again.
@@ -88,9 +86,12 @@ func (s *Store) ApplyBatch(ws []Write) {
 		}
 	}()
 
-	b := s.db.NewBatch()
-	defer b.Close()
-	staged := 0
+	var b *pebble.Batch // taken at the first write admitted
+	defer func() {
+		if b != nil {
+			_ = b.Close()
+		}
+	}()
 	for k := range sc.items {
 		it := &sc.items[k]
 		w := &ws[it.w]
@@ -117,28 +118,30 @@ func (s *Store) ApplyBatch(ws []Write) {
 			}
 		}
 		w.Result = ApplyResult{Prev: it.prev, PrevFound: it.found}
-		ok, err := s.stage(b, it.token, it.rk, w.Key, &w.Rec, &it.prev, it.found, now)
-		if err != nil {
-			w.Err = err
+		if !s.admit(&w.Rec, &it.prev, it.found, now) {
 			continue
 		}
-		if ok {
-			it.staged = true
-			staged++
+		if b == nil {
+			b = s.db.NewBatch()
 		}
+		if err := s.stage(b, it.token, it.rk, w.Key, &w.Rec, &it.prev, it.found); err != nil {
+			// The batch may hold a torn record: commit none of it,
+			// and fail the writes not reached yet with the rest.
+			s.failStaged(ws, sc.items, err)
+			for _, rest := range sc.items[k:] {
+				ws[rest.w].Result, ws[rest.w].Err = ApplyResult{}, err
+			}
+			return
+		}
+		it.staged = true
 	}
-	if staged == 0 {
+	if b == nil {
 		return
 	}
 	s.beginNotify()
 	defer s.endNotify()
 	if err := b.Commit(s.wo); err != nil {
-		err = fmt.Errorf("storage: apply: %w", err)
-		for _, it := range sc.items {
-			if it.staged {
-				ws[it.w].Result, ws[it.w].Err = ApplyResult{}, err
-			}
-		}
+		s.failStaged(ws, sc.items, fmt.Errorf("storage: apply: %w", err))
 		return
 	}
 	for k := range sc.items {
@@ -146,6 +149,15 @@ func (s *Store) ApplyBatch(ws []Write) {
 			w := &ws[it.w]
 			s.applied(it.token, it.rk, w.Key, &w.Rec, &it.prev, it.found)
 			w.Result.Applied = true
+		}
+	}
+}
+
+// failStaged fails every staged write of a batch that is not committed.
+func (s *Store) failStaged(ws []Write, items []batchItem, err error) {
+	for _, it := range items {
+		if it.staged {
+			ws[it.w].Result, ws[it.w].Err = ApplyResult{}, err
 		}
 	}
 }

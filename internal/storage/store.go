@@ -436,11 +436,6 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	defer s.release()
 
 	now := s.opts.Clock.Now().UnixMilli()
-	if !rec.Live(now) {
-		rec.Tombstone = true
-		rec.Value = nil
-	}
-
 	token := ring.Token(key)
 	var kb [64]byte // see Get
 	rk := appendRecordKey(kb[:0], token, key)
@@ -453,12 +448,13 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 		return ApplyResult{}, err
 	}
 	res := ApplyResult{Prev: prev, PrevFound: found}
+	if !s.admit(&rec, &prev, found, now) {
+		return res, nil
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if ok, err := s.stage(b, token, rk, key, &rec, &prev, found, now); err != nil {
+	if err := s.stage(b, token, rk, key, &rec, &prev, found); err != nil {
 		return ApplyResult{}, err
-	} else if !ok {
-		return res, nil
 	}
 	s.beginNotify()
 	defer s.endNotify()
@@ -484,27 +480,38 @@ func validWrite(key []byte, rec *record.Record) error {
 	return nil
 }
 
-// stage adds to b the write of rec over prev (the record stored at rk, if
-// found) and its deadline-index changes, and reports true, when rec wins; a
-// stale write, or a dead one with nothing stored, adds nothing. The caller
-// holds rk's key lock until the batch commits.
-func (s *Store) stage(b *pebble.Batch, token uint64, rk, key []byte, rec, prev *record.Record, found bool, now int64) (bool, error) {
+// admit reports whether rec is to be written over prev (the stored record, if
+// found), counting the writes it turns away: a stale one, or a dead one with
+// nothing stored that is past its GC deadline. A dead rec is rewritten as
+// its tombstone first, as it is to be stored.
+func (s *Store) admit(rec, prev *record.Record, found bool, now int64) bool {
+	if !rec.Live(now) {
+		rec.Tombstone = true
+		rec.Value = nil
+	}
 	if found && !record.Newer(rec, prev) {
 		s.counters.staleApplies.Add(1)
-		return false, nil
+		return false
 	}
-	newDeadline := s.deadline(rec)
-	if !found && rec.Tombstone && newDeadline <= now {
+	if !found && rec.Tombstone && s.deadline(rec) <= now {
 		s.counters.deadDropped.Add(1)
-		return false, nil
+		return false
 	}
+	return true
+}
+
+// stage adds to b the write of an admitted rec over prev and its
+// deadline-index changes. The caller holds rk's key lock until the batch
+// commits.
+func (s *Store) stage(b *pebble.Batch, token uint64, rk, key []byte, rec, prev *record.Record, found bool) error {
+	newDeadline := s.deadline(rec)
 	// Encoded in place in the batch: no key or value to allocate and copy.
 	op := b.SetDeferred(len(rk), rec.EncodedLen())
 	copy(op.Key, rk)
 	if enc := rec.AppendEncode(op.Value[:0]); len(enc) != len(op.Value) {
 		// EncodedLen and AppendEncode disagree: the batch would hold a
 		// torn record.
-		return false, fmt.Errorf("storage: apply: record encodes to %d bytes, %d reserved", len(enc), len(op.Value))
+		return fmt.Errorf("storage: apply: record encodes to %d bytes, %d reserved", len(enc), len(op.Value))
 	}
 	_ = op.Finish()
 	if found {
@@ -515,7 +522,7 @@ func (s *Store) stage(b *pebble.Batch, token uint64, rk, key []byte, rec, prev *
 	if newDeadline != 0 {
 		_ = b.Set(deadlineKey(newDeadline, token, key), nil, nil)
 	}
-	return true, nil
+	return nil
 }
 
 // applied does what follows the commit of a write that stage added: the row
