@@ -570,10 +570,8 @@ func (c *Coordinator) read(ctx context.Context, r *Replica, key []byte) readResu
 		c.metrics.replicaErrors.WithLabelValues("get").Inc()
 		return readResult{rep: r, err: err}
 	}
+	// resp is ours (the Transport contract), so rec may alias it.
 	rec, found, err := decodeGetResp(resp)
-	if err == nil {
-		rec = rec.Clone() // the transport owns resp
-	}
 	return readResult{rep: r, rec: rec, found: found, err: err}
 }
 
