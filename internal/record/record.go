@@ -56,6 +56,15 @@ func (r *Record) Live(nowMS int64) bool {
 // are not (a bug, or corruption), a fixed order still makes every replica pick
 // the same one: tombstone over value, later expiry over earlier, then bytes.
 func Compare(a, b *Record) int {
+	if c := CompareMeta(a, b); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.Value, b.Value)
+}
+
+// CompareMeta is Compare without its last tie-break, the values' bytes: it
+// orders a record against one whose value a replica sent only as a digest.
+func CompareMeta(a, b *Record) int {
 	if c := a.Version.Compare(b.Version); c != 0 {
 		return c
 	}
@@ -65,10 +74,7 @@ func Compare(a, b *Record) int {
 		}
 		return -1
 	}
-	if c := cmpExpiry(a.ExpireAt, b.ExpireAt); c != 0 {
-		return c
-	}
-	return bytes.Compare(a.Value, b.Value)
+	return cmpExpiry(a.ExpireAt, b.ExpireAt)
 }
 
 // cmpExpiry orders expiries with 0 (never) as the latest.

@@ -405,6 +405,9 @@ type readResult struct {
 	rec   record.Record
 	found bool
 	err   error
+	// digest: rec's value is the replica's valueDigest of it (a
+	// MethodReadBatch digest answer), not the value.
+	digest bool
 }
 
 // Get returns the newest record the level's number of replicas hold for key,

@@ -3,9 +3,12 @@ package replication
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
@@ -14,8 +17,27 @@ import (
 
 // MethodGetBatch reads several keys from one replica: count, then each key
 // length-prefixed. The answer holds, per key in order, a status byte (0, then
-// MethodGet's answer length-prefixed; 1, then an error's text).
+// MethodGet's answer length-prefixed; 1, then an error's text). This version
+// sends MethodReadBatch instead and serves MethodGetBatch for coordinators of
+// the versions before it.
 const MethodGetBatch uint8 = 6
+
+// MethodReadBatch reads several keys from one replica, each whole or as a
+// digest: count, then each item length-prefixed, a mode byte (readWhole or
+// readDigest) and the key. The answer is MethodGetBatch's; a digest is
+// MethodGet's answer for the record with its value replaced by the value's
+// 8-byte xxhash (big-endian). A coordinator that reads a key itself needs
+// only its peers' versions to resolve it: for 100-byte values a digest
+// answer is a quarter of a whole one, and nothing is compared byte for byte.
+// Nodes of the version before it answer it with an error, which sends the
+// keys to the single-key path: a mixed cluster reads correctly, if slower.
+const MethodReadBatch uint8 = 7
+
+// Item modes of a MethodReadBatch.
+const (
+	readWhole  byte = 0
+	readDigest byte = 1
+)
 
 // GetResult is one read of a GetBatch.
 type GetResult struct {
@@ -178,7 +200,7 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	for k := range peers {
 		req := &peers[k]
 		go func() {
-			answers, err := c.readBatch(wait, req.rep, keys, req.idx)
+			answers, err := c.readBatch(wait, req.rep, keys, req.idx, ops)
 			replies <- peerReply{req: req, answers: answers, err: err}
 		}()
 	}
@@ -229,7 +251,20 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 			})
 			continue
 		}
-		rec, found, stale := resolve(op.answers)
+		var rec record.Record
+		var found bool
+		var stale []*Replica
+		if op.local != nil {
+			var ok bool
+			if rec, found, stale, ok = resolveDigests(op.answers); !ok {
+				wg.Go(func() {
+					out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
+				})
+				continue
+			}
+		} else {
+			rec, found, stale = resolve(op.answers)
+		}
 		out[i].Rec, out[i].Found = rec, found
 		c.metrics.observeTook("read", lvl, took, nil)
 		if found && len(stale) > 0 {
@@ -319,18 +354,24 @@ func asked(groups []replicaGroup, r *Replica) bool {
 	return false
 }
 
-// readBatch asks rep for the keys at idx, answering each in order. The
-// answers are the caller's to release once copied out.
-func (c *Coordinator) readBatch(ctx context.Context, rep *Replica, keys [][]byte, idx []int) (*peerAnswers, error) {
+// readBatch asks rep for the keys at idx, answering each in order: a digest
+// for a key this node reads itself (ops[i].local set), the whole record for
+// the others. The answers are the caller's to release once copied out.
+func (c *Coordinator) readBatch(ctx context.Context, rep *Replica, keys [][]byte, idx []int, ops []getOp) (*peerAnswers, error) {
 	size := 10
 	for _, i := range idx {
-		size += 10 + len(keys[i])
+		size += 11 + len(keys[i])
 	}
 	p := binary.AppendUvarint(make([]byte, 0, size), uint64(len(idx)))
 	for _, i := range idx {
-		p = appendBytes(p, keys[i])
+		mode := readWhole
+		if ops[i].local != nil {
+			mode = readDigest
+		}
+		p = append(binary.AppendUvarint(p, uint64(1+len(keys[i]))), mode)
+		p = append(p, keys[i]...)
 	}
-	resp, err := c.net.Call(ctx, rep.Addr, MethodGetBatch, p)
+	resp, err := c.net.Call(ctx, rep.Addr, MethodReadBatch, p)
 	if err != nil {
 		c.metrics.replicaErrors.WithLabelValues("get").Inc()
 		return nil, err
@@ -350,10 +391,92 @@ func (c *Coordinator) readBatch(ctx context.Context, rep *Replica, keys [][]byte
 		pa.release()
 		return nil, err
 	}
-	for k := range out {
+	for k, i := range idx {
 		out[k].rep, out[k].err = rep, errs[k]
+		out[k].digest = ops[i].local != nil
 	}
 	return pa, nil
+}
+
+// serveReadBatch answers a MethodReadBatch request from the local replica.
+func (c *Coordinator) serveReadBatch(p []byte) ([]byte, error) {
+	c.prefetchBatch(p, func(item []byte) []byte {
+		if len(item) == 0 {
+			return nil
+		}
+		return item[1:]
+	})
+	return serveBatch(p, func(dst, item []byte) ([]byte, error) {
+		if len(item) == 0 || item[0] > readDigest {
+			return dst, fmt.Errorf("%w: read item without a known mode", errWire)
+		}
+		c.metrics.replicaReads.Inc()
+		rec, found, err := c.local.Get(item[1:])
+		if err != nil {
+			return dst, err
+		}
+		if item[0] == readDigest {
+			return appendDigestResp(dst, &rec, found), nil
+		}
+		return appendGetResp(dst, &rec, found), nil
+	})
+}
+
+// appendDigestResp appends MethodGet's answer for rec with its value
+// replaced by valueDigest's.
+func appendDigestResp(dst []byte, rec *record.Record, found bool) []byte {
+	if !found {
+		return append(dst, 0)
+	}
+	var sum [8]byte
+	binary.BigEndian.PutUint64(sum[:], valueDigest(rec.Value))
+	d := *rec
+	d.Value = sum[:]
+	return d.AppendEncode(append(dst, 1))
+}
+
+func valueDigest(v []byte) uint64 { return xxhash.Sum64(v) }
+
+// resolveDigests is resolve for a key this node read itself (the answer
+// without digest) and its peers answered by digest. It picks the local
+// record when no peer holds anything newer or different, listing the peers
+// that hold something older, or nothing. ok is false when a peer's digest
+// is newer than the local record, or equal in version with another value:
+// the value that wins is then one only that peer has, and the key must be
+// read whole.
+func resolveDigests(answers []readResult) (rec record.Record, found bool, stale []*Replica, ok bool) {
+	var local *readResult
+	for i := range answers {
+		if !answers[i].digest {
+			local = &answers[i]
+			break
+		}
+	}
+	if local == nil {
+		return rec, false, nil, false
+	}
+	for i := range answers {
+		a := &answers[i]
+		if !a.digest {
+			continue
+		}
+		switch {
+		case !a.found && !local.found:
+		case !a.found:
+			stale = append(stale, a.rep)
+		case !local.found:
+			return rec, false, nil, false
+		default:
+			c := record.CompareMeta(&local.rec, &a.rec)
+			if c < 0 || c == 0 && (len(a.rec.Value) != 8 || binary.BigEndian.Uint64(a.rec.Value) != valueDigest(local.rec.Value)) {
+				return rec, false, nil, false
+			}
+			if c > 0 {
+				stale = append(stale, a.rep)
+			}
+		}
+	}
+	return local.rec, local.found, stale, true
 }
 
 // serveGetBatch answers a MethodGetBatch request from the local replica.

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/transport"
 )
 
 func keysOf(prefix string, n int) [][]byte {
@@ -238,5 +240,173 @@ func TestGetBatchCountsEachKey(t *testing.T) {
 		if got := replicaReads() - served; got != tc.reads*n {
 			t.Errorf("%s: %d replica reads, want %d", tc.lvl, got, tc.reads*n)
 		}
+	}
+}
+
+// resolveDigests takes the local record only when no digest is newer or
+// different; anything else is left to a whole read.
+func TestResolveDigests(t *testing.T) {
+	n1, n2, n3 := &Replica{ID: "n1"}, &Replica{ID: "n2"}, &Replica{ID: "n3"}
+	rec := func(ts uint64, v string) record.Record {
+		return record.Record{Value: []byte(v), Version: record.Version{TS: clock.Timestamp(ts), Node: "n1"}}
+	}
+	whole := func(r *Replica, rc record.Record, found bool) readResult {
+		return readResult{rep: r, rec: rc, found: found}
+	}
+	digest := func(r *Replica, rc record.Record, found bool) readResult {
+		p := appendDigestResp(nil, &rc, found)
+		d, ok, err := decodeGetResp(p)
+		if err != nil || ok != found {
+			t.Fatalf("digest of %v: found %v err %v", rc, ok, err)
+		}
+		if found && len(d.Value) != 8 {
+			t.Fatalf("digest value is %d bytes, want 8", len(d.Value))
+		}
+		return readResult{rep: r, rec: d, found: found, digest: true}
+	}
+	for _, tc := range []struct {
+		name    string
+		answers []readResult
+		ok      bool
+		found   bool
+		stale   []*Replica
+	}{
+		{"all agree", []readResult{whole(n1, rec(5, "v"), true), digest(n2, rec(5, "v"), true), digest(n3, rec(5, "v"), true)}, true, true, nil},
+		{"peer older", []readResult{digest(n2, rec(4, "old"), true), whole(n1, rec(5, "v"), true)}, true, true, []*Replica{n2}},
+		{"peer missing", []readResult{whole(n1, rec(5, "v"), true), digest(n2, rec(0, ""), false), digest(n3, rec(5, "v"), true)}, true, true, []*Replica{n2}},
+		{"none found", []readResult{whole(n1, rec(0, ""), false), digest(n2, rec(0, ""), false)}, true, false, nil},
+		{"peer newer", []readResult{whole(n1, rec(5, "v"), true), digest(n2, rec(6, "w"), true)}, false, false, nil},
+		{"only peer has it", []readResult{whole(n1, rec(0, ""), false), digest(n2, rec(6, "w"), true)}, false, false, nil},
+		{"same version, other value", []readResult{whole(n1, rec(5, "v"), true), digest(n2, rec(5, "w"), true)}, false, false, nil},
+		{"no local answer", []readResult{digest(n2, rec(5, "v"), true), digest(n3, rec(5, "v"), true)}, false, false, nil},
+	} {
+		got, found, stale, ok := resolveDigests(tc.answers)
+		if ok != tc.ok {
+			t.Errorf("%s: ok %v, want %v", tc.name, ok, tc.ok)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		if found != tc.found || found && string(got.Value) != "v" {
+			t.Errorf("%s: got %q found %v, want the local record found %v", tc.name, got.Value, found, tc.found)
+		}
+		if fmt.Sprint(stale) != fmt.Sprint(tc.stale) {
+			t.Errorf("%s: stale %v, want %v", tc.name, stale, tc.stale)
+		}
+	}
+}
+
+// A coordinator whose own replica missed a write reads its peer's newer
+// version whole: the batch's digest says the peer is ahead, and the read
+// returns the peer's value and repairs this node before answering.
+func TestGetBatchReadsPeerAheadOfLocal(t *testing.T) {
+	c := newSimCluster(t, 3)
+	keys := keysOf("k", 10)
+	putAll(t, c.nodes[1].coord, keys, "old", All)
+	c.down(0)
+	putAll(t, c.nodes[1].coord, keys, "new", Quorum)
+	c.up(0) // no hints replayed: only the reads can fix n1
+	for i, r := range c.nodes[0].coord.GetBatch(t.Context(), keys, Quorum) {
+		if r.Err != nil || !r.Found || string(r.Rec.Value) != "new" {
+			t.Fatalf("k%d = %q %v %v, want the peers' newer value", i, r.Rec.Value, r.Found, r.Err)
+		}
+	}
+	for _, k := range keys {
+		if v, ok := localValue(t, c.nodes[0], string(k)); !ok || v != "new" {
+			t.Fatalf("n1 still holds %q for %s after its QUORUM batch read", v, k)
+		}
+	}
+}
+
+// Two replicas holding one version with different values (corruption, or a
+// bug) must resolve as a whole read would, by the values' bytes, not by
+// whichever one the coordinator holds.
+func TestGetBatchSameVersionOtherValue(t *testing.T) {
+	c := newSimCluster(t, 3)
+	v := record.Version{TS: clock.Timestamp(1) << 40, Node: "n2"}
+	for i, val := range []string{"aaa", "zzz", "aaa"} {
+		if _, err := c.nodes[i].store.Apply([]byte("k"), record.Record{Value: []byte(val), Version: v}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := c.nodes[0].coord.GetBatch(t.Context(), [][]byte{[]byte("k"), []byte("k2")}, All)[0]
+	if r.Err != nil || !r.Found || string(r.Rec.Value) != "zzz" {
+		t.Fatalf("ALL batch read = %q %v %v, want zzz (record.Compare's pick)", r.Rec.Value, r.Found, r.Err)
+	}
+}
+
+// oldPeer is a peer of the version before MethodReadBatch: it refuses the
+// method as unknown.
+type oldPeer struct {
+	next  Caller
+	mu    sync.Mutex
+	calls map[uint8]int
+}
+
+func (o *oldPeer) Call(ctx context.Context, addr string, method uint8, payload []byte) ([]byte, error) {
+	o.mu.Lock()
+	o.calls[method]++
+	o.mu.Unlock()
+	if method == MethodReadBatch {
+		return nil, &transport.RemoteError{Peer: addr, Message: fmt.Sprintf("replication: unknown method %d", method)}
+	}
+	return o.next.Call(ctx, addr, method, payload)
+}
+
+// A digest answer leaves the value out, and a peer that does not know the
+// method costs speed, not answers: the keys go through the single-key path.
+func TestReadBatchDigestsAndOldPeers(t *testing.T) {
+	c := newSimCluster(t, 3)
+	big := string(make([]byte, 1000))
+	putAll(t, c.nodes[0].coord, [][]byte{[]byte("big")}, big, All)
+	req := append([]byte{2, 4, readDigest}, "big"...)
+	req = append(append(req, 4, readWhole), "big"...)
+	resp, err := c.nodes[1].coord.Serve(t.Context(), "n1", MethodReadBatch, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	if _, err := decodeBatch(resp, 2, "n2", func(_ int, body []byte) error {
+		sizes = append(sizes, len(body))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if sizes[0] > 64 || sizes[1] < 1000 {
+		t.Fatalf("answers of %v bytes for a digest and a whole read of a 1000-byte value", sizes)
+	}
+	for _, p := range [][]byte{{1, 0}, {1, 2, 9, 'k'}} {
+		resp, err := c.nodes[1].coord.Serve(t.Context(), "n1", MethodReadBatch, p)
+		if err != nil {
+			t.Fatalf("item %x failed the whole batch: %v", p, err)
+		}
+		errs, err := decodeBatch(resp, 1, "n2", func(int, []byte) error { return nil })
+		if err != nil || errs[0] == nil {
+			t.Fatalf("malformed item %x: answer error %v, batch error %v", p, errs, err)
+		}
+	}
+
+	n1 := c.nodes[0]
+	old := &oldPeer{next: n1.tr, calls: map[uint8]int{}}
+	cfg := DefaultConfig()
+	cfg.NodeID = n1.id
+	cfg.ReadRepairChance = 0
+	co := New(cfg, clock.NewHLC(clock.System{}, 500*time.Millisecond), n1.store, old, c.topo, nil)
+	keys := keysOf("k", 8)
+	putAll(t, co, keys, "v", All)
+	for i, r := range co.GetBatch(t.Context(), append(keys, []byte("missing")), Quorum) {
+		if i == len(keys) {
+			if r.Err != nil || r.Found {
+				t.Fatalf("missing key: found %v err %v", r.Found, r.Err)
+			}
+			continue
+		}
+		if r.Err != nil || !r.Found || string(r.Rec.Value) != "v" {
+			t.Fatalf("k%d through an old peer = %q %v %v", i, r.Rec.Value, r.Found, r.Err)
+		}
+	}
+	if old.calls[MethodReadBatch] == 0 || old.calls[MethodGet] == 0 {
+		t.Fatalf("calls by method %v: want a refused MethodReadBatch, then single-key reads", old.calls)
 	}
 }

@@ -16,6 +16,8 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 		return c.serveApply(nil, from, payload)
 	case MethodApplyBatch:
 		return c.serveApplyBatch(from, payload)
+	case MethodReadBatch:
+		return c.serveReadBatch(payload)
 	case MethodGetBatch:
 		return c.serveGetBatch(payload)
 	case MethodGet:
