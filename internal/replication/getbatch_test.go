@@ -80,23 +80,30 @@ func TestGetBatchIntoReusesAndOverwrites(t *testing.T) {
 	}
 }
 
-// A replica that missed writes is repaired by a batched ALL read, and the read
-// returns the newest value.
+// A replica that missed writes is repaired by a batched read, and the read
+// returns the newest value: a peer, whose digest is older than n1's record,
+// by an ALL read; n1 itself, whose peers' digests are newer, by a QUORUM
+// read, which then reads the keys whole.
 func TestGetBatchRepairsStaleReplica(t *testing.T) {
-	c := newSimCluster(t, 3)
-	keys := keysOf("k", 10)
-	putAll(t, c.nodes[0].coord, keys, "old", All)
-	c.down(2)
-	putAll(t, c.nodes[0].coord, keys, "new", Quorum)
-	c.up(2) // its hints are not replayed: only the reads can fix it
-	for i, r := range c.nodes[0].coord.GetBatch(t.Context(), keys, All) {
-		if r.Err != nil || string(r.Rec.Value) != "new" {
-			t.Fatalf("k%d = %q %v", i, r.Rec.Value, r.Err)
+	for _, tc := range []struct {
+		stale int
+		lvl   Level
+	}{{2, All}, {0, Quorum}} {
+		c := newSimCluster(t, 3)
+		keys := keysOf("k", 10)
+		putAll(t, c.nodes[1].coord, keys, "old", All)
+		c.down(tc.stale)
+		putAll(t, c.nodes[1].coord, keys, "new", Quorum)
+		c.up(tc.stale) // its hints are not replayed: only the reads can fix it
+		for i, r := range c.nodes[0].coord.GetBatch(t.Context(), keys, tc.lvl) {
+			if r.Err != nil || !r.Found || string(r.Rec.Value) != "new" {
+				t.Fatalf("n%d stale, %s: k%d = %q %v %v", tc.stale+1, tc.lvl, i, r.Rec.Value, r.Found, r.Err)
+			}
 		}
-	}
-	for _, k := range keys {
-		if v, ok := localValue(t, c.nodes[2], string(k)); !ok || v != "new" {
-			t.Fatalf("n3 still holds %q for %s after the batched ALL read", v, k)
+		for _, k := range keys {
+			if v, ok := localValue(t, c.nodes[tc.stale], string(k)); !ok || v != "new" {
+				t.Fatalf("n%d still holds %q for %s after n1's batched %s read", tc.stale+1, v, k, tc.lvl)
+			}
 		}
 	}
 }
@@ -122,24 +129,36 @@ func TestGetBatchFallsBackWhenPeerFails(t *testing.T) {
 		}
 	}
 	// Malformed requests are errors, not panics.
-	for _, p := range [][]byte{nil, {0xff}, {2, 1, 'a'}, {1, 1, 'a', 0}} {
-		if _, err := c.nodes[0].coord.Serve(t.Context(), "n2", MethodGetBatch, p); err == nil {
-			t.Fatalf("malformed batch %x accepted", p)
+	for _, m := range []uint8{MethodGetBatch, MethodReadBatch} {
+		for _, p := range [][]byte{nil, {0xff}, {2, 1, 'a'}, {1, 1, 'a', 0}} {
+			if _, err := c.nodes[0].coord.Serve(t.Context(), "n2", m, p); err == nil {
+				t.Fatalf("method %d: malformed batch %x accepted", m, p)
+			}
 		}
 	}
 }
 
-// countingCaller counts the requests a coordinator sends to each peer.
+// countingCaller counts the requests a coordinator sends to each peer and
+// of each method. With refuse set it answers that method as a node of an
+// earlier version would, with an unknown-method error.
 type countingCaller struct {
-	next Caller
-	mu   sync.Mutex
-	per  map[string]int
+	next     Caller
+	refuse   uint8
+	mu       sync.Mutex
+	per      map[string]int
+	byMethod map[uint8]int
 }
 
 func (c *countingCaller) Call(ctx context.Context, addr string, method uint8, payload []byte) ([]byte, error) {
 	c.mu.Lock()
 	c.per[addr]++
+	if c.byMethod != nil {
+		c.byMethod[method]++
+	}
 	c.mu.Unlock()
+	if method == c.refuse {
+		return nil, &transport.RemoteError{Peer: addr, Message: fmt.Sprintf("replication: unknown method %d", method)}
+	}
 	return c.next.Call(ctx, addr, method, payload)
 }
 
@@ -297,28 +316,6 @@ func TestResolveDigests(t *testing.T) {
 	}
 }
 
-// A coordinator whose own replica missed a write reads its peer's newer
-// version whole: the batch's digest says the peer is ahead, and the read
-// returns the peer's value and repairs this node before answering.
-func TestGetBatchReadsPeerAheadOfLocal(t *testing.T) {
-	c := newSimCluster(t, 3)
-	keys := keysOf("k", 10)
-	putAll(t, c.nodes[1].coord, keys, "old", All)
-	c.down(0)
-	putAll(t, c.nodes[1].coord, keys, "new", Quorum)
-	c.up(0) // no hints replayed: only the reads can fix n1
-	for i, r := range c.nodes[0].coord.GetBatch(t.Context(), keys, Quorum) {
-		if r.Err != nil || !r.Found || string(r.Rec.Value) != "new" {
-			t.Fatalf("k%d = %q %v %v, want the peers' newer value", i, r.Rec.Value, r.Found, r.Err)
-		}
-	}
-	for _, k := range keys {
-		if v, ok := localValue(t, c.nodes[0], string(k)); !ok || v != "new" {
-			t.Fatalf("n1 still holds %q for %s after its QUORUM batch read", v, k)
-		}
-	}
-}
-
 // Two replicas holding one version with different values (corruption, or a
 // bug) must resolve as a whole read would, by the values' bytes, not by
 // whichever one the coordinator holds.
@@ -334,24 +331,6 @@ func TestGetBatchSameVersionOtherValue(t *testing.T) {
 	if r.Err != nil || !r.Found || string(r.Rec.Value) != "zzz" {
 		t.Fatalf("ALL batch read = %q %v %v, want zzz (record.Compare's pick)", r.Rec.Value, r.Found, r.Err)
 	}
-}
-
-// oldPeer is a peer of the version before MethodReadBatch: it refuses the
-// method as unknown.
-type oldPeer struct {
-	next  Caller
-	mu    sync.Mutex
-	calls map[uint8]int
-}
-
-func (o *oldPeer) Call(ctx context.Context, addr string, method uint8, payload []byte) ([]byte, error) {
-	o.mu.Lock()
-	o.calls[method]++
-	o.mu.Unlock()
-	if method == MethodReadBatch {
-		return nil, &transport.RemoteError{Peer: addr, Message: fmt.Sprintf("replication: unknown method %d", method)}
-	}
-	return o.next.Call(ctx, addr, method, payload)
 }
 
 // A digest answer leaves the value out, and a peer that does not know the
@@ -388,7 +367,7 @@ func TestReadBatchDigestsAndOldPeers(t *testing.T) {
 	}
 
 	n1 := c.nodes[0]
-	old := &oldPeer{next: n1.tr, calls: map[uint8]int{}}
+	old := &countingCaller{next: n1.tr, refuse: MethodReadBatch, per: map[string]int{}, byMethod: map[uint8]int{}}
 	cfg := DefaultConfig()
 	cfg.NodeID = n1.id
 	cfg.ReadRepairChance = 0
@@ -406,7 +385,7 @@ func TestReadBatchDigestsAndOldPeers(t *testing.T) {
 			t.Fatalf("k%d through an old peer = %q %v %v", i, r.Rec.Value, r.Found, r.Err)
 		}
 	}
-	if old.calls[MethodReadBatch] == 0 || old.calls[MethodGet] == 0 {
-		t.Fatalf("calls by method %v: want a refused MethodReadBatch, then single-key reads", old.calls)
+	if old.byMethod[MethodReadBatch] == 0 || old.byMethod[MethodGet] == 0 {
+		t.Fatalf("calls by method %v: want a refused MethodReadBatch, then single-key reads", old.byMethod)
 	}
 }
