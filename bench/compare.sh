@@ -27,6 +27,12 @@
 #                        cannot be listened on again at once. Keep them all below
 #                        the kernel's ephemeral range (ip_local_port_range, from
 #                        32768 by default): a client socket may hold a port there
+#   RINGKV_PROCS         GOMAXPROCS for every ringkv server process (default:
+#                        unset, Go's own: one per CPU). With 1 on two cores the
+#                        3-node cluster's CPU per GET fell by a quarter, and a
+#                        single node's SETs ran a third slower
+#                        (docs/performance.md). The table's first line says
+#                        which was used
 #   RINGKV_BIN           a prebuilt ringkv binary (default: go build)
 #   OUT                  directory for logs and raw results (default: a temp dir, kept)
 # Quick run: KEYS=100000 REQ_P16=200000 REQ_P1=50000 DURATION=3s bench/compare.sh
@@ -41,6 +47,8 @@ DURATION=${DURATION:-10s}
 OPEN_RATE=${OPEN_RATE:-25000}
 ROUNDS=${ROUNDS:-1}
 BASE_PORT=${BASE_PORT:-30000}
+RINGKV_PROCS=${RINGKV_PROCS:-}
+[[ -z $RINGKV_PROCS || $RINGKV_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: RINGKV_PROCS must be a positive integer" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: ROUNDS must be a positive integer" >&2; exit 1; }
 
 for tool in redis-server redis-cli redis-benchmark; do
@@ -101,7 +109,7 @@ ringkv_node() {
 	local name=$1 port=$2 join=$3
 	shift 3
 	mkdir -p "$OUT/data/$name"
-	"$RINGKV_BIN" server --node-id "$name" --data-dir "$OUT/data/$name" \
+	env ${RINGKV_PROCS:+GOMAXPROCS=$RINGKV_PROCS} "$RINGKV_BIN" server --node-id "$name" --data-dir "$OUT/data/$name" \
 		--client-addr "127.0.0.1:$port" --http-addr "127.0.0.1:$((port + 1))" \
 		--peer-addr "127.0.0.1:$((port + 2))" --gossip-addr "127.0.0.1:$((port + 3))" \
 		${join:+--join "$join"} --sync periodic --log-level warn "$@" \
@@ -262,7 +270,7 @@ done
 # rounds), then its throughput as a ratio of the reference systems' same tool
 # and test.
 echo
-echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode)"
+echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}"
 [[ $ROUNDS -gt 1 ]] && echo "each figure is the median of $ROUNDS rounds; every round's rows are in $RESULTS"
 awk -F'\t' '
 	{
