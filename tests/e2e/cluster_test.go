@@ -44,13 +44,15 @@ func waitUp(t testing.TB, n *node, want int) {
 			return err
 		}
 		up := 0
+		var seen []string
 		for _, m := range st.Nodes {
 			if m.Up && m.State == "normal" {
 				up++
 			}
+			seen = append(seen, fmt.Sprintf("%s up=%t %s", m.ID, m.Up, m.State))
 		}
 		if up != want {
-			return fmt.Errorf("%s sees %d nodes up and normal, want %d", n.ID, up, want)
+			return fmt.Errorf("%s sees %d nodes up and normal, want %d: %s", n.ID, up, want, strings.Join(seen, ", "))
 		}
 		return nil
 	})

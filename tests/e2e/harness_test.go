@@ -249,6 +249,16 @@ func startCluster(t testing.TB, n int, extra ...string) []*node {
 	for _, nd := range nodes[1:] {
 		nd.waitReady()
 	}
+	// Registered after the logs exist, so it runs before the temporary
+	// directory holding them is removed: a cluster that never formed is
+	// otherwise a bare count of nodes up.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, nd := range nodes {
+				t.Logf("%s log (tail):\n%s", nd.ID, nd.logTail())
+			}
+		}
+	})
 	for _, nd := range nodes {
 		waitUp(t, nd, n)
 	}
