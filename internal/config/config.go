@@ -101,6 +101,8 @@ type Config struct {
 
 	Password string `flag:"password"`
 
+	EventLoops int `flag:"event-loops"`
+
 	LogLevel  slog.Level `flag:"log-level"`
 	LogFormat string     `flag:"log-format"`
 
@@ -202,6 +204,9 @@ func Default() Config {
 		// Kubernetes' default terminationGracePeriodSeconds: a node finishes
 		// its drain before the kubelet kills it.
 		ShutdownTimeout: 30 * time.Second,
+		// 0: half the CPUs. A loop runs a single node's GETs inline, which
+		// cut their CPU by a third (docs/performance.md).
+		EventLoops: 0,
 		// Off: the debug endpoints let anyone who reaches the HTTP port move
 		// this node's clock, which only a fault-injection test may do.
 		DebugEndpoints: false,
@@ -320,6 +325,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "%v, must be positive", c.ShutdownTimeout)
+	}
+	if c.EventLoops < -1 || c.EventLoops > 1024 {
+		bad("event-loops", "%d, want -1 (none), 0 (half the CPUs) or a count up to 1024", c.EventLoops)
 	}
 	return errors.Join(errs...)
 }

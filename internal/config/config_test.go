@@ -75,6 +75,7 @@ func TestValidate(t *testing.T) {
 		{"negative hot cache ttl", func(c *Config) { c.HotCacheTTL = -time.Second }, "--hot-cache-ttl"},
 		{"bad log format", func(c *Config) { c.LogFormat = "xml" }, "--log-format"},
 		{"zero shutdown timeout", func(c *Config) { c.ShutdownTimeout = 0 }, "--shutdown-timeout"},
+		{"event loops below -1", func(c *Config) { c.EventLoops = -2 }, "--event-loops"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := testDefault()
@@ -223,6 +224,7 @@ hot-keys-k: 20
 hot-keys-min-rate: 250.5
 hot-cache-ttl: 50ms
 password: hunter2
+event-loops: 3
 log-level: debug
 log-format: json
 shutdown-timeout: 10s
@@ -242,7 +244,7 @@ debug-endpoints: true
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
 		RepairInterval: time.Minute, RepairRate: 500, AllowStaleData: true,
 		StreamRate: 8 << 20, HotKeysWindow: 30 * time.Second, HotKeysK: 20, HotKeysMinRate: 250.5, HotCacheTTL: 50 * time.Millisecond,
-		Password: "hunter2", LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
+		Password: "hunter2", EventLoops: 3, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
 		DebugEndpoints: true,
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -75,6 +75,8 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 
 	fs.StringVar(&c.Password, "password", c.Password, "password clients must AUTH with (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
 
+	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "event loops that serve client connections inline while they only read (Linux; 0: half the CPUs, -1: a goroutine per connection)")
+
 	fs.Var((*logLevelValue)(&c.LogLevel), "log-level", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take before connections are cut")

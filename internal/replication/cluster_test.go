@@ -460,3 +460,27 @@ func TestWriteAfterAheadWriteWins(t *testing.T) {
 		})
 	}
 }
+
+// TestReadsAlone checks the promise the RESP server's event loops rely on:
+// only the sole member of a cluster says it reads alone, and it stops saying
+// so as soon as another node is listed, down or not.
+func TestReadsAlone(t *testing.T) {
+	check := func(what string, got, want bool) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: ReadsAlone = %v, want %v", what, got, want)
+		}
+	}
+	one := newSimCluster(t, 1)
+	check("a cluster of one", one.nodes[0].coord.ReadsAlone(), true)
+	one.topo.reps = append(one.topo.reps, Replica{ID: "n2", Addr: "n2"})
+	check("with a second member, down", one.nodes[0].coord.ReadsAlone(), false)
+
+	three := newSimCluster(t, 3)
+	for _, nd := range three.nodes {
+		check(nd.id+" of three", nd.coord.ReadsAlone(), false)
+	}
+	three.down(1)
+	three.down(2)
+	check("n1 with both peers down", three.nodes[0].coord.ReadsAlone(), false)
+}

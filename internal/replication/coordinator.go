@@ -160,6 +160,15 @@ func New(cfg Config, hlc *clock.HLC, local LocalStore, net Caller, topo Topology
 // Now returns the node's wall clock reading.
 func (c *Coordinator) Now() time.Time { return c.hlc.Wall().Now() }
 
+// ReadsAlone reports whether this node is the only member of the cluster, so
+// that every read at every level is answered by its own replica and never
+// waits on a peer (the RESP server's event loops run such reads inline). A
+// node joining makes it false at once: the topology lists it from the start.
+func (c *Coordinator) ReadsAlone() bool {
+	nodes := c.topo.Nodes()
+	return len(nodes) == 1 && nodes[0].ID == c.cfg.NodeID
+}
+
 func (c *Coordinator) isLocal(r *Replica) bool { return r.ID == c.cfg.NodeID }
 
 // detached returns a context for replica requests: it keeps the caller's values

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringkv/ringkv/internal/clock"
@@ -19,6 +20,8 @@ import (
 // the server's liveness checks are exercised.
 type memBackend struct {
 	clock clock.Clock
+	// notAlone makes ReadsAlone false: GETs then leave the event loop.
+	notAlone atomic.Bool
 
 	mu struct {
 		sync.Mutex
@@ -158,6 +161,9 @@ func (b *memBackend) DBSize(ctx context.Context) (int64, error) {
 }
 
 func (b *memBackend) Now() time.Time { return b.clock.Now() }
+
+// ReadsAlone implements SoloReader: a map answers every read at once.
+func (b *memBackend) ReadsAlone() bool { return !b.notAlone.Load() }
 
 // record returns the stored record of key, tombstones included.
 func (b *memBackend) record(key string) (record.Record, bool) {

@@ -228,8 +228,8 @@ func cmdClient(c *conn, args [][]byte) {
 func (c *conn) info() string {
 	var b strings.Builder
 	b.WriteString("id=" + strconv.FormatInt(c.id, 10))
-	b.WriteString(" addr=" + c.nc.RemoteAddr().String())
-	b.WriteString(" laddr=" + c.nc.LocalAddr().String())
+	b.WriteString(" addr=" + c.raddr.String())
+	b.WriteString(" laddr=" + c.laddr.String())
 	b.WriteString(" fd=-1 name=" + c.name)
 	b.WriteString(" age=" + strconv.FormatInt(int64(time.Since(c.created)/time.Second), 10))
 	b.WriteString(" idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1")

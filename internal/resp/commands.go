@@ -24,7 +24,10 @@ type command struct {
 	firstKey, lastKey, step int
 	// noAuth commands run before AUTH.
 	noAuth bool
-	fn     func(c *conn, args [][]byte)
+	// waitless commands touch only their own connection's state: an event
+	// loop may run them without handing the connection to a goroutine.
+	waitless bool
+	fn       func(c *conn, args [][]byte)
 	// count and latency are this command's children of the server's metric
 	// vectors; a connection adds to them through its tally.
 	count   *metric.Counter
@@ -37,13 +40,13 @@ const maxCommandName = 32
 
 func commandTable() map[string]*command {
 	cmds := []*command{
-		{name: "ping", arity: -1, flags: []string{"fast"}, fn: cmdPing},
-		{name: "echo", arity: 2, flags: []string{"fast"}, fn: cmdEcho},
-		{name: "hello", arity: -1, flags: []string{"noauth", "fast"}, noAuth: true, fn: cmdHello},
-		{name: "auth", arity: -2, flags: []string{"noauth", "fast"}, noAuth: true, fn: cmdAuth},
+		{name: "ping", arity: -1, flags: []string{"fast"}, waitless: true, fn: cmdPing},
+		{name: "echo", arity: 2, flags: []string{"fast"}, waitless: true, fn: cmdEcho},
+		{name: "hello", arity: -1, flags: []string{"noauth", "fast"}, noAuth: true, waitless: true, fn: cmdHello},
+		{name: "auth", arity: -2, flags: []string{"noauth", "fast"}, noAuth: true, waitless: true, fn: cmdAuth},
 		{name: "quit", arity: -1, flags: []string{"noauth", "fast"}, noAuth: true, fn: cmdQuit},
-		{name: "select", arity: 2, flags: []string{"fast"}, fn: cmdSelect},
-		{name: "client", arity: -2, flags: []string{"admin"}, fn: cmdClient},
+		{name: "select", arity: 2, flags: []string{"fast"}, waitless: true, fn: cmdSelect},
+		{name: "client", arity: -2, flags: []string{"admin"}, waitless: true, fn: cmdClient},
 		{name: "command", arity: -1, flags: []string{"loading"}, fn: cmdCommand},
 		{name: "config", arity: -2, flags: []string{"admin"}, fn: cmdConfig},
 		{name: "info", arity: -1, flags: []string{"loading"}, fn: cmdInfo},
@@ -106,9 +109,9 @@ func (c *conn) exec(args [][]byte) {
 			// tricked into cross-protocol scripting). Drop it, as Redis does.
 			s.m.protocolErrors.Inc()
 			s.log.Warn("possible security attack: HTTP request on the RESP port, connection dropped",
-				"client", c.nc.RemoteAddr().String())
+				"client", c.raddr.String())
 			c.quit = true
-			c.w.bw.Reset(c.nc) // discard replies buffered for this client
+			c.w.bw.Reset(&c.io) // discard replies buffered for this client
 			return
 		}
 		c.tally.Call(s.m.unknown)

@@ -19,13 +19,23 @@ import (
 // server buffer large commands.
 var unauthLimits = Limits{MaxArgs: 10, MaxBulk: 16 << 10, MaxQuery: 256 << 10}
 
-// conn is one client connection. Only its own goroutine touches it, except nc,
-// which Shutdown may close or give a deadline.
+// conn is one client connection. Only the goroutine or event loop serving it
+// touches it, except nc, which Shutdown may close or give a deadline.
 type conn struct {
-	s  *Server
+	s *Server
+	// nc is nil while an event loop serves the connection (see loop.go);
+	// it is set, under s.mu, when the connection moves to a goroutine.
 	nc net.Conn
-	rd *Reader
-	w  *Writer
+	// io is what rd and w read and write through: nc, or the loop's socket.
+	io           connIO
+	rd           *Reader
+	w            *Writer
+	raddr, laddr net.Addr
+	// held is a command, or a parse error, that an event loop read but
+	// handed to the connection's goroutine to run (hasHeld says which).
+	held    [][]byte
+	heldErr error
+	hasHeld bool
 
 	id      int64
 	created time.Time
@@ -47,17 +57,24 @@ type conn struct {
 	mark time.Duration
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+// newConn returns the conn for nc; fd >= 0 is nc's socket duplicated for an
+// event loop, and the caller then closes nc.
+func newConn(s *Server, nc net.Conn, fd int) *conn {
 	c := &conn{
 		s:       s,
-		nc:      nc,
 		id:      s.nextID.Add(1),
 		created: time.Now(),
 		authed:  s.cfg.Password == "",
 		level:   s.cfg.DefaultLevel,
+		raddr:   nc.RemoteAddr(),
+		laddr:   nc.LocalAddr(),
+		io:      connIO{fd: fd},
 	}
-	c.rd = NewReader(nc, c.limits())
-	c.w = newWriter(bufio.NewWriterSize(nc, 16<<10))
+	if fd < 0 {
+		c.nc, c.io.nc = nc, nc
+	}
+	c.rd = NewReader(&c.io, c.limits())
+	c.w = newWriter(bufio.NewWriterSize(&c.io, 16<<10))
 	return c
 }
 
@@ -81,9 +98,20 @@ func (s *Server) serveConn(c *conn) {
 		}
 		c.nc.Close()
 	}()
-	log := s.log.With("client", c.nc.RemoteAddr().String(), "id", c.id)
+	log := s.log.With("client", c.raddr.String(), "id", c.id)
+	// Replies an event loop could not send without waiting go first.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	if err := c.io.flushPending(); err != nil {
+		log.Debug("write failed", "err", err)
+		return
+	}
 	for {
-		args, err := c.rd.Next()
+		args, err := c.held, c.heldErr
+		if c.hasHeld {
+			c.held, c.heldErr, c.hasHeld = nil, nil, false
+		} else {
+			args, err = c.rd.Next()
+		}
 		if err != nil {
 			var pe *ProtocolError
 			switch {

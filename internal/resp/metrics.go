@@ -15,6 +15,7 @@ type metrics struct {
 	errors         *prometheus.CounterVec
 	latency        *metric.HistogramVec
 	conns          prometheus.Gauge
+	loopConns      prometheus.Gauge
 	rejected       prometheus.Counter
 	protocolErrors prometheus.Counter
 }
@@ -39,6 +40,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: ns, Subsystem: sub, Name: "connections",
 			Help: "Open client connections.",
 		}),
+		loopConns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "loop_connections",
+			Help: "Open client connections an event loop serves; each of the others has a goroutine.",
+		}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "rejected_connections_total",
 			Help: "Connections refused because max clients was reached.",
@@ -50,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	m.unknown = m.commands.With("unknown")
 	if reg != nil {
-		reg.MustRegister(m.commands, m.errors, m.latency, m.conns, m.rejected, m.protocolErrors)
+		reg.MustRegister(m.commands, m.errors, m.latency, m.conns, m.loopConns, m.rejected, m.protocolErrors)
 	}
 	return m
 }

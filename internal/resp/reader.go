@@ -124,6 +124,9 @@ func (r *Reader) Fill() error {
 	if n > 0 {
 		return nil
 	}
+	if err == errWouldBlock {
+		return err // an event loop's socket has nothing yet: not an end
+	}
 	if err == nil {
 		err = io.ErrNoProgress
 	}

@@ -4,9 +4,10 @@
 // replies exactly as Redis does, so redis-cli, redis-benchmark and go-redis work
 // unmodified.
 //
-// Each connection is served by one goroutine: it parses every command already
-// buffered, runs them in order, and flushes the replies once the input is
-// drained, which is what makes pipelining cheap.
+// Each connection is served by one goroutine, or on Linux first by an event
+// loop while it sends only commands that never wait (loop.go): either parses
+// every command already buffered, runs them in order, and flushes the replies
+// once the input is drained, which is what makes pipelining cheap.
 //
 // Read-modify-write commands (SET with NX, XX, KEEPTTL; SETNX, GETEX, EXPIRE and
 // its variants, PERSIST) read the key at the connection's consistency level and
@@ -81,6 +82,11 @@ type Config struct {
 	// batches (see batch), through the backend's GetBatcher and BatchPutter
 	// when it has them. Off, every command runs alone, in order.
 	ConcurrentPipeline bool
+	// EventLoops is how many event loops serve connections on Linux while
+	// they send only commands that never wait (see loop.go): 0 means half
+	// the CPUs, at least one; negative means none, a goroutine per
+	// connection from the start.
+	EventLoops int
 	// RequestTimeout is how long the backend may take per request; the
 	// backend enforces it (the coordinator bounds every replica request).
 	RequestTimeout time.Duration
@@ -175,6 +181,7 @@ type Server struct {
 	// rather than by a type assertion per pipeline.
 	putBatcher BatchPutter
 	getBatcher GetBatcher
+	soloReader SoloReader
 	log        *slog.Logger
 	m          *metrics
 	commands   map[string]*command
@@ -191,10 +198,13 @@ type Server struct {
 	conns    sync.WaitGroup
 	accepted atomic.Int64
 
-	mu struct {
+	loopsOnce sync.Once
+	mu        struct {
 		sync.Mutex
 		listeners map[net.Listener]struct{}
 		conns     map[*conn]struct{}
+		loops     []*eventLoop // started by the first Serve
+		nextLoop  int
 	}
 }
 
@@ -217,6 +227,7 @@ func New(cfg Config, b Backend) *Server {
 	}
 	s.putBatcher, _ = b.(BatchPutter)
 	s.getBatcher, _ = b.(GetBatcher)
+	s.soloReader, _ = b.(SoloReader)
 	s.commands = commandTable()
 	for _, cmd := range s.commands {
 		// Resolved once: a label lookup per command cost a few percent of a
@@ -272,6 +283,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return ErrServerClosed
 	}
+	s.loopsOnce.Do(s.startLoops)
 	if s.cfg.Password == "" {
 		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 			s.log.Warn("RESP port is reachable beyond loopback and has no password: anyone who can connect can read and write all data",
@@ -297,16 +309,42 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		s.accepted.Add(1)
-		c := s.newConn(nc)
-		if c == nil {
-			continue
+		if c, onLoop := s.newConn(nc); c != nil && !onLoop {
+			go s.serveConn(c)
 		}
-		go s.serveConn(c)
+	}
+}
+
+// startLoops starts the event loops the config asks for, as many as can be.
+func (s *Server) startLoops() {
+	if !loopsSupported {
+		return
+	}
+	var loops []*eventLoop
+	for range numLoops(s.cfg.EventLoops) {
+		l, err := newEventLoop(s)
+		if err != nil {
+			s.log.Warn("cannot start an event loop; connections get goroutines", "err", err)
+			break
+		}
+		loops = append(loops, l)
+		go l.run()
+	}
+	s.mu.Lock()
+	s.mu.loops = loops
+	closing := s.closing.Load()
+	s.mu.Unlock()
+	if closing { // Shutdown ran before the loops existed to be woken
+		for _, l := range loops {
+			l.wakeUp()
+		}
 	}
 }
 
 // newConn registers nc, or refuses it when the server is full or closing.
-func (s *Server) newConn(nc net.Conn) *conn {
+// onLoop says an event loop serves the connection; otherwise the caller
+// starts its goroutine.
+func (s *Server) newConn(nc net.Conn) (c *conn, onLoop bool) {
 	s.mu.Lock()
 	full := len(s.mu.conns) >= s.cfg.MaxClients
 	if full || s.closing.Load() {
@@ -317,14 +355,32 @@ func (s *Server) newConn(nc net.Conn) *conn {
 			_, _ = nc.Write([]byte("-ERR max number of clients reached\r\n"))
 		}
 		nc.Close()
-		return nil
+		return nil, false
 	}
-	c := newConn(s, nc)
+	var l *eventLoop
+	fd := -1
+	if n := len(s.mu.loops); n > 0 {
+		var err error
+		if fd, err = dupFD(nc); err == nil {
+			l = s.mu.loops[s.mu.nextLoop%n]
+			s.mu.nextLoop++
+		} else {
+			s.log.Warn("cannot give a connection to an event loop; it gets a goroutine", "err", err)
+			fd = -1
+		}
+	}
+	c = newConn(s, nc, fd)
 	s.mu.conns[c] = struct{}{}
 	s.conns.Add(1)
-	s.mu.Unlock()
 	s.m.conns.Inc()
-	return c
+	if l != nil {
+		l.add(c) // under s.mu: see eventLoop.add
+	}
+	s.mu.Unlock()
+	if l != nil {
+		nc.Close() // the loop has its own descriptor
+	}
+	return c, l != nil
 }
 
 func (s *Server) dropConn(c *conn) {
@@ -354,12 +410,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// An idle connection is blocked reading; an expired deadline wakes it, and
 	// the loop sees closing before it reads again (see serveConn).
 	for c := range s.mu.conns {
-		_ = c.nc.SetReadDeadline(time.Now())
+		// A loop's connections run nothing between its events; woken, the
+		// loop hands them to goroutines, which see closing and close.
+		if c.nc != nil {
+			_ = c.nc.SetReadDeadline(time.Now())
+		}
+	}
+	loops := s.mu.loops
+	for _, l := range loops {
+		l.wakeUp()
 	}
 	s.mu.Unlock()
 
 	done := make(chan struct{})
 	go func() {
+		for _, l := range loops {
+			<-l.done
+		}
 		s.conns.Wait()
 		close(done)
 	}()
@@ -371,7 +438,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.cancel()
 		s.mu.Lock()
 		for c := range s.mu.conns {
-			c.nc.Close()
+			if c.nc != nil {
+				c.nc.Close()
+			}
 		}
 		s.mu.Unlock()
 		<-done

@@ -209,6 +209,7 @@ func (s *Server) Start() (err error) {
 		// connection's goroutine, this paid on a single node too: GET P16
 		// CPU per request -20%, SET -7% (docs/performance.md).
 		ConcurrentPipeline: true,
+		EventLoops:         cfg.EventLoops,
 	}, coord)
 	go func() {
 		if err := s.resp.Serve(s.respLn); err != nil && !errors.Is(err, resp.ErrServerClosed) {
