@@ -3,8 +3,10 @@
 package resp
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -36,15 +38,26 @@ func (ts *testServer) waitLoopConns(tb testing.TB, n int) {
 	})
 }
 
+// onLoop dials ts and checks, with a PING, that a loop serves the connection
+// (the only one open).
+func (ts *testServer) onLoop(tb testing.TB) (net.Conn, *bufio.Reader) {
+	tb.Helper()
+	nc, rd := dial(tb, ts.addr)
+	send(tb, nc, "PING\r\n")
+	expect(tb, rd, "+PONG\r\n")
+	equal(tb, "connections on loops", ts.loopConns(tb), 1)
+	return nc, rd
+}
+
 // TestLoopHandsOffInOrder checks that a connection stays on its event loop
 // while it sends GETs and connection commands, and that the first command
 // that may wait moves it to a goroutine without reordering or losing the
 // commands of the same pipeline around it.
 func TestLoopHandsOffInOrder(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.ConcurrentPipeline = true })
-	nc, rd := dial(t, ts.addr)
-	send(t, nc, "PING\r\nGET k\r\nCLIENT SETNAME loop\r\nGET k\r\n")
-	expect(t, rd, "+PONG\r\n$-1\r\n+OK\r\n$-1\r\n")
+	nc, rd := ts.onLoop(t)
+	send(t, nc, "GET k\r\nCLIENT SETNAME loop\r\nGET k\r\n")
+	expect(t, rd, "$-1\r\n+OK\r\n$-1\r\n")
 	equal(t, "connections on loops after GETs", ts.loopConns(t), 1)
 
 	// One pipeline: reads on the loop, a write that hands off, reads after.
@@ -60,10 +73,7 @@ func TestLoopHandsOffInOrder(t *testing.T) {
 func TestLoopLeavesReadsThatWait(t *testing.T) {
 	ts := startServer(t, nil)
 	ts.b.notAlone.Store(true)
-	nc, rd := dial(t, ts.addr)
-	send(t, nc, "PING\r\n")
-	expect(t, rd, "+PONG\r\n")
-	equal(t, "connections on loops after PING", ts.loopConns(t), 1)
+	nc, rd := ts.onLoop(t)
 	send(t, nc, "GET k\r\n")
 	expect(t, rd, "$-1\r\n")
 	ts.waitLoopConns(t, 0)
@@ -103,10 +113,7 @@ func TestLoopSlowReader(t *testing.T) {
 // nothing, as a connection's goroutine does.
 func TestLoopIdleTimeout(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.IdleTimeout = 100 * time.Millisecond })
-	nc, rd := dial(t, ts.addr)
-	send(t, nc, "PING\r\n")
-	expect(t, rd, "+PONG\r\n")
-	equal(t, "connections on loops", ts.loopConns(t), 1)
+	_, rd := ts.onLoop(t)
 	expectClosed(t, rd)
 	ts.waitLoopConns(t, 0)
 	checkFor(t, 5*time.Second, func() error {
@@ -122,9 +129,7 @@ func TestLoopIdleTimeout(t *testing.T) {
 // commands before it, and that the loop's other connections are untouched.
 func TestLoopProtocolError(t *testing.T) {
 	ts := startServer(t, func(c *Config) { c.EventLoops = 1 })
-	good, goodRd := dial(t, ts.addr)
-	send(t, good, "PING\r\n")
-	expect(t, goodRd, "+PONG\r\n")
+	good, goodRd := ts.onLoop(t)
 
 	bad, badRd := dial(t, ts.addr)
 	send(t, bad, "GET k\r\n*1\r\n$x\r\n")
