@@ -36,6 +36,9 @@ type conn struct {
 	held    [][]byte
 	heldErr error
 	hasHeld bool
+	// loopSeen is when the connection last had input on its event loop
+	// (clock.Mono), for the loop's idle sweep.
+	loopSeen time.Duration
 
 	id      int64
 	created time.Time

@@ -22,9 +22,8 @@ type eventLoop struct {
 	s    *Server
 	ep   int // epoll
 	wake int // eventfd: connections queued, or Shutdown
-	// Only the loop's goroutine touches conns and last.
+	// Only the loop's goroutine touches conns.
 	conns map[int32]*conn
-	last  map[*conn]time.Duration // when each last had input (clock.Mono)
 	done  chan struct{}
 
 	mu    sync.Mutex
@@ -49,8 +48,7 @@ func newEventLoop(s *Server) (*eventLoop, error) {
 	}
 	return &eventLoop{
 		s: s, ep: ep, wake: wake,
-		conns: make(map[int32]*conn), last: make(map[*conn]time.Duration),
-		done: make(chan struct{}),
+		conns: make(map[int32]*conn), done: make(chan struct{}),
 	}, nil
 }
 
@@ -113,7 +111,7 @@ func (l *eventLoop) run() {
 			if c == nil {
 				continue
 			}
-			l.last[c] = now
+			c.loopSeen = now
 			switch c.serveReady(alone) {
 			case loopHandOff:
 				l.handOff(c)
@@ -145,22 +143,24 @@ func (l *eventLoop) admit() {
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.io.fd)}
 		if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, c.io.fd, &ev); err != nil {
 			l.s.log.Warn("event loop: cannot watch a connection; it gets a goroutine", "err", err)
-			l.s.m.loopConns.Inc() // forget takes it back
-			l.conns[int32(c.io.fd)] = c
-			l.handOff(c)
+			l.toGoroutine(c)
 			continue
 		}
 		l.conns[int32(c.io.fd)] = c
-		l.last[c] = now
+		c.loopSeen = now
 		l.s.m.loopConns.Inc()
 	}
 }
 
 // handOff moves c to its own goroutine, which goes on where the loop stopped.
 func (l *eventLoop) handOff(c *conn) {
-	fd := c.io.fd
 	l.forget(c)
-	f := os.NewFile(uintptr(fd), "")
+	l.toGoroutine(c)
+}
+
+// toGoroutine wraps c's descriptor in a net.Conn and starts c's goroutine.
+func (l *eventLoop) toGoroutine(c *conn) {
+	f := os.NewFile(uintptr(c.io.fd), "")
 	nc, err := net.FileConn(f)
 	f.Close() // FileConn holds its own duplicate
 	if err != nil {
@@ -187,14 +187,13 @@ func (l *eventLoop) close(c *conn) {
 func (l *eventLoop) forget(c *conn) {
 	_ = unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, c.io.fd, nil)
 	delete(l.conns, int32(c.io.fd))
-	delete(l.last, c)
 	l.s.m.loopConns.Dec()
 }
 
 // sweep closes the connections that sent nothing for IdleTimeout.
 func (l *eventLoop) sweep(now time.Duration) {
-	for c, t := range l.last {
-		if now-t >= l.s.cfg.IdleTimeout {
+	for _, c := range l.conns {
+		if now-c.loopSeen >= l.s.cfg.IdleTimeout {
 			l.s.log.Debug("idle timeout, closing connection", "client", c.raddr.String(), "id", c.id)
 			l.close(c)
 		}
