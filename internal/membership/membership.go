@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -115,13 +116,18 @@ type Membership struct {
 
 	mu struct {
 		sync.Mutex
-		meta    Meta              // own metadata
-		encoded []byte            // own metadata, encoded
-		members map[string]*entry // every node ever seen, by id
-		marks   map[string]State  // states decided for nodes by the cluster: see MarkState
-		subs    []chan struct{}
-		started bool
-		closed  bool
+		meta    Meta   // own metadata
+		encoded []byte // own metadata, encoded
+		// gossiped is the metadata memberlist last reported for this node,
+		// which is what it sends peers. It lags encoded while an update is
+		// in flight, and stays behind for good when memberlist drops one:
+		// see reannounce.
+		gossiped []byte
+		members  map[string]*entry // every node ever seen, by id
+		marks    map[string]State  // states decided for nodes by the cluster: see MarkState
+		subs     []chan struct{}
+		started  bool
+		closed   bool
 	}
 }
 
@@ -287,12 +293,14 @@ func (m *Membership) run(ml *memberlist.Memberlist, first chan struct{}) {
 	var flightMu sync.Mutex
 	t := time.NewTicker(m.reconnectEvery)
 	defer t.Stop()
+	var behind bool
 	for {
 		select {
 		case <-m.stop:
 			return
 		case <-t.C:
 		}
+		behind = m.reannounce(ml, behind)
 		for _, addr := range m.downAddrs() {
 			flightMu.Lock()
 			busy := inFlight[addr] >= maxDials
@@ -334,6 +342,68 @@ func (m *Membership) reconnect(ml *memberlist.Memberlist, addr string) {
 	}
 	_, _ = ml.Join([]string{addr})
 	m.logger.Info("reconnected to a down member", "addr", addr)
+}
+
+// reannounce gossips this node's metadata again when memberlist still sends
+// an older one than SetState last set, and did on the previous tick too (one
+// tick behind is an update in flight). memberlist drops an update for good
+// when a refutation takes a newer incarnation between UpdateNode picking its
+// own and applying it: the refutation carries the old metadata, and the
+// update, now older, is ignored. Peers would then act on the node's previous
+// state until its next change. It returns whether the metadata was behind.
+func (m *Membership) reannounce(ml *memberlist.Memberlist, wasBehind bool) bool {
+	m.mu.Lock()
+	behind := m.mu.gossiped != nil && !bytes.Equal(m.mu.gossiped, m.mu.encoded)
+	state := m.mu.meta.State
+	m.mu.Unlock()
+	if !behind || !wasBehind {
+		return behind
+	}
+	m.logger.Info("gossiping this node's state again: an update was lost", "state", state)
+	if err := ml.UpdateNode(m.reconnectEvery); err != nil {
+		m.logger.Debug("re-announced state not yet sent", "err", err)
+	}
+	return behind
+}
+
+// Sync exchanges full state (a push/pull) with every member up, twice, and
+// returns how many answered. Gossip delivers each update a few times and
+// push/pull runs every 15 to 30 s with one random member, so a node that
+// missed an update can act on stale metadata for a while; and a peer holding
+// another version of a node's metadata at the same incarnation keeps it until
+// that node hears of it. The exchange with the node itself makes it refute,
+// and the second one carries the refutation back. The members are dialled at
+// once, so one that does not answer costs a TCP timeout, not one each.
+func (m *Membership) Sync() int {
+	ml := m.ml.Load()
+	if ml == nil {
+		return 0
+	}
+	m.mu.Lock()
+	if m.mu.closed {
+		// A push/pull would tell the peers this node is alive.
+		m.mu.Unlock()
+		return 0
+	}
+	var addrs []string
+	for id, e := range m.mu.members {
+		if e.Up && id != m.cfg.NodeID && e.GossipAddr != "" {
+			addrs = append(addrs, e.GossipAddr)
+		}
+	}
+	m.mu.Unlock()
+	var answered atomic.Int64
+	var wg sync.WaitGroup
+	for _, addr := range addrs {
+		wg.Go(func() {
+			if n, _ := ml.Join([]string{addr}); n > 0 {
+				answered.Add(1)
+				_, _ = ml.Join([]string{addr})
+			}
+		})
+	}
+	wg.Wait()
+	return int(answered.Load())
 }
 
 // downAddrs lists the gossip addresses of members that failed rather than
@@ -414,7 +484,7 @@ func (m *Membership) notifyLocked() {
 
 // SetState changes this node's lifecycle state and gossips it, waiting until
 // the update is sent or ctx ends. The state is set locally even when the
-// broadcast times out: gossip will carry it later.
+// broadcast times out: gossip will carry it later (see reannounce).
 func (m *Membership) SetState(ctx context.Context, s State) error {
 	if s > Removed {
 		return fmt.Errorf("membership: invalid state %d", s)
@@ -515,6 +585,9 @@ func (m *Membership) observe(n *memberlist.Node, up bool) {
 	defer m.mu.Unlock()
 	if m.mu.closed {
 		return
+	}
+	if meta.ID == m.cfg.NodeID {
+		m.mu.gossiped = slices.Clone(n.Meta)
 	}
 	e, ok := m.mu.members[meta.ID]
 	next := entry{

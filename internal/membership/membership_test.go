@@ -400,3 +400,59 @@ func startMember(tb testing.TB, m *Membership) *Membership {
 	})
 	return m
 }
+
+// loseUpdate changes m's state the way a dropped memberlist update leaves it:
+// set here, never handed to memberlist.
+func loseUpdate(m *Membership, s State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mu.meta.State = s
+	m.mu.encoded, _ = m.mu.meta.encode()
+}
+
+// A state change that memberlist dropped (see reannounce) reaches the peers
+// all the same.
+func TestLostUpdateIsReannounced(t *testing.T) {
+	n1 := startNode(t, "n1", "", testMeta("n1"))
+	n2 := startNode(t, "n2", "", testMeta("n2"), n1.LocalAddr())
+	checkFor(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(testMeta("n2"))) })
+	loseUpdate(n2, Leaving)
+	leaving := testMeta("n2")
+	leaving.State = Leaving
+	checkFor(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(leaving)) })
+}
+
+// quietNode starts a node whose memberlist neither gossips, probes nor
+// push/pulls on its own, so updates travel only when the test moves them.
+func quietNode(tb testing.TB, id string, join ...string) *Membership {
+	tb.Helper()
+	m, err := New(Config{NodeID: id, BindAddr: "127.0.0.1:0", Join: join, Meta: testMeta(id), Logger: testLogger(tb).With("node", id), Profile: ProfileLocal})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m.mlc.GossipInterval, m.mlc.ProbeInterval, m.mlc.PushPullInterval = 0, 0, 0
+	return startMember(tb, m)
+}
+
+// A node that missed an update learns it from Sync.
+func TestSyncBringsMissedUpdate(t *testing.T) {
+	n1 := quietNode(t, "n1")
+	n2 := quietNode(t, "n2", n1.LocalAddr())
+	checkFor(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(testMeta("n2"))) })
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := n2.SetState(ctx, Leaving); err == nil {
+		t.Fatal("SetState's update was sent; this test needs it held back")
+	}
+	if err := expect(n1, up(testMeta("n1")), up(testMeta("n2"))); err != nil {
+		t.Fatalf("before Sync: %v", err)
+	}
+	if got := n1.Sync(); got != 1 {
+		t.Fatalf("Sync reached %d members, want 1", got)
+	}
+	leaving := testMeta("n2")
+	leaving.State = Leaving
+	if err := expect(n1, up(testMeta("n1")), up(leaving)); err != nil {
+		t.Fatalf("after Sync: %v", err)
+	}
+}
