@@ -74,9 +74,26 @@ type rebalancer struct {
 		confirmedFP uint64    // fingerprint every up node agreed on
 		confirmedAt time.Time // when that agreement was seen
 		left        map[string]int
+		differFP    uint64    // our fingerprint when a peer's first differed
+		differSince time.Time // zero while views agree
+		lastSync    time.Time
 	}
 	remaining atomic.Int64
+	// syncing is set while a membership.Sync runs. Shutdown does not wait
+	// for it: a member that does not answer holds it for a TCP timeout.
+	syncing atomic.Bool
 }
+
+// Gossip spreads a member's change to every node within a second or two. A
+// peer whose view of the members still differs from ours after viewSyncAfter
+// has missed an update, and this node exchanges full state with every member
+// (membership.Sync), at most once per viewSyncEvery. Without it, the node
+// that missed it waits for the next periodic push/pull to reach the right
+// peer, and a change waits for the views to agree.
+const (
+	viewSyncAfter = 2 * time.Second
+	viewSyncEvery = 5 * time.Second
+)
 
 func (s *Server) startRebalance() error {
 	r := &rebalancer{s: s, stop: make(chan struct{}), done: make(chan struct{}), settle: ringSettle(s.cfg)}
@@ -119,7 +136,7 @@ func (s *Server) serveRebalance(ctx context.Context, from string, method uint8, 
 		if _, err := s.member.MarkState(id, membership.State(st)); err != nil {
 			return nil, err
 		}
-		s.topo.update(s.member.Members())
+		s.topo.update(s.member.Members)
 		return nil, nil
 	}
 	return nil, fmt.Errorf("server: unknown rebalance method %d", method)
@@ -229,13 +246,18 @@ func (r *rebalancer) agree(ctx context.Context, v *view) (bool, map[string]rebal
 			return false, nil
 		}
 		st, err := rebalance.DecodeStatus(resp)
-		if err != nil || st.Fingerprint != v.fingerprint {
+		if err != nil {
+			return false, nil
+		}
+		if st.Fingerprint != v.fingerprint {
+			r.viewsDiffer(v.fingerprint)
 			return false, nil
 		}
 		replies[id] = st
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.mu.differSince = time.Time{}
 	if r.mu.confirmedFP != v.fingerprint || r.mu.confirmedAt.IsZero() {
 		r.mu.confirmedFP, r.mu.confirmedAt = v.fingerprint, time.Now()
 	}
@@ -246,6 +268,30 @@ func (r *rebalancer) agree(ctx context.Context, v *view) (bool, map[string]rebal
 	left[r.s.cfg.NodeID] = int(r.remaining.Load())
 	r.mu.left = left
 	return true, replies
+}
+
+// viewsDiffer notes that a peer's view of the members differs from ours
+// (fingerprint fp), and starts a full state exchange once the difference has
+// lasted viewSyncAfter.
+func (r *rebalancer) viewsDiffer(fp uint64) {
+	now := time.Now()
+	r.mu.Lock()
+	if r.mu.differFP != fp || r.mu.differSince.IsZero() {
+		r.mu.differFP, r.mu.differSince = fp, now
+	}
+	due := now.Sub(r.mu.differSince) >= viewSyncAfter && now.Sub(r.mu.lastSync) >= viewSyncEvery
+	if due {
+		r.mu.lastSync = now
+	}
+	r.mu.Unlock()
+	if !due || !r.syncing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer r.syncing.Store(false)
+		n := r.s.member.Sync()
+		r.s.log.Info("a peer's view of the members differs from ours; exchanged full state", "members", n)
+	}()
 }
 
 // complete moves the change on once every node that gains ranges has pulled
@@ -296,7 +342,7 @@ func (r *rebalancer) setOwnState(ctx context.Context, st membership.State) error
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err := r.s.member.SetState(cctx, st)
-	r.s.topo.update(r.s.member.Members())
+	r.s.topo.update(r.s.member.Members)
 	return err
 }
 
@@ -327,7 +373,7 @@ func (s *Server) markEverywhere(ctx context.Context, id string, st membership.St
 	if _, err := s.member.MarkState(id, st); err != nil {
 		return err
 	}
-	s.topo.update(s.member.Members())
+	s.topo.update(s.member.Members)
 	v := s.topo.cur.Load()
 	var errs []error
 	for mid, rep := range v.byNode {

@@ -189,7 +189,7 @@ func (s *Server) Start() (err error) {
 	if err := s.member.Start(context.Background()); err != nil {
 		return fmt.Errorf("server: joining the cluster: %w", err)
 	}
-	s.topo.update(s.member.Members())
+	s.topo.update(s.member.Members)
 	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watchMembership()
 	s.hints.Start()
@@ -255,7 +255,7 @@ func (s *Server) watchMembership() {
 	defer close(s.watchDone)
 	ch := s.member.Subscribe()
 	// Changes between Start and Subscribe would be lost without this.
-	s.topo.update(s.member.Members())
+	s.topo.update(s.member.Members)
 	s.savePeers(s.member.Members())
 	s.aeTopologyChanged()
 	for {
@@ -263,9 +263,8 @@ func (s *Server) watchMembership() {
 		case <-s.stopWatch:
 			return
 		case <-ch:
-			members := s.member.Members()
-			s.savePeers(members)
-			if up := s.topo.update(members); len(up) > 0 {
+			s.savePeers(s.member.Members())
+			if up := s.topo.update(s.member.Members); len(up) > 0 {
 				// Connections that lived through a partition may sit in
 				// TCP retransmission backoff for seconds after the heal.
 				for _, r := range up {

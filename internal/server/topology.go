@@ -3,6 +3,7 @@ package server
 import (
 	"hash/fnv"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,11 @@ type topology struct {
 	vnodes int
 	settle time.Duration
 	cur    atomic.Pointer[view]
+	// updating serialises update: the membership watcher, the rebalancer
+	// and mark requests all install views, and each builds on the last one
+	// (prev, future, cameUp). Two at once could store the older members
+	// last, which no later signal would correct.
+	updating sync.Mutex
 }
 
 type view struct {
@@ -58,9 +64,13 @@ func newTopology(self string, rf, vnodes int, settle time.Duration) *topology {
 	return t
 }
 
-// update installs a view of members and returns the other nodes that became
-// up (all of them on the first call).
-func (t *topology) update(members []membership.Member) (cameUp []replication.Replica) {
+// update installs a view of the members that source returns and returns the
+// other nodes that became up (all of them on the first call). It calls source
+// under its lock, so the last view installed holds the latest members.
+func (t *topology) update(source func() []membership.Member) (cameUp []replication.Replica) {
+	t.updating.Lock()
+	defer t.updating.Unlock()
+	members := source()
 	old := t.cur.Load()
 	v := &view{members: make(map[string]membership.Member, len(members)), byNode: make(map[string]replication.Replica, len(members))}
 	var curNodes, futNodes []ring.Node
