@@ -91,7 +91,7 @@ func (n *node) args() []string {
 		"--client-addr", n.Client, "--http-addr", n.HTTP,
 		"--peer-addr", n.Peer, "--gossip-addr", n.Gossip,
 		"--data-dir", n.DataDir,
-		"--log-level", "warn",
+		"--log-level", "info",
 	}
 	if len(n.Join) > 0 {
 		a = append(a, "--join", strings.Join(n.Join, ","))
