@@ -107,9 +107,11 @@ type Membership struct {
 	// peers' views, during which coordinators refuse QUORUM and ALL.
 	reconnectEvery time.Duration
 
-	ml   atomic.Pointer[memberlist.Memberlist] // set by Start
-	stop chan struct{}
-	done chan struct{} // closed when run returns
+	ml atomic.Pointer[memberlist.Memberlist] // set by Start
+	// reannounced counts the updates reannounce sent again.
+	reannounced atomic.Uint64
+	stop        chan struct{}
+	done        chan struct{} // closed when run returns
 	// life serialises Leave and Shutdown: memberlist panics on a Leave after
 	// Shutdown.
 	life sync.Mutex
@@ -360,11 +362,16 @@ func (m *Membership) reannounce(ml *memberlist.Memberlist, wasBehind bool) bool 
 		return behind
 	}
 	m.logger.Info("gossiping this node's state again: an update was lost", "state", state)
+	m.reannounced.Add(1)
 	if err := ml.UpdateNode(m.reconnectEvery); err != nil {
 		m.logger.Debug("re-announced state not yet sent", "err", err)
 	}
 	return behind
 }
+
+// Reannounced returns how many times this node gossiped its state again
+// because memberlist had dropped an update (see reannounce).
+func (m *Membership) Reannounced() uint64 { return m.reannounced.Load() }
 
 // Sync exchanges full state (a push/pull) with every member up, twice, and
 // returns how many answered. Gossip delivers each update a few times and

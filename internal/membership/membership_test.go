@@ -420,6 +420,12 @@ func TestLostUpdateIsReannounced(t *testing.T) {
 	leaving := testMeta("n2")
 	leaving.State = Leaving
 	checkFor(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(leaving)) })
+	if n2.Reannounced() == 0 {
+		t.Error("the lost update reached n1 without being re-announced")
+	}
+	if got := n1.Reannounced(); got != 0 {
+		t.Errorf("n1, whose updates all went out, re-announced %d times", got)
+	}
 }
 
 // quietNode starts a node whose memberlist neither gossips, probes nor

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/membership"
@@ -81,7 +83,8 @@ type rebalancer struct {
 	remaining atomic.Int64
 	// syncing is set while a membership.Sync runs. Shutdown does not wait
 	// for it: a member that does not answer holds it for a TCP timeout.
-	syncing atomic.Bool
+	syncing   atomic.Bool
+	viewSyncs atomic.Uint64
 }
 
 // Gossip spreads a member's change to every node within a second or two. A
@@ -103,6 +106,18 @@ func (s *Server) startRebalance() error {
 		Rate: s.cfg.StreamRate, Logger: s.log, Registerer: s.reg,
 	})
 	s.rebal = r
+	if s.reg != nil {
+		s.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: "ringkv", Subsystem: "membership", Name: "view_syncs_total",
+				Help: "Full state exchanges with every member, started because a peer's view of the member states kept differing.",
+			}, func() float64 { return float64(r.viewSyncs.Load()) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: "ringkv", Subsystem: "membership", Name: "state_reannounced_total",
+				Help: "Times this node gossiped its own state again because memberlist had dropped the update.",
+			}, func() float64 { return float64(s.member.Reannounced()) }),
+		)
+	}
 	go r.run()
 	return nil
 }
@@ -287,6 +302,7 @@ func (r *rebalancer) viewsDiffer(fp uint64) {
 	if !due || !r.syncing.CompareAndSwap(false, true) {
 		return
 	}
+	r.viewSyncs.Add(1)
 	go func() {
 		defer r.syncing.Store(false)
 		n := r.s.member.Sync()

@@ -54,4 +54,7 @@ func TestViewsDifferSyncsOnlyWhenDifferencePersists(t *testing.T) {
 	if !synced().IsZero() {
 		t.Fatal("synced on a difference in a view just taken")
 	}
+	if got := r.viewSyncs.Load(); got != 1 {
+		t.Errorf("counted %d syncs, want 1", got)
+	}
 }
