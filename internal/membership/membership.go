@@ -327,23 +327,29 @@ func (m *Membership) run(ml *memberlist.Memberlist, first chan struct{}) {
 	}
 }
 
-// reconnect push/pulls with a member this node sees down. One exchange is not
-// enough to bring it back: each side learns there that the other declared it
-// dead and refutes by raising its incarnation, but the states it got carry the
-// old incarnation, which memberlist ignores for a node it holds dead. A second
-// exchange right away carries both refutations, so both sides see each other
-// alive now rather than at the next dial.
+// reconnect push/pulls with a member this node sees down (see exchange).
 func (m *Membership) reconnect(ml *memberlist.Memberlist, addr string) {
+	if m.exchange(ml, addr) {
+		m.logger.Info("reconnected to a down member", "addr", addr)
+	}
+}
+
+// exchange push/pulls with addr and, when it answers, once more right away,
+// and reports whether it answered. One exchange is not enough to settle what
+// either side got wrong about the other: each learns there that the other
+// holds it dead, or holds another version of its metadata, and refutes by
+// raising its incarnation, but the states it got carry the old incarnation,
+// which memberlist ignores. The second exchange carries both refutations.
+func (m *Membership) exchange(ml *memberlist.Memberlist, addr string) bool {
 	if n, _ := ml.Join([]string{addr}); n == 0 {
-		return
+		return false
 	}
 	select {
 	case <-m.stop:
-		return
 	default:
+		_, _ = ml.Join([]string{addr})
 	}
-	_, _ = ml.Join([]string{addr})
-	m.logger.Info("reconnected to a down member", "addr", addr)
+	return true
 }
 
 // reannounce gossips this node's metadata again when memberlist still sends
@@ -373,14 +379,14 @@ func (m *Membership) reannounce(ml *memberlist.Memberlist, wasBehind bool) bool 
 // because memberlist had dropped an update (see reannounce).
 func (m *Membership) Reannounced() uint64 { return m.reannounced.Load() }
 
-// Sync exchanges full state (a push/pull) with every member up, twice, and
-// returns how many answered. Gossip delivers each update a few times and
-// push/pull runs every 15 to 30 s with one random member, so a node that
-// missed an update can act on stale metadata for a while; and a peer holding
-// another version of a node's metadata at the same incarnation keeps it until
-// that node hears of it. The exchange with the node itself makes it refute,
-// and the second one carries the refutation back. The members are dialled at
-// once, so one that does not answer costs a TCP timeout, not one each.
+// Sync exchanges full state with every member up (see exchange) and returns
+// how many answered. Gossip delivers each update a few times and push/pull
+// runs every 15 to 30 s with one random member, so a node that missed an
+// update can act on stale metadata for a while; and a peer holding another
+// version of a node's metadata at the same incarnation keeps it until that
+// node hears of it, which the exchange with the node itself does. The members
+// are dialled at once, so one that does not answer costs a TCP timeout, not
+// one each.
 func (m *Membership) Sync() int {
 	ml := m.ml.Load()
 	if ml == nil {
@@ -403,9 +409,8 @@ func (m *Membership) Sync() int {
 	var wg sync.WaitGroup
 	for _, addr := range addrs {
 		wg.Go(func() {
-			if n, _ := ml.Join([]string{addr}); n > 0 {
+			if m.exchange(ml, addr) {
 				answered.Add(1)
-				_, _ = ml.Join([]string{addr})
 			}
 		})
 	}

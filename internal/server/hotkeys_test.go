@@ -16,16 +16,28 @@ import (
 	"github.com/ringkv/ringkv/internal/record"
 )
 
-// TestHotKeysEndpoint builds the hot-key state from a config and serves
-// GET /v1/hotkeys over it, without the rest of a node.
-func TestHotKeysEndpoint(t *testing.T) {
+// newTestServer returns an unstarted in-memory node "n1", its config the
+// default changed by edit (when not nil), for tests of one part of a node.
+func newTestServer(t *testing.T, edit func(*config.Config)) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.NodeID, cfg.InMemory = "n1", true
-	cfg.HotKeysK, cfg.HotKeysMinRate, cfg.HotCacheTTL = 5, 10, 50*time.Millisecond
+	if edit != nil {
+		edit(&cfg)
+	}
 	s, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// TestHotKeysEndpoint builds the hot-key state from a config and serves
+// GET /v1/hotkeys over it, without the rest of a node.
+func TestHotKeysEndpoint(t *testing.T) {
+	s := newTestServer(t, func(cfg *config.Config) {
+		cfg.HotKeysK, cfg.HotKeysMinRate, cfg.HotCacheTTL = 5, 10, 50*time.Millisecond
+	})
 	clk := clock.NewManual(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.wall, s.reg = clock.NewOffset(clk, 0), prometheus.NewRegistry()
 	if err := s.startHotKeys(); err != nil {
@@ -91,12 +103,7 @@ func TestHotKeysEndpoint(t *testing.T) {
 // TestHotKeysCacheOff: with the default config the cache is off, and the
 // nil cache is still safe for the coordinator to call.
 func TestHotKeysCacheOff(t *testing.T) {
-	cfg := config.Default()
-	cfg.NodeID, cfg.InMemory = "n1", true
-	s, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, nil)
 	s.wall, s.reg = clock.NewOffset(clock.System{}, 0), prometheus.NewRegistry()
 	if err := s.startHotKeys(); err != nil {
 		t.Fatal(err)

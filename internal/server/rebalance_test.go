@@ -4,19 +4,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/membership"
 )
 
 // A difference between member views starts a full state exchange only once
 // it has outlasted gossip's spread, and then at most once per viewSyncEvery.
 func TestViewsDifferSyncsOnlyWhenDifferencePersists(t *testing.T) {
-	cfg := config.Default()
-	cfg.NodeID, cfg.InMemory = "n1", true
-	s, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServer(t, nil)
+	var err error
 	// Not started: its Sync reaches no one, which is all this test needs.
 	if s.member, err = membership.New(membership.Config{NodeID: "n1", BindAddr: "127.0.0.1:0"}); err != nil {
 		t.Fatal(err)
