@@ -188,21 +188,27 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 		err     error
 	}
 	// Only peer requests wait on the network: a batch with none (every key
-	// of a single node's pipeline) needs no timer and no channel.
+	// of a single node's pipeline) needs no timer and no channel. With one
+	// peer to ask (every pipeline of a 3-node QUORUM cluster), this
+	// goroutine asks it itself once its local reads are done: a goroutine of
+	// its own, to overlap the reads with the round trip, costs more CPU than
+	// the reads take.
 	wait := ctx
 	var replies chan peerReply
 	if len(peers) > 0 {
 		var cancel context.CancelFunc
 		wait, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		defer cancel()
-		replies = make(chan peerReply, len(peers))
 	}
-	for k := range peers {
-		req := &peers[k]
-		go func() {
-			answers, err := c.readBatch(wait, req.rep, keys, req.idx, ops)
-			replies <- peerReply{req: req, answers: answers, err: err}
-		}()
+	if len(peers) > 1 {
+		replies = make(chan peerReply, len(peers))
+		for k := range peers {
+			req := &peers[k]
+			go func() {
+				answers, err := c.readBatch(wait, req.rep, keys, req.idx, ops)
+				replies <- peerReply{req: req, answers: answers, err: err}
+			}()
+		}
 	}
 	// Keys read by Get run beside the batched requests.
 	var wg sync.WaitGroup
@@ -221,8 +227,7 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	for _, i := range local {
 		ops[i].answers = append(ops[i].answers, c.read(wait, ops[i].local, keys[i]))
 	}
-	for range peers {
-		rp := <-replies
+	take := func(rp peerReply) {
 		for n, i := range rp.req.idx {
 			if rp.err != nil {
 				ops[i].failed = true
@@ -234,7 +239,17 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 			rp.answers.release()
 		}
 	}
+	if len(peers) == 1 {
+		answers, err := c.readBatch(wait, peers[0].rep, keys, peers[0].idx, ops)
+		take(peerReply{req: &peers[0], answers: answers, err: err})
+	}
+	if replies != nil {
+		for range peers {
+			take(<-replies)
+		}
+	}
 	took := clock.Mono() - start
+	resolved := 0
 	for i := range ops {
 		op := &ops[i]
 		if op.reps == nil {
@@ -266,11 +281,14 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 			rec, found, stale = resolve(op.answers)
 		}
 		out[i].Rec, out[i].Found = rec, found
-		c.metrics.observeTook("read", lvl, took, nil)
+		resolved++
 		if found && len(stale) > 0 {
 			c.metrics.readRepairs.Add(float64(len(stale)))
 			wg.Go(func() { c.repair(ctx, keys[i], &out[i].Rec, stale) })
 		}
+	}
+	if resolved > 0 {
+		c.metrics.observeN("read", lvl, took, nil, uint64(resolved))
 	}
 	wg.Wait()
 	return out
