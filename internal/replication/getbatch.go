@@ -188,11 +188,11 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 		err     error
 	}
 	// Only peer requests wait on the network: a batch with none (every key
-	// of a single node's pipeline) needs no timer and no channel. With one
-	// peer to ask (every pipeline of a 3-node QUORUM cluster), this
-	// goroutine asks it itself once its local reads are done: a goroutine of
-	// its own, to overlap the reads with the round trip, costs more CPU than
-	// the reads take.
+	// of a single node's pipeline) needs no timer and no channel. The last
+	// peer to ask (the only one, in every pipeline of a 3-node QUORUM
+	// cluster) is asked by this goroutine once its local reads are done: a
+	// goroutine of its own, to overlap the reads with the round trip, costs
+	// more CPU than the reads take.
 	wait := ctx
 	var replies chan peerReply
 	if len(peers) > 0 {
@@ -201,8 +201,8 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 		defer cancel()
 	}
 	if len(peers) > 1 {
-		replies = make(chan peerReply, len(peers))
-		for k := range peers {
+		replies = make(chan peerReply, len(peers)-1)
+		for k := range peers[:len(peers)-1] {
 			req := &peers[k]
 			go func() {
 				answers, err := c.readBatch(wait, req.rep, keys, req.idx, ops)
@@ -239,12 +239,11 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 			rp.answers.release()
 		}
 	}
-	if len(peers) == 1 {
-		answers, err := c.readBatch(wait, peers[0].rep, keys, peers[0].idx, ops)
-		take(peerReply{req: &peers[0], answers: answers, err: err})
-	}
-	if replies != nil {
-		for range peers {
+	if n := len(peers); n > 0 {
+		last := &peers[n-1]
+		answers, err := c.readBatch(wait, last.rep, keys, last.idx, ops)
+		take(peerReply{req: last, answers: answers, err: err})
+		for range n - 1 {
 			take(<-replies)
 		}
 	}
