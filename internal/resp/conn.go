@@ -12,6 +12,7 @@ import (
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/metric"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/sockio"
 )
 
 // unauthLimits are what a client may send before AUTH when a password is set;
@@ -74,7 +75,7 @@ func newConn(s *Server, nc net.Conn, fd int) *conn {
 		io:      connIO{fd: fd},
 	}
 	if fd < 0 {
-		c.nc, c.io.nc = nc, nc
+		c.nc, c.io.nc = nc, sockio.Wrap(nc)
 	}
 	c.rd = NewReader(&c.io, c.limits())
 	c.w = newWriter(bufio.NewWriterSize(&c.io, 16<<10))

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/sockio"
 )
 
 // loopsSupported: epoll is Linux's.
@@ -171,7 +172,7 @@ func (l *eventLoop) toGoroutine(c *conn) {
 	l.s.mu.Lock()
 	c.nc = nc
 	l.s.mu.Unlock()
-	c.io.nc, c.io.fd = nc, -1
+	c.io.nc, c.io.fd = sockio.Wrap(nc), -1
 	go l.s.serveConn(c)
 }
 
@@ -214,33 +215,34 @@ func (l *eventLoop) stop() {
 
 func readFD(fd int, p []byte) (int, error) {
 	for {
-		n, err := unix.Read(fd, p)
-		switch {
-		case err == nil && n > 0:
+		n, errno := sockio.RawRead(fd, p)
+		switch errno {
+		case 0:
+			if n == 0 {
+				return 0, io.EOF
+			}
 			return n, nil
-		case err == nil:
-			return 0, io.EOF
-		case errors.Is(err, unix.EINTR):
+		case unix.EINTR:
 			continue
-		case errors.Is(err, unix.EAGAIN):
+		case unix.EAGAIN:
 			return 0, errWouldBlock
 		}
-		return 0, os.NewSyscallError("read", err)
+		return 0, os.NewSyscallError("read", errno)
 	}
 }
 
 func writeFD(fd int, p []byte) (int, error) {
 	done := 0
 	for done < len(p) {
-		n, err := unix.Write(fd, p[done:])
-		switch {
-		case err == nil:
+		n, errno := sockio.RawWrite(fd, p[done:])
+		switch errno {
+		case 0:
 			done += n
-		case errors.Is(err, unix.EINTR):
-		case errors.Is(err, unix.EAGAIN):
+		case unix.EINTR:
+		case unix.EAGAIN:
 			return done, errWouldBlock
 		default:
-			return done, os.NewSyscallError("write", err)
+			return done, os.NewSyscallError("write", errno)
 		}
 	}
 	return done, nil

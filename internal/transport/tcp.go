@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/internal/sockio"
 )
 
 // TCPConfig configures a TCP transport. Zero fields take the defaults of
@@ -374,6 +376,9 @@ func (t *TCP) dial(addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Raw socket calls: a busy node's writes then hand no processor to
+	// another thread (package sockio).
+	nc = sockio.Wrap(nc)
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
 	// Close the socket if the transport closes mid-handshake.
@@ -463,6 +468,7 @@ func (t *TCP) acceptLoop() {
 // connection that does not open with a valid handshake (garbage, an HTTP
 // request, a port scanner) is closed without affecting any other.
 func (t *TCP) serveConn(nc net.Conn) {
+	nc = sockio.Wrap(nc) // as in dial
 	remote := nc.RemoteAddr().String()
 	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
 	stop := context.AfterFunc(t.ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
