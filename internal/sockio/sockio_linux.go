@@ -93,29 +93,23 @@ func (c *conn) opError(op string, errno syscall.Errno) error {
 // made without telling the scheduler. A zero Errno with n == 0 is the end of
 // the stream.
 func RawRead(fd int, p []byte) (n int, errno syscall.Errno) {
-	if len(p) == 0 {
-		return 0, 0
-	}
-	if len(p) > maxRaw {
-		p = p[:maxRaw]
-	}
-	r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), 0
+	return raw(unix.SYS_READ, fd, p)
 }
 
 // RawWrite is one write(2) of up to maxRaw bytes on the non-blocking socket
 // fd, made without telling the scheduler; it may write less than p.
 func RawWrite(fd int, p []byte) (n int, errno syscall.Errno) {
+	return raw(unix.SYS_WRITE, fd, p)
+}
+
+func raw(trap uintptr, fd int, p []byte) (int, syscall.Errno) {
 	if len(p) == 0 {
 		return 0, 0
 	}
 	if len(p) > maxRaw {
 		p = p[:maxRaw]
 	}
-	r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 	if e != 0 {
 		return 0, e
 	}
