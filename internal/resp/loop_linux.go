@@ -214,36 +214,26 @@ func (l *eventLoop) stop() {
 }
 
 func readFD(fd int, p []byte) (int, error) {
-	for {
-		n, errno := sockio.RawRead(fd, p)
-		switch errno {
-		case 0:
-			if n == 0 {
-				return 0, io.EOF
-			}
-			return n, nil
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return 0, errWouldBlock
+	n, errno := sockio.RawRead(fd, p)
+	switch errno {
+	case 0:
+		if n == 0 {
+			return 0, io.EOF
 		}
-		return 0, os.NewSyscallError("read", errno)
+		return n, nil
+	case unix.EAGAIN:
+		return 0, errWouldBlock
 	}
+	return 0, os.NewSyscallError("read", errno)
 }
 
 func writeFD(fd int, p []byte) (int, error) {
-	done := 0
-	for done < len(p) {
-		n, errno := sockio.RawWrite(fd, p[done:])
-		switch errno {
-		case 0:
-			done += n
-		case unix.EINTR:
-		case unix.EAGAIN:
-			return done, errWouldBlock
-		default:
-			return done, os.NewSyscallError("write", errno)
-		}
+	n, errno := sockio.RawWrite(fd, p)
+	switch errno {
+	case 0:
+		return n, nil
+	case unix.EAGAIN:
+		return n, errWouldBlock
 	}
-	return done, nil
+	return n, os.NewSyscallError("write", errno)
 }

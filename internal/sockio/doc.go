@@ -9,7 +9,8 @@
 // receiver's TCP processing too and takes about 30 µs on the paravirtualised
 // machines ringkv is measured on, so under load nearly every write of a busy
 // node was followed by a thread hand-off, and sysmon stayed at its shortest
-// sleep (docs/performance.md, "Socket calls without a thread hand-off").
+// sleep (docs/design.md, "Socket calls without a thread hand-off"; the figures are
+// in docs/performance.md).
 //
 // A socket of a net.Conn is non-blocking, so its calls return at once with
 // EAGAIN instead of blocking: they are safe to make raw, and when one would

@@ -42,12 +42,8 @@ func (c *conn) Read(p []byte) (int, error) {
 	var n int
 	var errno syscall.Errno
 	err := c.rc.Read(func(fd uintptr) bool {
-		for {
-			n, errno = RawRead(int(fd), p)
-			if errno != unix.EINTR {
-				return errno != unix.EAGAIN
-			}
-		}
+		n, errno = RawRead(int(fd), p)
+		return errno != unix.EAGAIN
 	})
 	switch {
 	case err != nil:
@@ -64,20 +60,10 @@ func (c *conn) Write(p []byte) (int, error) {
 	done := 0
 	var errno syscall.Errno
 	err := c.rc.Write(func(fd uintptr) bool {
-		for done < len(p) {
-			n, e := RawWrite(int(fd), p[done:])
-			switch e {
-			case 0:
-				done += n
-			case unix.EINTR:
-			case unix.EAGAIN:
-				return false
-			default:
-				errno = e
-				return true
-			}
-		}
-		return true
+		var n int
+		n, errno = RawWrite(int(fd), p[done:])
+		done += n
+		return errno != unix.EAGAIN
 	})
 	if err == nil && errno != 0 {
 		err = c.opError("write", errno)
@@ -89,29 +75,45 @@ func (c *conn) opError(op string, errno syscall.Errno) error {
 	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: errno}
 }
 
-// RawRead is one read(2) of up to maxRaw bytes on the non-blocking socket fd,
-// made without telling the scheduler. A zero Errno with n == 0 is the end of
-// the stream.
+// RawRead is a read(2) of up to maxRaw bytes on the non-blocking socket fd,
+// made without telling the scheduler and retried on EINTR. A zero Errno with
+// n == 0 is the end of the stream; EAGAIN means nothing to read yet.
 func RawRead(fd int, p []byte) (n int, errno syscall.Errno) {
-	return raw(unix.SYS_READ, fd, p)
-}
-
-// RawWrite is one write(2) of up to maxRaw bytes on the non-blocking socket
-// fd, made without telling the scheduler; it may write less than p.
-func RawWrite(fd int, p []byte) (n int, errno syscall.Errno) {
-	return raw(unix.SYS_WRITE, fd, p)
-}
-
-func raw(trap uintptr, fd int, p []byte) (int, syscall.Errno) {
 	if len(p) == 0 {
 		return 0, 0
 	}
 	if len(p) > maxRaw {
 		p = p[:maxRaw]
 	}
-	r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return 0, e
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e != unix.EINTR {
+			if e != 0 {
+				return 0, e
+			}
+			return int(r), 0
+		}
 	}
-	return int(r), 0
+}
+
+// RawWrite writes p to the non-blocking socket fd with write(2) calls of up
+// to maxRaw bytes each, made without telling the scheduler, until all of p
+// is written or a call fails (EINTR is retried). It returns the bytes
+// written; EAGAIN means the socket is full and the rest has to wait.
+func RawWrite(fd int, p []byte) (n int, errno syscall.Errno) {
+	for n < len(p) {
+		q := p[n:]
+		if len(q) > maxRaw {
+			q = q[:maxRaw]
+		}
+		r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&q[0])), uintptr(len(q)))
+		switch e {
+		case 0:
+			n += int(r)
+		case unix.EINTR:
+		default:
+			return n, e
+		}
+	}
+	return n, 0
 }
