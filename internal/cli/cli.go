@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/hugepages"
 	"github.com/ringkv/ringkv/internal/server"
 )
 
@@ -43,6 +44,8 @@ type env struct {
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
 	newNode        func(config.Config, *slog.Logger) (node, error)
+	// reserveHeap is hugepages.Reserve in a real process; nil skips it.
+	reserveHeap func(int64) (hugepages.Result, error)
 }
 
 func processEnv() *env {
@@ -57,6 +60,7 @@ func processEnv() *env {
 			}
 			return s, nil
 		},
+		reserveHeap: hugepages.Reserve,
 	}
 }
 

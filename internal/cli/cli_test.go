@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/hugepages"
 	"github.com/ringkv/ringkv/internal/server"
 )
 
@@ -245,6 +246,50 @@ func TestServerErrors(t *testing.T) {
 				if n.started && !n.stopped {
 					t.Fatal("a node that failed to start was not shut down")
 				}
+			}
+		})
+	}
+}
+
+func TestServerAdvisesTheHeapBeforeBuildingTheNode(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		err     error
+		calls   int
+		wantLog string
+	}{
+		{"default", nil, nil, 1, "heap advised for huge pages"},
+		{"turned off", []string{"--huge-pages=false"}, nil, 0, ""},
+		{"madvise fails", nil, errors.New("madvise: invalid argument"), 1, "heap not advised for huge pages"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			te := newTestEnv(t)
+			var sizes []int64
+			var nodesBefore int
+			te.reserveHeap = func(n int64) (hugepages.Result, error) {
+				sizes = append(sizes, n)
+				nodesBefore = len(te.fakeNodes())
+				return hugepages.Result{Mode: hugepages.ModeMadvise, Advised: n}, tc.err
+			}
+			args := append([]string{"server", "--in-memory", "--log-level", "info"}, tc.args...)
+			if code := te.run(cancelled(t), args...); code != exitOK {
+				t.Fatalf("exit %d: %s", code, te.stderr.String())
+			}
+			if len(sizes) != tc.calls {
+				t.Fatalf("heap reserved %d times, want %d", len(sizes), tc.calls)
+			}
+			if tc.calls == 0 {
+				return
+			}
+			if sizes[0] != heapReserve || nodesBefore != 0 {
+				t.Errorf("reserved %d bytes with %d nodes built, want %d before any node", sizes[0], nodesBefore, heapReserve)
+			}
+			if !strings.Contains(te.stderr.String(), tc.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tc.wantLog, te.stderr.String())
+			}
+			if n := te.fakeNodes(); len(n) != 1 || !n[0].started {
+				t.Errorf("the node did not start after the heap advice")
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 func newServerCommand(e *env) *cobra.Command {
@@ -40,10 +41,25 @@ command line wins over the environment, which wins over the file.`,
 	return cmd
 }
 
+// heapReserve is the heap a node grows into under load: Pebble's block cache,
+// which its two memtables are charged to, and the row cache, twice over for
+// the garbage the collector lets build up between cycles at GOGC=100.
+const heapReserve = 2 * (storage.DefaultCacheSize + 2*storage.DefaultMemTableSize + storage.DefaultRowCacheSize)
+
 // runServer starts a node and stops it once ctx is done.
 func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger, e *env) error {
 	for _, w := range cfg.Warnings() {
 		logger.Warn(w)
+	}
+	if cfg.HugePages && e.reserveHeap != nil {
+		// Before the node is built: the advice covers only the heap grown
+		// afterwards.
+		res, err := e.reserveHeap(heapReserve)
+		if err != nil {
+			logger.Warn("heap not advised for huge pages", "err", err)
+		} else {
+			logger.Info("heap advised for huge pages", "thp_mode", res.Mode, "advised_mib", res.Advised>>20)
+		}
 	}
 	n, err := e.newNode(cfg, logger)
 	if err != nil {

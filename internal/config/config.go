@@ -101,7 +101,8 @@ type Config struct {
 
 	Password string `flag:"password"`
 
-	EventLoops int `flag:"event-loops"`
+	EventLoops int  `flag:"event-loops"`
+	HugePages  bool `flag:"huge-pages"`
 
 	LogLevel  slog.Level `flag:"log-level"`
 	LogFormat string     `flag:"log-format"`
@@ -207,6 +208,12 @@ func Default() Config {
 		// 0: half the CPUs. A loop runs a single node's GETs inline, which
 		// cut their CPU by a third (docs/performance.md).
 		EventLoops: 0,
+		// On: Pebble's memtables and caches live on the Go heap, and with
+		// 4 KiB pages a write's skiplist walk misses the TLB at every step
+		// (a quarter to a third of a SET's CPU, docs/performance.md). The
+		// kernel grants huge pages only where its mode allows; --huge-pages
+		// false leaves the heap as the runtime maps it.
+		HugePages: true,
 		// Off: the debug endpoints let anyone who reaches the HTTP port move
 		// this node's clock, which only a fault-injection test may do.
 		DebugEndpoints: false,

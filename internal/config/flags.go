@@ -76,6 +76,7 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 	fs.StringVar(&c.Password, "password", c.Password, "password clients must AUTH with (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
 
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "event loops that serve client connections inline while they only read (Linux; 0: half the CPUs, -1: a goroutine per connection)")
+	fs.BoolVar(&c.HugePages, "huge-pages", c.HugePages, "advise the heap the node grows into for transparent huge pages when the kernel grants them only on request (Linux, mode madvise)")
 
 	fs.Var((*logLevelValue)(&c.LogLevel), "log-level", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
