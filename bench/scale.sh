@@ -34,8 +34,10 @@ mkdir -p "$OUT/data"
 
 PIDS=()
 # thp_mode prints the kernel's transparent huge page mode (always, madvise or
-# never): ringkv's writes cost about a quarter less CPU with "always" (see
-# docs/performance.md), so a table is only comparable with one of the same mode.
+# never): ringkv's writes cost about a quarter less CPU on huge pages, which it
+# gets under "always" and, advising its own heap (--huge-pages), under
+# "madvise", not under "never" (docs/operations.md), so a table is only
+# comparable with one of the same mode.
 thp_mode() {
 	local f=/sys/kernel/mm/transparent_hugepage/enabled
 	if [[ -r $f ]]; then sed 's/.*\[\(.*\)\].*/\1/' "$f"; else echo unknown; fi
