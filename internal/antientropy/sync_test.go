@@ -81,7 +81,9 @@ func TestSyncMovesExactlyTheDifferingKeys(t *testing.T) {
 
 // Three nodes on a ring with many ranges, each holding a different, partly
 // stale copy; passes over a lossy, slow network converge them: every range's
-// replicas end with the same records and the same roots.
+// replicas end with the same records and the same roots. The call timeout and
+// the waits are sized for a loaded race-detector run on 2 cores, where a
+// healthy call can take longer than a dropped one takes to time out.
 func TestPassesConvergeOverLossyNetwork(t *testing.T) {
 	net := transport.NewMemNetwork(7)
 	nodes := []ring.Node{{ID: "n1"}, {ID: "n2"}, {ID: "n3"}, {ID: "n4"}}
@@ -90,7 +92,7 @@ func TestPassesConvergeOverLossyNetwork(t *testing.T) {
 	for _, n := range nodes {
 		ns = append(ns, newNode(t, net, n.ID, topo, func(c *Config) {
 			c.Interval = 50 * time.Millisecond
-			c.CallTimeout = 300 * time.Millisecond
+			c.CallTimeout = 2 * time.Second
 		}))
 	}
 	byID := map[string]*node{}
@@ -127,7 +129,7 @@ func TestPassesConvergeOverLossyNetwork(t *testing.T) {
 	for _, n := range ns {
 		n.start(t)
 	}
-	waitFor(t, 60*time.Second, func() error {
+	waitFor(t, 3*time.Minute, func() error {
 		for _, rg := range topo.Ranges() {
 			var first map[string]string
 			var firstRoot uint64
@@ -173,7 +175,7 @@ func TestPassesConvergeOverLossyNetwork(t *testing.T) {
 	}
 	for _, n := range ns {
 		if n.svc.LastFullPass().IsZero() {
-			waitFor(t, 10*time.Second, func() error {
+			waitFor(t, time.Minute, func() error {
 				if n.svc.LastFullPass().IsZero() {
 					return fmt.Errorf("%s: no full pass recorded", n.id)
 				}
