@@ -226,6 +226,7 @@ hot-cache-ttl: 50ms
 password: hunter2
 event-loops: 3
 huge-pages: false
+low-priority-background: false
 log-level: debug
 log-format: json
 shutdown-timeout: 10s
@@ -245,7 +246,7 @@ debug-endpoints: true
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
 		RepairInterval: time.Minute, RepairRate: 500, AllowStaleData: true,
 		StreamRate: 8 << 20, HotKeysWindow: 30 * time.Second, HotKeysK: 20, HotKeysMinRate: 250.5, HotCacheTTL: 50 * time.Millisecond,
-		Password: "hunter2", EventLoops: 3, HugePages: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
+		Password: "hunter2", EventLoops: 3, HugePages: false, LowPriorityBackground: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
 		DebugEndpoints: true,
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -77,6 +77,7 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "event loops that serve client connections inline while they only read (Linux; 0: half the CPUs, -1: a goroutine per connection)")
 	fs.BoolVar(&c.HugePages, "huge-pages", c.HugePages, "advise the heap the node grows into for transparent huge pages when the kernel grants them only on request (Linux, mode madvise)")
+	fs.BoolVar(&c.LowPriorityBackground, "low-priority-background", c.LowPriorityBackground, "run storage flushes and compactions at the lowest CPU priority, so requests go first when the CPUs are short (Linux, nice 19)")
 
 	fs.Var((*logLevelValue)(&c.LogLevel), "log-level", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")

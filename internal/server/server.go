@@ -100,7 +100,7 @@ func (s *Server) Start() (err error) {
 	s.store, err = storage.Open(storage.Options{
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
 		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
-		OnApply: s.onApply,
+		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground,
 	})
 	if err != nil {
 		return fmt.Errorf("server: opening storage: %w", err)

@@ -37,9 +37,10 @@ func (l pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 // eventListener reports the Pebble events an operator must see. The rest
-// (flushes, compactions) is visible through Metrics.
-func eventListener(log *slog.Logger) *pebble.EventListener {
-	return &pebble.EventListener{
+// (flushes, compactions) is visible through Metrics. lower, when set, runs at
+// the start of every flush and compaction, on the job's own goroutine.
+func eventListener(log *slog.Logger, lower func()) *pebble.EventListener {
+	l := &pebble.EventListener{
 		BackgroundError: func(err error) {
 			log.Error("pebble background error", "err", err)
 		},
@@ -53,4 +54,21 @@ func eventListener(log *slog.Logger) *pebble.EventListener {
 			log.Warn("pebble disk slow", "path", info.Path, "op", info.OpType.String(), "duration", info.Duration)
 		},
 	}
+	if lower != nil {
+		l.FlushBegin = func(pebble.FlushInfo) { lower() }
+		l.CompactionBegin = func(pebble.CompactionInfo) { lower() }
+	}
+	return l
+}
+
+// lowerBackgroundJob moves the flush or compaction that calls it to a thread
+// of the lowest CPU priority (see lowerThreadPriority).
+func (s *Store) lowerBackgroundJob() {
+	if err := lowerThreadPriority(); err != nil {
+		if s.counters.bgLowerErrors.Add(1) == 1 {
+			s.log.Warn("Pebble's flushes and compactions run at the node's CPU priority", "err", err)
+		}
+		return
+	}
+	s.counters.bgLowered.Add(1)
 }

@@ -22,6 +22,11 @@ type Metrics struct {
 	Expired, GCPurged, StaleIndexEntries uint64
 	// SyncErrors counts failed periodic WAL syncs.
 	SyncErrors uint64
+	// BackgroundJobsLowered counts the flushes and compactions that ran at
+	// low CPU priority (Options.LowPriorityBackground); BackgroundLowerErrors
+	// those whose thread's priority could not be lowered, and ran at the
+	// node's.
+	BackgroundJobsLowered, BackgroundLowerErrors uint64
 	// RowCacheComplete is true while every stored record is in the row
 	// cache, so that reads of absent keys and writes of new ones skip
 	// Pebble; the first eviction ends it until a restart.
@@ -47,6 +52,7 @@ type counters struct {
 	applies, staleApplies, deadDropped atomic.Uint64
 	expired, gcPurged, staleIndex      atomic.Uint64
 	syncErrors                         atomic.Uint64
+	bgLowered, bgLowerErrors           atomic.Uint64
 }
 
 // collector exports Metrics to Prometheus. It takes one snapshot per scrape,
@@ -71,6 +77,8 @@ func newCollector(s *Store) *collector {
 		"gc_purged":          d("gc_purged_total", "Tombstones purged after the GC grace period."),
 		"stale_index":        d("stale_index_entries_total", "Deadline index entries dropped because their record had changed."),
 		"sync_errors":        d("sync_errors_total", "Failed periodic WAL syncs."),
+		"bg_lowered":         d("background_jobs_lowered_total", "Pebble flushes and compactions run at low CPU priority."),
+		"bg_lower_errors":    d("background_lower_errors_total", "Pebble flushes and compactions whose thread priority could not be lowered."),
 		"row_cache_complete": d("row_cache_complete", "1 while every stored record is in the row cache (absent keys skip Pebble), 0 after the first eviction."),
 		"row_cache_hits":     d("row_cache_hits_total", "Row cache lookups that found the record."),
 		"row_cache_misses":   d("row_cache_misses_total", "Row cache lookups that did not find the record."),
@@ -109,6 +117,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("gc_purged", float64(m.GCPurged))
 	counter("stale_index", float64(m.StaleIndexEntries))
 	counter("sync_errors", float64(m.SyncErrors))
+	counter("bg_lowered", float64(m.BackgroundJobsLowered))
+	counter("bg_lower_errors", float64(m.BackgroundLowerErrors))
 	complete := 0.0
 	if m.RowCacheComplete {
 		complete = 1

@@ -83,6 +83,13 @@ type Options struct {
 	RowCacheSize int64
 	// MemTableSize is Pebble's memtable size; default DefaultMemTableSize.
 	MemTableSize uint64
+	// LowPriorityBackground runs Pebble's flushes and compactions on threads
+	// at the lowest CPU priority (Linux; nice 19), so that when the CPUs are
+	// short, requests run before them. A flush is a burst of CPU (a 64 MiB
+	// memtable took 0.4 s of a core) that otherwise queues every request
+	// behind it; the cost is that under a load that saturates the CPUs the
+	// jobs fall behind until writes slow (docs/performance.md).
+	LowPriorityBackground bool
 	// OnApply, when set, is called after every change to a stored record:
 	// Apply, expiry conversion and GC purge. old has a zero Version when
 	// nothing was stored, new one when the record was removed (no stored
@@ -212,6 +219,10 @@ func Open(opts Options) (*Store, error) {
 		s.wo = pebble.NoSync
 	}
 
+	var lower func()
+	if opts.LowPriorityBackground {
+		lower = s.lowerBackgroundJob
+	}
 	po := &pebble.Options{
 		FS:    fs,
 		Cache: s.cache,
@@ -225,7 +236,7 @@ func Open(opts Options) (*Store, error) {
 		// ratcheted up on open.
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{log: log.With("pebble", true)},
-		EventListener:      eventListener(log),
+		EventListener:      eventListener(log, lower),
 	}
 	// Every write reads the key first (apply-if-newer), and most SETs of
 	// new keys find nothing: a Bloom filter per table lets those reads skip
@@ -672,6 +683,9 @@ func (s *Store) Metrics() Metrics {
 		GCPurged:          s.counters.gcPurged.Load(),
 		StaleIndexEntries: s.counters.staleIndex.Load(),
 		SyncErrors:        s.counters.syncErrors.Load(),
+
+		BackgroundJobsLowered: s.counters.bgLowered.Load(),
+		BackgroundLowerErrors: s.counters.bgLowerErrors.Load(),
 	}
 	if s.rows != nil {
 		m.RowCacheComplete = s.rows.complete.Load()
