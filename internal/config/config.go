@@ -219,7 +219,7 @@ func Default() Config {
 		// On: a memtable flush or a compaction is a burst of CPU that, at
 		// the node's priority, queues every request behind it when the
 		// CPUs are short; the 3-node cluster's p99 at 25K requests/s went
-		// from 60-90 ms in a run with a flush to 6 ms (docs/performance.md).
+		// from 62-104 ms in a run with a flush to 7-8 ms (docs/performance.md).
 		LowPriorityBackground: true,
 		// Off: the debug endpoints let anyone who reaches the HTTP port move
 		// this node's clock, which only a fault-injection test may do.

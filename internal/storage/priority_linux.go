@@ -20,9 +20,9 @@ const backgroundNice = 19
 // other goroutines and needs no restoring (which an unprivileged process could
 // not do: raising a nice value back needs CAP_SYS_NICE). The main thread, if
 // the job ran there, cannot exit: the runtime parks it for good instead, so
-// it too runs nothing more. Threads the runtime
-// starts meanwhile are cloned from its template thread, not from this one,
-// so they do not inherit the priority.
+// it too runs nothing more. Threads the runtime starts meanwhile are cloned
+// from its template thread, not from this one, so they do not inherit the
+// priority.
 func lowerThreadPriority() error {
 	runtime.LockOSThread()
 	tid := syscall.Gettid()
