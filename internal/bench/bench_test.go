@@ -16,11 +16,15 @@ import (
 // profiles the server's request path (client-side frames are the ones in
 // package bench). They report the achieved rate as ops/s.
 
-func BenchmarkSingleNodeP16(b *testing.B) { benchNodes(b, 1) }
+func BenchmarkSingleNodeP16(b *testing.B) { benchNodes(b, 1, 16) }
 
-func BenchmarkCluster3P16(b *testing.B) { benchNodes(b, 3) }
+func BenchmarkCluster3P16(b *testing.B) { benchNodes(b, 3, 16) }
 
-func benchNodes(b *testing.B, n int) {
+// BenchmarkCluster3P1 is the open loop's request path (one request in
+// flight per connection), where each request pays its own fan-out.
+func BenchmarkCluster3P1(b *testing.B) { benchNodes(b, 3, 1) }
+
+func benchNodes(b *testing.B, n, pipeline int) {
 	dir := b.TempDir()
 	addrs := startCluster(b, n, func(c *config.Config) {
 		c.InMemory, c.DataDir = false, filepath.Join(dir, c.NodeID)
@@ -33,7 +37,7 @@ func benchNodes(b *testing.B, n int) {
 		b.Run(tc.name, func(b *testing.B) {
 			c := DefaultConfig()
 			c.Addrs, c.Keys, c.Ratio = addrs, 100_000, tc.ratio
-			c.Pipeline, c.Conns = 16, 50
+			c.Pipeline, c.Conns = pipeline, 50
 			c.Duration, c.Warmup, c.Requests = 0, 0, int64(b.N)
 			c.Consistency = "QUORUM"
 			b.ResetTimer()
