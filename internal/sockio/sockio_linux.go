@@ -3,6 +3,7 @@ package sockio
 import (
 	"io"
 	"net"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -14,9 +15,31 @@ import (
 const maxRaw = 256 << 10
 
 // conn is a net.Conn whose Read and Write are raw calls on its socket.
+//
+// The functions handed to RawConn.Read and Write are bound once, in Wrap,
+// and find their buffer and report their result in r and w: a closure over
+// the call's locals moved three variables to the heap on every call, six
+// allocations per request and reply. The mutexes keep concurrent Reads (or
+// Writes), which net.Conn allows, from sharing r (or w); each direction has
+// one caller at a time in ringkv, so they are never contended.
 type conn struct {
 	net.Conn
 	rc syscall.RawConn
+
+	rmu    sync.Mutex
+	r      rawOp
+	readFn func(fd uintptr) bool
+
+	wmu     sync.Mutex
+	w       rawOp
+	writeFn func(fd uintptr) bool
+}
+
+// rawOp is one Read's or Write's buffer and outcome.
+type rawOp struct {
+	p     []byte
+	n     int
+	errno syscall.Errno
 }
 
 // Wrap returns nc with Read and Write done as raw calls on its socket,
@@ -32,19 +55,21 @@ func Wrap(nc net.Conn) net.Conn {
 	if err != nil {
 		return nc
 	}
-	return &conn{Conn: nc, rc: rc}
+	c := &conn{Conn: nc, rc: rc}
+	c.readFn, c.writeFn = c.rawRead, c.rawWrite
+	return c
 }
 
 func (c *conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	var n int
-	var errno syscall.Errno
-	err := c.rc.Read(func(fd uintptr) bool {
-		n, errno = RawRead(int(fd), p)
-		return errno != unix.EAGAIN
-	})
+	c.rmu.Lock()
+	c.r = rawOp{p: p}
+	err := c.rc.Read(c.readFn)
+	n, errno := c.r.n, c.r.errno
+	c.r.p = nil // not pinning the caller's buffer
+	c.rmu.Unlock()
 	switch {
 	case err != nil:
 		return 0, err
@@ -56,19 +81,33 @@ func (c *conn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// rawRead runs under the socket's read lock, as often as the poller finds
+// the socket readable, until it reads something other than EAGAIN.
+func (c *conn) rawRead(fd uintptr) bool {
+	c.r.n, c.r.errno = RawRead(int(fd), c.r.p)
+	return c.r.errno != unix.EAGAIN
+}
+
 func (c *conn) Write(p []byte) (int, error) {
-	done := 0
-	var errno syscall.Errno
-	err := c.rc.Write(func(fd uintptr) bool {
-		var n int
-		n, errno = RawWrite(int(fd), p[done:])
-		done += n
-		return errno != unix.EAGAIN
-	})
+	c.wmu.Lock()
+	c.w = rawOp{p: p}
+	err := c.rc.Write(c.writeFn)
+	done, errno := c.w.n, c.w.errno
+	c.w.p = nil
+	c.wmu.Unlock()
 	if err == nil && errno != 0 {
 		err = c.opError("write", errno)
 	}
 	return done, err
+}
+
+// rawWrite runs under the socket's write lock until all of w.p is written
+// or a call fails with anything but EAGAIN; w.n counts what went out.
+func (c *conn) rawWrite(fd uintptr) bool {
+	var n int
+	n, c.w.errno = RawWrite(int(fd), c.w.p[c.w.n:])
+	c.w.n += n
+	return c.w.errno != unix.EAGAIN
 }
 
 func (c *conn) opError(op string, errno syscall.Errno) error {
