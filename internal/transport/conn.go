@@ -109,18 +109,24 @@ func (c *conn) kick() {
 	}
 }
 
+// resultChans recycles the one-slot channels calls wait on (a channel is
+// two allocations). Each comes back empty with no sender left: a call's id
+// leaves c.mu.calls exactly once, and whoever removes it sends exactly once,
+// which the call receives, unless the call removed it itself and nobody sends.
+var resultChans = sync.Pool{New: func() any { return make(chan result, 1) }}
+
 // call sends one request and waits for its response, for ctx, or for the
 // connection to fail.
 func (c *conn) call(ctx context.Context, method uint8, payload []byte) ([]byte, error) {
 	if n := frameOverhead + len(payload); n > c.maxOut {
 		return nil, notSent(fmt.Errorf("%w: request of %d bytes, peer %s accepts %d", ErrFrameTooLarge, n, c.peer, c.maxOut))
 	}
-	ch := make(chan result, 1)
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
 		return nil, notSent(fmt.Errorf("%w: %s", errNotWritten, c.peer))
 	}
+	ch := resultChans.Get().(chan result)
 	c.mu.nextID++
 	id := c.mu.nextID
 	c.mu.calls[id] = ch
@@ -132,6 +138,7 @@ func (c *conn) call(ctx context.Context, method uint8, payload []byte) ([]byte, 
 
 	select {
 	case r := <-ch:
+		resultChans.Put(ch)
 		return r.payload, r.err
 	case <-ctx.Done():
 	}
@@ -144,8 +151,10 @@ func (c *conn) call(ctx context.Context, method uint8, payload []byte) ([]byte, 
 		// The response or the connection failure won the race and is being
 		// delivered; it is more informative than the deadline.
 		r := <-ch
+		resultChans.Put(ch)
 		return r.payload, r.err
 	}
+	resultChans.Put(ch)
 	if unsent {
 		return nil, notSent(fmt.Errorf("transport: %s: request not sent: %w", c.peer, ctx.Err()))
 	}

@@ -68,17 +68,23 @@ func (m *metrics) call(err error) {
 	if m == nil {
 		return
 	}
-	var re *RemoteError
 	switch {
 	case err == nil:
 		m.callsOK.Inc()
 	case NotSent(err):
 		m.callsNotSent.Inc()
-	case errors.As(err, &re):
+	case isRemote(err):
 		m.callsRemote.Inc()
 	default:
 		m.callsIndeterminate.Inc()
 	}
+}
+
+// isRemote is apart from call because errors.As moves its target to the
+// heap: declared in call, it cost an allocation on every successful call.
+func isRemote(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re)
 }
 
 func (m *metrics) dial(err error) {

@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -100,10 +101,15 @@ type frame struct {
 }
 
 // readFrame reads one frame, refusing any longer than maxFrame before
-// allocating for it.
+// allocating for it. The header is parsed where it lies in r's buffer: read
+// into an array of its own, through io.ReadFull's interface, the array went
+// to the heap, one allocation per frame.
 func readFrame(r *bufio.Reader, maxFrame int) (frame, error) {
-	var hdr [frameHeader]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	hdr, err := r.Peek(frameHeader)
+	if err != nil {
+		if errors.Is(err, io.EOF) && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF // as io.ReadFull reports a cut header
+		}
 		return frame{}, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
@@ -121,6 +127,7 @@ func readFrame(r *bufio.Reader, maxFrame int) (frame, error) {
 	if f.kind < kindRequest || f.kind > kindError {
 		return frame{}, fmt.Errorf("%w: unknown frame kind %d", ErrProtocol, f.kind)
 	}
+	_, _ = r.Discard(frameHeader) // cannot fail: Peek buffered it
 	f.payload = make([]byte, n-frameOverhead)
 	if _, err := io.ReadFull(r, f.payload); err != nil {
 		return frame{}, err
