@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -264,78 +265,61 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 	return c.fanOut(ctx, key, rec, reps, need, lvl)
 }
 
-// fanOut is write to several replicas. It is apart from write because the
-// goroutines it starts move its arguments and locals to the heap on entry:
-// in one function, the single-node path above paid eight allocations per
-// write for a fan-out it never makes.
+// fanOut is write to several replicas. It is apart from write so that the
+// single-node path above pays nothing for a fan-out it never makes.
 func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record, reps []Replica, need int, lvl Level) (prev record.Record, prevFound bool, newer *record.Record, err error) {
-	// Its own copy, so that the caller's record stays off the heap.
-	own := *in
-	rec := &own
-	results := make(chan applyResult, len(reps))
+	st := &fanOutState{c: c, results: make(chan applyResult, len(reps)), key: key, rec: *in}
 	pending := 0
 	hinted := false
 	var localRep *Replica
-	var payload []byte
-	var bg context.Context
-	var cancel context.CancelFunc
-	// The remote requests outlive this call when it returns after W acks;
-	// the last one to finish ends their context, so no goroutine waits for
-	// them (one more goroutine per write was a measurable share of a
-	// cluster SET's CPU).
-	var remotes atomic.Int32
 	for i := range reps {
 		r := &reps[i]
 		switch {
 		case !r.Up:
-			c.hint(r.ID, key, rec)
+			c.hint(r.ID, st.key, &st.rec)
 			hinted = true
 		case c.isLocal(r):
 			localRep = r
 			pending++
 		default:
-			if payload == nil {
-				payload = encodeApply(key, rec)
-				bg, cancel = c.detached(ctx)
+			if st.payload == nil {
+				st.payload = encodeApply(st.key, &st.rec)
+				st.bg, st.cancel = c.detached(ctx)
 				// Hints for remotes that fail outlive this call, and the
-				// caller owns key and value (a connection's read buffer).
-				key = bytes.Clone(key)
-				rc := rec.Clone()
-				rec = &rc
+				// caller owns key and value (a connection's read buffer):
+				// one copy of both.
+				slab := make([]byte, 0, len(st.key)+len(st.rec.Value))
+				st.key, slab = carve(slab, st.key)
+				if st.rec.Value != nil {
+					st.rec.Value, _ = carve(slab, st.rec.Value)
+				}
 				// Held until every remote request has started, so that an
 				// early finisher cannot end the context of a later one.
-				remotes.Add(1)
+				st.remotes.Add(1)
 			}
 			pending++
-			remotes.Add(1)
-			go func() {
-				results <- c.remoteApply(bg, r, key, rec, payload)
-				if remotes.Add(-1) == 0 {
-					cancel()
-				}
-			}()
+			st.remotes.Add(1)
+			go st.remote(r)
 		}
 	}
 	var timeout <-chan struct{}
-	if payload != nil {
-		if remotes.Add(-1) == 0 {
-			cancel()
-		}
+	if st.payload != nil {
+		st.release()
 		// bg carries RequestTimeout: the wait for acks ends with it at the
 		// latest, without a timer of its own.
-		timeout = bg.Done()
+		timeout = st.bg.Done()
 	}
 	// The local replica goes last so that the remote requests are already on
 	// the wire while Pebble commits.
 	if localRep != nil {
-		res, err := c.local.Apply(key, *rec)
-		results <- applyResult{rep: localRep, applied: res.Applied, prev: res.Prev, prevFound: res.PrevFound, err: err}
+		res, err := c.local.Apply(st.key, st.rec)
+		st.results <- applyResult{rep: localRep, applied: res.Applied, prev: res.Prev, prevFound: res.PrevFound, err: err}
 	}
-	acks, mayHaveLanded := 0, hinted
+	acks, mayHaveLanded, superseded := 0, hinted, false
 	var lastErr error
 	for pending > 0 && acks < need {
 		select {
-		case res := <-results:
+		case res := <-st.results:
 			pending--
 			if res.err != nil {
 				lastErr = res.err
@@ -351,15 +335,15 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 			if res.prevFound && (!prevFound || record.Newer(&res.prev, &prev)) {
 				prev, prevFound = res.prev, true
 			}
-			if superseding(res.applied, res.prevFound, &res.prev, rec) != nil {
-				newer = &prev // the newest version any replica held
+			if superseding(res.applied, res.prevFound, &res.prev, &st.rec) != nil {
+				superseded = true
 			}
 		case <-ctx.Done():
 			mayHaveLanded = true
 			lastErr = ctx.Err()
 			pending = 0
 		case <-timeout:
-			if errors.Is(bg.Err(), context.Canceled) {
+			if errors.Is(st.bg.Err(), context.Canceled) {
 				// Every remote request finished, and its result is
 				// already buffered in results.
 				timeout = nil
@@ -370,6 +354,12 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 			pending = 0
 		}
 	}
+	if superseded {
+		// An acknowledging replica held a version newer than the write;
+		// prev, the newest any of them held, is at least as new.
+		held := prev
+		newer = &held
+	}
 	if acks >= need {
 		return prev, prevFound, newer, nil
 	}
@@ -377,6 +367,36 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 		return prev, false, nil, fmt.Errorf("%w: %s write got %d of %d acks: %v", ErrTimeout, lvl, acks, need, lastErr)
 	}
 	return prev, false, nil, fmt.Errorf("%w: %s write reached no replica: %v", ErrUnavailable, lvl, lastErr)
+}
+
+// fanOutState is what fanOut shares with its remote requests, which may
+// outlive it once it has its acks. One allocation: the goroutines' closure
+// over fanOut's locals had moved each of them to the heap on its own, a
+// dozen allocations per write.
+type fanOutState struct {
+	c       *Coordinator
+	results chan applyResult
+	key     []byte
+	rec     record.Record
+	payload []byte
+	bg      context.Context
+	cancel  context.CancelFunc
+	// remotes counts the requests still running, plus one while fanOut is
+	// still starting them; the last to finish ends bg, so that no goroutine
+	// waits for them (one more per write was a measurable share of a
+	// cluster SET's CPU).
+	remotes atomic.Int32
+}
+
+func (st *fanOutState) remote(r *Replica) {
+	st.results <- st.c.remoteApply(st.bg, r, st.key, &st.rec, st.payload)
+	st.release()
+}
+
+func (st *fanOutState) release() {
+	if st.remotes.Add(-1) == 0 {
+		st.cancel()
+	}
 }
 
 // superseding returns prev, the record a replica held when it answered a
@@ -501,8 +521,12 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 	if localRep != nil {
 		results <- c.read(wait, localRep, key)
 	}
-	spec := time.NewTimer(c.cfg.SpeculativeDelay)
-	defer spec.Stop()
+	spec := specTimers.Get().(*time.Timer)
+	spec.Reset(c.cfg.SpeculativeDelay)
+	defer func() {
+		spec.Stop()
+		specTimers.Put(spec)
+	}()
 	answers := make([]readResult, 0, need)
 	inflight := need
 	var lastErr error
@@ -547,6 +571,15 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 	}
 	return rec, true, nil
 }
+
+// specTimers recycles the timers of speculative reads, two allocations per
+// read otherwise. Since Go 1.23 a timer that is stopped or reset delivers no
+// tick from before, so one from the pool is as good as a new one.
+var specTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
 
 // liveOrder returns the up replicas, the local one first: it answers without a
 // network hop.
