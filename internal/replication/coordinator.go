@@ -299,7 +299,7 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 			}
 			pending++
 			st.remotes.Add(1)
-			go st.remote(r)
+			callers.run(func() { st.remote(r) })
 		}
 	}
 	var timeout <-chan struct{}
@@ -504,7 +504,7 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 		}
 		r := live[next]
 		next++
-		go func() { results <- c.read(wait, r, key) }()
+		callers.run(func() { results <- c.read(wait, r, key) })
 		return true
 	}
 	// The local replica, if asked, is read inline after the remote requests

@@ -204,10 +204,10 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 		replies = make(chan peerReply, len(peers)-1)
 		for k := range peers[:len(peers)-1] {
 			req := &peers[k]
-			go func() {
+			callers.run(func() {
 				answers, err := c.readBatch(wait, req.rep, keys, req.idx, ops)
 				replies <- peerReply{req: req, answers: answers, err: err}
-			}()
+			})
 		}
 	}
 	// Keys read by Get run beside the batched requests.

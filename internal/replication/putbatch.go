@@ -149,12 +149,12 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		remotes.Store(int32(len(groups)))
 		for _, g := range groups {
 			payload := encodeApplyBatch(ops, g.idx)
-			go func() {
+			callers.run(func() {
 				replies <- c.remoteApplyBatch(bg, g.rep, g.idx, ops, payload)
 				if remotes.Add(-1) == 0 {
 					cancel()
 				}
-			}()
+			})
 		}
 	}
 	// The local replica goes after the requests are on their way.
