@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # compare.sh: start redis-server, a Redis Cluster and ringkv (1 node and
 # 3 nodes) on loopback, load each with redis-benchmark and `ringkv bench`
-# using the same client settings, and print one table with ratios. Each
-# redis-benchmark row also gives the servers' CPU per request (CPU us: user +
-# system time of every server process of that system, not the client's,
-# divided by the requests), which a noisy box moves far less than throughput.
+# using the same client settings, and print one table with ratios. Each row
+# also gives the servers' CPU per request (CPU us: user + system time of every
+# server process of that system, not the client's, divided by the requests),
+# which a noisy box moves far less than throughput. With RINGKV_BIN_B it also
+# measures one build of ringkv against another.
 #
 # Needs: go (to build ringkv, unless RINGKV_BIN is set), redis-server,
 # redis-cli, redis-benchmark. Takes about 2.5 minutes per round with the
@@ -34,8 +35,19 @@
 #                        (docs/performance.md). The table's first line says
 #                        which was used
 #   RINGKV_BIN           a prebuilt ringkv binary (default: go build)
+#   RINGKV_BIN_B         a second ringkv binary to measure against the first:
+#                        each round then runs every ringkv system twice, on
+#                        fresh nodes, once per binary (A then B, B then A in
+#                        the next round), with the same client; B's rows
+#                        (ringkv-1-B, ringkv-3-B) get their throughput and
+#                        servers' CPU as ratios of A's (xA, CPUxA)
+#   SYSTEMS [redis redis-aof redis-cluster ringkv-1 ringkv-3]
+#                        the systems each round runs; a ratio column needs
+#                        its reference system in the list
 #   OUT                  directory for logs and raw results (default: a temp dir, kept)
 # Quick run: KEYS=100000 REQ_P16=200000 REQ_P1=50000 DURATION=3s bench/compare.sh
+# Two builds of ringkv, 3 nodes only:
+#   SYSTEMS=ringkv-3 ROUNDS=3 RINGKV_BIN=old/ringkv RINGKV_BIN_B=bin/ringkv bench/compare.sh
 set -euo pipefail
 
 KEYS=${KEYS:-1000000}
@@ -50,6 +62,15 @@ BASE_PORT=${BASE_PORT:-30000}
 RINGKV_PROCS=${RINGKV_PROCS:-}
 [[ -z $RINGKV_PROCS || $RINGKV_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: RINGKV_PROCS must be a positive integer" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: ROUNDS must be a positive integer" >&2; exit 1; }
+SYSTEMS=${SYSTEMS:-redis redis-aof redis-cluster ringkv-1 ringkv-3}
+for sys in $SYSTEMS; do
+	case $sys in
+	redis | redis-aof | redis-cluster | ringkv-1 | ringkv-3) ;;
+	*) echo "compare.sh: unknown system in SYSTEMS: $sys" >&2; exit 1 ;;
+	esac
+done
+RINGKV_BIN_B=${RINGKV_BIN_B:-}
+[[ -z $RINGKV_BIN_B || -x $RINGKV_BIN_B ]] || { echo "compare.sh: RINGKV_BIN_B is not an executable: $RINGKV_BIN_B" >&2; exit 1; }
 
 for tool in redis-server redis-cli redis-benchmark; do
 	command -v "$tool" >/dev/null || { echo "compare.sh: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 1; }
@@ -106,12 +127,18 @@ start_redis() { # name port extra-args...
 	wait_ping "$port"
 }
 
-# ringkv_node name client-port join [extra flags]: HTTP, peer and gossip use the next three ports.
+# want system: whether SYSTEMS lists it.
+want() { [[ " $SYSTEMS " == *" $1 "* ]]; }
+
+# ringkv_node name client-port join [extra flags]: HTTP, peer and gossip use
+# the next three ports. The server is $SERVER_BIN (the binary under test);
+# every client is $RINGKV_BIN.
+SERVER_BIN=
 ringkv_node() {
 	local name=$1 port=$2 join=$3
 	shift 3
 	mkdir -p "$OUT/data/$name"
-	env ${RINGKV_PROCS:+GOMAXPROCS=$RINGKV_PROCS} "$RINGKV_BIN" server --node-id "$name" --data-dir "$OUT/data/$name" \
+	env ${RINGKV_PROCS:+GOMAXPROCS=$RINGKV_PROCS} "${SERVER_BIN:-$RINGKV_BIN}" server --node-id "$name" --data-dir "$OUT/data/$name" \
 		--client-addr "127.0.0.1:$port" --http-addr "127.0.0.1:$((port + 1))" \
 		--peer-addr "127.0.0.1:$((port + 2))" --gossip-addr "127.0.0.1:$((port + 3))" \
 		${join:+--join "$join"} --sync periodic --log-level warn "$@" \
@@ -185,73 +212,124 @@ rb() {
 	done
 }
 
-# rkb system label ringkv-bench-args...: one row per op type.
+# seconds duration: a Go duration of whole s, ms or m as a number of seconds.
+seconds() {
+	awk -v d="$1" 'BEGIN {
+		if (d ~ /ms$/) { sub(/ms$/, "", d); print d / 1000 }
+		else if (d ~ /m$/) { sub(/m$/, "", d); print d * 60 }
+		else { sub(/s$/, "", d); print d + 0 }
+	}'
+}
+
+# rkb system label ringkv-bench-args...: one row per op type. CPU us is the
+# servers' CPU over the whole run, warmup included, per request of the whole
+# run (the measured count scaled to warmup + duration, which both run at the
+# same offered rate or pipeline), the same for every op of the run.
 rkb() {
-	local system=$1 label=$2
+	local system=$1 label=$2 before out
 	shift 2
 	log "$system: ringkv bench $label $*"
-	"$RINGKV_BIN" bench --keys "$KEYS" --conns "$CONNS" --value-size "$VALUE" \
-		--duration "$DURATION" --warmup 2s -q "$@" | tee -a "$OUT/ringkv-bench.txt" |
-		awk -v sys="$system" -v label="$label" '$1 == "GET" || $1 == "SET" || $1 == "DEL" {
-			printf "%s\tringkv bench\t%s %s\t%.0f\t%s\t%s\t-\n", sys, label, $1, $3, $5, $7
-			if ($4 > 0) printf "%s\tringkv bench\t%s %s errors\t%d\t-\t-\t-\n", sys, label, $1, $4
+	before=$(server_ticks)
+	out=$("$RINGKV_BIN" bench --keys "$KEYS" --conns "$CONNS" --value-size "$VALUE" \
+		--duration "$DURATION" --warmup 2s -q "$@")
+	printf '%s\n' "$out" >>"$OUT/ringkv-bench.txt"
+	printf '%s\n' "$out" | awk -v sys="$system" -v label="$label" \
+		-v cpu="$(( ($(server_ticks) - before) * 1000000 / CLK_TCK ))" -v d="$(seconds "$DURATION")" '
+		$1 == "GET" || $1 == "SET" || $1 == "DEL" { row[++n] = $0 }
+		$1 == "ALL" { all = $2 }
+		END {
+			per = (all > 0 && d > 0) ? sprintf("%.2f", cpu / (all * (d + 2) / d)) : "-"
+			for (i = 1; i <= n; i++) {
+				split(row[i], f, " ")
+				printf "%s\tringkv bench\t%s %s\t%.0f\t%s\t%s\t%s\n", sys, label, f[1], f[3], f[5], f[7], per
+				if (f[4] > 0) printf "%s\tringkv bench\t%s %s errors\t%d\t-\t-\t-\n", sys, label, f[1], f[4]
+			}
 		}' >>"$RESULTS"
 }
 
 # one_round runs every system once, in turn, each alone on the box, on the
-# ports from p.
+# ports from p; with RINGKV_BIN_B, each ringkv system once per binary, in the
+# order the round number picks.
 one_round() {
-	log "redis-server, no persistence"
-	start_redis redis $((p + 1)) --appendonly no
-	rb redis 16 "$REQ_P16" -p $((p + 1))
-	rb redis 1 "$REQ_P1" -p $((p + 1))
-	rkb redis "mix50 P16" --addr 127.0.0.1:$((p + 1)) --consistency "" --pipeline 16
-	stop_all
+	if want redis; then
+		log "redis-server, no persistence"
+		start_redis redis $((p + 1)) --appendonly no
+		rb redis 16 "$REQ_P16" -p $((p + 1))
+		rb redis 1 "$REQ_P1" -p $((p + 1))
+		rkb redis "mix50 P16" --addr 127.0.0.1:$((p + 1)) --consistency "" --pipeline 16
+		stop_all
+	fi
 
-	log "redis-server, appendonly everysec"
-	start_redis redis-aof $((p + 2)) --appendonly yes --appendfsync everysec
-	rb redis-aof 16 "$REQ_P16" -p $((p + 2))
-	rb redis-aof 1 "$REQ_P1" -p $((p + 2))
-	rkb redis-aof "mix50 P16" --addr 127.0.0.1:$((p + 2)) --consistency "" --pipeline 16
-	stop_all
+	if want redis-aof; then
+		log "redis-server, appendonly everysec"
+		start_redis redis-aof $((p + 2)) --appendonly yes --appendfsync everysec
+		rb redis-aof 16 "$REQ_P16" -p $((p + 2))
+		rb redis-aof 1 "$REQ_P1" -p $((p + 2))
+		rkb redis-aof "mix50 P16" --addr 127.0.0.1:$((p + 2)) --consistency "" --pipeline 16
+		stop_all
+	fi
 
-	log "Redis Cluster, 3 masters + 3 replicas, appendonly everysec"
-	cluster=()
-	for i in 1 2 3 4 5 6; do
-		port=$((p + 10 + i))
-		start_redis "cluster$i" $port --cluster-enabled yes --cluster-config-file "$OUT/data/cluster$i/nodes.conf" \
-			--cluster-port $((p + 30 + i)) --appendonly yes --appendfsync everysec
-		cluster+=("127.0.0.1:$port")
+	if want redis-cluster; then
+		log "Redis Cluster, 3 masters + 3 replicas, appendonly everysec"
+		cluster=()
+		for i in 1 2 3 4 5 6; do
+			port=$((p + 10 + i))
+			start_redis "cluster$i" $port --cluster-enabled yes --cluster-config-file "$OUT/data/cluster$i/nodes.conf" \
+				--cluster-port $((p + 30 + i)) --appendonly yes --appendfsync everysec
+			cluster+=("127.0.0.1:$port")
+		done
+		redis-cli --cluster create "${cluster[@]}" --cluster-replicas 1 --cluster-yes >"$OUT/cluster-create.log" 2>&1
+		for i in $(seq 1 300); do
+			if redis-cli -p $((p + 11)) CLUSTER INFO | grep -q 'cluster_state:ok'; then break; fi
+			sleep 0.1
+		done
+		sleep 2 # replicas finish their first sync
+		rb redis-cluster 16 "$REQ_P16" --cluster -p $((p + 11))
+		rb redis-cluster 1 "$REQ_P1" --cluster -p $((p + 11))
+		stop_all
+	fi
+
+	local runs=("A") run
+	if [[ -n $RINGKV_BIN_B ]]; then
+		runs=("A" "B")
+		((round % 2)) || runs=("B" "A")
+	fi
+	for run in "${runs[@]}"; do
+		if [[ $run == A ]]; then
+			SERVER_BIN=$RINGKV_BIN ringkv_round "" 0
+		else
+			SERVER_BIN=$RINGKV_BIN_B ringkv_round "-B" 50
+		fi
 	done
-	redis-cli --cluster create "${cluster[@]}" --cluster-replicas 1 --cluster-yes >"$OUT/cluster-create.log" 2>&1
-	for i in $(seq 1 300); do
-		if redis-cli -p $((p + 11)) CLUSTER INFO | grep -q 'cluster_state:ok'; then break; fi
-		sleep 0.1
-	done
-	sleep 2 # replicas finish their first sync
-	rb redis-cluster 16 "$REQ_P16" --cluster -p $((p + 11))
-	rb redis-cluster 1 "$REQ_P1" --cluster -p $((p + 11))
-	stop_all
+}
 
-	log "ringkv, 1 node, RF 1, --sync periodic"
-	ringkv_node single $((p + 100)) "" --replicas 1
-	rb ringkv-1 16 "$REQ_P16" -p $((p + 100))
-	rb ringkv-1 1 "$REQ_P1" -p $((p + 100))
-	rkb ringkv-1 "mix50 P16" --addr 127.0.0.1:$((p + 100)) --pipeline 16
-	stop_all
+# ringkv_round suffix port-offset: the ringkv systems of one round, with
+# SERVER_BIN as the server, their names ending in suffix.
+ringkv_round() {
+	local sfx=$1 q=$((p + $2)) nodes
+	if want ringkv-1; then
+		log "ringkv$sfx, 1 node, RF 1, --sync periodic ($SERVER_BIN)"
+		ringkv_node single $((q + 100)) "" --replicas 1
+		rb "ringkv-1$sfx" 16 "$REQ_P16" -p $((q + 100))
+		rb "ringkv-1$sfx" 1 "$REQ_P1" -p $((q + 100))
+		rkb "ringkv-1$sfx" "mix50 P16" --addr 127.0.0.1:$((q + 100)) --pipeline 16
+		stop_all
+	fi
 
-	log "ringkv, 3 nodes, RF 3, QUORUM, --sync periodic"
-	ringkv_node n1 $((p + 200)) "" --replicas 3 --consistency QUORUM
-	ringkv_node n2 $((p + 210)) "127.0.0.1:$((p + 203))" --replicas 3 --consistency QUORUM
-	ringkv_node n3 $((p + 220)) "127.0.0.1:$((p + 203))" --replicas 3 --consistency QUORUM
-	wait_members $((p + 201)) 3
-	wait_members $((p + 221)) 3
-	rb ringkv-3 16 "$REQ_P16" -p $((p + 200))
-	rb ringkv-3 1 "$REQ_P1" -p $((p + 200))
-	nodes="127.0.0.1:$((p + 200)),127.0.0.1:$((p + 210)),127.0.0.1:$((p + 220))"
-	rkb ringkv-3 "mix50 P16" --addr "$nodes" --pipeline 16 --consistency QUORUM
-	rkb ringkv-3 "open ${OPEN_RATE}/s P1" --addr "$nodes" --rate "$OPEN_RATE" --consistency QUORUM
-	stop_all
+	if want ringkv-3; then
+		log "ringkv$sfx, 3 nodes, RF 3, QUORUM, --sync periodic ($SERVER_BIN)"
+		ringkv_node n1 $((q + 200)) "" --replicas 3 --consistency QUORUM
+		ringkv_node n2 $((q + 210)) "127.0.0.1:$((q + 203))" --replicas 3 --consistency QUORUM
+		ringkv_node n3 $((q + 220)) "127.0.0.1:$((q + 203))" --replicas 3 --consistency QUORUM
+		wait_members $((q + 201)) 3
+		wait_members $((q + 221)) 3
+		rb "ringkv-3$sfx" 16 "$REQ_P16" -p $((q + 200))
+		rb "ringkv-3$sfx" 1 "$REQ_P1" -p $((q + 200))
+		nodes="127.0.0.1:$((q + 200)),127.0.0.1:$((q + 210)),127.0.0.1:$((q + 220))"
+		rkb "ringkv-3$sfx" "mix50 P16" --addr "$nodes" --pipeline 16 --consistency QUORUM
+		rkb "ringkv-3$sfx" "open ${OPEN_RATE}/s P1" --addr "$nodes" --rate "$OPEN_RATE" --consistency QUORUM
+		stop_all
+	fi
 }
 
 # A port inside the ephemeral range can be taken by any outgoing connection of
@@ -270,9 +348,10 @@ done
 
 # The table: every row (with ROUNDS > 1, the median of each column over the
 # rounds), then its throughput as a ratio of the reference systems' same tool
-# and test.
+# and test, and a B binary's throughput and CPU per request as ratios of A's.
 echo
 echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}"
+[[ -n $RINGKV_BIN_B ]] && echo "ringkv servers: A $RINGKV_BIN, B $RINGKV_BIN_B (A's rows are ringkv-N, B's ringkv-N-B; the client is A's)"
 [[ $ROUNDS -gt 1 ]] && echo "each figure is the median of $ROUNDS rounds; every round's rows are in $RESULTS"
 awk -F'\t' '
 	{
@@ -295,15 +374,20 @@ awk -F'\t' '
 		return ((id in ops) && ops[id] > 0 && v != "") ? sprintf("%.2f", v / ops[id]) : ""
 	}
 	END {
-		for (i = 1; i <= n; i++) ops[order[i]] = median(order[i], 4)
-		printf "%-14s %-16s %-26s %10s %9s %9s %7s %8s %9s %9s\n", "SYSTEM", "TOOL", "TEST", "OPS/S", "P50 ms", "P99 ms", "CPU us", "xREDIS", "xREDIS-AOF", "xCLUSTER"
+		for (i = 1; i <= n; i++) { ops[order[i]] = median(order[i], 4); cpu[order[i]] = median(order[i], 7) }
+		printf "%-14s %-16s %-26s %10s %9s %9s %7s %8s %9s %9s %6s %6s\n", "SYSTEM", "TOOL", "TEST", "OPS/S", "P50 ms", "P99 ms", "CPU us", "xREDIS", "xREDIS-AOF", "xCLUSTER", "xA", "CPUxA"
 		for (i = 1; i <= n; i++) {
-			split(order[i], f, SUBSEP); key = f[2] SUBSEP f[3]; o = ops[order[i]]
-			r1 = r2 = r3 = ""
+			split(order[i], f, SUBSEP); key = f[2] SUBSEP f[3]; o = ops[order[i]]; c = cpu[order[i]]
+			r1 = r2 = r3 = ra = rc = ""
 			if (f[1] ~ /^ringkv/ && f[3] !~ /errors/) { r1 = ratio("redis", key, o); r2 = ratio("redis-aof", key, o); r3 = ratio("redis-cluster", key, o) }
-			if (f[1] == "ringkv-1") r3 = ""
-			if (f[1] == "ringkv-3") { r1 = ""; r2 = "" }
-			printf "%-14s %-16s %-26s %10s %9s %9s %7s %8s %9s %9s\n", f[1], f[2], f[3], o, median(order[i], 5), median(order[i], 6), median(order[i], 7), r1, r2, r3
+			if (f[1] ~ /^ringkv-1/) r3 = ""
+			if (f[1] ~ /^ringkv-3/) { r1 = ""; r2 = "" }
+			if (f[1] ~ /-B$/ && f[3] !~ /errors/) {
+				a = substr(f[1], 1, length(f[1]) - 2)
+				ra = ratio(a, key, o)
+				if ((a SUBSEP key) in cpu && cpu[a SUBSEP key] > 0 && c != "-") rc = sprintf("%.2f", c / cpu[a SUBSEP key])
+			}
+			printf "%-14s %-16s %-26s %10s %9s %9s %7s %8s %9s %9s %6s %6s\n", f[1], f[2], f[3], o, median(order[i], 5), median(order[i], 6), c, r1, r2, r3, ra, rc
 		}
 	}' "$RESULTS" | tee "$OUT/table.txt"
 echo
