@@ -323,7 +323,7 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 			pending--
 			if res.err != nil {
 				lastErr = res.err
-				if !errors.As(res.err, new(*transport.RemoteError)) && !transport.NotSent(res.err) {
+				if !transport.IsRemote(res.err) && !transport.NotSent(res.err) {
 					mayHaveLanded = true
 				}
 				if acks+pending < need {
@@ -414,7 +414,7 @@ func (c *Coordinator) remoteApply(ctx context.Context, r *Replica, key []byte, r
 	if err != nil {
 		c.metrics.replicaErrors.WithLabelValues("apply").Inc()
 		// A refusal (e.g. clock skew) would be refused again on replay.
-		if !errors.As(err, new(*transport.RemoteError)) {
+		if !transport.IsRemote(err) {
 			c.hint(r.ID, key, rec)
 		}
 		return applyResult{rep: r, err: err}

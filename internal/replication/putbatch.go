@@ -220,7 +220,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 					continue
 				}
 				op.lastErr = err
-				if !errors.As(err, new(*transport.RemoteError)) && !transport.NotSent(err) {
+				if !transport.IsRemote(err) && !transport.NotSent(err) {
 					op.landed = true
 				}
 			}
@@ -322,7 +322,7 @@ func (c *Coordinator) remoteApplyBatch(ctx context.Context, rep *Replica, idx []
 		c.metrics.replicaErrors.WithLabelValues("apply").Inc()
 		rp.err = err
 		// A refusal would be refused again on replay.
-		if !errors.As(err, new(*transport.RemoteError)) {
+		if !transport.IsRemote(err) {
 			for _, i := range idx {
 				c.hint(rep.ID, ops[i].key, &ops[i].rec)
 			}

@@ -1,8 +1,6 @@
 package transport
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -73,18 +71,11 @@ func (m *metrics) call(err error) {
 		m.callsOK.Inc()
 	case NotSent(err):
 		m.callsNotSent.Inc()
-	case isRemote(err):
+	case IsRemote(err):
 		m.callsRemote.Inc()
 	default:
 		m.callsIndeterminate.Inc()
 	}
-}
-
-// isRemote is apart from call because errors.As moves its target to the
-// heap: declared in call, it cost an allocation on every successful call.
-func isRemote(err error) bool {
-	var re *RemoteError
-	return errors.As(err, &re)
 }
 
 func (m *metrics) dial(err error) {

@@ -89,3 +89,11 @@ func NotSent(err error) bool {
 	var ns *notSentError
 	return errors.As(err, &ns)
 }
+
+// IsRemote reports whether err is the peer's own answer (a RemoteError): the
+// request arrived and was refused or failed there, so retrying or hinting it
+// would meet the same answer.
+func IsRemote(err error) bool {
+	var re *RemoteError
+	return errors.As(err, &re)
+}
