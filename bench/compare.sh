@@ -59,6 +59,7 @@ DURATION=${DURATION:-10s}
 OPEN_RATE=${OPEN_RATE:-25000}
 ROUNDS=${ROUNDS:-1}
 BASE_PORT=${BASE_PORT:-30000}
+WARMUP_S=2 # each ringkv bench run's warmup, in seconds
 RINGKV_PROCS=${RINGKV_PROCS:-}
 [[ -z $RINGKV_PROCS || $RINGKV_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: RINGKV_PROCS must be a positive integer" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: ROUNDS must be a positive integer" >&2; exit 1; }
@@ -231,14 +232,14 @@ rkb() {
 	log "$system: ringkv bench $label $*"
 	before=$(server_ticks)
 	out=$("$RINGKV_BIN" bench --keys "$KEYS" --conns "$CONNS" --value-size "$VALUE" \
-		--duration "$DURATION" --warmup 2s -q "$@")
+		--duration "$DURATION" --warmup "${WARMUP_S}s" -q "$@")
 	printf '%s\n' "$out" >>"$OUT/ringkv-bench.txt"
 	printf '%s\n' "$out" | awk -v sys="$system" -v label="$label" \
-		-v cpu="$(( ($(server_ticks) - before) * 1000000 / CLK_TCK ))" -v d="$(seconds "$DURATION")" '
+		-v cpu="$(( ($(server_ticks) - before) * 1000000 / CLK_TCK ))" -v d="$(seconds "$DURATION")" -v w="$WARMUP_S" '
 		$1 == "GET" || $1 == "SET" || $1 == "DEL" { row[++n] = $0 }
 		$1 == "ALL" { all = $2 }
 		END {
-			per = (all > 0 && d > 0) ? sprintf("%.2f", cpu / (all * (d + 2) / d)) : "-"
+			per = (all > 0 && d > 0) ? sprintf("%.2f", cpu / (all * (d + w) / d)) : "-"
 			for (i = 1; i <= n; i++) {
 				split(row[i], f, " ")
 				printf "%s\tringkv bench\t%s %s\t%.0f\t%s\t%s\t%s\n", sys, label, f[1], f[3], f[5], f[7], per

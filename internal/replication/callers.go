@@ -4,8 +4,8 @@ import "sync/atomic"
 
 // callers runs the coordinator's requests to peers on long-lived goroutines.
 // A goroutine started per request began on a small stack and grew it, copy
-// by copy, on its way down through the transport (runtime.newstack was 4.5%
-// of a 3-node cluster's CPU at pipeline 1); a worker keeps the stack it grew,
+// by copy, on its way down through the transport (runtime.newstack was 5.5%
+// of a coordinator's CPU at pipeline 1); a worker keeps the stack it grew,
 // as the transport's request workers do on the serving side.
 //
 // One pool serves every coordinator in the process, so that test processes
