@@ -284,7 +284,7 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 		default:
 			if st.payload == nil {
 				st.payload = encodeApply(st.key, &st.rec)
-				st.bg, st.cancel = c.detached(ctx)
+				st.bg, st.flight.cancel = c.detached(ctx)
 				// Hints for remotes that fail outlive this call, and the
 				// caller owns key and value (a connection's read buffer):
 				// one copy of both.
@@ -295,16 +295,16 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 				}
 				// Held until every remote request has started, so that an
 				// early finisher cannot end the context of a later one.
-				st.remotes.Add(1)
+				st.flight.add(1)
 			}
 			pending++
-			st.remotes.Add(1)
+			st.flight.add(1)
 			callers.run(func() { st.remote(r) })
 		}
 	}
 	var timeout <-chan struct{}
 	if st.payload != nil {
-		st.release()
+		st.flight.done()
 		// bg carries RequestTimeout: the wait for acks ends with it at the
 		// latest, without a timer of its own.
 		timeout = st.bg.Done()
@@ -380,22 +380,30 @@ type fanOutState struct {
 	rec     record.Record
 	payload []byte
 	bg      context.Context
-	cancel  context.CancelFunc
-	// remotes counts the requests still running, plus one while fanOut is
-	// still starting them; the last to finish ends bg, so that no goroutine
-	// waits for them (one more per write was a measurable share of a
-	// cluster SET's CPU).
-	remotes atomic.Int32
+	// flight counts the requests still running, plus one while fanOut is
+	// still starting them, and ends bg after the last.
+	flight inFlight
 }
 
 func (st *fanOutState) remote(r *Replica) {
 	st.results <- st.c.remoteApply(st.bg, r, st.key, &st.rec, st.payload)
-	st.release()
+	st.flight.done()
 }
 
-func (st *fanOutState) release() {
-	if st.remotes.Add(-1) == 0 {
-		st.cancel()
+// inFlight ends the context that a write's remote requests share once the
+// last of them is done. They outlive the write when it returns at its acks,
+// and no goroutine waits for them (one more per write was a measurable share
+// of a cluster SET's CPU).
+type inFlight struct {
+	n      atomic.Int32
+	cancel context.CancelFunc
+}
+
+func (f *inFlight) add(n int32) { f.n.Add(n) }
+
+func (f *inFlight) done() {
+	if f.n.Add(-1) == 0 {
+		f.cancel()
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
@@ -140,20 +139,16 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	}
 	replies := make(chan batchReply, len(groups))
 	var bg context.Context
-	var cancel context.CancelFunc
 	if len(groups) > 0 {
-		bg, cancel = c.detached(ctx)
-		// The requests outlive this call once every write has its acks;
-		// the last to answer ends their context.
-		var remotes atomic.Int32
-		remotes.Store(int32(len(groups)))
+		// The requests outlive this call once every write has its acks.
+		flight := &inFlight{}
+		bg, flight.cancel = c.detached(ctx)
+		flight.add(int32(len(groups)))
 		for _, g := range groups {
 			payload := encodeApplyBatch(ops, g.idx)
 			callers.run(func() {
 				replies <- c.remoteApplyBatch(bg, g.rep, g.idx, ops, payload)
-				if remotes.Add(-1) == 0 {
-					cancel()
-				}
+				flight.done()
 			})
 		}
 	}
