@@ -15,6 +15,8 @@ var once struct {
 	sync.Once
 	res Result
 	err error
+	// advised is the address range the advice covers, for tests to look at.
+	advised [2]uintptr
 }
 
 // Reserve advises n bytes of heap for huge pages when the kernel's mode is
@@ -28,14 +30,14 @@ var once struct {
 // but a kernel that refuses to overcommit would still refuse a mapping
 // larger than it can back, and the runtime cannot survive that.
 func Reserve(n int64) (Result, error) {
-	once.Do(func() { once.res, once.err = reserve(n) })
+	once.Do(func() { once.res, once.advised, once.err = reserve(n) })
 	return once.res, once.err
 }
 
-func reserve(n int64) (Result, error) {
+func reserve(n int64) (Result, [2]uintptr, error) {
 	res := Result{Mode: Mode()}
 	if res.Mode != ModeMadvise || n <= 0 {
-		return res, nil
+		return res, [2]uintptr{}, nil
 	}
 	var si syscall.Sysinfo_t
 	if err := syscall.Sysinfo(&si); err == nil {
@@ -45,7 +47,7 @@ func reserve(n int64) (Result, error) {
 	}
 	huge := pmdSize()
 	if n < 2*huge {
-		return res, nil
+		return res, [2]uintptr{}, nil
 	}
 	// The runtime hands fresh memory to a large allocation without zeroing
 	// it (a new mapping is zero already), so b costs address space, not
@@ -62,10 +64,10 @@ func reserve(n int64) (Result, error) {
 	// beside it.
 	runtime.GC()
 	if err != nil {
-		return res, fmt.Errorf("hugepages: madvise: %w", err)
+		return res, [2]uintptr{}, fmt.Errorf("hugepages: madvise: %w", err)
 	}
 	res.Advised = to - from
-	return res, nil
+	return res, [2]uintptr{base + uintptr(from), base + uintptr(to)}, nil
 }
 
 // pmdSize is the size of a transparent huge page: 2 MiB on x86-64, more on
