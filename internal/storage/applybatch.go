@@ -47,7 +47,7 @@ func (s *Store) ApplyBatch(ws []Write) {
 	now := s.opts.Clock.Now().UnixMilli()
 	for i := range ws {
 		w := &ws[i]
-		w.Result, w.Err = ApplyResult{}, validWrite(w.Key, &w.Rec)
+		w.Result, w.Err = ApplyResult{}, s.check(w.Key, &w.Rec)
 		if w.Err != nil {
 			continue
 		}

@@ -100,6 +100,14 @@ type Options struct {
 	// OnApply must not call back into the Store's write path for the same key,
 	// nor scan it (a scan waits for every OnApply call in progress).
 	OnApply func(token uint64, key []byte, old, new record.Record)
+	// Guard, when set, is asked about every write that Apply and ApplyBatch
+	// receive, before the stored record is read: a non-nil error fails that
+	// write alone, with the error returned as is, and nothing is stored. It
+	// is the one place where a node refuses what it must not store, whichever
+	// path brought the record (a client write, read repair, a hint,
+	// anti-entropy, a stream): a clock guard, a full disk, a memory limit.
+	// It must be cheap and must not call back into the Store.
+	Guard func(key []byte, rec *record.Record) error
 	// Logger receives the store's and Pebble's logs, already scoped by the
 	// caller (component=storage); default slog.Default() so scoped.
 	Logger *slog.Logger
@@ -438,7 +446,7 @@ func (s *Store) deadline(rec *record.Record) int64 {
 // key until GC; if it is already past its GC deadline and nothing is stored,
 // it is dropped instead (see ApplyResult.Applied).
 func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
-	if err := validWrite(key, &rec); err != nil {
+	if err := s.check(key, &rec); err != nil {
 		return ApplyResult{}, err
 	}
 	if err := s.acquire(); err != nil {
@@ -475,6 +483,17 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	s.applied(token, rk, key, &rec, &prev, found)
 	res.Applied = true
 	return res, nil
+}
+
+// check refuses a write that is invalid or that Options.Guard turns away.
+func (s *Store) check(key []byte, rec *record.Record) error {
+	if err := validWrite(key, rec); err != nil {
+		return err
+	}
+	if s.opts.Guard != nil {
+		return s.opts.Guard(key, rec)
+	}
+	return nil
 }
 
 // validWrite refuses what no replica may store.
