@@ -52,6 +52,9 @@
 #                        single node's SETs ran a third slower
 #                        (docs/performance.md). The table's first line says
 #                        which was used
+#   RINGKV_ENGINE        --engine for every ringkv server (memory or pebble;
+#                        default: unset, the binary's own default). The
+#                        table's first line says which was used
 #   RINGKV_BIN           a prebuilt ringkv binary (default: go build)
 #   RINGKV_BIN_B         a second ringkv binary to measure against the first:
 #                        each round then runs every ringkv system twice, on
@@ -92,6 +95,8 @@ ROUNDS=${ROUNDS:-1}
 BASE_PORT=${BASE_PORT:-30000}
 WARMUP_S=2 # each ringkv bench run's warmup, in seconds
 RINGKV_PROCS=${RINGKV_PROCS:-}
+RINGKV_ENGINE=${RINGKV_ENGINE:-}
+[[ -z $RINGKV_ENGINE || $RINGKV_ENGINE =~ ^(memory|pebble)$ ]] || { echo "compare.sh: RINGKV_ENGINE must be memory or pebble" >&2; exit 1; }
 [[ -z $RINGKV_PROCS || $RINGKV_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: RINGKV_PROCS must be a positive integer" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: ROUNDS must be a positive integer" >&2; exit 1; }
 SYSTEMS=${SYSTEMS:-redis redis-aof redis-cluster ringkv-1 ringkv-3}
@@ -175,7 +180,7 @@ ringkv_node() {
 	env ${RINGKV_PROCS:+GOMAXPROCS=$RINGKV_PROCS} "${SERVER_BIN:-$RINGKV_BIN}" server --node-id "$name" --data-dir "$OUT/data/$name" \
 		--client-addr "127.0.0.1:$port" --http-addr "127.0.0.1:$((port + 1))" \
 		--peer-addr "127.0.0.1:$((port + 2))" --gossip-addr "127.0.0.1:$((port + 3))" \
-		${join:+--join "$join"} --sync periodic --log-level warn "$@" \
+		${join:+--join "$join"} ${RINGKV_ENGINE:+--engine "$RINGKV_ENGINE"} --sync periodic --log-level warn "$@" \
 		>"$OUT/$name.log" 2>&1 &
 	PIDS+=($!)
 	wait_ping "$port"
@@ -427,7 +432,7 @@ done
 # rounds), then its throughput as a ratio of the reference systems' same tool
 # and test, and a B binary's throughput and CPU per request as ratios of A's.
 echo
-echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}"
+echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}; ringkv engine: ${RINGKV_ENGINE:-default}"
 [[ -n $RINGKV_BIN_B ]] && echo "ringkv servers: A $RINGKV_BIN, B $RINGKV_BIN_B (A's rows are ringkv-N, B's ringkv-N-B; the client is A's)"
 [[ $ROUNDS -gt 1 ]] && echo "each figure is the median of $ROUNDS rounds; every round's rows are in $RESULTS"
 awk -F'\t' '
