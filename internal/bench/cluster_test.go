@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -394,5 +395,41 @@ func TestRunRedisCluster(t *testing.T) {
 				t.Fatalf("the masters served %d requests, the bench counted %d", served, c.Requests)
 			}
 		})
+	}
+}
+
+func TestReplyReaderValue(t *testing.T) {
+	in := "*3\r\n:0\r\n:16383\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$-1\r\n" +
+		"+OK\r\n" +
+		"_\r\n" +
+		"-ERR unknown command 'cluster'\r\n" +
+		"*1\r\n-MOVED 1 h:1\r\n"
+	rr := newReplyReader(strings.NewReader(in))
+	v, err := rr.value(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(v); got != "[0 16383 [127.0.0.1 7000 <nil>]]" {
+		t.Fatalf("array decoded as %s", got)
+	}
+	if v, err := rr.value(0); v != "OK" || err != nil {
+		t.Fatalf("simple string: %v, %v", v, err)
+	}
+	if v, err := rr.value(0); v != nil || err != nil {
+		t.Fatalf("RESP3 null: %v, %v", v, err)
+	}
+	for range 2 { // a top-level error, then one inside an array
+		var se serverError
+		if _, err := rr.value(0); !errors.As(err, &se) {
+			t.Fatalf("error reply decoded as %v, want a serverError", err)
+		}
+	}
+	deep := strings.Repeat("*1\r\n", maxNesting+2) + ":1\r\n"
+	if _, err := newReplyReader(strings.NewReader(deep)).value(0); !errors.Is(err, errProtocol) {
+		t.Fatalf("nesting past %d: %v, want a protocol error", maxNesting, err)
+	}
+	huge := "$1000000000\r\n"
+	if _, err := newReplyReader(strings.NewReader(huge)).value(0); !errors.Is(err, errProtocol) {
+		t.Fatalf("a 1 GB bulk string in a topology reply: %v, want a protocol error", err)
 	}
 }
