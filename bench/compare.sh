@@ -287,8 +287,8 @@ rkb() {
 }
 
 # sweep system ringkv-bench-args...: the open-loop sweep (see the top). One
-# line per step goes to sweep.tsv (system, offered and completed req/s, p50,
-# p99, errors, whether held, the servers' CPU per request) and one row, the
+# line per step goes to sweep.tsv (system, round, offered and completed req/s,
+# p50, p99, errors, whether held, the servers' CPU per request) and one row, the
 # highest rate held, to the table; its P50, P99 and CPU us are that step's.
 # Each step counts its own servers' CPU, warmup included, as rkb does.
 sweep() {
@@ -314,7 +314,7 @@ sweep() {
 		if ((fell == 0 && errs == 0)) && awk -v q="$p99" -v m="$SWEEP_P99_MS" 'BEGIN { exit !(q < m) }'; then held=yes; fi
 		cpu=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v a="$all" -v d="$(seconds "$SWEEP_DURATION")" -v w="$SWEEP_WARMUP_S" \
 			'BEGIN { if (a > 0 && d > 0) printf "%.2f", t * 1000000 / hz / (a * (d + w) / d); else print "-" }')
-		printf '%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\n' "$system" "$rate" "$all" "$p50" "$p99" "$errs" "$held" "$cpu" >>"$SWEEP_TSV"
+		printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\n' "$system" "$round" "$rate" "$all" "$p50" "$p99" "$errs" "$held" "$cpu" >>"$SWEEP_TSV"
 		[[ $held == yes ]] || break
 		best=$rate best_p50=$p50 best_p99=$p99 best_cpu=$cpu
 		rate=$(awk -v r="$rate" -v s="$SWEEP_STEP" 'BEGIN { n = int(r * s + 0.5); print (n > r ? n : r + 1) }')
@@ -475,8 +475,8 @@ awk -F'\t' '
 if [[ -s $SWEEP_TSV ]]; then
 	echo
 	echo "open-loop sweep steps (no pipelining, 50:50 GET/SET, ${SWEEP_DURATION} each after ${SWEEP_WARMUP_S}s warmup; held: p99 < ${SWEEP_P99_MS} ms, >= 99% of due requests done, no errors)"
-	awk -F'\t' 'BEGIN { printf "%-14s %10s %10s %9s %9s %7s %5s %7s\n", "SYSTEM", "RATE", "DONE/S", "P50 ms", "P99 ms", "ERRORS", "HELD", "CPU us" }
-		{ printf "%-14s %10s %10s %9s %9s %7s %5s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$SWEEP_TSV" | tee "$OUT/sweep-table.txt"
+	awk -F'\t' 'BEGIN { printf "%-14s %5s %10s %10s %9s %9s %7s %5s %7s\n", "SYSTEM", "ROUND", "RATE", "DONE/S", "P50 ms", "P99 ms", "ERRORS", "HELD", "CPU us" }
+		{ printf "%-14s %5s %10s %10s %9s %9s %7s %5s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$SWEEP_TSV" | tee "$OUT/sweep-table.txt"
 fi
 echo
 echo "raw results and logs: $OUT"
