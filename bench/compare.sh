@@ -4,8 +4,9 @@
 # using the same client settings, and print one table with ratios. Each row
 # also gives the servers' CPU per request (CPU us: user + system time of every
 # server process of that system, not the client's, divided by the requests),
-# which a noisy box moves far less than throughput. With RINGKV_BIN_B it also
-# measures one build of ringkv against another.
+# which a noisy box moves far less than throughput, and each system's resident
+# memory after its first SETs. With RINGKV_BIN_B it also measures one build of
+# ringkv against another.
 #
 # The open-loop sweep (SWEEP=1, the default) loads ringkv's 3 nodes (RF 3,
 # QUORUM) and the Redis Cluster (3 masters + 3 replicas) with `ringkv bench`
@@ -232,8 +233,22 @@ server_ticks() {
 	echo "$sum"
 }
 
+# server_rss_mb: the resident memory of the running system's server
+# processes, summed, in MB (VmRSS).
+server_rss_mb() {
+	local pid sum=0 kb
+	for pid in "${PIDS[@]}"; do
+		kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+		sum=$((sum + ${kb:-0}))
+	done
+	echo $((sum / 1024))
+}
+
 # rb system pipeline requests redis-benchmark-args...: SET and GET rows, each
-# with the servers' CPU per request in µs.
+# with the servers' CPU per request in µs. The first call on a fresh system
+# (the SETs at -P 16) adds a row "RSS MB after SET P16": the servers' resident
+# memory right after those random SETs, the same for every system, in the
+# OPS/S column, so its xREDIS and xCLUSTER are memory ratios (lower is less).
 rb() {
 	local system=$1 p=$2 n=$3 t before out
 	shift 3
@@ -248,6 +263,9 @@ rb() {
 			$1 == "SET" || $1 == "GET" {
 				printf "%s\tredis-benchmark\t%s P%s\t%.0f\t%s\t%s\t%.2f\n", sys, $1, p, $2, $5, $7, cpu / n
 			}' >>"$RESULTS"
+		if [[ $t == set && $p == 16 ]]; then
+			printf '%s\tredis-benchmark\tRSS MB after SET P16\t%s\t-\t-\t-\n' "$system" "$(server_rss_mb)" >>"$RESULTS"
+		fi
 	done
 }
 
