@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,7 +258,11 @@ func handshake(nc net.Conn, rr *replyReader, consistency string, timeout time.Du
 		return err
 	}
 	if msg != "" {
-		return fmt.Errorf("RINGKV.CONSISTENCY %s: %s", consistency, msg)
+		hint := ""
+		if strings.Contains(msg, "unknown command") {
+			hint = ` (not ringkv? a Redis server takes no consistency level: --consistency "")`
+		}
+		return fmt.Errorf("RINGKV.CONSISTENCY %s: %s%s", consistency, msg, hint)
 	}
 	return nc.SetDeadline(time.Time{})
 }

@@ -349,6 +349,13 @@ func commandCalls(t *testing.T, addr, cmd string) (calls, rejected int64) {
 // and in Redirects), and the load must reach all three masters.
 func TestRunRedisCluster(t *testing.T) {
 	addrs := redisCluster(t, 3)
+	t.Run("consistency level refused", func(t *testing.T) {
+		c := testConfig(addrs[:1])
+		_, err := Run(t.Context(), c)
+		if err == nil || !strings.Contains(err.Error(), `--consistency ""`) {
+			t.Fatalf("RINGKV.CONSISTENCY against Redis: error %v, want it refused with the way out", err)
+		}
+	})
 	for _, open := range []bool{false, true} {
 		t.Run(fmt.Sprintf("open=%v", open), func(t *testing.T) {
 			before := map[string][2]int64{}
