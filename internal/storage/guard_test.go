@@ -3,16 +3,15 @@ package storage
 import (
 	"errors"
 	"testing"
-
-	"github.com/ringkv/ringkv/internal/record"
 )
 
 // TestGuardRefusesOnEveryWritePath checks that Options.Guard turns a write
 // away on both write paths, alone, with its own error, and stores nothing.
 func TestGuardRefusesOnEveryWritePath(t *testing.T) {
 	errNo := errors.New("guard says no")
-	s := openTest(t, Options{Guard: func(key []byte, rec *record.Record) error {
-		if string(key) == "refused" {
+	// The guard refuses by what it is told: a 7-byte key with a 1-byte value.
+	s := openTest(t, Options{Guard: func(w Guarded) error {
+		if w.Bytes == len("refused")+1 {
 			return errNo
 		}
 		return nil

@@ -106,14 +106,26 @@ type Options struct {
 	// is the one place where a node refuses what it must not store, whichever
 	// path brought the record (a client write, read repair, a hint,
 	// anti-entropy, a stream): a clock guard, a full disk, a memory limit.
-	// It must be cheap and must not call back into the Store.
-	Guard func(key []byte, rec *record.Record) error
+	// It must be cheap and must not call back into the Store. It gets the
+	// write's facts by value, not the record: a pointer handed to a function
+	// value escapes, and would cost every write an allocation.
+	Guard func(w Guarded) error
 	// Logger receives the store's and Pebble's logs, already scoped by the
 	// caller (component=storage); default slog.Default() so scoped.
 	Logger *slog.Logger
 	// Registerer, when set, receives the store's metrics; they are
 	// unregistered on Close so the same registry can reopen a store.
 	Registerer prometheus.Registerer
+}
+
+// Guarded is what Options.Guard is told about a write.
+type Guarded struct {
+	// TS is the write's version timestamp.
+	TS clock.Timestamp
+	// Tombstone is true for a delete.
+	Tombstone bool
+	// Bytes is the key's and the value's length together.
+	Bytes int
 }
 
 // ApplyResult tells what Apply did.
@@ -491,7 +503,7 @@ func (s *Store) check(key []byte, rec *record.Record) error {
 		return err
 	}
 	if s.opts.Guard != nil {
-		return s.opts.Guard(key, rec)
+		return s.opts.Guard(Guarded{TS: rec.Version.TS, Tombstone: rec.Tombstone, Bytes: len(key) + len(rec.Value)})
 	}
 	return nil
 }
