@@ -373,3 +373,39 @@ func TestDebugEndpointsHidden(t *testing.T) {
 		t.Fatal("--debug-endpoints did not set the field")
 	}
 }
+
+func TestInitialCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []string
+		wantErr string
+	}{
+		{"unset", nil, ""},
+		{"three", []string{"n1=10.0.0.1:7946", "n2=10.0.0.2:7946", "n3=10.0.0.3:7946"}, ""},
+		{"no address", []string{"n1", "n2=10.0.0.2:7946"}, "want id=host:port"},
+		{"bad port", []string{"n1=10.0.0.1:x"}, "port"},
+		{"duplicate id", []string{"n1=10.0.0.1:7946", "n1=10.0.0.2:7946"}, "named twice"},
+		{"shared address", []string{"n1=10.0.0.1:7946", "n2=10.0.0.1:7946"}, "share the address"},
+		{"self missing", []string{"n2=10.0.0.2:7946", "n3=10.0.0.3:7946"}, "does not name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.NodeID = "n1"
+			c.InitialCluster = tc.entries
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, _ := c.InitialMembers()
+				if len(m) != len(tc.entries) {
+					t.Fatalf("parsed %v from %v", m, tc.entries)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "--initial-cluster") || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate: %v, want --initial-cluster ... %s", err, tc.wantErr)
+			}
+		})
+	}
+}
