@@ -73,7 +73,7 @@ type Config struct {
 	// InitialCluster names every member of a cluster formed from scratch,
 	// as id=gossip-host:port entries (see initialcluster.go).
 	InitialCluster []string `flag:"initial-cluster"`
-	Zone       string   `flag:"zone"`
+	Zone           string   `flag:"zone"`
 
 	Sync    SyncMode      `flag:"sync"`
 	GCGrace time.Duration `flag:"gc-grace"`
