@@ -114,6 +114,7 @@ func (s *Server) formationReady() error {
 	if err := s.store.Keyspace(rebalance.PrefixMeta).Delete(formingKey); err != nil {
 		return notReadyf(reasonForming, "every member is up, but recording it failed: %v", err)
 	}
+	s.topo.forgetPrevious()
 	f.forming.Store(false)
 	s.log.Info("cluster formed: every member of --initial-cluster is up", "members", len(f.members))
 	return nil

@@ -144,6 +144,28 @@ func (t *topology) update(source func() []membership.Member) (cameUp []replicati
 	return cameUp
 }
 
+// forgetPrevious drops the lingering previous ring. Formation calls it once
+// every named member is up: the partial rings the node built while members
+// appeared placed no client write (every forming node refuses clients), so
+// keeping one would only make writes wait for acks from nodes that are
+// replicas in it and not in the full ring.
+func (t *topology) forgetPrevious() {
+	t.updating.Lock()
+	defer t.updating.Unlock()
+	old := t.cur.Load()
+	if old.prev == nil {
+		return
+	}
+	v := *old
+	v.prev, v.prevEnd = nil, time.Time{}
+	v.byNode = make(map[string]replication.Replica, len(v.members))
+	for id := range v.members {
+		v.byNode[id] = old.byNode[id]
+	}
+	v.replicas = make([]atomic.Pointer[[]replication.Replica], v.ring.NumRanges())
+	t.cur.Store(&v)
+}
+
 func sameNodes(a, b []ring.Node) bool {
 	if len(a) != len(b) {
 		return false
