@@ -139,6 +139,9 @@ func (c readinessCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.notReady, prometheus.GaugeValue, 1, readyReason(err))
 }
 
+// Ready is nil when the node serves: what /readyz answers (see readyCheck).
+func (s *Server) Ready() error { return s.readyCheck() }
+
 // readiness is readyCheck's answer as the status page shows it.
 func (s *Server) readiness() string {
 	if err := s.readyCheck(); err != nil {
