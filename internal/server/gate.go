@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/resp"
 )
 
 // clientGate is the coordinator as clients see it, over RESP and HTTP: it
@@ -98,3 +100,11 @@ func (g clientGate) PutBatch(ctx context.Context, keys [][]byte, muts []replicat
 func (g clientGate) ReadsAlone() bool {
 	return g.admit() == nil && g.Coordinator.ReadsAlone()
 }
+
+var (
+	_ resp.Backend     = clientGate{}
+	_ resp.BatchPutter = clientGate{}
+	_ resp.GetBatcher  = clientGate{}
+	_ resp.SoloReader  = clientGate{}
+	_ httpapi.Backend  = clientGate{}
+)

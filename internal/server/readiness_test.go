@@ -1,11 +1,15 @@
 package server
 
 import (
+	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/membership"
+	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 func members(up map[string]bool, state membership.State) func() []membership.Member {
@@ -90,5 +94,71 @@ func TestTopologyForgetPrevious(t *testing.T) {
 	}
 	if len(topo.Nodes()) != 5 || len(topo.Replicas([]byte("k"))) != 3 {
 		t.Fatalf("forgetPrevious changed the members: %v", topo.Nodes())
+	}
+}
+
+// A node forming its cluster waits for every named member, up and normal,
+// refuses clients meanwhile, and records the formation once complete, so a
+// restart does not wait again.
+func TestFormation(t *testing.T) {
+	st, err := storage.Open(storage.Options{Dir: "n1", InMemory: true, ExpiryInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := config.Config{NodeID: "n1", InitialCluster: []string{"n1=127.0.0.1:1", "n2=127.0.0.1:2", "n3=127.0.0.1:3"}}
+	s := &Server{cfg: cfg, store: st, topo: newTopology("n1", 3, 8, 0), log: slog.New(slog.DiscardHandler)}
+	if forming, err := s.startFormation(); err != nil || !forming {
+		t.Fatalf("startFormation: %v, %v", forming, err)
+	}
+	gate := s.clientGate(nil)
+
+	s.topo.update(members(map[string]bool{"n1": true, "n2": true, "n3": false}, membership.Normal))
+	err = s.formationReady()
+	if err == nil || err.Error() != "forming: waiting for n3" || readyReason(err) != reasonForming {
+		t.Fatalf("formationReady with n3 down: %v", err)
+	}
+	if err := gate.admit(); !errors.Is(err, replication.ErrUnavailable) || !strings.Contains(err.Error(), "cluster forming: waiting for n3") {
+		t.Fatalf("admit while forming: %v", err)
+	}
+	s.topo.update(members(map[string]bool{"n1": true, "n2": true, "n3": true}, membership.Joining))
+	if err := s.formationReady(); err == nil {
+		t.Fatal("formed with members that are joining, not normal")
+	}
+
+	s.topo.update(members(map[string]bool{"n1": true, "n2": true, "n3": true}, membership.Normal))
+	if err := s.formationReady(); err != nil {
+		t.Fatalf("formationReady with every member up: %v", err)
+	}
+	if err := gate.admit(); err != nil {
+		t.Fatalf("admit once formed: %v", err)
+	}
+	restarted := &Server{cfg: cfg, store: st, topo: newTopology("n1", 3, 8, 0), log: slog.New(slog.DiscardHandler)}
+	if err := restarted.resumeFormation(); err != nil || restarted.form.forming.Load() {
+		t.Fatalf("a restart after formation forms again: %v", err)
+	}
+
+	// A removed node: the gate refuses with ErrNotMember.
+	s.topo.update(members(map[string]bool{"n2": true, "n3": true}, membership.Normal))
+	if err := gate.admit(); !errors.Is(err, replication.ErrNotMember) {
+		t.Fatalf("admit on a removed node: %v", err)
+	}
+}
+
+// A node killed while forming keeps waiting after its restart.
+func TestFormationResumes(t *testing.T) {
+	st, err := storage.Open(storage.Options{Dir: "n1", InMemory: true, ExpiryInterval: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := config.Config{NodeID: "n1", InitialCluster: []string{"n1=127.0.0.1:1", "n2=127.0.0.1:2"}}
+	s := &Server{cfg: cfg, store: st, topo: newTopology("n1", 3, 8, 0), log: slog.New(slog.DiscardHandler)}
+	if _, err := s.startFormation(); err != nil {
+		t.Fatal(err)
+	}
+	restarted := &Server{cfg: cfg, store: st, topo: newTopology("n1", 3, 8, 0), log: slog.New(slog.DiscardHandler)}
+	if err := restarted.resumeFormation(); err != nil || !restarted.form.forming.Load() {
+		t.Fatalf("restart mid-formation: forming=%v, %v", restarted.form.forming.Load(), err)
 	}
 }
