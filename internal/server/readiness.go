@@ -3,11 +3,13 @@ package server
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/internal/membership"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
 // Readiness reasons: the fixed first word of a not-ready answer, and the
@@ -80,23 +82,53 @@ func (s *Server) membershipReady() error {
 }
 
 // quorumReady is nil when every range this node replicates has a majority of
-// its replicas up, so QUORUM reads and writes of its keys can succeed.
+// its replicas up, so QUORUM reads and writes of its keys can succeed. While
+// a topology change is in progress a write also needs every pending replica
+// (the future owners that are not current ones: see replication.Topology),
+// so a range whose pending replica is down counts as short too.
 func (s *Server) quorumReady() error {
 	v := s.topo.cur.Load()
+	self := s.cfg.NodeID
 	short, total := 0, 0
-	for _, g := range v.ring.Ranges() {
-		if !containsNode(g.Replicas, s.cfg.NodeID) {
-			continue
+	check := func(cur, fut []ring.Node) {
+		if !containsNode(cur, self) && !containsNode(fut, self) {
+			return
 		}
 		total++
 		up := 0
-		for _, n := range g.Replicas {
+		for _, n := range cur {
 			if v.byNode[n.ID].Up {
 				up++
 			}
 		}
-		if up < replication.Quorum.Required(len(g.Replicas)) {
+		ok := up >= replication.Quorum.Required(len(cur))
+		for _, n := range fut {
+			if !containsNode(cur, n.ID) && !v.byNode[n.ID].Up {
+				ok = false
+			}
+		}
+		if !ok {
 			short++
+		}
+	}
+	if v.future == nil {
+		for _, g := range v.ring.Ranges() {
+			check(g.Replicas, nil)
+		}
+	} else {
+		// The two rings' boundaries interleave: between consecutive
+		// boundaries of either ring both replica sets are constant, and a
+		// range's end token lies in it.
+		var ends []uint64
+		for _, g := range v.ring.Ranges() {
+			ends = append(ends, g.End)
+		}
+		for _, g := range v.future.Ranges() {
+			ends = append(ends, g.End)
+		}
+		slices.Sort(ends)
+		for _, t := range slices.Compact(ends) {
+			check(v.ring.ReplicasForToken(t), v.future.ReplicasForToken(t))
 		}
 	}
 	if short > 0 {

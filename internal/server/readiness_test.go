@@ -55,6 +55,28 @@ func TestQuorumReady(t *testing.T) {
 	}
 }
 
+// While a node joins, its ack is required on top of the level's count: the
+// ranges it gains count as short once it is down.
+func TestQuorumReadyPendingReplica(t *testing.T) {
+	s := &Server{cfg: config.Config{NodeID: "n1"}, topo: newTopology("n1", 3, 8, 0)}
+	view := func(n4Up bool) func() []membership.Member {
+		return func() []membership.Member {
+			out := members(map[string]bool{"n1": true, "n2": true, "n3": true}, membership.Normal)()
+			return append(out, membership.Member{Meta: membership.Meta{ID: "n4", State: membership.Joining}, Up: n4Up})
+		}
+	}
+	s.topo.update(view(true))
+	if err := s.quorumReady(); err != nil {
+		t.Fatalf("joining node up: %v", err)
+	}
+	s.topo.update(view(false))
+	err := s.quorumReady()
+	if err == nil || readyReason(err) != reasonQuorum {
+		t.Fatalf("joining node down: %v, want a quorum reason", err)
+	}
+	t.Log(err)
+}
+
 // A node that is no longer among the members was removed: the view says so,
 // and the client gate refuses with that.
 func TestTopologySelfGone(t *testing.T) {
