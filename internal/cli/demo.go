@@ -164,6 +164,9 @@ func runDemo(ctx context.Context, out io.Writer, logger *slog.Logger, e *env, o 
 	}
 
 	waitDemoReady(ctx, logger, nodes, cfgs)
+	if ctx.Err() != nil {
+		return nil // Interrupted while waiting: stop what runs, quietly.
+	}
 	if err := printDemoBanner(out, nodes, cfgs, dataRoot); err != nil {
 		return err
 	}
