@@ -70,7 +70,10 @@ type Config struct {
 	PeerAddr   string   `flag:"peer-addr"`
 	GossipAddr string   `flag:"gossip-addr"`
 	Join       []string `flag:"join"`
-	Zone       string   `flag:"zone"`
+	// InitialCluster names every member of a cluster formed from scratch,
+	// as id=gossip-host:port entries (see initialcluster.go).
+	InitialCluster []string `flag:"initial-cluster"`
+	Zone           string   `flag:"zone"`
 
 	Sync    SyncMode      `flag:"sync"`
 	GCGrace time.Duration `flag:"gc-grace"`
@@ -139,6 +142,9 @@ func Default() Config {
 		GossipAddr: "127.0.0.1:7946",
 		// No seeds: a lone node forms a cluster of one.
 		Join: nil,
+		// No named members: a node with no data and no --join is the first
+		// node of a cluster that others join one by one.
+		InitialCluster: nil,
 		// No zone: replicas are placed by ring order alone.
 		Zone: "",
 		// Replication covers the 100 ms between fsyncs, as Cassandra's and
@@ -278,6 +284,9 @@ func (c *Config) Validate() error {
 		if _, err := checkAddr(j); err != nil {
 			bad("join", "%v", err)
 		}
+	}
+	if err := c.checkInitialCluster(); err != nil {
+		bad("initial-cluster", "%v", err)
 	}
 
 	if c.Sync != SyncAlways && c.Sync != SyncPeriodic {

@@ -202,6 +202,9 @@ gossip-addr: 10.0.0.7:6003
 join:
   - 10.0.0.1:6003
   - 10.0.0.2:6003
+initial-cluster:
+  - node-7=10.0.0.7:6003
+  - node-8=10.0.0.8:6003
 zone: eu-west-1a
 sync: always
 gc-grace: 24h
@@ -241,7 +244,8 @@ debug-endpoints: true
 		NodeID:     "node-7", DataDir: "/var/lib/ringkv", InMemory: true,
 		ClientAddr: "0.0.0.0:6000", HTTPAddr: "0.0.0.0:6001", PeerAddr: "10.0.0.7:6002", GossipAddr: "10.0.0.7:6003",
 		Join: []string{"10.0.0.1:6003", "10.0.0.2:6003"}, Zone: "eu-west-1a",
-		Sync: SyncAlways, GCGrace: 24 * time.Hour, MaxKeyBytes: 1024, MaxValueBytes: 4 << 20,
+		InitialCluster: []string{"node-7=10.0.0.7:6003", "node-8=10.0.0.8:6003"},
+		Sync:           SyncAlways, GCGrace: 24 * time.Hour, MaxKeyBytes: 1024, MaxValueBytes: 4 << 20,
 		Replicas: 5, VNodes: 128, Consistency: replication.All, RequestTimeout: 1500 * time.Millisecond,
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
 		RepairInterval: time.Minute, RepairRate: 500, AllowStaleData: true,
@@ -371,5 +375,41 @@ func TestDebugEndpointsHidden(t *testing.T) {
 	}
 	if !c.DebugEndpoints {
 		t.Fatal("--debug-endpoints did not set the field")
+	}
+}
+
+func TestInitialCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []string
+		wantErr string
+	}{
+		{"unset", nil, ""},
+		{"three", []string{"n1=10.0.0.1:7946", "n2=10.0.0.2:7946", "n3=10.0.0.3:7946"}, ""},
+		{"no address", []string{"n1", "n2=10.0.0.2:7946"}, "want id=host:port"},
+		{"bad port", []string{"n1=10.0.0.1:x"}, "port"},
+		{"duplicate id", []string{"n1=10.0.0.1:7946", "n1=10.0.0.2:7946"}, "named twice"},
+		{"shared address", []string{"n1=10.0.0.1:7946", "n2=10.0.0.1:7946"}, "share the address"},
+		{"self missing", []string{"n2=10.0.0.2:7946", "n3=10.0.0.3:7946"}, "does not name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.NodeID = "n1"
+			c.InitialCluster = tc.entries
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, _ := c.InitialMembers()
+				if len(m) != len(tc.entries) {
+					t.Fatalf("parsed %v from %v", m, tc.entries)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "--initial-cluster") || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate: %v, want --initial-cluster ... %s", err, tc.wantErr)
+			}
+		})
 	}
 }

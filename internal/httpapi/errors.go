@@ -49,6 +49,7 @@ var errorTable = [...]struct {
 	{errNotFound, http.StatusNotFound, CodeNotFound},
 	{errTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	{errNotReady, http.StatusServiceUnavailable, CodeUnavailable},
+	{replication.ErrNotMember, http.StatusServiceUnavailable, CodeUnavailable},
 	{replication.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 	{replication.ErrTimeout, http.StatusGatewayTimeout, CodeTimeout},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout, CodeTimeout},

@@ -56,6 +56,8 @@ type Server struct {
 	ae     aeState     // anti-entropy; see antientropy.go
 	hot    hotKeyState // hot keys; see hotkeys.go
 
+	form formationState // cluster formation; see formation.go
+
 	ready     atomic.Bool
 	stopWatch chan struct{}
 	watchDone chan struct{}
@@ -210,7 +212,7 @@ func (s *Server) Start() (err error) {
 		// CPU per request -20%, SET -7% (docs/performance.md).
 		ConcurrentPipeline: true,
 		EventLoops:         cfg.EventLoops,
-	}, coord)
+	}, s.clientGate(coord))
 	go func() {
 		if err := s.resp.Serve(s.respLn); err != nil && !errors.Is(err, resp.ErrServerClosed) {
 			s.log.Error("client listener stopped", "err", err)
@@ -220,7 +222,8 @@ func (s *Server) Start() (err error) {
 	api := httpapi.New(httpapi.Config{
 		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, DefaultLevel: cfg.Consistency,
 		Logger: s.log.With("component", "http"), Ready: s.readyCheck,
-	}, coord)
+	}, s.clientGate(coord))
+	s.reg.MustRegister(s.newReadinessCollector())
 	api.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	api.Handle("GET /v1/cluster", http.HandlerFunc(s.handleCluster))
 	s.mountAntiEntropy(api)
@@ -277,9 +280,21 @@ func (s *Server) watchMembership() {
 	}
 }
 
+// readyCheck answers /readyz, the readiness metric and the status page: nil
+// when the node can serve, else the first failing check's reason. Each check
+// is one entry (see readiness.go).
 func (s *Server) readyCheck() error {
 	if !s.ready.Load() {
-		return errors.New("starting")
+		return &notReady{reason: reasonStarting}
+	}
+	for _, check := range []func() error{
+		s.membershipReady,
+		s.formationReady,
+		s.quorumReady,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
