@@ -3,6 +3,7 @@ package clock
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -11,6 +12,14 @@ import (
 // wall clock than the configured maximum skew. Accepting it would drag this node's
 // clock, and every version it hands out afterwards, into the future.
 var ErrClockSkew = errors.New("clock: remote timestamp too far ahead of local wall clock")
+
+// IsClockSkew reports whether err is a refusal by the clock guard, here or
+// on a peer: a peer's error crosses the wire as its message alone, so that
+// is matched too. Such a refusal would be refused again on a retry until
+// the version is no longer in the refusing node's future.
+func IsClockSkew(err error) bool {
+	return err != nil && (errors.Is(err, ErrClockSkew) || strings.Contains(err.Error(), ErrClockSkew.Error()))
+}
 
 // logicalBits is the width of the logical counter in a Timestamp. 16 bits allow
 // 65536 versions per millisecond per node; the counter spills into the physical

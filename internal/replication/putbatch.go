@@ -58,6 +58,13 @@ type batchReply struct {
 func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutation, lvl Level) []error {
 	start := clock.Mono()
 	errs := make([]error, len(keys))
+	if err := c.writeRefused(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		c.metrics.observeN("write", lvl, clock.Mono()-start, err, uint64(len(keys)))
+		return errs
+	}
 	ops := make([]batchOp, len(keys))
 	var groups []replicaGroup
 	var local []int

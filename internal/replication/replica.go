@@ -12,6 +12,8 @@ import (
 // transport's handler and runs concurrently.
 func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payload []byte) ([]byte, error) {
 	switch method {
+	case MethodTime:
+		return c.serveTime(), nil
 	case MethodApply:
 		return c.serveApply(nil, from, payload)
 	case MethodApplyBatch:
@@ -68,7 +70,9 @@ func (c *Coordinator) acceptApply(from string, p []byte) ([]byte, record.Record,
 	// refuse it, as design §2 asks, and count it.
 	if err := c.hlc.Update(rec.Version.TS); err != nil {
 		c.metrics.skewRefused.Inc()
-		c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
+		if c.skewLog.allow(logEvery) {
+			c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
+		}
 		return nil, rec, err
 	}
 	return key, rec, nil

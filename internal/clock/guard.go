@@ -1,0 +1,89 @@
+package clock
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Guard refuses versions stamped too far in this node's future: the one
+// check that every path storing a record passes (storage.Options.Guard), and
+// that a read's resolver asks before it picks a version as the answer. A
+// record the guard refuses would, under last-write-wins, shadow every write
+// the cluster makes until real time caught up with it.
+//
+// The reference is this node's wall clock less what the offset check knows
+// it to be ahead of its peers (SetAhead). On a node whose clock jumped an
+// hour ahead, the records it stamped in that hour are then refused here too,
+// and its reads do not return them, although its own clock calls them
+// current.
+//
+// Check is on every write and on every read that picks a version, so it
+// does not read the clock each time: it compares with a bound cached at the
+// last refresh, and reads the clock only for a version past it. A version is
+// normally stamped at or before now, so the slow path runs about once per
+// maxSkew on a busy node. The cost is that a bound may be stale-high by as
+// much as the clock stepped back since the last refresh; Refresh, called by
+// the offset check every round and by SetAhead, bounds that staleness.
+type Guard struct {
+	wall    Clock
+	maxSkew time.Duration
+	ahead   atomic.Int64 // a time.Duration, >= 0
+	bound   atomic.Int64 // the newest physical ms accepted, as of the last refresh
+	refused atomic.Uint64
+}
+
+// NewGuard returns a guard that refuses versions more than maxSkew ahead of
+// wall. maxSkew must be positive.
+func NewGuard(wall Clock, maxSkew time.Duration) *Guard {
+	g := &Guard{wall: wall, maxSkew: maxSkew}
+	g.Refresh()
+	return g
+}
+
+// MaxSkew returns the configured maximum skew.
+func (g *Guard) MaxSkew() time.Duration { return g.maxSkew }
+
+// SetAhead tells the guard how far this node's clock is known to run ahead of
+// its peers (0 when it is not), so that the guard measures versions against
+// the peers' time rather than this node's.
+func (g *Guard) SetAhead(d time.Duration) {
+	g.ahead.Store(int64(max(d, 0)))
+	g.Refresh()
+}
+
+// Ahead returns what SetAhead last set.
+func (g *Guard) Ahead() time.Duration { return time.Duration(g.ahead.Load()) }
+
+// Refresh recomputes the cached bound from the clock.
+func (g *Guard) Refresh() int64 {
+	b := g.wall.Now().Add(g.maxSkew - g.Ahead()).UnixMilli()
+	g.bound.Store(b)
+	return b
+}
+
+// Future reports whether ts is further ahead than the guard allows, without
+// counting it: for readers that skip such a version rather than refuse it.
+func (g *Guard) Future(ts Timestamp) bool {
+	p := ts.Physical()
+	return p > g.bound.Load() && p > g.Refresh()
+}
+
+// Check returns an error wrapping ErrClockSkew for a version the guard
+// refuses, and counts it.
+func (g *Guard) Check(ts Timestamp) error {
+	p := ts.Physical()
+	if p <= g.bound.Load() {
+		return nil
+	}
+	b := g.Refresh()
+	if p <= b {
+		return nil
+	}
+	g.refused.Add(1)
+	return fmt.Errorf("%w: version %s is %s ahead of this node's clock (max %s)", ErrClockSkew, ts,
+		time.Duration(p-b)*time.Millisecond+g.maxSkew, g.maxSkew)
+}
+
+// Refused returns how many versions Check has refused.
+func (g *Guard) Refused() uint64 { return g.refused.Load() }

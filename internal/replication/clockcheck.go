@@ -1,0 +1,243 @@
+package replication
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringkv/ringkv/internal/clock"
+)
+
+// MethodTime asks a replica for its wall clock: → 8 bytes, unix nanoseconds.
+// The clock check measures each peer's offset with it.
+const MethodTime uint8 = 8
+
+// ClockCheckConfig configures a ClockCheck.
+type ClockCheckConfig struct {
+	// Interval between rounds of clock readings from every live peer. One
+	// second: a clock that jumps is seen within a few seconds, at the cost
+	// of one tiny request per peer per second.
+	Interval time.Duration
+	// Threshold is how far from its peers' clocks a node's clock may be,
+	// beyond the measurement's uncertainty, before it stops coordinating
+	// writes. Default 80% of the guard's maximum skew: the node steps back
+	// before its versions are far enough ahead for the other replicas to
+	// refuse them, which would leave writes half applied.
+	Threshold time.Duration
+	Logger    *slog.Logger
+	// Registerer receives ringkv_clock_offset_seconds{peer},
+	// ringkv_clock_skewed and ringkv_clock_guard_refused_total.
+	Registerer prometheus.Registerer
+}
+
+// ClockCheck measures this node's clock against its live peers' and, while
+// it is further from a majority of them than the threshold, makes the
+// coordinator refuse writes (clock.ErrSkewed) and the guard measure versions
+// against the peers' time. It resumes by itself once the clock is back.
+// Reads go on: they stamp nothing, and the guard keeps the versions a
+// skewed clock stamped out of their answers.
+type ClockCheck struct {
+	cfg   ClockCheckConfig
+	c     *Coordinator
+	guard *clock.Guard
+	est   *clock.Estimator
+	log   *slog.Logger
+	m     *clockMetrics
+
+	state atomic.Pointer[clock.Assessment]
+	// mu serializes apply: the loop and a test's Round may both call it.
+	mu sync.Mutex
+	// Logging is bounded: a state change is logged at once unless the last
+	// log line is younger than logEvery, refusals once per logEvery.
+	lastLog     time.Duration
+	lastRefused uint64
+	lastSkewed  bool
+
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// logEvery bounds how often the clock check logs.
+const logEvery = 10 * time.Second
+
+// NewClockCheck returns a clock check for c, which must have been built with
+// a guard (Config.Guard). Nothing runs until Start.
+func NewClockCheck(cfg ClockCheckConfig, c *Coordinator) (*ClockCheck, error) {
+	if c.cfg.Guard == nil {
+		return nil, errors.New("replication: a clock check needs the coordinator's guard")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Threshold <= 0 {
+		cfg.Threshold = c.cfg.Guard.MaxSkew() * 4 / 5
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = c.log
+	}
+	k := &ClockCheck{
+		cfg: cfg, c: c, guard: c.cfg.Guard,
+		// Three samples: the shortest of three round trips filters queueing,
+		// and a jump is judged on fresh samples within three rounds.
+		est:  clock.NewEstimator(3, 5*cfg.Interval),
+		log:  cfg.Logger.With("component", "clockcheck"),
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	k.state.Store(&clock.Assessment{})
+	k.m = newClockMetrics(cfg.Registerer, k.guard)
+	return k, nil
+}
+
+// Start begins the rounds.
+func (k *ClockCheck) Start() {
+	go k.run()
+}
+
+// Shutdown stops the rounds and lets writes through again.
+func (k *ClockCheck) Shutdown(ctx context.Context) error {
+	k.once.Do(func() { close(k.stop) })
+	select {
+	case <-k.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// State returns the latest assessment of this node's clock.
+func (k *ClockCheck) State() clock.Assessment { return *k.state.Load() }
+
+// Threshold returns the offset beyond which the node refuses writes.
+func (k *ClockCheck) Threshold() time.Duration { return k.cfg.Threshold }
+
+// Err is the reason this node refuses writes, nil when it does not.
+func (k *ClockCheck) Err() error { return k.State().Err() }
+
+func (k *ClockCheck) run() {
+	defer close(k.done)
+	t := time.NewTicker(k.cfg.Interval)
+	defer t.Stop()
+	for {
+		k.Round(context.Background())
+		select {
+		case <-k.stop:
+			k.c.setWriteGate(nil)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Round reads every live peer's clock once and reassesses this node's; the
+// loop calls it every Interval, and tests may call it directly.
+func (k *ClockCheck) Round(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, min(k.cfg.Interval, k.c.cfg.RequestTimeout))
+	defer cancel()
+	var peers []string
+	var wg sync.WaitGroup
+	for _, r := range k.c.topo.Nodes() {
+		if r.ID == k.c.cfg.NodeID || !r.Up {
+			continue
+		}
+		peers = append(peers, r.ID)
+		wg.Go(func() {
+			s, err := k.c.ReadPeerClock(ctx, r.Addr)
+			if err != nil {
+				k.m.probeErrors.Inc()
+				return
+			}
+			k.est.Observe(r.ID, s)
+		})
+	}
+	wg.Wait()
+	a := clock.Assess(k.est.Estimates(peers, clock.Mono()), k.cfg.Threshold)
+	k.apply(&a)
+}
+
+// apply publishes an assessment: the write gate, the guard, metrics, logs.
+func (k *ClockCheck) apply(a *clock.Assessment) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.state.Store(a)
+	k.guard.SetAhead(a.Ahead)
+	k.c.setWriteGate(a.Err())
+	k.m.set(a)
+
+	now := clock.Mono()
+	quiet := k.lastLog != 0 && now-k.lastLog < logEvery
+	if a.Skewed != k.lastSkewed && !quiet {
+		k.lastSkewed, k.lastLog = a.Skewed, now
+		if a.Skewed {
+			k.log.Error("clock skew: this node's clock is off from its peers'; refusing to coordinate writes",
+				"offset", clock.Round(a.Offset), "threshold", k.cfg.Threshold, "peers_off", a.Off, "peers_measured", a.Measured)
+		} else {
+			k.log.Info("clock back within the guard; coordinating writes again", "offset", clock.Round(a.Offset))
+		}
+	}
+	if n := k.guard.Refused(); n != k.lastRefused && (now-k.lastLog >= logEvery || k.lastLog == 0) {
+		k.log.Warn("refused records stamped too far ahead of this node's clock", "refused", n-k.lastRefused,
+			"max_clock_skew", k.guard.MaxSkew(), "ahead_correction", clock.Round(k.guard.Ahead()))
+		k.lastRefused, k.lastLog = n, now
+	}
+}
+
+// ReadPeerClock reads the wall clock of the peer at addr once.
+func (c *Coordinator) ReadPeerClock(ctx context.Context, addr string) (clock.Sample, error) {
+	wall := c.hlc.Wall()
+	sent, start := wall.Now(), clock.Mono()
+	resp, err := c.net.Call(ctx, addr, MethodTime, nil)
+	rtt := clock.Mono() - start
+	if err != nil {
+		return clock.Sample{}, err
+	}
+	if len(resp) != 8 {
+		return clock.Sample{}, errWire
+	}
+	peer := time.Unix(0, int64(binary.BigEndian.Uint64(resp)))
+	return clock.Measure(sent, peer, rtt, start+rtt), nil
+}
+
+// serveTime answers MethodTime.
+func (c *Coordinator) serveTime() []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(c.hlc.Wall().Now().UnixNano()))
+}
+
+// writeGate holds the error writes are refused with, nil when they are not.
+type writeGate struct{ err error }
+
+func (c *Coordinator) setWriteGate(err error) {
+	if err == nil {
+		c.gate.Store(nil)
+		return
+	}
+	c.gate.Store(&writeGate{err: err})
+}
+
+// writeRefused returns why this node refuses to coordinate a write, nil
+// when it does not: one atomic load on every write.
+func (c *Coordinator) writeRefused() error {
+	if g := c.gate.Load(); g != nil {
+		return g.err
+	}
+	return nil
+}
+
+// sometimes says yes at most once per interval: bounded logging for what
+// can happen on every request.
+type sometimes struct{ last atomic.Int64 } // Mono of the last yes, +1
+
+func (s *sometimes) allow(every time.Duration) bool {
+	now := int64(clock.Mono()) + 1
+	last := s.last.Load()
+	if last != 0 && now-last < int64(every) {
+		return false
+	}
+	return s.last.CompareAndSwap(last, now)
+}
