@@ -106,3 +106,23 @@ func (h *HLC) Last() Timestamp {
 	defer h.mu.Unlock()
 	return h.mu.last
 }
+
+// Rewind sets the clock back to the wall clock if its last timestamp is more
+// than limit ahead of it, and reports whether it did. It gives up the HLC's
+// monotonicity on purpose, for one case: the wall clock ran far ahead (a
+// jump) and came back. The timestamps handed out meanwhile are ones every
+// clock guard refuses, this node's included, so no version made since
+// orders after them in any answer; without the rewind, this node would go
+// on stamping versions its peers refuse until real time caught up, an hour
+// for a clock that was an hour ahead. The clock check calls it once the
+// node's clock agrees with its peers' again.
+func (h *HLC) Rewind(limit time.Duration) bool {
+	pt := MakeTimestamp(h.wall.Now().UnixMilli(), 0)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mu.last.Physical() <= pt.Physical()+limit.Milliseconds() {
+		return false
+	}
+	h.mu.last = pt
+	return true
+}

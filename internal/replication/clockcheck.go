@@ -167,6 +167,13 @@ func (k *ClockCheck) apply(a *clock.Assessment) {
 	defer k.mu.Unlock()
 	k.state.Store(a)
 	k.guard.SetAhead(a.Ahead)
+	// Only with peers that agree with the wall clock: their guards refuse
+	// every version the rewind lets this node stamp again. A node alone
+	// keeps its HLC monotonic through any step of its clock.
+	if !a.Skewed && a.Measured > 0 && k.c.hlc.Rewind(k.guard.MaxSkew()) {
+		// The clock ran ahead and came back; see HLC.Rewind.
+		k.log.Warn("clock came back from ahead of its peers: versions are stamped from the wall clock again")
+	}
 	k.c.setWriteGate(a.Err())
 	k.m.set(a)
 
