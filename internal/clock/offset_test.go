@@ -95,3 +95,34 @@ func TestAssess(t *testing.T) {
 		})
 	}
 }
+
+func TestJumpDetector(t *testing.T) {
+	wall := NewOffset(System{}, 0)
+	j := NewJumpDetector(400 * time.Millisecond)
+	wall.Set(time.Hour)
+	if d := j.Jumped(wall); d != 0 {
+		t.Fatalf("disarmed detector reported %v", d)
+	}
+	wall.Set(0)
+	j.Arm(Gap(wall))
+	if d := j.Jumped(wall); d != 0 {
+		t.Fatalf("no step, yet %v", d)
+	}
+	wall.Set(10 * time.Second)
+	d := j.Jumped(wall)
+	if d < 9*time.Second || d > 11*time.Second {
+		t.Fatalf("a 10s step read as %v", d)
+	}
+	if err := JumpErr(d); !errors.Is(err, ErrSkewed) || !strings.Contains(err.Error(), "jumped 10s ahead") {
+		t.Fatalf("JumpErr = %v", err)
+	}
+	wall.Set(100 * time.Millisecond) // within the threshold of the armed gap
+	if d := j.Jumped(wall); d != 0 {
+		t.Fatalf("a 100ms step reported as %v", d)
+	}
+	j.Disarm()
+	wall.Set(time.Hour)
+	if d := j.Jumped(wall); d != 0 {
+		t.Fatalf("disarmed, yet %v", d)
+	}
+}

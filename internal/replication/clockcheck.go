@@ -47,6 +47,8 @@ type ClockCheck struct {
 	c     *Coordinator
 	guard *clock.Guard
 	est   *clock.Estimator
+	jump  *clock.JumpDetector
+	kick  chan struct{} // a round now: the jump detector fired
 	log   *slog.Logger
 	m     *clockMetrics
 
@@ -84,12 +86,17 @@ func NewClockCheck(cfg ClockCheckConfig, c *Coordinator) (*ClockCheck, error) {
 	}
 	k := &ClockCheck{
 		cfg: cfg, c: c, guard: c.cfg.Guard,
-		// Three samples: the shortest of three round trips filters queueing,
-		// and a jump is judged on fresh samples within three rounds.
-		est:  clock.NewEstimator(3, 5*cfg.Interval),
+		// The latest sample alone: a round judges the clocks as they are
+		// now, so that a jump, or a clock coming back, is seen in one
+		// round. Queueing on a trip only widens that sample's uncertainty,
+		// which Assess allows for.
+		est:  clock.NewEstimator(1, 5*cfg.Interval),
+		jump: clock.NewJumpDetector(cfg.Threshold),
+		kick: make(chan struct{}, 1),
 		log:  cfg.Logger.With("component", "clockcheck"),
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	c.clockCheck.Store(k)
 	k.state.Store(&clock.Assessment{})
 	k.m = newClockMetrics(cfg.Registerer, k.guard)
 	return k, nil
@@ -128,9 +135,11 @@ func (k *ClockCheck) run() {
 		k.Round(context.Background())
 		select {
 		case <-k.stop:
+			k.c.clockCheck.Store(nil)
 			k.c.setWriteGate(nil)
 			return
 		case <-t.C:
+		case <-k.kick:
 		}
 	}
 }
@@ -140,6 +149,7 @@ func (k *ClockCheck) run() {
 func (k *ClockCheck) Round(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, min(k.cfg.Interval, k.c.cfg.RequestTimeout))
 	defer cancel()
+	gap := clock.Gap(k.c.hlc.Wall())
 	var peers []string
 	var wg sync.WaitGroup
 	for _, r := range k.c.topo.Nodes() {
@@ -158,11 +168,28 @@ func (k *ClockCheck) Round(ctx context.Context) {
 	}
 	wg.Wait()
 	a := clock.Assess(k.est.Estimates(peers, clock.Mono()), k.cfg.Threshold)
-	k.apply(&a)
+	k.apply(&a, gap)
 }
 
-// apply publishes an assessment: the write gate, the guard, metrics, logs.
-func (k *ClockCheck) apply(a *clock.Assessment) {
+// jumped is the coordinator's check before a write: an error if the wall
+// clock stepped since the last round that found it right, and then a round
+// at once to confirm it.
+func (k *ClockCheck) jumped() error {
+	d := k.jump.Jumped(k.c.hlc.Wall())
+	if d == 0 {
+		return nil
+	}
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+	return clock.JumpErr(d)
+}
+
+// apply publishes an assessment made from samples taken after the clock
+// read gap (clock.Gap): the write gate, the guard, the jump detector,
+// metrics, logs.
+func (k *ClockCheck) apply(a *clock.Assessment, gap int64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.state.Store(a)
@@ -173,6 +200,19 @@ func (k *ClockCheck) apply(a *clock.Assessment) {
 	if !a.Skewed && a.Measured > 0 && k.c.hlc.Rewind(k.guard.MaxSkew()) {
 		// The clock ran ahead and came back; see HLC.Rewind.
 		k.log.Warn("clock came back from ahead of its peers: versions are stamped from the wall clock again")
+	}
+	switch {
+	case a.Skewed:
+		// The gate refuses writes; the detector's base stays that of the
+		// last good clock.
+	case a.Measured == 0:
+		// No peer to agree with: a node alone follows its clock wherever
+		// it steps, its HLC keeping its versions in order.
+		k.jump.Disarm()
+	case abs64(clock.Gap(k.c.hlc.Wall())-gap) <= int64(k.cfg.Threshold):
+		// The peers agree with the clock as it read before the samples,
+		// and it has not stepped since: the detector's new base.
+		k.jump.Arm(gap)
 	}
 	k.c.setWriteGate(a.Err())
 	k.m.set(a)
@@ -228,12 +268,22 @@ func (c *Coordinator) setWriteGate(err error) {
 }
 
 // writeRefused returns why this node refuses to coordinate a write, nil
-// when it does not: one atomic load on every write.
+// when it does not: two atomic loads and a clock reading on every write.
 func (c *Coordinator) writeRefused() error {
 	if g := c.gate.Load(); g != nil {
 		return g.err
 	}
+	if k := c.clockCheck.Load(); k != nil {
+		return k.jumped()
+	}
 	return nil
+}
+
+func abs64(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
 
 // sometimes says yes at most once per interval: bounded logging for what

@@ -210,3 +210,33 @@ func TestResolveSkipsTheFuture(t *testing.T) {
 		t.Fatal("only a future version, yet found")
 	}
 }
+
+// Once a round has found its clock right, a node whose clock jumps refuses
+// its very next write, before the next round: nothing stamped in the
+// future reaches even its own replica, so no read can return it and later
+// lose it.
+func TestClockJumpRefusesTheNextWrite(t *testing.T) {
+	nodes := newGuardedCluster(t, 3)
+	n1 := nodes[0]
+	rounds(t, nodes)
+	if err := put(t, n1.coord, "k", "v1", Quorum); err != nil {
+		t.Fatal(err)
+	}
+	n1.wall.Set(10 * time.Second)
+	err := put(t, n1.coord, "k", "future", Quorum)
+	if !errors.Is(err, clock.ErrSkewed) || !strings.Contains(err.Error(), "jumped 10s ahead") {
+		t.Fatalf("first write after the jump: %v", err)
+	}
+	if rec, _, _ := n1.store.Get([]byte("k")); string(rec.Value) != "v1" {
+		t.Fatalf("n1's replica holds %q", rec.Value)
+	}
+	rounds(t, nodes)
+	if err := n1.check.Err(); !errors.Is(err, clock.ErrSkewed) {
+		t.Fatalf("after a round: %v", err)
+	}
+	n1.wall.Set(0)
+	rounds(t, nodes)
+	if err := put(t, n1.coord, "k", "v2", Quorum); err != nil {
+		t.Fatalf("once the clock is back: %v", err)
+	}
+}

@@ -143,6 +143,9 @@ type Coordinator struct {
 	// gate, when set, is why this node refuses to coordinate writes (its
 	// clock is off; see ClockCheck).
 	gate atomic.Pointer[writeGate]
+	// clockCheck, when running, checks before each write that the clock
+	// has not stepped since it last agreed with the peers'.
+	clockCheck atomic.Pointer[ClockCheck]
 	// skewLog bounds the log lines for records refused by the HLC.
 	skewLog sometimes
 }
