@@ -13,10 +13,11 @@ import (
 // the cluster makes until real time caught up with it.
 //
 // The reference is this node's wall clock less what the offset check knows
-// it to be ahead of its peers (SetAhead). On a node whose clock jumped an
-// hour ahead, the records it stamped in that hour are then refused here too,
-// and its reads do not return them, although its own clock calls them
-// current.
+// its offset from its peers' to be (SetCorrection). On a node whose clock
+// jumped an hour ahead, the records it stamped in that hour are then refused
+// here too, and its reads do not return them, although its own clock calls
+// them current; on a node an hour behind, its peers' current versions are
+// not taken for the future, and its reads return them.
 //
 // Check is on every write and on every read that picks a version, so it
 // does not read the clock each time: it compares with a bound cached at the
@@ -24,11 +25,11 @@ import (
 // normally stamped at or before now, so the slow path runs about once per
 // maxSkew on a busy node. The cost is that a bound may be stale-high by as
 // much as the clock stepped back since the last refresh; Refresh, called by
-// the offset check every round and by SetAhead, bounds that staleness.
+// the offset check every round and by SetCorrection, bounds that staleness.
 type Guard struct {
 	wall    Clock
 	maxSkew time.Duration
-	ahead   atomic.Int64 // a time.Duration, >= 0
+	corr    atomic.Int64 // a time.Duration: this node's offset from its peers, when known
 	bound   atomic.Int64 // the newest physical ms accepted, as of the last refresh
 	refused atomic.Uint64
 }
@@ -44,20 +45,21 @@ func NewGuard(wall Clock, maxSkew time.Duration) *Guard {
 // MaxSkew returns the configured maximum skew.
 func (g *Guard) MaxSkew() time.Duration { return g.maxSkew }
 
-// SetAhead tells the guard how far this node's clock is known to run ahead of
-// its peers (0 when it is not), so that the guard measures versions against
-// the peers' time rather than this node's.
-func (g *Guard) SetAhead(d time.Duration) {
-	g.ahead.Store(int64(max(d, 0)))
+// SetCorrection tells the guard how far this node's clock is known to be
+// ahead of its peers' (negative: behind; 0 when it agrees with them), so
+// that the guard measures versions against the peers' time rather than this
+// node's.
+func (g *Guard) SetCorrection(d time.Duration) {
+	g.corr.Store(int64(d))
 	g.Refresh()
 }
 
-// Ahead returns what SetAhead last set.
-func (g *Guard) Ahead() time.Duration { return time.Duration(g.ahead.Load()) }
+// Correction returns what SetCorrection last set.
+func (g *Guard) Correction() time.Duration { return time.Duration(g.corr.Load()) }
 
 // Refresh recomputes the cached bound from the clock.
 func (g *Guard) Refresh() int64 {
-	b := g.wall.Now().Add(g.maxSkew - g.Ahead()).UnixMilli()
+	b := g.wall.Now().Add(g.maxSkew - g.Correction()).UnixMilli()
 	g.bound.Store(b)
 	return b
 }

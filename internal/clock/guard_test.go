@@ -61,23 +61,32 @@ func TestGuardFollowsTheClock(t *testing.T) {
 }
 
 // A node that knows its clock runs ahead measures versions against its
-// peers' time: what it stamped while ahead is refused by its own guard.
-func TestGuardAhead(t *testing.T) {
+// peers' time: what it stamped while ahead is refused by its own guard. One
+// that knows it runs behind does not take its peers' current versions for
+// the future.
+func TestGuardCorrection(t *testing.T) {
 	m := NewManual(time.UnixMilli(1_000_000 + 3_600_000)) // an hour ahead
 	g := NewGuard(m, 500*time.Millisecond)
 	own := MakeTimestamp(1_000_000+3_600_000, 0)
 	if err := g.Check(own); err != nil {
-		t.Fatalf("before SetAhead: %v", err)
+		t.Fatalf("before SetCorrection: %v", err)
 	}
-	g.SetAhead(time.Hour)
+	g.SetCorrection(time.Hour)
 	if g.Check(own) == nil || !g.Future(own) {
-		t.Fatal("with SetAhead(1h), a version stamped by the fast clock passed")
+		t.Fatal("corrected by 1h, a version stamped by the fast clock passed")
 	}
 	if err := g.Check(MakeTimestamp(1_000_000, 0)); err != nil {
 		t.Fatalf("a version at the peers' time: %v", err)
 	}
-	g.SetAhead(-time.Second) // never loosens the guard
-	if g.Ahead() != 0 {
-		t.Fatalf("Ahead = %v after a negative SetAhead", g.Ahead())
+
+	m.Set(time.UnixMilli(1_000_000 - 3_600_000)) // an hour behind
+	g.SetCorrection(0)
+	peers := MakeTimestamp(1_000_000, 0)
+	if !g.Future(peers) {
+		t.Fatal("uncorrected, the peers' time an hour ahead passed")
+	}
+	g.SetCorrection(-time.Hour)
+	if g.Future(peers) || g.Check(peers) != nil {
+		t.Fatal("corrected by -1h, the peers' current version was refused")
 	}
 }

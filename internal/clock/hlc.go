@@ -100,6 +100,17 @@ func (h *HLC) Update(remote Timestamp) error {
 	return nil
 }
 
+// Observe is Update for a timestamp a Guard already accepted: it does not
+// check the skew itself, so that a node whose guard is corrected for a
+// clock known to be behind (Guard.SetCorrection) follows its peers' time.
+func (h *HLC) Observe(remote Timestamp) {
+	h.mu.Lock()
+	if remote > h.mu.last {
+		h.mu.last = remote
+	}
+	h.mu.Unlock()
+}
+
 // Last returns the newest timestamp handed out or observed.
 func (h *HLC) Last() Timestamp {
 	h.mu.Lock()

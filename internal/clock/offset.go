@@ -122,10 +122,11 @@ type Assessment struct {
 	// Offset is the median of the peers' offsets: how far this node's clock
 	// is ahead of the cluster's (negative: behind).
 	Offset time.Duration
-	// Ahead is, when Skewed and ahead, how far this node's clock is at least
-	// ahead of the cluster's (the median of the offsets' lower bounds); 0
-	// otherwise. The guard measures versions against wall time less Ahead.
-	Ahead time.Duration
+	// Correction is, when Skewed, how far this node's clock is at least off
+	// from the cluster's (the median of the offsets' bounds nearest zero;
+	// negative when behind); 0 otherwise. The guard measures versions
+	// against wall time less Correction.
+	Correction time.Duration
 	// Measured is the number of peers with an estimate; Off the number of
 	// them further than the threshold.
 	Measured, Off int
@@ -147,9 +148,11 @@ func Assess(ests []PeerOffset, threshold time.Duration) Assessment {
 	lows := make([]time.Duration, 0, len(ests))
 	for _, p := range ests {
 		offs = append(offs, p.Offset)
-		low := p.Offset - p.Uncertainty // the least this node is ahead by
+		// The bound of the offset nearest zero: the least this node is
+		// ahead (or behind) by; zero when the uncertainty spans zero.
+		low := max(p.Offset-p.Uncertainty, 0)
 		if p.Offset < 0 {
-			low = p.Offset + p.Uncertainty // the least it is behind by (<= 0 if unsure)
+			low = min(p.Offset+p.Uncertainty, 0)
 		}
 		lows = append(lows, low)
 		if abs(p.Offset)-p.Uncertainty > threshold {
@@ -159,7 +162,7 @@ func Assess(ests []PeerOffset, threshold time.Duration) Assessment {
 	a.Offset = median(offs)
 	a.Skewed = 2*a.Off > a.Measured
 	if a.Skewed {
-		a.Ahead = max(median(lows), 0)
+		a.Correction = median(lows)
 	}
 	return a
 }

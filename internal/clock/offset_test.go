@@ -60,7 +60,7 @@ func TestAssess(t *testing.T) {
 		name   string
 		ests   []PeerOffset
 		skewed bool
-		ahead  time.Duration
+		corr   time.Duration
 		msg    string
 	}{
 		{"alone", nil, false, 0, ""},
@@ -70,7 +70,7 @@ func TestAssess(t *testing.T) {
 			"clock skew: this node's clock is 1h0m0s ahead of its peers; not accepting writes"},
 		// ... and each healthy node sees one of its two peers off: no majority.
 		{"one peer off", []PeerOffset{po("a", -time.Hour, ms), po("b", ms, ms)}, false, 0, ""},
-		{"behind", []PeerOffset{po("a", -2*time.Second, ms), po("b", -2*time.Second, ms)}, true, 0,
+		{"behind", []PeerOffset{po("a", -2*time.Second, ms), po("b", -2*time.Second, ms)}, true, -2*time.Second + ms,
 			"clock skew: this node's clock is 2s behind its peers; not accepting writes"},
 		// Past the threshold only within the measurement's error: not proof.
 		{"uncertain", []PeerOffset{po("a", 500*ms, 200*ms), po("b", 500*ms, 200*ms)}, false, 0, ""},
@@ -79,8 +79,8 @@ func TestAssess(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := Assess(tc.ests, threshold)
-			if a.Skewed != tc.skewed || a.Ahead != tc.ahead {
-				t.Fatalf("skewed=%v ahead=%v, want %v %v (%+v)", a.Skewed, a.Ahead, tc.skewed, tc.ahead, a)
+			if a.Skewed != tc.skewed || a.Correction != tc.corr {
+				t.Fatalf("skewed=%v correction=%v, want %v %v (%+v)", a.Skewed, a.Correction, tc.skewed, tc.corr, a)
 			}
 			err := a.Err()
 			if tc.skewed != (err != nil) || err != nil && !errors.Is(err, ErrSkewed) {

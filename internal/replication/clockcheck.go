@@ -193,7 +193,7 @@ func (k *ClockCheck) apply(a *clock.Assessment, gap int64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.state.Store(a)
-	k.guard.SetAhead(a.Ahead)
+	k.guard.SetCorrection(a.Correction)
 	// Only with peers that agree with the wall clock: their guards refuse
 	// every version the rewind lets this node stamp again. A node alone
 	// keeps its HLC monotonic through any step of its clock.
@@ -230,7 +230,7 @@ func (k *ClockCheck) apply(a *clock.Assessment, gap int64) {
 	}
 	if n := k.guard.Refused(); n != k.lastRefused && (now-k.lastLog >= logEvery || k.lastLog == 0) {
 		k.log.Warn("refused records stamped too far ahead of this node's clock", "refused", n-k.lastRefused,
-			"max_clock_skew", k.guard.MaxSkew(), "ahead_correction", clock.Round(k.guard.Ahead()))
+			"max_clock_skew", k.guard.MaxSkew(), "correction", clock.Round(k.guard.Correction()))
 		k.lastRefused, k.lastLog = n, now
 	}
 }

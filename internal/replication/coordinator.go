@@ -346,6 +346,16 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 				}
 				continue
 			}
+			if sup := superseding(res.applied, res.prevFound, &res.prev, &st.rec); sup != nil && c.future(sup) {
+				// The replica kept a version from the future over the
+				// write, one no read returns: no ack, or a QUORUM read
+				// could miss the write.
+				lastErr = errHeldFuture
+				if acks+pending < need {
+					pending = 0
+				}
+				continue
+			}
 			acks++
 			if res.prevFound && (!prevFound || record.Newer(&res.prev, &prev)) {
 				prev, prevFound = res.prev, true
@@ -723,6 +733,11 @@ func countUp(reps []Replica) int {
 	}
 	return n
 }
+
+// errHeldFuture is a replica's answer to a write that it did not apply,
+// because it holds a version of the key from the future (stamped by a node
+// whose clock ran ahead), which no read returns.
+var errHeldFuture = fmt.Errorf("%w: the replica holds a version of the key from the future", clock.ErrClockSkew)
 
 // errFuture marks a local read whose record the clock guard refuses.
 var errFuture = errors.New("replication: local replica holds a version from the future")
