@@ -174,8 +174,8 @@ func (k *ClockCheck) Round(ctx context.Context) {
 // jumped is the coordinator's check before a write: an error if the wall
 // clock stepped since the last round that found it right, and then a round
 // at once to confirm it.
-func (k *ClockCheck) jumped() error {
-	d := k.jump.Jumped(k.c.hlc.Wall())
+func (k *ClockCheck) jumped(mono time.Duration) error {
+	d := k.jump.JumpedAt(k.c.hlc.Wall(), mono)
 	if d == 0 {
 		return nil
 	}
@@ -268,13 +268,14 @@ func (c *Coordinator) setWriteGate(err error) {
 }
 
 // writeRefused returns why this node refuses to coordinate a write, nil
-// when it does not: two atomic loads and a clock reading on every write.
-func (c *Coordinator) writeRefused() error {
+// when it does not: two atomic loads and a wall clock reading on every
+// write. mono is the write's start (clock.Mono), read just before.
+func (c *Coordinator) writeRefused(mono time.Duration) error {
 	if g := c.gate.Load(); g != nil {
 		return g.err
 	}
 	if k := c.clockCheck.Load(); k != nil {
-		return k.jumped()
+		return k.jumped(mono)
 	}
 	return nil
 }

@@ -205,7 +205,7 @@ type applyResult struct {
 func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level) (prev record.Record, prevFound bool, err error) {
 	start := clock.Mono()
 	defer func() { c.metrics.observe("write", lvl, start, err) }()
-	if err := c.writeRefused(); err != nil {
+	if err := c.writeRefused(start); err != nil {
 		return prev, false, err
 	}
 	if c.cfg.HotKeys != nil {

@@ -58,7 +58,7 @@ type batchReply struct {
 func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutation, lvl Level) []error {
 	start := clock.Mono()
 	errs := make([]error, len(keys))
-	if err := c.writeRefused(); err != nil {
+	if err := c.writeRefused(start); err != nil {
 		for i := range errs {
 			errs[i] = err
 		}
