@@ -32,6 +32,10 @@ type Guard struct {
 	corr    atomic.Int64 // a time.Duration: this node's offset from its peers, when known
 	bound   atomic.Int64 // the newest physical ms accepted, as of the last refresh
 	refused atomic.Uint64
+	// own and alone: while the node has no peer to compare clocks with,
+	// versions up to its own HLC's last are accepted (see SetAlone).
+	own   atomic.Pointer[HLC]
+	alone atomic.Bool
 }
 
 // NewGuard returns a guard that refuses versions more than maxSkew ahead of
@@ -41,6 +45,20 @@ func NewGuard(wall Clock, maxSkew time.Duration) *Guard {
 	g.Refresh()
 	return g
 }
+
+// TrustOwn gives the guard the node's HLC, for SetAlone.
+func (g *Guard) TrustOwn(h *HLC) {
+	g.own.Store(h)
+	g.alone.Store(true) // until a clock check has measured a peer
+}
+
+// SetAlone says whether the node has no peer to compare clocks with. A node
+// alone accepts what its own HLC has stamped even when its wall clock has
+// stepped back further than the maximum skew: its HLC kept its versions in
+// order, nothing from another node's clock can be in them, and refusing them
+// would fail every write and hide every recent record until the wall clock
+// caught up. With peers, the clock check decides instead.
+func (g *Guard) SetAlone(alone bool) { g.alone.Store(alone) }
 
 // MaxSkew returns the configured maximum skew.
 func (g *Guard) MaxSkew() time.Duration { return g.maxSkew }
@@ -68,7 +86,13 @@ func (g *Guard) Refresh() int64 {
 // counting it: for readers that skip such a version rather than refuse it.
 func (g *Guard) Future(ts Timestamp) bool {
 	p := ts.Physical()
-	return p > g.bound.Load() && p > g.Refresh()
+	return p > g.bound.Load() && p > g.Refresh() && !g.ownStamp(ts)
+}
+
+// ownStamp reports whether a node alone stamped ts itself (see SetAlone).
+func (g *Guard) ownStamp(ts Timestamp) bool {
+	h := g.own.Load()
+	return h != nil && g.alone.Load() && ts <= h.Last()
 }
 
 // Check returns an error wrapping ErrClockSkew for a version the guard
@@ -79,7 +103,7 @@ func (g *Guard) Check(ts Timestamp) error {
 		return nil
 	}
 	b := g.Refresh()
-	if p <= b {
+	if p <= b || g.ownStamp(ts) {
 		return nil
 	}
 	g.refused.Add(1)

@@ -90,3 +90,24 @@ func TestGuardCorrection(t *testing.T) {
 		t.Fatal("corrected by -1h, the peers' current version was refused")
 	}
 }
+
+// A node alone whose wall clock stepped back further than the guard still
+// accepts what its own HLC stamped; with peers, it does not.
+func TestGuardAloneTrustsItsOwnHLC(t *testing.T) {
+	m := NewManual(time.UnixMilli(1_000_000))
+	g := NewGuard(m, 500*time.Millisecond)
+	h := NewHLC(m, 500*time.Millisecond)
+	g.TrustOwn(h)
+	stamped := h.Now()
+	m.Advance(-10 * time.Second)
+	if err := g.Check(stamped); err != nil || g.Future(stamped) {
+		t.Fatalf("alone, its own version after a step back: %v", err)
+	}
+	if g.Check(MakeTimestamp(stamped.Physical()+1000, 0)) == nil {
+		t.Fatal("alone, a version past its own HLC passed")
+	}
+	g.SetAlone(false)
+	if g.Check(stamped) == nil {
+		t.Fatal("with peers, a version 10s ahead of the wall passed")
+	}
+}

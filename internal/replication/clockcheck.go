@@ -97,6 +97,7 @@ func NewClockCheck(cfg ClockCheckConfig, c *Coordinator) (*ClockCheck, error) {
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	c.clockCheck.Store(k)
+	c.cfg.Guard.TrustOwn(c.hlc)
 	k.state.Store(&clock.Assessment{})
 	k.m = newClockMetrics(cfg.Registerer, k.guard)
 	return k, nil
@@ -194,6 +195,7 @@ func (k *ClockCheck) apply(a *clock.Assessment, gap int64) {
 	defer k.mu.Unlock()
 	k.state.Store(a)
 	k.guard.SetCorrection(a.Correction)
+	k.guard.SetAlone(a.Measured == 0)
 	// Only with peers that agree with the wall clock: their guards refuse
 	// every version the rewind lets this node stamp again. A node alone
 	// keeps its HLC monotonic through any step of its clock.

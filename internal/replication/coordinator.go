@@ -516,7 +516,11 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 		rec, found, err = c.local.Get(key)
 		if err == nil && found && c.future(&rec) {
 			// Our replica holds a version from the future (stamped while
-			// this node's clock was ahead): not an answer; ask the peers.
+			// this node's clock was ahead): not an answer; ask the peers,
+			// and with none up, it holds nothing usable (as in resolve).
+			if len(live) == 1 {
+				return record.Record{}, false, nil
+			}
 			err = errFuture
 		}
 		if err == nil {
