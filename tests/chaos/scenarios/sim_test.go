@@ -159,12 +159,6 @@ func newSimCluster(t *testing.T, n int, seed uint64) *simCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		nd.check.Start()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			nd.check.Shutdown(ctx)
-		})
 		q.Start()
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -172,6 +166,15 @@ func newSimCluster(t *testing.T, n int, seed uint64) *simCluster {
 			q.Shutdown(ctx)
 		})
 		c.nodes = append(c.nodes, nd)
+	}
+	// Once every node serves: a round reads every peer's clock.
+	for _, nd := range c.nodes {
+		nd.check.Start()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			nd.check.Shutdown(ctx)
+		})
 	}
 	return c
 }
