@@ -42,6 +42,8 @@ type Server struct {
 	reg    *prometheus.Registry
 	wall   *clock.Offset
 	hlc    *clock.HLC
+	guard  *clock.Guard            // see clockcheck.go
+	clock  *replication.ClockCheck // see clockcheck.go
 	store  *storage.Store
 	peers  *transport.TCP
 	member *membership.Membership
@@ -94,6 +96,7 @@ func (s *Server) Start() (err error) {
 	// zero unless a test sets it through the debug endpoint.
 	s.wall = clock.NewOffset(clock.System{}, 0)
 	s.hlc = clock.NewHLC(s.wall, cfg.MaxClockSkew)
+	s.guard = clock.NewGuard(s.wall, cfg.MaxClockSkew)
 
 	sync := storage.SyncPeriodic
 	if cfg.Sync == config.SyncAlways {
@@ -102,7 +105,7 @@ func (s *Server) Start() (err error) {
 	s.store, err = storage.Open(storage.Options{
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
 		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
-		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground,
+		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground, Guard: s.storeGuard,
 	})
 	if err != nil {
 		return fmt.Errorf("server: opening storage: %w", err)
@@ -173,12 +176,16 @@ func (s *Server) Start() (err error) {
 	rcfg.RequestTimeout = cfg.RequestTimeout
 	rcfg.Logger = s.log
 	rcfg.Registerer = s.reg
+	rcfg.Guard = s.guard
 	var hinter replication.Hinter
 	if cfg.HintedHandoff {
 		hinter = s.hints
 	}
 	coord = replication.New(rcfg, s.hlc, s.store, s.peers, s.topo, hinter)
 	s.coord = coord
+	if err := s.startClockCheck(); err != nil {
+		return fmt.Errorf("server: clock check: %w", err)
+	}
 	s.ready.Store(true)
 
 	if err := s.startAntiEntropy(); err != nil {
@@ -229,6 +236,7 @@ func (s *Server) Start() (err error) {
 	s.mountAntiEntropy(api)
 	s.mountRebalance(api)
 	s.mountDebug(api)
+	s.mountClock(api)
 	s.mountPprof(api)
 	s.mountHotKeys(api)
 	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -296,7 +304,7 @@ func (s *Server) readyCheck() error {
 			return err
 		}
 	}
-	return nil
+	return s.clockReady()
 }
 
 // Peer request methods are split into ranges, one per component, so each
@@ -370,7 +378,7 @@ func (s *Server) close(ctx context.Context) error {
 		close(s.stopWatch)
 		<-s.watchDone
 	}
-	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx))
+	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx), s.stopClockCheck(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))
 	}

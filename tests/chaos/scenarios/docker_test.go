@@ -397,13 +397,17 @@ func (c *dockerCluster) Del(ctx context.Context, node int, key, level string) er
 	return c.client(level, node).Del(ctx, key).Err()
 }
 
-// Classify reads the server's error prefixes: UNAVAILABLE was not attempted;
+// Classify reads the server's error prefixes: UNAVAILABLE and "ERR clock
+// skew:" were not attempted;
 // TIMEOUT, and any connection failure after the command may have been sent,
 // may have been applied. A refused dial sent nothing.
 func (c *dockerCluster) Classify(err error) traffic.Outcome {
 	var rerr redis.Error
 	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "UNAVAILABLE") {
 		return traffic.Failed
+	}
+	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "ERR clock skew:") {
+		return traffic.Failed // a node whose clock is off refuses before sending
 	}
 	var oerr *net.OpError
 	if errors.As(err, &oerr) && oerr.Op == "dial" {
