@@ -7,16 +7,16 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/httpapi"
-	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 // storeGuard is storage's Options.Guard: every record any path stores (a
 // client write, read repair, a hint, anti-entropy, a stream) passes the clock
 // guard, so that no path lets in a version from the future that the others
 // would refuse (issue 29: local read repair used to skip it).
-func (s *Server) storeGuard(_ []byte, rec *record.Record) error {
-	return s.guard.Check(rec.Version.TS)
+func (s *Server) storeGuard(w storage.Guarded) error {
+	return s.guard.Check(w.TS)
 }
 
 // startClockCheck starts measuring this node's clock against its peers'.
@@ -45,7 +45,10 @@ func (s *Server) clockReady() error {
 	if s.clock == nil {
 		return nil
 	}
-	return s.clock.Err()
+	if err := s.clock.Err(); err != nil {
+		return &notReady{reason: reasonClock, detail: err.Error()}
+	}
+	return nil
 }
 
 // ClockStatus is the JSON answer of GET /v1/clock, which `ringkv status`

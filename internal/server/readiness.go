@@ -21,6 +21,7 @@ const (
 	reasonLeaving  = "leaving"
 	reasonRemoved  = "removed"
 	reasonQuorum   = "quorum"
+	reasonClock    = "clock"
 	reasonOther    = "other" // a check that returned a plain error
 )
 

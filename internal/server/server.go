@@ -299,12 +299,13 @@ func (s *Server) readyCheck() error {
 		s.membershipReady,
 		s.formationReady,
 		s.quorumReady,
+		s.clockReady,
 	} {
 		if err := check(); err != nil {
 			return err
 		}
 	}
-	return s.clockReady()
+	return nil
 }
 
 // Peer request methods are split into ranges, one per component, so each
