@@ -2,7 +2,7 @@ package storage
 
 import (
 	"bytes"
-		"slices"
+	"slices"
 	"sync"
 
 	"github.com/ringkv/ringkv/internal/record"

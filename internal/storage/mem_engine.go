@@ -44,11 +44,11 @@ type memEngine struct {
 	// memory before the compaction's snapshot reads memory (see compact).
 	logMu sync.RWMutex
 
-	compactions, compactBytes   atomic.Uint64
-	compactErrors, writeErrors  atomic.Uint64
-	compacting                  atomic.Bool
-	compactMu                   sync.Mutex // one compaction at a time
-	compactMin, compactRate     int64
+	compactions, compactBytes  atomic.Uint64
+	compactErrors, writeErrors atomic.Uint64
+	compacting                 atomic.Bool
+	compactMu                  sync.Mutex // one compaction at a time
+	compactMin, compactRate    int64
 }
 
 var _ engine = (*memEngine)(nil)
@@ -60,6 +60,10 @@ func openMemEngine(opts *Options, deadline func(*record.Record) int64) (*memEngi
 		return nil, err
 	}
 	if err := checkNoPebble(fs, dir); err != nil {
+		lock.release()
+		return nil, err
+	}
+	if err := createDir(fs, dir); err != nil {
 		lock.release()
 		return nil, err
 	}
@@ -97,6 +101,30 @@ func openMemEngine(opts *Options, deadline func(*record.Record) int64) (*memEngi
 	e.log.Info("log replayed", "entries", r.entries, "records", e.idx.Len(), "log_bytes", wal.Size(),
 		"salvaged", len(wal.Salvaged()))
 	return e, nil
+}
+
+// createDir creates dir if it is missing and syncs its parent, so that
+// the directory entry, and with it the log's first fsynced writes, survives
+// a crash right after.
+func createDir(fs vfs.FS, dir string) error {
+	if _, err := fs.Stat(dir); err == nil {
+		return nil
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("storage: create %s: %w", dir, err)
+	}
+	d, err := fs.OpenDir(fs.PathDir(dir))
+	if err != nil {
+		return fmt.Errorf("storage: sync parent of %s: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("storage: sync parent of %s: %w", dir, err)
+	}
+	return nil
 }
 
 // checkNoPebble refuses to open the log in a directory that holds a Pebble
@@ -356,7 +384,7 @@ func (e *memEngine) metrics(m *Metrics) {
 	m.LogWriteErrors = e.writeErrors.Load()
 	m.LogCompactionErrors = e.compactErrors.Load()
 	st := e.wal.Stats()
-	m.LogTornTailsTruncated = st.TornTails
+	m.LogTornTailsTruncated = uint64(st.TornTails)
 	m.LogSalvaged = uint64(len(e.wal.Salvaged()))
 }
 

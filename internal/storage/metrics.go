@@ -20,11 +20,11 @@ type Metrics struct {
 	// The memory engine's log: its size on disk (snapshot and segments),
 	// the live bytes it would shrink to, the compactions done and the
 	// bytes they wrote, whether one runs now, and write errors.
-	LogBytes, LogLiveBytes               int64
-	LogCompactions, LogCompactionBytes   uint64
-	LogCompacting                        bool
-	LogWriteErrors, LogCompactionErrors  uint64
-	LogTornTailsTruncated, LogSalvaged   uint64
+	LogBytes, LogLiveBytes              int64
+	LogCompactions, LogCompactionBytes  uint64
+	LogCompacting                       bool
+	LogWriteErrors, LogCompactionErrors uint64
+	LogTornTailsTruncated, LogSalvaged  uint64
 	// Records estimates stored records, tombstones included (see ApproxCount).
 	Records int64
 	// Applies counts writes that were stored; StaleApplies those refused
