@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -252,6 +253,8 @@ func Open(opts Options) (*Store, error) {
 		opts.Dir = "ringkv"
 	}
 	if opts.inMemoryFS {
+		// MemFS does not clean paths: "./d" and "d" would be two names.
+		opts.Dir = filepath.Clean(opts.Dir)
 		// An in-memory filesystem starts empty: without the directory,
 		// opening its files fails (issue 29: "open ringkv-data/LOCK").
 		if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
