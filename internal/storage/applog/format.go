@@ -91,6 +91,16 @@ var (
 	errGap         = errors.New("applog: segment missing between snapshot and last segment")
 )
 
+// isFormatErr tells damage (CorruptError material) from I/O failure.
+func isFormatErr(err error) bool {
+	for _, e := range []error{errShortHeader, errBadMagic, errBadVersion, errHeaderCRC, errBadKind} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 func decodeHeader(b []byte) (header, error) {
 	if len(b) < headerSize {
 		return header{}, errShortHeader
