@@ -146,6 +146,11 @@ func Open(opts Options, replay func(entry []byte) error) (*Log, error) {
 	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("applog: create %s: %w", opts.Dir, err)
 	}
+	// A directory created now is durable only once its parent is synced;
+	// without it a crash can lose the whole log.
+	if err := syncDir(opts.FS, opts.FS.PathDir(opts.Dir)); err != nil {
+		return nil, err
+	}
 	lock, err := opts.FS.Lock(l.path(lockName))
 	if err != nil {
 		return nil, fmt.Errorf("applog: lock %s (is another ringkv process using this directory?): %w", l.path(lockName), err)
