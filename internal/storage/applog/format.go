@@ -91,6 +91,16 @@ var (
 	errGap         = errors.New("applog: segment missing between snapshot and last segment")
 )
 
+// isFormatErr tells damage (CorruptError material) from I/O failure.
+func isFormatErr(err error) bool {
+	for _, e := range []error{errShortHeader, errBadMagic, errBadVersion, errHeaderCRC, errBadKind} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 func decodeHeader(b []byte) (header, error) {
 	if len(b) < headerSize {
 		return header{}, errShortHeader
@@ -114,10 +124,11 @@ func decodeHeader(b []byte) (header, error) {
 // appendFrame encodes one entry. The checksum covers the length so that a
 // damaged length is caught before it is trusted.
 func appendFrame(b, payload []byte) []byte {
-	var lb [4]byte
-	binary.LittleEndian.PutUint32(lb[:], uint32(len(payload)))
-	crc := crc32.Update(crc32.Update(0, crcTable, lb[:]), crcTable, payload)
-	b = append(b, lb[:]...)
+	// The length is checksummed from b itself: a local array handed to
+	// crc32 escapes to the heap, one allocation per entry.
+	start := len(b)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(payload)))
+	crc := crc32.Update(crc32.Update(0, crcTable, b[start:start+4]), crcTable, payload)
 	b = binary.LittleEndian.AppendUint32(b, crc)
 	return append(b, payload...)
 }

@@ -93,7 +93,9 @@ func mustOpen(t testing.TB, opts Options) (*Log, *replayed) {
 	return l, r
 }
 
-func entry(i int) []byte { return []byte(fmt.Sprintf("entry-%06d-%s", i, bytes.Repeat([]byte{'x'}, i%97))) }
+func entry(i int) []byte {
+	return []byte(fmt.Sprintf("entry-%06d-%s", i, bytes.Repeat([]byte{'x'}, i%97)))
+}
 
 // countingFS counts writes and syncs of files, to prove group commit.
 type countingFS struct {

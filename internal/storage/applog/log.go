@@ -119,10 +119,11 @@ type Log struct {
 	}
 	snapMu sync.Mutex // one WriteSnapshot at a time
 
-	size     atomic.Int64 // bytes of snapshot + segments
-	stats    stats
-	salvaged []SalvageReport // set by Open only
-	replayed int64           // entries replayed from the current file (Open only)
+	size           atomic.Int64 // bytes of snapshot + segments
+	stats          stats
+	salvaged       []SalvageReport // set by Open only
+	pendingSalvage []SalvageReport // found by recover, set aside by finishSalvage
+	replayed       int64           // entries replayed from the current file (Open only)
 }
 
 // Open replays the log in opts.Dir through replay, then opens it for
@@ -145,6 +146,11 @@ func Open(opts Options, replay func(entry []byte) error) (*Log, error) {
 	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("applog: create %s: %w", opts.Dir, err)
 	}
+	// A directory created now is durable only once its parent is synced;
+	// without it a crash can lose the whole log.
+	if err := syncDir(opts.FS, opts.FS.PathDir(opts.Dir)); err != nil {
+		return nil, err
+	}
 	lock, err := opts.FS.Lock(l.path(lockName))
 	if err != nil {
 		return nil, fmt.Errorf("applog: lock %s (is another ringkv process using this directory?): %w", l.path(lockName), err)
@@ -164,6 +170,11 @@ func Open(opts Options, replay func(entry []byte) error) (*Log, error) {
 	// Never append to a file an earlier process wrote: its tail may be torn,
 	// and vfs has no truncate. A new segment records where the old one ends.
 	if err := l.createSegmentLocked(st.nextSeg, st.prevLen); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if err := l.finishSalvage(); err != nil {
+		l.wmu.seg.f.Close()
 		lock.Close()
 		return nil, err
 	}

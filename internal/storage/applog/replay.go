@@ -8,23 +8,10 @@ import (
 	"hash/crc32"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
-
-// SalvageReport says what Options.Salvage set aside: the file's original path,
-// where it was moved, the offset of the first damage (entries before it were
-// replayed) and why.
-type SalvageReport struct {
-	Path    string
-	MovedTo string
-	Offset  int64
-	Entries int64 // entries replayed from the file before the damage
-	Err     error
-}
 
 // dirState is what Open found in the directory.
 type dirState struct {
@@ -78,23 +65,28 @@ func (l *Log) recover(replay func([]byte) error) (*dirState, error) {
 	// what a crash between its rename and the cleanup left behind.
 	if len(snaps) > 0 {
 		upTo := snaps[len(snaps)-1]
-		for _, old := range snaps[:len(snaps)-1] {
-			if err := l.removeFile(snapName(old)); err != nil {
-				return nil, err
-			}
-		}
-		for len(segs) > 0 && segs[0] <= upTo {
-			if err := l.removeFile(segName(segs[0])); err != nil {
-				return nil, err
-			}
-			segs = segs[1:]
-		}
-		st.snap, st.hasSnap = upTo, true
-		size, err := l.replaySnapshot(upTo, replay)
+		size, ok, err := l.replaySnapshot(upTo, replay)
 		if err != nil {
 			return nil, err
 		}
-		st.size += size
+		if ok {
+			// Only a valid snapshot supersedes: older snapshots and the
+			// segments it covers are what a crash between its rename and
+			// the cleanup left behind.
+			for _, old := range snaps[:len(snaps)-1] {
+				if err := l.removeFile(snapName(old)); err != nil {
+					return nil, err
+				}
+			}
+			for len(segs) > 0 && segs[0] <= upTo {
+				if err := l.removeFile(segName(segs[0])); err != nil {
+					return nil, err
+				}
+				segs = segs[1:]
+			}
+			st.snap, st.hasSnap = upTo, true
+			st.size += size
+		}
 	}
 	// Every segment after the snapshot must be here or have been set aside
 	// by the operator's salvage: a missing one means lost entries.
@@ -115,38 +107,43 @@ func (l *Log) recover(replay func([]byte) error) (*dirState, error) {
 
 	// Headers first: a segment's header says how long its predecessor is.
 	hdrs := make([]header, len(segs))
+	dropped := uint64(0)
 	for i := 0; i < len(segs); i++ {
 		h, size, err := l.readHeader(segName(segs[i]), kindSegment, segs[i])
+		if err != nil && !isFormatErr(err) {
+			return nil, err
+		}
 		if err != nil {
 			last := i == len(segs)-1
 			if last && size <= headerSize {
 				// A segment created just before a crash, whose header never
-				// reached the disk: it holds no entries.
-				l.log.Warn("dropped segment with a torn header", "file", l.path(segName(segs[i])), "bytes", size)
+				// reached the disk: it holds no entry, and Open creates
+				// this number again.
+				l.log.Warn("dropped a new segment with a torn header", "file", l.path(segName(segs[i])), "bytes", size)
 				l.stats.tornTails.Add(1)
-				segs = segs[:i]
-				hdrs = hdrs[:i]
+				dropped = segs[i]
+				segs, hdrs = segs[:i], hdrs[:i]
 				break
 			}
 			ce := &CorruptError{Path: l.path(segName(segs[i])), Offset: 0, Err: err}
 			if !l.opts.Salvage {
 				return nil, ce
 			}
-			if err := l.salvage(ce, 0); err != nil {
-				return nil, err
-			}
-			segs = slices.Delete(segs, i, i+1)
-			hdrs = slices.Delete(hdrs, i, i+1)
-			i--
+			l.salvage(ce, 0)
+			hdrs[i] = header{} // no usable header: its prevLen is unknown
 			continue
 		}
 		hdrs[i] = h
 	}
 
 	var buf []byte
-	var lastNum, lastLen uint64
+	var lastLen uint64
 	lastOK := false
 	for i, n := range segs {
+		if l.isSalvaged(l.path(segName(n))) {
+			lastOK = false
+			continue
+		}
 		limit := int64(0)
 		if i+1 < len(segs) && segs[i+1] == n+1 {
 			limit = int64(hdrs[i+1].prevLen)
@@ -157,24 +154,24 @@ func (l *Log) recover(replay func([]byte) error) (*dirState, error) {
 		var ce *CorruptError
 		switch {
 		case errors.As(err, &ce) && l.opts.Salvage:
-			if err := l.salvage(ce, l.replayed); err != nil {
-				return nil, err
-			}
-			lastNum, lastOK = n, false
+			l.salvage(ce, l.replayed)
+			lastOK = false
 			continue
 		case err != nil:
 			return nil, err
 		}
-		lastNum, lastLen, lastOK = n, uint64(valid), true
+		lastLen, lastOK = uint64(valid), true
 		st.segs = append(st.segs, n)
 		st.size += l.fileSize(segName(n))
 	}
 	switch {
-	case lastNum > 0:
-		st.nextSeg = lastNum + 1
+	case len(segs) > 0:
+		st.nextSeg = segs[len(segs)-1] + 1
 		if lastOK {
 			st.prevLen = lastLen
 		}
+	case dropped > 0:
+		st.nextSeg = dropped
 	case st.hasSnap:
 		st.nextSeg = st.snap + 1
 	default:
@@ -265,18 +262,19 @@ func (l *Log) replaySegment(n uint64, limit int64, last bool, buf []byte, replay
 		return 0, buf, fmt.Errorf("applog: read %s: %w", path, err)
 	}
 	end := size
+	short := false
 	if limit > 0 {
-		if limit > size {
-			return 0, buf, &CorruptError{Path: path, Offset: size, Err: errShortFile}
-		}
 		end = limit
+		if limit > size {
+			end, short = size, true
+		}
 	}
 	l.replayed = 0
 	off := int64(headerSize)
 	for off < end {
 		payload, sz, ferr := frameAt(data[off:end])
 		if ferr != nil {
-			if limit > 0 && errors.Is(ferr, errFrameShort) && end < size {
+			if limit > 0 && errors.Is(ferr, errFrameShort) && !short {
 				ferr = errPastPrevLen
 			}
 			if limit > 0 || !last {
@@ -297,10 +295,13 @@ func (l *Log) replaySegment(n uint64, limit int64, last bool, buf []byte, replay
 		l.stats.replayed.Add(1)
 		off += int64(sz)
 	}
+	if short {
+		return 0, buf, &CorruptError{Path: path, Offset: size, Err: errShortFile}
+	}
 	if limit > 0 && size > limit {
-		// The bytes of a group whose write failed: the write returned an
-		// error, so no caller was told they were stored.
-		l.log.Warn("ignored bytes of a failed write past the recorded segment end",
+		// A torn tail dropped by an earlier open, or a group whose write
+		// failed (no caller was told it was stored); warned about then.
+		l.log.Info("ignored bytes past the segment end its successor recorded",
 			"file", path, "offset", limit, "bytes", size-limit)
 	}
 	return end, buf, nil
@@ -340,44 +341,41 @@ func crashHole(region []byte, base int64) bool {
 }
 
 // replaySnapshot replays the snapshot covering segments <= upTo. A snapshot
-// is fsynced before its rename, so any damage at all is corruption.
-func (l *Log) replaySnapshot(upTo uint64, replay func([]byte) error) (int64, error) {
+// is fsynced before its rename, so any damage at all is corruption. ok is
+// false when salvage set it aside.
+func (l *Log) replaySnapshot(upTo uint64, replay func([]byte) error) (size int64, ok bool, err error) {
 	name := snapName(upTo)
 	path := l.path(name)
-	_, size, err := l.readHeader(name, kindSnapshot, upTo)
+	_, size, err = l.readHeader(name, kindSnapshot, upTo)
 	var entries uint64
-	var off int64
-	if err == nil {
-		entries, off, err = l.readSnapshotFrames(path, size, replay)
-	}
 	var ce *CorruptError
-	if err != nil && !errors.As(err, &ce) {
-		if errors.Is(err, errShortHeader) || errors.Is(err, errBadMagic) || errors.Is(err, errHeaderCRC) ||
-			errors.Is(err, errBadVersion) || errors.Is(err, errBadKind) {
-			ce = &CorruptError{Path: path, Offset: 0, Err: err}
-		} else {
-			return 0, err
-		}
+	if err != nil && !isFormatErr(err) {
+		return 0, false, err
+	}
+	if err != nil {
+		ce = &CorruptError{Path: path, Offset: 0, Err: err}
+	} else if entries, err = l.readSnapshotFrames(path, size, replay); err != nil && !errors.As(err, &ce) {
+		return 0, false, err
 	}
 	if ce != nil {
 		if !l.opts.Salvage {
-			return 0, ce
+			return 0, false, ce
 		}
-		return 0, l.salvage(ce, int64(entries))
+		l.salvage(ce, int64(entries))
+		return 0, false, nil
 	}
-	_ = off
-	return size, nil
+	return size, true, nil
 }
 
-func (l *Log) readSnapshotFrames(path string, size int64, replay func([]byte) error) (uint64, int64, error) {
+func (l *Log) readSnapshotFrames(path string, size int64, replay func([]byte) error) (uint64, error) {
 	f, err := l.opts.FS.Open(path)
 	if err != nil {
-		return 0, 0, fmt.Errorf("applog: open %s: %w", path, err)
+		return 0, fmt.Errorf("applog: open %s: %w", path, err)
 	}
 	defer f.Close()
 	end := size - footerSize
 	if end < headerSize {
-		return 0, 0, &CorruptError{Path: path, Offset: headerSize, Err: errFooter}
+		return 0, &CorruptError{Path: path, Offset: headerSize, Err: errFooter}
 	}
 	r := bufio.NewReaderSize(io.NewSectionReader(f, headerSize, end-headerSize), 1<<20)
 	var hdr [frameHeader]byte
@@ -386,25 +384,25 @@ func (l *Log) readSnapshotFrames(path string, size int64, replay func([]byte) er
 	off := int64(headerSize)
 	for off < end {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return entries, off, &CorruptError{Path: path, Offset: off, Err: errFrameShort}
+			return entries, &CorruptError{Path: path, Offset: off, Err: errFrameShort}
 		}
 		n := binary.LittleEndian.Uint32(hdr[0:4])
 		if n > MaxEntrySize || int64(n) > end-off-frameHeader {
-			return entries, off, &CorruptError{Path: path, Offset: off, Err: errFrameLength}
+			return entries, &CorruptError{Path: path, Offset: off, Err: errFrameLength}
 		}
 		if cap(payload) < int(n) {
 			payload = make([]byte, n)
 		}
 		payload = payload[:n]
 		if _, err := io.ReadFull(r, payload); err != nil {
-			return entries, off, &CorruptError{Path: path, Offset: off, Err: errFrameShort}
+			return entries, &CorruptError{Path: path, Offset: off, Err: errFrameShort}
 		}
 		crc := crc32.Update(crc32.Update(0, crcTable, hdr[0:4]), crcTable, payload)
 		if crc != binary.LittleEndian.Uint32(hdr[4:8]) {
-			return entries, off, &CorruptError{Path: path, Offset: off, Err: errFrameCRC}
+			return entries, &CorruptError{Path: path, Offset: off, Err: errFrameCRC}
 		}
 		if err := replay(payload); err != nil {
-			return entries, off, fmt.Errorf("applog: replay %s offset %d: %w", path, off, err)
+			return entries, fmt.Errorf("applog: replay %s offset %d: %w", path, off, err)
 		}
 		entries++
 		l.stats.replayed.Add(1)
@@ -412,34 +410,17 @@ func (l *Log) readSnapshotFrames(path string, size int64, replay func([]byte) er
 	}
 	var foot [footerSize]byte
 	if _, err := f.ReadAt(foot[:], end); err != nil {
-		return entries, end, &CorruptError{Path: path, Offset: end, Err: errFooter}
+		return entries, &CorruptError{Path: path, Offset: end, Err: errFooter}
 	}
 	want, err := decodeFooter(foot[:])
 	if err != nil {
-		return entries, end, &CorruptError{Path: path, Offset: end, Err: err}
+		return entries, &CorruptError{Path: path, Offset: end, Err: err}
 	}
 	if want != entries {
-		return entries, end, &CorruptError{Path: path, Offset: end,
+		return entries, &CorruptError{Path: path, Offset: end,
 			Err: fmt.Errorf("%w: footer counts %d entries, file holds %d", errFooter, want, entries)}
 	}
-	return entries, end, nil
-}
-
-// salvage sets a corrupt file aside under a new name (never deleting it) and
-// records it. The entries before the damage were already replayed.
-func (l *Log) salvage(ce *CorruptError, entries int64) error {
-	to := ce.Path + corruptTag + strconv.FormatInt(time.Now().Unix(), 10)
-	if err := l.opts.FS.Rename(ce.Path, to); err != nil {
-		return fmt.Errorf("applog: salvage: set aside %s: %w (original damage: %v)", ce.Path, err, ce)
-	}
-	if err := syncDir(l.opts.FS, l.opts.Dir); err != nil {
-		return err
-	}
-	l.log.Warn("salvage: set a corrupt log file aside; the entries after the damage are lost on this node",
-		"file", ce.Path, "moved_to", to, "offset", ce.Offset, "entries_kept", entries, "reason", ce.Err)
-	l.stats.salvaged.Add(1)
-	l.salvaged = append(l.salvaged, SalvageReport{Path: ce.Path, MovedTo: to, Offset: ce.Offset, Entries: entries, Err: ce.Err})
-	return nil
+	return entries, nil
 }
 
 func syncDir(fs vfs.FS, dir string) error {
