@@ -1,0 +1,494 @@
+package memindex
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+)
+
+const (
+	pageSize  = 4096
+	slotBytes = 16
+	// minSlots fills one page: tables are mapped in pages.
+	minSlots = pageSize / slotBytes
+
+	// A location is (chunk number + 1) << offBits | offset. 40 bits of
+	// offset address a chunk of up to 1 TiB (a large entry's own chunk);
+	// the 24 bits above number a shard's chunks. The +1 keeps the two
+	// markers below apart from every real location.
+	offBits   = 40
+	offMask   = 1<<offBits - 1
+	maxChunks = 1<<(64-offBits) - 2
+
+	locEmpty = 0 // a slot never used since the table was built
+	locTomb  = 1 // a deleted slot: probes go on past it
+)
+
+// slot is one table slot. tok is meaningful when loc is a location.
+type slot struct {
+	tok, loc uint64
+}
+
+// chunk is a slab of entries, filled from the start.
+type chunk struct {
+	mem []byte // nil: a hole left by an unmapped chunk
+	// used counts the bytes handed out, dead ones included, plus a tail
+	// given up when the chunk was retired.
+	used int
+	// touched is the high-water mark of the bytes written: the pages
+	// the kernel has backed with memory.
+	touched int
+	live    int  // bytes of the live entries in the chunk
+	huge    bool // holds one large entry
+}
+
+// shard is one partition of the index. Its fields under mu change only with
+// mu held exclusively; the atomics copy the sizes for lock-free totals.
+type shard struct {
+	mu struct {
+		sync.RWMutex
+		tab    []slot
+		live   int // slots holding an entry
+		tombs  int // slots marked locTomb
+		chunks []chunk
+		holes  []int // indices of unmapped chunks, reused first
+		// cur is the shared chunk new entries go to, or -1.
+		cur int
+		// Bytes of the shared (not huge) chunks: mapped, handed out, and
+		// held by live entries. usedN-liveN is the dead bytes compaction
+		// can reclaim.
+		mappedN, usedN, liveN int
+		mappedAll             int   // all chunks mapped, huge included
+		kv                    int64 // key and value bytes of live entries
+		mem                   int64 // see MemoryBytes
+	}
+	count    atomic.Int64
+	kvBytes  atomic.Int64
+	memBytes atomic.Int64
+}
+
+func mkLoc(ci, off int) uint64 { return uint64(ci+1)<<offBits | uint64(off) }
+func locChunk(loc uint64) int  { return int(loc>>offBits) - 1 }
+func locOff(loc uint64) int    { return int(loc & offMask) }
+
+// home is token's first slot in a table of n slots. The token is mixed
+// first: tokens that are not hashes (tests, raw keyspaces) would otherwise
+// pile into neighbouring slots. The multiply-shift maps to [0, n) without
+// a power-of-two size, so tables grow by pages, not doubling.
+func home(tok uint64, n int) int {
+	return int(((tok * 0x9E3779B97F4A7C15) >> 32) * uint64(n) >> 32)
+}
+
+func uvarintLen(x int) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func entrySize(kl, vl int) int { return uvarintLen(kl) + uvarintLen(vl) + kl + vl }
+
+func roundPage(n int) int { return (n + pageSize - 1) &^ (pageSize - 1) }
+
+func pow2ceil(n int) int { return 1 << bits.Len(uint(n-1)) }
+
+// slotsFor sizes a table for live entries at most half full, so that it
+// takes half as many inserts again before it must grow (at three quarters).
+func slotsFor(live int) int {
+	return max(minSlots, (2*live+minSlots-1)/minSlots*minSlots)
+}
+
+// entryLocked returns the key and value stored at loc.
+func (sh *shard) entryLocked(loc uint64) (k, v []byte) {
+	p := sh.mu.chunks[locChunk(loc)].mem[locOff(loc):]
+	kl, n := binary.Uvarint(p)
+	p = p[n:]
+	vl, n := binary.Uvarint(p)
+	p = p[n:]
+	return p[:kl:kl], p[kl : kl+vl : kl+vl]
+}
+
+// findLocked returns the slot of (tok, key), or -1.
+func (sh *shard) findLocked(tok uint64, key []byte) int {
+	t := sh.mu.tab
+	n := len(t)
+	if n == 0 {
+		return -1
+	}
+	for i := home(tok, n); ; {
+		s := &t[i]
+		if s.loc == locEmpty {
+			return -1
+		}
+		if s.tok == tok && s.loc != locTomb {
+			if k, _ := sh.entryLocked(s.loc); bytes.Equal(k, key) {
+				return i
+			}
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+}
+
+// findFreeLocked returns the slot of (tok, key) or -1, and the first slot
+// of its probe sequence an insert may take.
+func (sh *shard) findFreeLocked(tok uint64, key []byte) (at, free int) {
+	t := sh.mu.tab
+	n := len(t)
+	free = -1
+	for i := home(tok, n); ; {
+		s := &t[i]
+		switch {
+		case s.loc == locEmpty:
+			if free < 0 {
+				free = i
+			}
+			return -1, free
+		case s.loc == locTomb:
+			if free < 0 {
+				free = i
+			}
+		case s.tok == tok:
+			if k, _ := sh.entryLocked(s.loc); bytes.Equal(k, key) {
+				return i, free
+			}
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+}
+
+func (sh *shard) putLocked(ix *Index, tok uint64, key, val []byte) {
+	sz := entrySize(len(key), len(val))
+	// Space first: allocating can compact, which rebuilds the table, so
+	// slot positions are looked up only afterwards.
+	loc := sh.allocLocked(ix, sz)
+	ci := locChunk(loc)
+	c := &sh.mu.chunks[ci]
+	p := c.mem[locOff(loc) : locOff(loc)+sz]
+	n := binary.PutUvarint(p, uint64(len(key)))
+	n += binary.PutUvarint(p[n:], uint64(len(val)))
+	n += copy(p[n:], key)
+	copy(p[n:], val)
+	// Counted live before the old entry is dropped: dropping the last
+	// live entry of the current chunk rewinds it.
+	c.live += sz
+	if !c.huge {
+		sh.mu.liveN += sz
+	}
+	sh.mu.kv += int64(len(key) + len(val))
+
+	sh.reserveLocked()
+	at, free := sh.findFreeLocked(tok, key)
+	if at >= 0 {
+		old := sh.mu.tab[at].loc
+		sh.mu.tab[at].loc = loc
+		sh.dropLocked(ix, old)
+	} else {
+		if sh.mu.tab[free].loc == locTomb {
+			sh.mu.tombs--
+		}
+		sh.mu.tab[free] = slot{tok: tok, loc: loc}
+		sh.mu.live++
+	}
+	sh.maybeCompactLocked(ix)
+}
+
+func (sh *shard) deleteLocked(ix *Index, tok uint64, key []byte) bool {
+	i := sh.findLocked(tok, key)
+	if i < 0 {
+		return false
+	}
+	t := sh.mu.tab
+	n := len(t)
+	loc := t[i].loc
+	// A slot followed by an empty one ends every probe that reaches it,
+	// so it can be emptied instead of marked, and so can the markers
+	// before it: fewer markers, fewer table rebuilds.
+	if t[(i+1)%n].loc == locEmpty {
+		t[i] = slot{}
+		for j := (i + n - 1) % n; t[j].loc == locTomb; j = (j + n - 1) % n {
+			t[j] = slot{}
+			sh.mu.tombs--
+		}
+	} else {
+		t[i].loc = locTomb
+		sh.mu.tombs++
+	}
+	sh.mu.live--
+	sh.dropLocked(ix, loc)
+	if sh.mu.live == 0 {
+		// An empty shard gives everything back: after a range moves to
+		// another node its shards would otherwise keep their chunks.
+		ix.reclaimed.Add(int64(sh.mu.usedN))
+		sh.resetLocked()
+		return true
+	}
+	sh.maybeCompactLocked(ix)
+	return true
+}
+
+// dropLocked accounts for the death of the entry at loc, whose slot no
+// longer refers to it, and unmaps or rewinds its chunk if it was the
+// chunk's last live entry.
+func (sh *shard) dropLocked(ix *Index, loc uint64) {
+	k, v := sh.entryLocked(loc)
+	sz := entrySize(len(k), len(v))
+	sh.mu.kv -= int64(len(k) + len(v))
+	ci := locChunk(loc)
+	c := &sh.mu.chunks[ci]
+	c.live -= sz
+	if !c.huge {
+		sh.mu.liveN -= sz
+	}
+	if c.live > 0 {
+		return
+	}
+	if ci == sh.mu.cur {
+		// Nothing in it is live: start it over. Its pages stay touched.
+		sh.mu.usedN -= c.used
+		ix.reclaimed.Add(int64(c.used))
+		c.used = 0
+		return
+	}
+	sh.freeChunkLocked(ix, ci)
+}
+
+func (sh *shard) newChunkLocked(size int, huge bool) int {
+	c := chunk{mem: mapBytes(size), huge: huge}
+	var ci int
+	if n := len(sh.mu.holes); n > 0 {
+		ci = sh.mu.holes[n-1]
+		sh.mu.holes = sh.mu.holes[:n-1]
+		sh.mu.chunks[ci] = c
+	} else {
+		ci = len(sh.mu.chunks)
+		if ci >= maxChunks {
+			panic(fmt.Sprintf("memindex: a shard reached %d chunks", ci))
+		}
+		sh.mu.chunks = append(sh.mu.chunks, c)
+	}
+	sh.mu.mappedAll += size
+	if !huge {
+		sh.mu.mappedN += size
+	}
+	return ci
+}
+
+// freeChunkLocked unmaps chunk ci, which holds no live entry.
+func (sh *shard) freeChunkLocked(ix *Index, ci int) {
+	c := &sh.mu.chunks[ci]
+	unmapBytes(c.mem)
+	ix.reclaimed.Add(int64(c.used))
+	sh.mu.mappedAll -= len(c.mem)
+	sh.mu.mem -= int64(roundPage(c.touched))
+	if !c.huge {
+		sh.mu.mappedN -= len(c.mem)
+		sh.mu.usedN -= c.used
+	}
+	*c = chunk{}
+	sh.mu.holes = append(sh.mu.holes, ci)
+}
+
+// bumpLocked hands out sz bytes at the end of chunk ci, which has room.
+func (sh *shard) bumpLocked(ci, sz int) uint64 {
+	c := &sh.mu.chunks[ci]
+	off := c.used
+	c.used += sz
+	if !c.huge {
+		sh.mu.usedN += sz
+	}
+	if c.used > c.touched {
+		sh.mu.mem += int64(roundPage(c.used) - roundPage(c.touched))
+		c.touched = c.used
+	}
+	return mkLoc(ci, off)
+}
+
+func (sh *shard) tryBumpLocked(sz int) (uint64, bool) {
+	if cur := sh.mu.cur; cur >= 0 && sh.mu.chunks[cur].used+sz <= len(sh.mu.chunks[cur].mem) {
+		return sh.bumpLocked(cur, sz), true
+	}
+	return 0, false
+}
+
+// retireCurLocked stops filling the current chunk; its unused tail counts
+// as dead, for compaction to reclaim.
+func (sh *shard) retireCurLocked(ix *Index) {
+	ci := sh.mu.cur
+	if ci < 0 {
+		return
+	}
+	sh.mu.cur = -1
+	c := &sh.mu.chunks[ci]
+	tail := len(c.mem) - c.used
+	c.used += tail
+	sh.mu.usedN += tail
+	if c.live == 0 {
+		sh.freeChunkLocked(ix, ci)
+	}
+}
+
+// allocLocked reserves sz bytes for a new entry and returns their location.
+func (sh *shard) allocLocked(ix *Index, sz int) uint64 {
+	if sz > ix.hugeAt {
+		return sh.bumpLocked(sh.newChunkLocked(roundPage(sz), true), sz)
+	}
+	if loc, ok := sh.tryBumpLocked(sz); ok {
+		return loc
+	}
+	// A shard smaller than one chunk grows by compacting into a chunk
+	// twice its live size; a larger one compacts only when mostly dead,
+	// and otherwise adds a chunk.
+	if dead := sh.mu.usedN - sh.mu.liveN; sh.mu.mappedN < ix.chunkSize || dead > sh.mu.liveN && dead >= ix.minDead {
+		sh.compactLocked(ix, sz)
+		if loc, ok := sh.tryBumpLocked(sz); ok {
+			return loc
+		}
+	}
+	sh.retireCurLocked(ix)
+	sh.mu.cur = sh.newChunkLocked(ix.chunkSize, false)
+	return sh.bumpLocked(sh.mu.cur, sz)
+}
+
+func (sh *shard) maybeCompactLocked(ix *Index) {
+	if dead := sh.mu.usedN - sh.mu.liveN; dead > sh.mu.liveN && dead >= ix.minDead {
+		sh.compactLocked(ix, 0)
+	}
+}
+
+// compactLocked copies the live entries of the shared chunks into fresh
+// ones with room for need more bytes, rebuilds the table without markers,
+// and unmaps the old chunks and table. Large entries keep their chunks.
+func (sh *shard) compactLocked(ix *Index, need int) {
+	oldChunks, oldTab := sh.mu.chunks, sh.mu.tab
+	oldMapped, oldDead := sh.mu.mappedN, sh.mu.usedN-sh.mu.liveN
+
+	size := ix.chunkSize
+	if total := sh.mu.liveN + need; 2*total < ix.chunkSize {
+		size = min(ix.chunkSize, max(pageSize, pow2ceil(2*total)))
+	}
+	sh.mu.chunks = make([]chunk, 0, len(oldChunks)+1)
+	sh.mu.holes = nil
+	sh.mu.mappedN, sh.mu.usedN, sh.mu.liveN, sh.mu.mappedAll = 0, 0, 0, 0
+	remap := make([]int, len(oldChunks))
+	for i, c := range oldChunks {
+		if c.mem != nil && c.huge {
+			remap[i] = len(sh.mu.chunks)
+			sh.mu.chunks = append(sh.mu.chunks, c)
+			sh.mu.mappedAll += len(c.mem)
+		}
+	}
+	sh.mu.cur = sh.newChunkLocked(size, false)
+
+	tab := mapSlots(slotsFor(sh.mu.live + 1))
+	n := len(tab)
+	for _, s := range oldTab {
+		if s.loc <= locTomb {
+			continue
+		}
+		ci := locChunk(s.loc)
+		loc := mkLoc(remap[ci], locOff(s.loc))
+		if oc := &oldChunks[ci]; !oc.huge {
+			p := oc.mem[locOff(s.loc):]
+			kl, n1 := binary.Uvarint(p)
+			vl, n2 := binary.Uvarint(p[n1:])
+			sz := n1 + n2 + int(kl) + int(vl)
+			if c := &sh.mu.chunks[sh.mu.cur]; c.used+sz > len(c.mem) {
+				sh.retireCurLocked(ix)
+				sh.mu.cur = sh.newChunkLocked(ix.chunkSize, false)
+			}
+			loc = sh.bumpLocked(sh.mu.cur, sz)
+			c := &sh.mu.chunks[sh.mu.cur]
+			copy(c.mem[locOff(loc):], p[:sz])
+			c.live += sz
+			sh.mu.liveN += sz
+		}
+		i := home(s.tok, n)
+		for tab[i].loc != locEmpty {
+			if i++; i == n {
+				i = 0
+			}
+		}
+		tab[i] = slot{tok: s.tok, loc: loc}
+	}
+
+	for _, c := range oldChunks {
+		if c.mem != nil && !c.huge {
+			unmapBytes(c.mem)
+		}
+	}
+	if oldTab != nil {
+		unmapSlots(oldTab)
+	}
+	sh.mu.tab = tab
+	sh.mu.tombs = 0
+	sh.mu.mem = int64(len(tab) * slotBytes)
+	for _, c := range sh.mu.chunks {
+		sh.mu.mem += int64(roundPage(c.touched))
+	}
+	if oldMapped > 0 {
+		ix.compactions.Add(1)
+		ix.reclaimed.Add(int64(oldDead))
+	}
+}
+
+// reserveLocked makes room in the table for one more entry, at most three
+// quarters full counting the deletion markers, which a rebuild drops.
+func (sh *shard) reserveLocked() {
+	n := len(sh.mu.tab)
+	if n > 0 && (sh.mu.live+sh.mu.tombs+1)*4 <= n*3 {
+		return
+	}
+	old := sh.mu.tab
+	tab := mapSlots(slotsFor(sh.mu.live + 1))
+	n = len(tab)
+	for _, s := range old {
+		if s.loc <= locTomb {
+			continue
+		}
+		i := home(s.tok, n)
+		for tab[i].loc != locEmpty {
+			if i++; i == n {
+				i = 0
+			}
+		}
+		tab[i] = s
+	}
+	if old != nil {
+		unmapSlots(old)
+	}
+	sh.mu.tab = tab
+	sh.mu.tombs = 0
+	sh.mu.mem += int64((len(tab) - len(old)) * slotBytes)
+}
+
+// resetLocked unmaps everything the shard holds and empties it.
+func (sh *shard) resetLocked() {
+	for _, c := range sh.mu.chunks {
+		if c.mem != nil {
+			unmapBytes(c.mem)
+		}
+	}
+	if sh.mu.tab != nil {
+		unmapSlots(sh.mu.tab)
+	}
+	mu := &sh.mu
+	mu.tab, mu.chunks, mu.holes = nil, nil, nil
+	mu.live, mu.tombs, mu.cur = 0, 0, -1
+	mu.mappedN, mu.usedN, mu.liveN, mu.mappedAll = 0, 0, 0, 0
+	mu.kv, mu.mem = 0, 0
+}
+
+func (sh *shard) publishLocked() {
+	sh.count.Store(int64(sh.mu.live))
+	sh.kvBytes.Store(sh.mu.kv)
+	sh.memBytes.Store(sh.mu.mem)
+}
