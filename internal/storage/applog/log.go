@@ -118,6 +118,7 @@ type Log struct {
 		closed   bool
 	}
 	snapMu sync.Mutex // one WriteSnapshot at a time
+	clock  clock
 
 	size           atomic.Int64 // bytes of snapshot + segments
 	stats          stats
@@ -134,13 +135,16 @@ func Open(opts Options, replay func(entry []byte) error) (*Log, error) {
 	if opts.FS == nil {
 		return nil, errors.New("applog: Options.FS is nil")
 	}
+	if replay == nil {
+		replay = func([]byte) error { return nil }
+	}
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{opts: opts, log: opts.Logger.With("component", "applog")}
+	l := &Log{opts: opts, log: opts.Logger.With("component", "applog"), clock: realClock}
 	l.mu.idle.L = &l.mu.Mutex
 	l.mu.pend, l.mu.spare = &batch{}, &batch{}
 	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {

@@ -91,8 +91,9 @@ func (l *Log) recover(replay func([]byte) error) (*dirState, error) {
 	// Every segment after the snapshot must be here or have been set aside
 	// by the operator's salvage: a missing one means lost entries.
 	want := uint64(1)
-	if st.hasSnap {
-		want = st.snap + 1
+	if len(snaps) > 0 {
+		// Valid or salvaged now, the newest snapshot covers up to here.
+		want = snaps[len(snaps)-1] + 1
 	} else if n, ok := l.setAsideSnapshot(st); ok {
 		want = n + 1
 	}
