@@ -244,6 +244,9 @@ func (l *Log) rotateLocked() error {
 // caller may reuse them when Append returns. On error none of the entries
 // was acknowledged, and they may or may not be replayed after a restart.
 func (l *Log) Append(entries ...[]byte) error {
+	if len(entries) == 0 {
+		return nil
+	}
 	for _, e := range entries {
 		if len(e) > MaxEntrySize {
 			return fmt.Errorf("applog: entry of %d bytes exceeds MaxEntrySize", len(e))
