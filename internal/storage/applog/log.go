@@ -56,12 +56,15 @@ type Stats struct {
 	Rotations    int64 // segments sealed
 	Snapshots    int64 // snapshots written
 	SnapshotSize int64 // bytes of the current snapshot
+	// SnapshotWriting is the bytes written so far by the snapshot in
+	// progress, 0 when none runs: compaction's progress.
+	SnapshotWriting int64
 }
 
 type stats struct {
 	appends, entries, groups, bytes, writes, fsyncs, writeErrors atomic.Int64
 	tornTails, salvaged, replayed, segments, rotations           atomic.Int64
-	snapshots, snapshotSize                                      atomic.Int64
+	snapshots, snapshotSize, snapshotWriting                     atomic.Int64
 }
 
 // waiter is one Append call waiting for its group; pooled so that Append
@@ -446,6 +449,7 @@ func (l *Log) Stats() Stats {
 		WriteErrors: s.writeErrors.Load(), TornTails: s.tornTails.Load(), Salvaged: s.salvaged.Load(),
 		Replayed: s.replayed.Load(), Segments: s.segments.Load(), Rotations: s.rotations.Load(),
 		Snapshots: s.snapshots.Load(), SnapshotSize: s.snapshotSize.Load(),
+		SnapshotWriting: s.snapshotWriting.Load(),
 	}
 }
 

@@ -21,6 +21,7 @@ type snapWriter struct {
 	rate    int64 // bytes per second, 0 = unlimited
 	start   time.Time
 	clock   clock
+	stats   *stats
 }
 
 const snapFlushSize = 256 << 10
@@ -55,6 +56,7 @@ func (w *snapWriter) flush() error {
 		return err
 	}
 	w.written += int64(len(w.buf))
+	w.stats.snapshotWriting.Store(w.written)
 	w.buf = w.buf[:0]
 	if w.rate > 0 {
 		due := time.Duration(float64(w.written) / float64(w.rate) * float64(time.Second))
@@ -93,7 +95,8 @@ func (l *Log) WriteSnapshot(upTo uint64, bytesPerSec int64, fill func(w Snapshot
 	if err != nil {
 		return fmt.Errorf("applog: create %s: %w", tmp, err)
 	}
-	w := &snapWriter{f: f, rate: bytesPerSec, start: l.clock.now(), clock: l.clock}
+	w := &snapWriter{f: f, rate: bytesPerSec, start: l.clock.now(), clock: l.clock, stats: &l.stats}
+	defer l.stats.snapshotWriting.Store(0)
 	w.buf = header{kind: kindSnapshot, num: upTo}.encode(make([]byte, 0, snapFlushSize+4096))
 	err = fill(w)
 	if err == nil {

@@ -94,16 +94,28 @@ func TestSnapshotThrottle(t *testing.T) {
 	upTo, _ := l.Rotate()
 	const rate = 1 << 20 // 1 MiB/s
 	e := make([]byte, 1000)
+	var progress []int64
 	err := l.WriteSnapshot(upTo, rate, func(w SnapshotWriter) error {
-		for range 4096 { // ~4 MiB
+		for i := range 4096 { // ~4 MiB
 			if err := w.Add(e); err != nil {
 				return err
+			}
+			if i%1024 == 1023 {
+				progress = append(progress, l.Stats().SnapshotWriting)
 			}
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for i := 1; i < len(progress); i++ {
+		if progress[i] <= progress[i-1] {
+			t.Fatalf("SnapshotWriting did not grow while writing: %v", progress)
+		}
+	}
+	if w := l.Stats().SnapshotWriting; w != 0 {
+		t.Fatalf("SnapshotWriting = %d after the snapshot, want 0", w)
 	}
 	size := l.Stats().SnapshotSize
 	want := time.Duration(float64(size) / rate * float64(time.Second))
