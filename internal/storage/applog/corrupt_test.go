@@ -27,8 +27,11 @@ func readFile(t testing.TB, fs vfs.FS, path string) []byte {
 	return b
 }
 
+// writeFile writes a copy of b: vfs.File.Write may scribble on its argument
+// (Pebble's invariants builds, on under -race, do).
 func writeFile(t testing.TB, fs vfs.FS, path string, b []byte) {
 	t.Helper()
+	b = bytes.Clone(b)
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		t.Fatal(err)

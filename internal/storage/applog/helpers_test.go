@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -97,10 +98,13 @@ func entry(i int) []byte {
 	return []byte(fmt.Sprintf("entry-%06d-%s", i, bytes.Repeat([]byte{'x'}, i%97)))
 }
 
-// countingFS counts writes and syncs of files, to prove group commit.
+// countingFS counts writes and syncs of files, to prove group commit. A
+// delay makes each write take as long as a disk's would, so that appenders
+// arrive while one is in progress whatever the scheduler does.
 type countingFS struct {
 	vfs.FS
 	writes, syncs atomic.Int64
+	delay         time.Duration
 }
 
 func (fs *countingFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
@@ -116,6 +120,10 @@ type countingFile struct {
 	fs *countingFS
 }
 
-func (f *countingFile) Write(p []byte) (int, error) { f.fs.writes.Add(1); return f.File.Write(p) }
-func (f *countingFile) Sync() error                 { f.fs.syncs.Add(1); return f.File.Sync() }
-func (f *countingFile) SyncData() error             { f.fs.syncs.Add(1); return f.File.SyncData() }
+func (f *countingFile) Write(p []byte) (int, error) {
+	f.fs.writes.Add(1)
+	time.Sleep(f.fs.delay)
+	return f.File.Write(p)
+}
+func (f *countingFile) Sync() error     { f.fs.syncs.Add(1); return f.File.Sync() }
+func (f *countingFile) SyncData() error { f.fs.syncs.Add(1); return f.File.SyncData() }

@@ -56,12 +56,15 @@ type Stats struct {
 	Rotations    int64 // segments sealed
 	Snapshots    int64 // snapshots written
 	SnapshotSize int64 // bytes of the current snapshot
+	// SnapshotWriting is the bytes written so far by the snapshot in
+	// progress, 0 when none runs: compaction's progress.
+	SnapshotWriting int64
 }
 
 type stats struct {
 	appends, entries, groups, bytes, writes, fsyncs, writeErrors atomic.Int64
 	tornTails, salvaged, replayed, segments, rotations           atomic.Int64
-	snapshots, snapshotSize                                      atomic.Int64
+	snapshots, snapshotSize, snapshotWriting                     atomic.Int64
 }
 
 // waiter is one Append call waiting for its group; pooled so that Append
@@ -118,6 +121,7 @@ type Log struct {
 		closed   bool
 	}
 	snapMu sync.Mutex // one WriteSnapshot at a time
+	clock  clock
 
 	size           atomic.Int64 // bytes of snapshot + segments
 	stats          stats
@@ -134,13 +138,16 @@ func Open(opts Options, replay func(entry []byte) error) (*Log, error) {
 	if opts.FS == nil {
 		return nil, errors.New("applog: Options.FS is nil")
 	}
+	if replay == nil {
+		replay = func([]byte) error { return nil }
+	}
 	if opts.SegmentSize <= 0 {
 		opts.SegmentSize = DefaultSegmentSize
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{opts: opts, log: opts.Logger.With("component", "applog")}
+	l := &Log{opts: opts, log: opts.Logger.With("component", "applog"), clock: realClock}
 	l.mu.idle.L = &l.mu.Mutex
 	l.mu.pend, l.mu.spare = &batch{}, &batch{}
 	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
@@ -240,6 +247,9 @@ func (l *Log) rotateLocked() error {
 // caller may reuse them when Append returns. On error none of the entries
 // was acknowledged, and they may or may not be replayed after a restart.
 func (l *Log) Append(entries ...[]byte) error {
+	if len(entries) == 0 {
+		return nil
+	}
 	for _, e := range entries {
 		if len(e) > MaxEntrySize {
 			return fmt.Errorf("applog: entry of %d bytes exceeds MaxEntrySize", len(e))
@@ -439,6 +449,7 @@ func (l *Log) Stats() Stats {
 		WriteErrors: s.writeErrors.Load(), TornTails: s.tornTails.Load(), Salvaged: s.salvaged.Load(),
 		Replayed: s.replayed.Load(), Segments: s.segments.Load(), Rotations: s.rotations.Load(),
 		Snapshots: s.snapshots.Load(), SnapshotSize: s.snapshotSize.Load(),
+		SnapshotWriting: s.snapshotWriting.Load(),
 	}
 }
 

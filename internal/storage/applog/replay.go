@@ -35,18 +35,18 @@ func (l *Log) recover(replay func([]byte) error) (*dirState, error) {
 	}
 	st := &dirState{setAside: map[string]bool{}}
 	var segs, snaps []uint64
+	// Files to delete once the whole log has replayed: a refused open
+	// changes nothing.
+	var superseded []string
 	for _, name := range names {
 		if i := strings.Index(name, corruptTag); i > 0 {
 			st.setAside[name[:i]] = true
 			continue
 		}
-		if strings.HasSuffix(name, tmpSuffix) {
+		if strings.HasPrefix(name, snapPrefix) && strings.HasSuffix(name, tmpSuffix) {
 			// A snapshot that never reached its rename: the segments it
 			// would have replaced are all still here.
-			if err := fs.Remove(fs.PathJoin(dir, name)); err != nil {
-				return nil, fmt.Errorf("applog: remove unfinished snapshot: %w", err)
-			}
-			l.log.Info("removed unfinished snapshot", "file", name)
+			superseded = append(superseded, name)
 			continue
 		}
 		kind, n, ok := parseName(name)
@@ -61,8 +61,7 @@ func (l *Log) recover(replay func([]byte) error) (*dirState, error) {
 	slices.Sort(segs)
 	slices.Sort(snaps)
 
-	// The newest snapshot wins. Older ones and the segments it covers are
-	// what a crash between its rename and the cleanup left behind.
+	// The newest snapshot wins.
 	if len(snaps) > 0 {
 		upTo := snaps[len(snaps)-1]
 		size, ok, err := l.replaySnapshot(upTo, replay)
@@ -74,14 +73,10 @@ func (l *Log) recover(replay func([]byte) error) (*dirState, error) {
 			// segments it covers are what a crash between its rename and
 			// the cleanup left behind.
 			for _, old := range snaps[:len(snaps)-1] {
-				if err := l.removeFile(snapName(old)); err != nil {
-					return nil, err
-				}
+				superseded = append(superseded, snapName(old))
 			}
 			for len(segs) > 0 && segs[0] <= upTo {
-				if err := l.removeFile(segName(segs[0])); err != nil {
-					return nil, err
-				}
+				superseded = append(superseded, segName(segs[0]))
 				segs = segs[1:]
 			}
 			st.snap, st.hasSnap = upTo, true
@@ -91,8 +86,9 @@ func (l *Log) recover(replay func([]byte) error) (*dirState, error) {
 	// Every segment after the snapshot must be here or have been set aside
 	// by the operator's salvage: a missing one means lost entries.
 	want := uint64(1)
-	if st.hasSnap {
-		want = st.snap + 1
+	if len(snaps) > 0 {
+		// Valid or salvaged now, the newest snapshot covers up to here.
+		want = snaps[len(snaps)-1] + 1
 	} else if n, ok := l.setAsideSnapshot(st); ok {
 		want = n + 1
 	}
@@ -176,6 +172,11 @@ func (l *Log) recover(replay func([]byte) error) (*dirState, error) {
 		st.nextSeg = st.snap + 1
 	default:
 		st.nextSeg = want
+	}
+	for _, name := range superseded {
+		if err := l.removeFile(name); err != nil {
+			return nil, err
+		}
 	}
 	return st, nil
 }

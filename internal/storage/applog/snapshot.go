@@ -20,9 +20,19 @@ type snapWriter struct {
 	written int64
 	rate    int64 // bytes per second, 0 = unlimited
 	start   time.Time
+	clock   clock
+	stats   *stats
 }
 
 const snapFlushSize = 256 << 10
+
+// clock is the snapshot throttle's time, a seam for tests.
+type clock struct {
+	now   func() time.Time
+	sleep func(time.Duration)
+}
+
+var realClock = clock{now: time.Now, sleep: time.Sleep}
 
 func (w *snapWriter) Add(entry []byte) error {
 	if len(entry) > MaxEntrySize {
@@ -46,11 +56,12 @@ func (w *snapWriter) flush() error {
 		return err
 	}
 	w.written += int64(len(w.buf))
+	w.stats.snapshotWriting.Store(w.written)
 	w.buf = w.buf[:0]
 	if w.rate > 0 {
 		due := time.Duration(float64(w.written) / float64(w.rate) * float64(time.Second))
-		if ahead := due - time.Since(w.start); ahead > 0 {
-			time.Sleep(ahead)
+		if ahead := due - w.clock.now().Sub(w.start); ahead > 0 {
+			w.clock.sleep(ahead)
 		}
 	}
 	return nil
@@ -84,7 +95,8 @@ func (l *Log) WriteSnapshot(upTo uint64, bytesPerSec int64, fill func(w Snapshot
 	if err != nil {
 		return fmt.Errorf("applog: create %s: %w", tmp, err)
 	}
-	w := &snapWriter{f: f, rate: bytesPerSec, start: time.Now()}
+	w := &snapWriter{f: f, rate: bytesPerSec, start: l.clock.now(), clock: l.clock, stats: &l.stats}
+	defer l.stats.snapshotWriting.Store(0)
 	w.buf = header{kind: kindSnapshot, num: upTo}.encode(make([]byte, 0, snapFlushSize+4096))
 	err = fill(w)
 	if err == nil {
