@@ -45,6 +45,7 @@ type Index struct {
 	minDead int
 	fixed   int64
 
+	pool        chunkPool
 	compactions atomic.Int64
 	reclaimed   atomic.Int64
 }
@@ -87,6 +88,7 @@ func New(opts Options) *Index {
 		hugeAt:    cs / 4,
 		minDead:   max(cs/64, pageSize),
 	}
+	ix.pool.perSize = min(poolPerSize, max(1, len(ix.shards)/8))
 	ix.fixed = int64(len(ix.shards)) * int64(unsafe.Sizeof(shard{}))
 	for i := range ix.shards {
 		ix.shards[i].mu.cur = -1
@@ -153,7 +155,7 @@ func (ix *Index) LiveBytes() int64 {
 // shard headers. A chunk's never-written tail is mapped but not backed by
 // memory, so it is left out; Stats.MappedBytes counts it.
 func (ix *Index) MemoryBytes() int64 {
-	n := ix.fixed
+	n := ix.fixed + ix.pool.bytes.Load()
 	for i := range ix.shards {
 		n += ix.shards[i].memBytes.Load()
 	}
@@ -166,7 +168,7 @@ func (ix *Index) Stats() Stats {
 	st := Stats{
 		Compactions: ix.compactions.Load(),
 		Reclaimed:   ix.reclaimed.Load(),
-		MemoryBytes: ix.fixed,
+		MemoryBytes: ix.fixed + ix.pool.bytes.Load(),
 	}
 	for i := range ix.shards {
 		sh := &ix.shards[i]
@@ -197,8 +199,9 @@ func (ix *Index) Close() {
 	for i := range ix.shards {
 		sh := &ix.shards[i]
 		sh.mu.Lock()
-		sh.resetLocked()
+		sh.resetLocked(ix)
 		sh.publishLocked()
 		sh.mu.Unlock()
 	}
+	ix.pool.drain()
 }

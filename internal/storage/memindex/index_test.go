@@ -147,8 +147,11 @@ func TestModel(t *testing.T) {
 				delete(m, k)
 			}
 			check(t, ix, m)
-			if got := ix.MemoryBytes(); got != ix.fixed {
-				t.Errorf("empty index holds %d bytes beyond its shard headers", got-ix.fixed)
+			if got := ix.MemoryBytes() - ix.pool.bytes.Load(); got != ix.fixed {
+				t.Errorf("empty index holds %d bytes beyond its shard headers and chunk pool", got-ix.fixed)
+			}
+			if got, limit := ix.pool.bytes.Load(), int64(ix.pool.perSize*2*ix.chunkSize); got > limit {
+				t.Errorf("chunk pool holds %d bytes, more than its bound %d", got, limit)
 			}
 		})
 	}

@@ -103,12 +103,22 @@ func slotsFor(live int) int {
 	return max(minSlots, (2*live+minSlots-1)/minSlots*minSlots)
 }
 
+// header decodes an entry's key and value lengths and returns the size of
+// the header that holds them.
+func header(p []byte) (kl, vl, n int) {
+	// Keys and values under 128 bytes, most of them, take the fast path.
+	if len(p) >= 2 && p[0] < 0x80 && p[1] < 0x80 {
+		return int(p[0]), int(p[1]), 2
+	}
+	k, n1 := binary.Uvarint(p)
+	v, n2 := binary.Uvarint(p[n1:])
+	return int(k), int(v), n1 + n2
+}
+
 // entryLocked returns the key and value stored at loc.
 func (sh *shard) entryLocked(loc uint64) (k, v []byte) {
 	p := sh.mu.chunks[locChunk(loc)].mem[locOff(loc):]
-	kl, n := binary.Uvarint(p)
-	p = p[n:]
-	vl, n := binary.Uvarint(p)
+	kl, vl, n := header(p)
 	p = p[n:]
 	return p[:kl:kl], p[kl : kl+vl : kl+vl]
 }
@@ -228,7 +238,7 @@ func (sh *shard) deleteLocked(ix *Index, tok uint64, key []byte) bool {
 		// An empty shard gives everything back: after a range moves to
 		// another node its shards would otherwise keep their chunks.
 		ix.reclaimed.Add(int64(sh.mu.usedN))
-		sh.resetLocked()
+		sh.resetLocked(ix)
 		return true
 	}
 	sh.maybeCompactLocked(ix)
@@ -261,8 +271,15 @@ func (sh *shard) dropLocked(ix *Index, loc uint64) {
 	sh.freeChunkLocked(ix, ci)
 }
 
-func (sh *shard) newChunkLocked(size int, huge bool) int {
-	c := chunk{mem: mapBytes(size), huge: huge}
+func (sh *shard) newChunkLocked(ix *Index, size int, huge bool) int {
+	c := chunk{huge: huge}
+	if pc, ok := ix.getPooled(size, huge); ok {
+		c.mem, c.touched = pc.mem, pc.touched
+		sh.mu.mem += int64(roundPage(c.touched))
+	}
+	if c.mem == nil {
+		c.mem = mapBytes(size)
+	}
 	var ci int
 	if n := len(sh.mu.holes); n > 0 {
 		ci = sh.mu.holes[n-1]
@@ -285,7 +302,7 @@ func (sh *shard) newChunkLocked(size int, huge bool) int {
 // freeChunkLocked unmaps chunk ci, which holds no live entry.
 func (sh *shard) freeChunkLocked(ix *Index, ci int) {
 	c := &sh.mu.chunks[ci]
-	unmapBytes(c.mem)
+	ix.releaseChunk(c)
 	ix.reclaimed.Add(int64(c.used))
 	sh.mu.mappedAll -= len(c.mem)
 	sh.mu.mem -= int64(roundPage(c.touched))
@@ -339,7 +356,7 @@ func (sh *shard) retireCurLocked(ix *Index) {
 // allocLocked reserves sz bytes for a new entry and returns their location.
 func (sh *shard) allocLocked(ix *Index, sz int) uint64 {
 	if sz > ix.hugeAt {
-		return sh.bumpLocked(sh.newChunkLocked(roundPage(sz), true), sz)
+		return sh.bumpLocked(sh.newChunkLocked(ix, roundPage(sz), true), sz)
 	}
 	if loc, ok := sh.tryBumpLocked(sz); ok {
 		return loc
@@ -354,7 +371,7 @@ func (sh *shard) allocLocked(ix *Index, sz int) uint64 {
 		}
 	}
 	sh.retireCurLocked(ix)
-	sh.mu.cur = sh.newChunkLocked(ix.chunkSize, false)
+	sh.mu.cur = sh.newChunkLocked(ix, ix.chunkSize, false)
 	return sh.bumpLocked(sh.mu.cur, sz)
 }
 
@@ -386,11 +403,20 @@ func (sh *shard) compactLocked(ix *Index, need int) {
 			sh.mu.mappedAll += len(c.mem)
 		}
 	}
-	sh.mu.cur = sh.newChunkLocked(size, false)
+	sh.mu.cur = sh.newChunkLocked(ix, size, false)
 
-	tab := mapSlots(slotsFor(sh.mu.live + 1))
+	// The table is rebuilt only when markers or its size call for it:
+	// otherwise each slot just gets its entry's new location, sparing a
+	// table mapping and a rehash per compaction.
+	tab := oldTab
+	want := slotsFor(sh.mu.live + 1)
+	rebuild := sh.mu.tombs*8 > len(oldTab) || len(oldTab) > 2*want || (sh.mu.live+1)*4 > len(oldTab)*3
+	if rebuild {
+		tab = mapSlots(want)
+	}
 	n := len(tab)
-	for _, s := range oldTab {
+	for j := range oldTab {
+		s := oldTab[j]
 		if s.loc <= locTomb {
 			continue
 		}
@@ -398,18 +424,21 @@ func (sh *shard) compactLocked(ix *Index, need int) {
 		loc := mkLoc(remap[ci], locOff(s.loc))
 		if oc := &oldChunks[ci]; !oc.huge {
 			p := oc.mem[locOff(s.loc):]
-			kl, n1 := binary.Uvarint(p)
-			vl, n2 := binary.Uvarint(p[n1:])
-			sz := n1 + n2 + int(kl) + int(vl)
+			kl, vl, hn := header(p)
+			sz := hn + kl + vl
 			if c := &sh.mu.chunks[sh.mu.cur]; c.used+sz > len(c.mem) {
 				sh.retireCurLocked(ix)
-				sh.mu.cur = sh.newChunkLocked(ix.chunkSize, false)
+				sh.mu.cur = sh.newChunkLocked(ix, ix.chunkSize, false)
 			}
 			loc = sh.bumpLocked(sh.mu.cur, sz)
 			c := &sh.mu.chunks[sh.mu.cur]
 			copy(c.mem[locOff(loc):], p[:sz])
 			c.live += sz
 			sh.mu.liveN += sz
+		}
+		if !rebuild {
+			oldTab[j].loc = loc
+			continue
 		}
 		i := home(s.tok, n)
 		for tab[i].loc != locEmpty {
@@ -420,16 +449,18 @@ func (sh *shard) compactLocked(ix *Index, need int) {
 		tab[i] = slot{tok: s.tok, loc: loc}
 	}
 
-	for _, c := range oldChunks {
-		if c.mem != nil && !c.huge {
-			unmapBytes(c.mem)
+	for i := range oldChunks {
+		if c := &oldChunks[i]; c.mem != nil && !c.huge {
+			ix.releaseChunk(c)
 		}
 	}
-	if oldTab != nil {
-		unmapSlots(oldTab)
+	if rebuild {
+		if oldTab != nil {
+			unmapSlots(oldTab)
+		}
+		sh.mu.tombs = 0
 	}
 	sh.mu.tab = tab
-	sh.mu.tombs = 0
 	sh.mu.mem = int64(len(tab) * slotBytes)
 	for _, c := range sh.mu.chunks {
 		sh.mu.mem += int64(roundPage(c.touched))
@@ -471,10 +502,10 @@ func (sh *shard) reserveLocked() {
 }
 
 // resetLocked unmaps everything the shard holds and empties it.
-func (sh *shard) resetLocked() {
-	for _, c := range sh.mu.chunks {
-		if c.mem != nil {
-			unmapBytes(c.mem)
+func (sh *shard) resetLocked(ix *Index) {
+	for i := range sh.mu.chunks {
+		if c := &sh.mu.chunks[i]; c.mem != nil {
+			ix.releaseChunk(c)
 		}
 	}
 	if sh.mu.tab != nil {
@@ -485,6 +516,22 @@ func (sh *shard) resetLocked() {
 	mu.live, mu.tombs, mu.cur = 0, 0, -1
 	mu.mappedN, mu.usedN, mu.liveN, mu.mappedAll = 0, 0, 0, 0
 	mu.kv, mu.mem = 0, 0
+}
+
+func (ix *Index) getPooled(size int, huge bool) (pooled, bool) {
+	if huge {
+		return pooled{}, false
+	}
+	return ix.pool.get(size)
+}
+
+// releaseChunk pools a shared chunk or unmaps a large entry's.
+func (ix *Index) releaseChunk(c *chunk) {
+	if c.huge {
+		unmapBytes(c.mem)
+		return
+	}
+	ix.pool.put(pooled{mem: c.mem, touched: c.touched})
 }
 
 func (sh *shard) publishLocked() {
