@@ -77,7 +77,7 @@ func New(opts Options) *Index {
 	if cs == 0 {
 		cs = DefaultChunkSize
 	}
-	if cs < 0 || cs > 1<<offBits {
+	if cs < 0 || cs > 1<<30 {
 		panic(fmt.Sprintf("memindex: ChunkSize %d out of range", opts.ChunkSize))
 	}
 	cs = roundPage(cs)
@@ -103,7 +103,7 @@ func (ix *Index) Get(token uint64, key, dst []byte) (val []byte, found bool) {
 	sh := ix.shardOf(token)
 	sh.mu.RLock()
 	if i := sh.findLocked(token, key); i >= 0 {
-		_, v := sh.entryLocked(sh.mu.tab[i].loc)
+		_, _, v := sh.entryLocked(sh.mu.tab[i].loc())
 		dst = append(dst, v...)
 		found = true
 	}
