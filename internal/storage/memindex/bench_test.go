@@ -90,6 +90,40 @@ func BenchmarkGet(b *testing.B) {
 	}
 }
 
+// BenchmarkGetPrefetch16 reads like BenchmarkGet in batches of 16, each
+// announced by Prefetch, the way the engine serves a pipelined batch.
+func BenchmarkGetPrefetch16(b *testing.B) {
+	for _, n := range sizes(b) {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			ix := buildIndex(n)
+			defer ix.Close()
+			keys := make([][]byte, 1<<16)
+			toks := make([]uint64, len(keys))
+			r := rand.New(rand.NewPCG(3, 4))
+			for i := range keys {
+				keys[i] = benchKey(nil, r.IntN(n))
+				toks[i] = xxhash.Sum64(keys[i])
+			}
+			buf := make([]byte, 0, 256)
+			b.ReportAllocs()
+			cpu := startCPU()
+			i := 0
+			for b.Loop() {
+				j := i & (len(keys) - 1)
+				if j%16 == 0 {
+					ix.Prefetch(toks[j : j+16])
+				}
+				var ok bool
+				if buf, ok = ix.Get(toks[j], keys[j], buf[:0]); !ok {
+					b.Fatal("missing key")
+				}
+				i++
+			}
+			cpu.report(b)
+		})
+	}
+}
+
 // BenchmarkMapGet is the baseline for BenchmarkGet on the same machine: a
 // map[string][]byte, no lock, the value copied out the same way.
 func BenchmarkMapGet(b *testing.B) {

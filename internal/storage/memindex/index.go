@@ -188,11 +188,44 @@ func (ix *Index) Stats() Stats {
 	return st
 }
 
-// Prefetch is a hint that the entries of tokens are about to be read. It
-// does nothing yet: the tables and chunks can be unmapped by a concurrent
-// compaction, so touching them needs the shard lock, and the lock's atomic
-// instruction serialises the very cache misses a prefetch would overlap.
-func (ix *Index) Prefetch(tokens []uint64) {}
+// Prefetch is a hint that the entries of tokens are about to be read: it
+// starts their cache misses together, where reads one after another wait
+// out each in turn. The slots are fetched first with no lock (a prefetch
+// cannot fault on a table a writer just unmapped); then, under each shard's
+// read lock, the entries of the slots that were found. The lock's atomic
+// instruction waits for earlier loads but not for prefetches, so the entry
+// misses still overlap.
+func (ix *Index) Prefetch(tokens []uint64) {
+	for _, t := range tokens {
+		sh := ix.shardOf(t)
+		if n := sh.tabLen.Load(); n > 0 {
+			prefetch(sh.tabAddr.Load() + uintptr(home(t, int(n)))*slotBytes)
+		}
+	}
+	for _, t := range tokens {
+		sh := ix.shardOf(t)
+		sh.mu.RLock()
+		if n := len(sh.mu.tab); n > 0 {
+			// The first slot with t's tag, within the cache line or so
+			// that the first pass brought in.
+			for i, k := home(t, n), 0; k < 8; k++ {
+				s := sh.mu.tab[i]
+				if s == locEmpty {
+					break
+				}
+				if s.live() && s.tagIs(t) {
+					c := &sh.mu.chunks[locChunk(s.loc())]
+					prefetch(uintptr(unsafe.Pointer(unsafe.SliceData(c.mem))) + uintptr(locOff(s.loc())))
+					break
+				}
+				if i++; i == n {
+					i = 0
+				}
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}
 
 // Close unmaps the chunks and tables. No call may follow.
 func (ix *Index) Close() {

@@ -470,6 +470,11 @@ func TestConcurrent(t *testing.T) {
 				default:
 				}
 				k := fmt.Appendf(nil, "w%d-k%d", r.IntN(writers), r.IntN(keysEach))
+				if r.IntN(8) == 0 {
+					// Prefetch reads tables with no lock while writers
+					// replace and unmap them.
+					ix.Prefetch([]uint64{xxhash.Sum64(k), r.Uint64(), 0, ^uint64(0)})
+				}
 				var ok bool
 				buf, ok = ix.Get(xxhash.Sum64(k), k, buf[:0])
 				if ok && !okval(k, buf) {
@@ -578,4 +583,24 @@ func TestStatsAgree(t *testing.T) {
 	if st.MemoryBytes != ix.MemoryBytes() || st.MappedBytes < st.MemoryBytes-ix.fixed-ix.pool.bytes.Load() {
 		t.Fatalf("MemoryBytes %d (Stats %d), mapped %d", ix.MemoryBytes(), st.MemoryBytes, st.MappedBytes)
 	}
+}
+
+func TestPrefetchAnyState(t *testing.T) {
+	ix := New(Options{ShardBits: 1, ChunkSize: pageSize})
+	toks := []uint64{0, 1, 1 << 63, ^uint64(0)}
+	ix.Prefetch(toks) // empty shards: no table yet
+	ix.Prefetch(nil)
+	for i, tok := range toks {
+		ix.Put(tok, []byte{byte(i)}, []byte("v"))
+	}
+	ix.Prefetch(toks)
+	for i, tok := range toks {
+		if got, ok := ix.Get(tok, []byte{byte(i)}, nil); !ok || string(got) != "v" {
+			t.Fatalf("Get after Prefetch = %q, %v", got, ok)
+		}
+		ix.Delete(tok, []byte{byte(i)})
+	}
+	ix.Prefetch(toks) // tables given back
+	ix.Close()
+	ix.Prefetch(toks) // not a call the contract allows, but harmless
 }

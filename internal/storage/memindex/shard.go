@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 const (
@@ -85,6 +86,17 @@ type shard struct {
 	count    atomic.Int64
 	kvBytes  atomic.Int64
 	memBytes atomic.Int64
+	// The table's address and length for Prefetch, which reads no slot
+	// and so needs no lock; the two may disagree for a moment.
+	tabAddr atomic.Uintptr
+	tabLen  atomic.Int64
+}
+
+// setTabLocked installs tab as the shard's table.
+func (sh *shard) setTabLocked(tab []slot) {
+	sh.mu.tab = tab
+	sh.tabAddr.Store(uintptr(unsafe.Pointer(unsafe.SliceData(tab))))
+	sh.tabLen.Store(int64(len(tab)))
 }
 
 func mkLoc(ci, off int) uint64 { return uint64(ci+1)<<offBits | uint64(off) }
@@ -492,7 +504,7 @@ func (sh *shard) compactLocked(ix *Index, need int) {
 		}
 		sh.mu.tombs = 0
 	}
-	sh.mu.tab = tab
+	sh.setTabLocked(tab)
 	sh.mu.mem = int64(len(tab) * slotBytes)
 	for _, c := range sh.mu.chunks {
 		sh.mu.mem += int64(roundPage(c.touched))
@@ -528,7 +540,7 @@ func (sh *shard) reserveLocked() {
 	if old != nil {
 		unmapSlots(old)
 	}
-	sh.mu.tab = tab
+	sh.setTabLocked(tab)
 	sh.mu.tombs = 0
 	sh.mu.mem += int64((len(tab) - len(old)) * slotBytes)
 }
@@ -544,7 +556,8 @@ func (sh *shard) resetLocked(ix *Index) {
 		unmapSlots(sh.mu.tab)
 	}
 	mu := &sh.mu
-	mu.tab, mu.chunks, mu.holes = nil, nil, nil
+	sh.setTabLocked(nil)
+	mu.chunks, mu.holes = nil, nil
 	mu.live, mu.tombs, mu.cur = 0, 0, -1
 	mu.mappedN, mu.usedN, mu.liveN, mu.mappedAll = 0, 0, 0, 0
 	mu.kv, mu.mem = 0, 0
