@@ -11,19 +11,19 @@
 // structure over all keys is kept, and the few shards visited are sorted on
 // the fly.
 //
-// A shard is an open-addressing table of 16-byte slots (token, location) with
-// linear probing, and slabs ("chunks") that hold each entry as
-// uvarint(len(key)) uvarint(len(val)) key val. A location is a chunk number
-// and an offset, not a pointer: neither the tables nor the chunks contain a Go
+// A shard is an open-addressing table of 8-byte slots (16 bits of the
+// token, a location) with linear probing, and slabs ("chunks") that hold
+// each entry as token(8) uvarint(len(key)) uvarint(len(val)) key val. A
+// location is a chunk number and an offset, not a pointer: neither the tables nor the chunks contain a Go
 // pointer, and on Linux both are mapped outside the Go heap (anonymous mmap),
 // so a million keys cost the garbage collector nothing to mark and do not
 // raise the heap target that paces it. A Go map of a million []byte values
 // holds two million pointers the collector visits on every cycle.
 //
 // Keys with equal tokens get one slot each; a probe that meets a slot with its
-// token compares the key in the chunk and goes on when it differs. 64-bit
-// tokens collide so rarely that the probe almost always touches one chunk
-// entry, the one it wants.
+// token's tag compares the token and key in the chunk and goes on when they
+// differ. Tags and 64-bit tokens collide so rarely that a probe almost always
+// touches one chunk entry, the one it wants.
 //
 // # Memory reclamation
 //

@@ -45,6 +45,7 @@ type Index struct {
 	minDead int
 	fixed   int64
 
+	pool        chunkPool
 	compactions atomic.Int64
 	reclaimed   atomic.Int64
 }
@@ -76,7 +77,7 @@ func New(opts Options) *Index {
 	if cs == 0 {
 		cs = DefaultChunkSize
 	}
-	if cs < 0 || cs > 1<<offBits {
+	if cs < 0 || cs > 1<<30 {
 		panic(fmt.Sprintf("memindex: ChunkSize %d out of range", opts.ChunkSize))
 	}
 	cs = roundPage(cs)
@@ -87,6 +88,7 @@ func New(opts Options) *Index {
 		hugeAt:    cs / 4,
 		minDead:   max(cs/64, pageSize),
 	}
+	ix.pool.perSize = min(poolPerSize, max(1, len(ix.shards)/8))
 	ix.fixed = int64(len(ix.shards)) * int64(unsafe.Sizeof(shard{}))
 	for i := range ix.shards {
 		ix.shards[i].mu.cur = -1
@@ -101,7 +103,7 @@ func (ix *Index) Get(token uint64, key, dst []byte) (val []byte, found bool) {
 	sh := ix.shardOf(token)
 	sh.mu.RLock()
 	if i := sh.findLocked(token, key); i >= 0 {
-		_, v := sh.entryLocked(sh.mu.tab[i].loc)
+		_, _, v := sh.entryLocked(sh.mu.tab[i].loc())
 		dst = append(dst, v...)
 		found = true
 	}
@@ -153,7 +155,7 @@ func (ix *Index) LiveBytes() int64 {
 // shard headers. A chunk's never-written tail is mapped but not backed by
 // memory, so it is left out; Stats.MappedBytes counts it.
 func (ix *Index) MemoryBytes() int64 {
-	n := ix.fixed
+	n := ix.fixed + ix.pool.bytes.Load()
 	for i := range ix.shards {
 		n += ix.shards[i].memBytes.Load()
 	}
@@ -166,7 +168,7 @@ func (ix *Index) Stats() Stats {
 	st := Stats{
 		Compactions: ix.compactions.Load(),
 		Reclaimed:   ix.reclaimed.Load(),
-		MemoryBytes: ix.fixed,
+		MemoryBytes: ix.fixed + ix.pool.bytes.Load(),
 	}
 	for i := range ix.shards {
 		sh := &ix.shards[i]
@@ -186,19 +188,53 @@ func (ix *Index) Stats() Stats {
 	return st
 }
 
-// Prefetch is a hint that the entries of tokens are about to be read. It
-// does nothing yet: the tables and chunks can be unmapped by a concurrent
-// compaction, so touching them needs the shard lock, and the lock's atomic
-// instruction serialises the very cache misses a prefetch would overlap.
-func (ix *Index) Prefetch(tokens []uint64) {}
+// Prefetch is a hint that the entries of tokens are about to be read: it
+// starts their cache misses together, where reads one after another wait
+// out each in turn. The slots are fetched first with no lock (a prefetch
+// cannot fault on a table a writer just unmapped); then, under each shard's
+// read lock, the entries of the slots that were found. The lock's atomic
+// instruction waits for earlier loads but not for prefetches, so the entry
+// misses still overlap.
+func (ix *Index) Prefetch(tokens []uint64) {
+	for _, t := range tokens {
+		sh := ix.shardOf(t)
+		if n := sh.tabLen.Load(); n > 0 {
+			prefetch(sh.tabAddr.Load() + uintptr(home(t, int(n)))*slotBytes)
+		}
+	}
+	for _, t := range tokens {
+		sh := ix.shardOf(t)
+		sh.mu.RLock()
+		if n := len(sh.mu.tab); n > 0 {
+			// The first slot with t's tag, within the cache line or so
+			// that the first pass brought in.
+			for i, k := home(t, n), 0; k < 8; k++ {
+				s := sh.mu.tab[i]
+				if s == locEmpty {
+					break
+				}
+				if s.live() && s.tagIs(t) {
+					c := &sh.mu.chunks[locChunk(s.loc())]
+					prefetch(uintptr(unsafe.Pointer(unsafe.SliceData(c.mem))) + uintptr(locOff(s.loc())))
+					break
+				}
+				if i++; i == n {
+					i = 0
+				}
+			}
+		}
+		sh.mu.RUnlock()
+	}
+}
 
 // Close unmaps the chunks and tables. No call may follow.
 func (ix *Index) Close() {
 	for i := range ix.shards {
 		sh := &ix.shards[i]
 		sh.mu.Lock()
-		sh.resetLocked()
+		sh.resetLocked(ix)
 		sh.publishLocked()
 		sh.mu.Unlock()
 	}
+	ix.pool.drain()
 }

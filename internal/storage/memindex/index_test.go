@@ -147,8 +147,11 @@ func TestModel(t *testing.T) {
 				delete(m, k)
 			}
 			check(t, ix, m)
-			if got := ix.MemoryBytes(); got != ix.fixed {
-				t.Errorf("empty index holds %d bytes beyond its shard headers", got-ix.fixed)
+			if got := ix.MemoryBytes() - ix.pool.bytes.Load(); got != ix.fixed {
+				t.Errorf("empty index holds %d bytes beyond its shard headers and chunk pool", got-ix.fixed)
+			}
+			if got, limit := ix.pool.bytes.Load(), int64(ix.pool.perSize*2*ix.chunkSize); got > limit {
+				t.Errorf("chunk pool holds %d bytes, more than its bound %d", got, limit)
 			}
 		})
 	}
@@ -467,6 +470,11 @@ func TestConcurrent(t *testing.T) {
 				default:
 				}
 				k := fmt.Appendf(nil, "w%d-k%d", r.IntN(writers), r.IntN(keysEach))
+				if r.IntN(8) == 0 {
+					// Prefetch reads tables with no lock while writers
+					// replace and unmap them.
+					ix.Prefetch([]uint64{xxhash.Sum64(k), r.Uint64(), 0, ^uint64(0)})
+				}
 				var ok bool
 				buf, ok = ix.Get(xxhash.Sum64(k), k, buf[:0])
 				if ok && !okval(k, buf) {
@@ -511,4 +519,88 @@ func TestConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+func TestOptions(t *testing.T) {
+	ix := New(Options{})
+	if len(ix.shards) != 1<<DefaultShardBits || ix.chunkSize != DefaultChunkSize {
+		t.Fatalf("defaults: %d shards, %d-byte chunks", len(ix.shards), ix.chunkSize)
+	}
+	ix.Close()
+	if ix := New(Options{ChunkSize: 5000}); ix.chunkSize != 2*pageSize {
+		t.Fatalf("ChunkSize 5000 rounded to %d, want %d", ix.chunkSize, 2*pageSize)
+	}
+	for _, o := range []Options{{ShardBits: -1}, {ShardBits: maxShardBits + 1}, {ChunkSize: -1}} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("New(%+v) did not panic", o)
+				}
+			}()
+			New(o)
+		}()
+	}
+}
+
+// TestStatsAgree checks the counters the engine exports against a walk of
+// the shards.
+func TestStatsAgree(t *testing.T) {
+	ix := New(Options{ShardBits: 2, ChunkSize: pageSize})
+	defer ix.Close()
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range 3000 {
+		k := fmt.Appendf(nil, "k%d", r.IntN(1000))
+		if i%4 == 0 {
+			ix.Delete(xxhash.Sum64(k), k)
+			continue
+		}
+		ix.Put(xxhash.Sum64(k), k, value(r, ix.hugeAt, ix.chunkSize))
+	}
+	st := ix.Stats()
+	var entries, kv, used, live int64
+	for i := range ix.shards {
+		sh := &ix.shards[i]
+		for _, s := range sh.mu.tab {
+			if s.live() {
+				_, k, v := sh.entryLocked(s.loc())
+				entries++
+				kv += int64(len(k) + len(v))
+			}
+		}
+		for _, c := range sh.mu.chunks {
+			if c.mem != nil && !c.huge {
+				used += int64(c.used)
+				live += int64(c.live)
+			}
+		}
+	}
+	if st.Entries != entries || st.Entries != ix.Len() || st.LiveBytes != kv || ix.LiveBytes() != kv {
+		t.Fatalf("Stats %+v, Len %d, LiveBytes %d; walk: %d entries, %d bytes", st, ix.Len(), ix.LiveBytes(), entries, kv)
+	}
+	if st.DeadBytes != used-live {
+		t.Fatalf("DeadBytes %d, walk: %d", st.DeadBytes, used-live)
+	}
+	if st.MemoryBytes != ix.MemoryBytes() || st.MappedBytes < st.MemoryBytes-ix.fixed-ix.pool.bytes.Load() {
+		t.Fatalf("MemoryBytes %d (Stats %d), mapped %d", ix.MemoryBytes(), st.MemoryBytes, st.MappedBytes)
+	}
+}
+
+func TestPrefetchAnyState(t *testing.T) {
+	ix := New(Options{ShardBits: 1, ChunkSize: pageSize})
+	toks := []uint64{0, 1, 1 << 63, ^uint64(0)}
+	ix.Prefetch(toks) // empty shards: no table yet
+	ix.Prefetch(nil)
+	for i, tok := range toks {
+		ix.Put(tok, []byte{byte(i)}, []byte("v"))
+	}
+	ix.Prefetch(toks)
+	for i, tok := range toks {
+		if got, ok := ix.Get(tok, []byte{byte(i)}, nil); !ok || string(got) != "v" {
+			t.Fatalf("Get after Prefetch = %q, %v", got, ok)
+		}
+		ix.Delete(tok, []byte{byte(i)})
+	}
+	ix.Prefetch(toks) // tables given back
+	ix.Close()
+	ix.Prefetch(toks) // not a call the contract allows, but harmless
 }

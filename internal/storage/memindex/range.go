@@ -58,11 +58,14 @@ func (sc *scratch) reset() {
 
 func (sh *shard) collectLocked(from, to uint64, sc *scratch) {
 	for _, s := range sh.mu.tab {
-		if s.loc <= locTomb || s.tok < from || to != 0 && s.tok >= to {
+		if !s.live() {
 			continue
 		}
-		k, v := sh.entryLocked(s.loc)
-		sc.ents = append(sc.ents, scratchEnt{tok: s.tok, off: len(sc.buf), kl: len(k), vl: len(v)})
+		tok, k, v := sh.entryLocked(s.loc())
+		if tok < from || to != 0 && tok >= to {
+			continue
+		}
+		sc.ents = append(sc.ents, scratchEnt{tok: tok, off: len(sc.buf), kl: len(k), vl: len(v)})
 		sc.buf = append(sc.buf, k...)
 		sc.buf = append(sc.buf, v...)
 	}

@@ -7,30 +7,48 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 const (
 	pageSize  = 4096
-	slotBytes = 16
+	slotBytes = 8
 	// minSlots fills one page: tables are mapped in pages.
 	minSlots = pageSize / slotBytes
 
-	// A location is (chunk number + 1) << offBits | offset. 40 bits of
-	// offset address a chunk of up to 1 TiB (a large entry's own chunk);
-	// the 24 bits above number a shard's chunks. The +1 keeps the two
-	// markers below apart from every real location.
-	offBits   = 40
+	// A location is (chunk number + 1) << offBits | offset: 32 bits of
+	// offset within a chunk of at most 4 GiB (a large entry's own chunk
+	// can be larger: its entry is at offset 0), 16 bits of chunk number.
+	// The +1 keeps the two markers below apart from every location.
+	offBits   = 32
 	offMask   = 1<<offBits - 1
-	maxChunks = 1<<(64-offBits) - 2
+	locBits   = 48
+	locMask   = 1<<locBits - 1
+	maxChunks = 1<<(locBits-offBits) - 2
 
 	locEmpty = 0 // a slot never used since the table was built
 	locTomb  = 1 // a deleted slot: probes go on past it
+
+	tokBytes = 8 // an entry starts with its token
 )
 
-// slot is one table slot. tok is meaningful when loc is a location.
-type slot struct {
-	tok, loc uint64
-}
+// slot is one table slot: the low 16 bits of the entry's token above its
+// location, or a marker. The token itself is the first 8 bytes of the
+// entry, so a slot is 8 bytes where (token, location) took 16: at 1M
+// entries in 4096 shards, 33 bytes of table per entry became 17, for one
+// more read of the entry's first cache line when a table is rebuilt. The
+// 16-bit tag keeps a probe from reading the entries of the slots it passes:
+// one in 65536 matches the tag by chance.
+type slot uint64
+
+func mkSlot(tok, loc uint64) slot { return slot(tok<<locBits | loc) }
+
+func (s slot) loc() uint64 { return uint64(s) & locMask }
+
+// live reports whether s holds an entry, not a marker.
+func (s slot) live() bool { return s > locTomb }
+
+func (s slot) tagIs(tok uint64) bool { return uint64(s)>>locBits == tok&(1<<(64-locBits)-1) }
 
 // chunk is a slab of entries, filled from the start.
 type chunk struct {
@@ -68,6 +86,17 @@ type shard struct {
 	count    atomic.Int64
 	kvBytes  atomic.Int64
 	memBytes atomic.Int64
+	// The table's address and length for Prefetch, which reads no slot
+	// and so needs no lock; the two may disagree for a moment.
+	tabAddr atomic.Uintptr
+	tabLen  atomic.Int64
+}
+
+// setTabLocked installs tab as the shard's table.
+func (sh *shard) setTabLocked(tab []slot) {
+	sh.mu.tab = tab
+	sh.tabAddr.Store(uintptr(unsafe.Pointer(unsafe.SliceData(tab))))
+	sh.tabLen.Store(int64(len(tab)))
 }
 
 func mkLoc(ci, off int) uint64 { return uint64(ci+1)<<offBits | uint64(off) }
@@ -91,7 +120,7 @@ func uvarintLen(x int) int {
 	return n
 }
 
-func entrySize(kl, vl int) int { return uvarintLen(kl) + uvarintLen(vl) + kl + vl }
+func entrySize(kl, vl int) int { return tokBytes + uvarintLen(kl) + uvarintLen(vl) + kl + vl }
 
 func roundPage(n int) int { return (n + pageSize - 1) &^ (pageSize - 1) }
 
@@ -103,14 +132,39 @@ func slotsFor(live int) int {
 	return max(minSlots, (2*live+minSlots-1)/minSlots*minSlots)
 }
 
-// entryLocked returns the key and value stored at loc.
-func (sh *shard) entryLocked(loc uint64) (k, v []byte) {
+// header decodes an entry's key and value lengths and returns the size of
+// the header that holds them.
+func header(p []byte) (kl, vl, n int) {
+	// Keys and values under 128 bytes, most of them, take the fast path.
+	if len(p) >= 2 && p[0] < 0x80 && p[1] < 0x80 {
+		return int(p[0]), int(p[1]), 2
+	}
+	k, n1 := binary.Uvarint(p)
+	v, n2 := binary.Uvarint(p[n1:])
+	return int(k), int(v), n1 + n2
+}
+
+// entryLocked returns the token, key and value stored at loc.
+func (sh *shard) entryLocked(loc uint64) (tok uint64, k, v []byte) {
 	p := sh.mu.chunks[locChunk(loc)].mem[locOff(loc):]
-	kl, n := binary.Uvarint(p)
-	p = p[n:]
-	vl, n := binary.Uvarint(p)
-	p = p[n:]
-	return p[:kl:kl], p[kl : kl+vl : kl+vl]
+	tok = binary.LittleEndian.Uint64(p)
+	kl, vl, n := header(p[tokBytes:])
+	p = p[tokBytes+n:]
+	return tok, p[:kl:kl], p[kl : kl+vl : kl+vl]
+}
+
+// tokenLocked returns the token of the entry at loc.
+func (sh *shard) tokenLocked(loc uint64) uint64 {
+	return binary.LittleEndian.Uint64(sh.mu.chunks[locChunk(loc)].mem[locOff(loc):])
+}
+
+// isLocked reports whether slot s holds (tok, key).
+func (sh *shard) isLocked(s slot, tok uint64, key []byte) bool {
+	if !s.live() || !s.tagIs(tok) {
+		return false
+	}
+	t, k, _ := sh.entryLocked(s.loc())
+	return t == tok && bytes.Equal(k, key)
 }
 
 // findLocked returns the slot of (tok, key), or -1.
@@ -121,14 +175,12 @@ func (sh *shard) findLocked(tok uint64, key []byte) int {
 		return -1
 	}
 	for i := home(tok, n); ; {
-		s := &t[i]
-		if s.loc == locEmpty {
+		s := t[i]
+		if s == locEmpty {
 			return -1
 		}
-		if s.tok == tok && s.loc != locTomb {
-			if k, _ := sh.entryLocked(s.loc); bytes.Equal(k, key) {
-				return i
-			}
+		if sh.isLocked(s, tok, key) {
+			return i
 		}
 		if i++; i == n {
 			i = 0
@@ -143,21 +195,19 @@ func (sh *shard) findFreeLocked(tok uint64, key []byte) (at, free int) {
 	n := len(t)
 	free = -1
 	for i := home(tok, n); ; {
-		s := &t[i]
+		s := t[i]
 		switch {
-		case s.loc == locEmpty:
+		case s == locEmpty:
 			if free < 0 {
 				free = i
 			}
 			return -1, free
-		case s.loc == locTomb:
+		case s == locTomb:
 			if free < 0 {
 				free = i
 			}
-		case s.tok == tok:
-			if k, _ := sh.entryLocked(s.loc); bytes.Equal(k, key) {
-				return i, free
-			}
+		case sh.isLocked(s, tok, key):
+			return i, free
 		}
 		if i++; i == n {
 			i = 0
@@ -173,7 +223,9 @@ func (sh *shard) putLocked(ix *Index, tok uint64, key, val []byte) {
 	ci := locChunk(loc)
 	c := &sh.mu.chunks[ci]
 	p := c.mem[locOff(loc) : locOff(loc)+sz]
-	n := binary.PutUvarint(p, uint64(len(key)))
+	binary.LittleEndian.PutUint64(p, tok)
+	n := tokBytes
+	n += binary.PutUvarint(p[n:], uint64(len(key)))
 	n += binary.PutUvarint(p[n:], uint64(len(val)))
 	n += copy(p[n:], key)
 	copy(p[n:], val)
@@ -188,14 +240,14 @@ func (sh *shard) putLocked(ix *Index, tok uint64, key, val []byte) {
 	sh.reserveLocked()
 	at, free := sh.findFreeLocked(tok, key)
 	if at >= 0 {
-		old := sh.mu.tab[at].loc
-		sh.mu.tab[at].loc = loc
+		old := sh.mu.tab[at].loc()
+		sh.mu.tab[at] = mkSlot(tok, loc)
 		sh.dropLocked(ix, old)
 	} else {
-		if sh.mu.tab[free].loc == locTomb {
+		if sh.mu.tab[free] == locTomb {
 			sh.mu.tombs--
 		}
-		sh.mu.tab[free] = slot{tok: tok, loc: loc}
+		sh.mu.tab[free] = mkSlot(tok, loc)
 		sh.mu.live++
 	}
 	sh.maybeCompactLocked(ix)
@@ -208,18 +260,18 @@ func (sh *shard) deleteLocked(ix *Index, tok uint64, key []byte) bool {
 	}
 	t := sh.mu.tab
 	n := len(t)
-	loc := t[i].loc
+	loc := t[i].loc()
 	// A slot followed by an empty one ends every probe that reaches it,
 	// so it can be emptied instead of marked, and so can the markers
 	// before it: fewer markers, fewer table rebuilds.
-	if t[(i+1)%n].loc == locEmpty {
-		t[i] = slot{}
-		for j := (i + n - 1) % n; t[j].loc == locTomb; j = (j + n - 1) % n {
-			t[j] = slot{}
+	if t[(i+1)%n] == locEmpty {
+		t[i] = locEmpty
+		for j := (i + n - 1) % n; t[j] == locTomb; j = (j + n - 1) % n {
+			t[j] = locEmpty
 			sh.mu.tombs--
 		}
 	} else {
-		t[i].loc = locTomb
+		t[i] = locTomb
 		sh.mu.tombs++
 	}
 	sh.mu.live--
@@ -228,7 +280,7 @@ func (sh *shard) deleteLocked(ix *Index, tok uint64, key []byte) bool {
 		// An empty shard gives everything back: after a range moves to
 		// another node its shards would otherwise keep their chunks.
 		ix.reclaimed.Add(int64(sh.mu.usedN))
-		sh.resetLocked()
+		sh.resetLocked(ix)
 		return true
 	}
 	sh.maybeCompactLocked(ix)
@@ -239,7 +291,7 @@ func (sh *shard) deleteLocked(ix *Index, tok uint64, key []byte) bool {
 // longer refers to it, and unmaps or rewinds its chunk if it was the
 // chunk's last live entry.
 func (sh *shard) dropLocked(ix *Index, loc uint64) {
-	k, v := sh.entryLocked(loc)
+	_, k, v := sh.entryLocked(loc)
 	sz := entrySize(len(k), len(v))
 	sh.mu.kv -= int64(len(k) + len(v))
 	ci := locChunk(loc)
@@ -261,8 +313,15 @@ func (sh *shard) dropLocked(ix *Index, loc uint64) {
 	sh.freeChunkLocked(ix, ci)
 }
 
-func (sh *shard) newChunkLocked(size int, huge bool) int {
-	c := chunk{mem: mapBytes(size), huge: huge}
+func (sh *shard) newChunkLocked(ix *Index, size int, huge bool) int {
+	c := chunk{huge: huge}
+	if pc, ok := ix.getPooled(size, huge); ok {
+		c.mem, c.touched = pc.mem, pc.touched
+		sh.mu.mem += int64(roundPage(c.touched))
+	}
+	if c.mem == nil {
+		c.mem = mapBytes(size)
+	}
 	var ci int
 	if n := len(sh.mu.holes); n > 0 {
 		ci = sh.mu.holes[n-1]
@@ -285,7 +344,7 @@ func (sh *shard) newChunkLocked(size int, huge bool) int {
 // freeChunkLocked unmaps chunk ci, which holds no live entry.
 func (sh *shard) freeChunkLocked(ix *Index, ci int) {
 	c := &sh.mu.chunks[ci]
-	unmapBytes(c.mem)
+	ix.releaseChunk(c)
 	ix.reclaimed.Add(int64(c.used))
 	sh.mu.mappedAll -= len(c.mem)
 	sh.mu.mem -= int64(roundPage(c.touched))
@@ -339,7 +398,7 @@ func (sh *shard) retireCurLocked(ix *Index) {
 // allocLocked reserves sz bytes for a new entry and returns their location.
 func (sh *shard) allocLocked(ix *Index, sz int) uint64 {
 	if sz > ix.hugeAt {
-		return sh.bumpLocked(sh.newChunkLocked(roundPage(sz), true), sz)
+		return sh.bumpLocked(sh.newChunkLocked(ix, roundPage(sz), true), sz)
 	}
 	if loc, ok := sh.tryBumpLocked(sz); ok {
 		return loc
@@ -354,7 +413,7 @@ func (sh *shard) allocLocked(ix *Index, sz int) uint64 {
 		}
 	}
 	sh.retireCurLocked(ix)
-	sh.mu.cur = sh.newChunkLocked(ix.chunkSize, false)
+	sh.mu.cur = sh.newChunkLocked(ix, ix.chunkSize, false)
 	return sh.bumpLocked(sh.mu.cur, sz)
 }
 
@@ -386,24 +445,32 @@ func (sh *shard) compactLocked(ix *Index, need int) {
 			sh.mu.mappedAll += len(c.mem)
 		}
 	}
-	sh.mu.cur = sh.newChunkLocked(size, false)
+	sh.mu.cur = sh.newChunkLocked(ix, size, false)
 
-	tab := mapSlots(slotsFor(sh.mu.live + 1))
+	// The table is rebuilt only when markers or its size call for it:
+	// otherwise each slot just gets its entry's new location, sparing a
+	// table mapping and a rehash per compaction.
+	tab := oldTab
+	want := slotsFor(sh.mu.live + 1)
+	rebuild := sh.mu.tombs*8 > len(oldTab) || len(oldTab) > 2*want || (sh.mu.live+1)*4 > len(oldTab)*3
+	if rebuild {
+		tab = mapSlots(want)
+	}
 	n := len(tab)
-	for _, s := range oldTab {
-		if s.loc <= locTomb {
+	for j := range oldTab {
+		s := oldTab[j]
+		if !s.live() {
 			continue
 		}
-		ci := locChunk(s.loc)
-		loc := mkLoc(remap[ci], locOff(s.loc))
+		ci := locChunk(s.loc())
+		loc := mkLoc(remap[ci], locOff(s.loc()))
 		if oc := &oldChunks[ci]; !oc.huge {
-			p := oc.mem[locOff(s.loc):]
-			kl, n1 := binary.Uvarint(p)
-			vl, n2 := binary.Uvarint(p[n1:])
-			sz := n1 + n2 + int(kl) + int(vl)
+			p := oc.mem[locOff(s.loc()):]
+			kl, vl, hn := header(p[tokBytes:])
+			sz := tokBytes + hn + kl + vl
 			if c := &sh.mu.chunks[sh.mu.cur]; c.used+sz > len(c.mem) {
 				sh.retireCurLocked(ix)
-				sh.mu.cur = sh.newChunkLocked(ix.chunkSize, false)
+				sh.mu.cur = sh.newChunkLocked(ix, ix.chunkSize, false)
 			}
 			loc = sh.bumpLocked(sh.mu.cur, sz)
 			c := &sh.mu.chunks[sh.mu.cur]
@@ -411,25 +478,33 @@ func (sh *shard) compactLocked(ix *Index, need int) {
 			c.live += sz
 			sh.mu.liveN += sz
 		}
-		i := home(s.tok, n)
-		for tab[i].loc != locEmpty {
+		// The tag bits of the old slot stay: the token did not change.
+		ns := s&^locMask | slot(loc)
+		if !rebuild {
+			oldTab[j] = ns
+			continue
+		}
+		i := home(sh.tokenLocked(loc), n)
+		for tab[i] != locEmpty {
 			if i++; i == n {
 				i = 0
 			}
 		}
-		tab[i] = slot{tok: s.tok, loc: loc}
+		tab[i] = ns
 	}
 
-	for _, c := range oldChunks {
-		if c.mem != nil && !c.huge {
-			unmapBytes(c.mem)
+	for i := range oldChunks {
+		if c := &oldChunks[i]; c.mem != nil && !c.huge {
+			ix.releaseChunk(c)
 		}
 	}
-	if oldTab != nil {
-		unmapSlots(oldTab)
+	if rebuild {
+		if oldTab != nil {
+			unmapSlots(oldTab)
+		}
+		sh.mu.tombs = 0
 	}
-	sh.mu.tab = tab
-	sh.mu.tombs = 0
+	sh.setTabLocked(tab)
 	sh.mu.mem = int64(len(tab) * slotBytes)
 	for _, c := range sh.mu.chunks {
 		sh.mu.mem += int64(roundPage(c.touched))
@@ -451,11 +526,11 @@ func (sh *shard) reserveLocked() {
 	tab := mapSlots(slotsFor(sh.mu.live + 1))
 	n = len(tab)
 	for _, s := range old {
-		if s.loc <= locTomb {
+		if !s.live() {
 			continue
 		}
-		i := home(s.tok, n)
-		for tab[i].loc != locEmpty {
+		i := home(sh.tokenLocked(s.loc()), n)
+		for tab[i] != locEmpty {
 			if i++; i == n {
 				i = 0
 			}
@@ -465,26 +540,43 @@ func (sh *shard) reserveLocked() {
 	if old != nil {
 		unmapSlots(old)
 	}
-	sh.mu.tab = tab
+	sh.setTabLocked(tab)
 	sh.mu.tombs = 0
 	sh.mu.mem += int64((len(tab) - len(old)) * slotBytes)
 }
 
 // resetLocked unmaps everything the shard holds and empties it.
-func (sh *shard) resetLocked() {
-	for _, c := range sh.mu.chunks {
-		if c.mem != nil {
-			unmapBytes(c.mem)
+func (sh *shard) resetLocked(ix *Index) {
+	for i := range sh.mu.chunks {
+		if c := &sh.mu.chunks[i]; c.mem != nil {
+			ix.releaseChunk(c)
 		}
 	}
 	if sh.mu.tab != nil {
 		unmapSlots(sh.mu.tab)
 	}
 	mu := &sh.mu
-	mu.tab, mu.chunks, mu.holes = nil, nil, nil
+	sh.setTabLocked(nil)
+	mu.chunks, mu.holes = nil, nil
 	mu.live, mu.tombs, mu.cur = 0, 0, -1
 	mu.mappedN, mu.usedN, mu.liveN, mu.mappedAll = 0, 0, 0, 0
 	mu.kv, mu.mem = 0, 0
+}
+
+func (ix *Index) getPooled(size int, huge bool) (pooled, bool) {
+	if huge {
+		return pooled{}, false
+	}
+	return ix.pool.get(size)
+}
+
+// releaseChunk pools a shared chunk or unmaps a large entry's.
+func (ix *Index) releaseChunk(c *chunk) {
+	if c.huge {
+		unmapBytes(c.mem)
+		return
+	}
+	ix.pool.put(pooled{mem: c.mem, touched: c.touched})
 }
 
 func (sh *shard) publishLocked() {
