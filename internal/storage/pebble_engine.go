@@ -41,6 +41,12 @@ func openPebbleEngine(opts *Options, deadline func(*record.Record) int64, ctrs *
 		lock.release()
 		return nil, err
 	}
+	// Pebble replays a WAL overwritten with garbage as empty and then
+	// deletes it (issue 29 case 4): refuse to start instead.
+	if err := checkPebbleWAL(fs, dir); err != nil {
+		lock.release()
+		return nil, err
+	}
 	e := &pebbleEngine{
 		log: opts.Logger,
 		// Pebble charges every memtable, mutable or waiting to flush,

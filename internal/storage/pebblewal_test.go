@@ -48,7 +48,7 @@ func walWriteFile(t *testing.T, fs vfs.FS, path string, b []byte) {
 // overwritten bytes and nothing for torn tails.
 func TestCheckPebbleWAL(t *testing.T) {
 	mem := vfs.NewCrashableMem()
-	s := openTest(t, Options{FS: mem, Dir: "db", Sync: SyncAlways})
+	s := openTest(t, Options{Engine: EnginePebble, FS: mem, Dir: "db", Sync: SyncAlways})
 	const keys = 300
 	for i := range keys {
 		mustApply(t, s, fmt.Sprintf("k%d", i), val(1, "a", strings.Repeat("v", 200)))
@@ -102,7 +102,7 @@ func TestCheckPebbleWAL(t *testing.T) {
 				if err != nil {
 					t.Fatalf("checkPebbleWAL = %v, want nil", err)
 				}
-				s2 := openTest(t, Options{FS: fs, Dir: "db"})
+				s2 := openTest(t, Options{Engine: EnginePebble, FS: fs, Dir: "db"})
 				if n := s2.ApproxCount(); c.name == "clean" && n != keys {
 					t.Fatalf("clean WAL replayed %d keys, want %d", n, keys)
 				}
@@ -113,6 +113,13 @@ func TestCheckPebbleWAL(t *testing.T) {
 			}
 			if ce.Path != walPath || ce.Offset > int64(at) || !strings.Contains(err.Error(), walPath) {
 				t.Fatalf("CorruptError %v: want file %s, offset <= %d", err, walPath, at)
+			}
+			// The engine runs the check: Open refuses the store.
+			if s, err := Open(Options{Engine: EnginePebble, FS: fs, Dir: "db", Logger: testLogger(t)}); !errors.As(err, &ce) {
+				if s != nil {
+					_ = s.Close()
+				}
+				t.Fatalf("Open of a store with a corrupt WAL = %v, want *applog.CorruptError", err)
 			}
 		})
 	}
@@ -131,7 +138,7 @@ func TestCheckPebbleWALQuietOnCrashes(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(pct), 9))
 			fs := vfs.NewCrashableMem()
 			for round := range 4 {
-				s := openTest(t, Options{FS: fs, Dir: "db", Sync: SyncPeriodic, MemTableSize: 1 << 20})
+				s := openTest(t, Options{Engine: EnginePebble, FS: fs, Dir: "db", Sync: SyncPeriodic, MemTableSize: 1 << 20})
 				for i := range 3000 {
 					mustApply(t, s, fmt.Sprintf("k%d-%d", round, i), val(int64(round+1), "a", strings.Repeat("v", 300)))
 				}
