@@ -127,7 +127,7 @@ func (s *Store) ApplyBatch(ws []Write) {
 	}
 	s.beginNotify()
 	defer s.endNotify()
-	if err := s.eng.write(sc.changes, true); err != nil {
+	if err := s.write(sc.changes, true); err != nil {
 		s.failStaged(ws, sc.items, err)
 		return
 	}

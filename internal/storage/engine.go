@@ -84,13 +84,27 @@ type dueEntry struct {
 	ik       []byte
 }
 
-// newEngine opens the engine opts name; deadline is the Store's.
-func newEngine(opts *Options, deadline func(*record.Record) int64, ctrs *counters) (engine, error) {
+// newEngine opens the engine opts name.
+func newEngine(opts *Options, ctrs *counters) (engine, error) {
 	switch opts.Engine {
 	case EngineMemory:
-		return openMemEngine(opts, deadline)
+		return openMemEngine(opts)
 	case EnginePebble:
-		return openPebbleEngine(opts, deadline, ctrs)
+		return openPebbleEngine(opts, ctrs)
 	}
 	return nil, fmt.Errorf("storage: unknown engine %q (want %s or %s)", opts.Engine, EngineMemory, EnginePebble)
+}
+
+// write hands cs to the engine. It calls the engines' write through their
+// concrete types: through the interface the compiler must assume the
+// changes escape, and every Apply paid three allocations (its record, the
+// previous one and the change) for it.
+func (s *Store) write(cs []change, durable bool) error {
+	switch e := s.eng.(type) {
+	case *memEngine:
+		return e.write(cs, durable)
+	case *pebbleEngine:
+		return e.write(cs, durable)
+	}
+	panic(fmt.Sprintf("storage: engine %T not in Store.write", s.eng))
 }

@@ -115,7 +115,7 @@ func (s *Store) expireEntryLocked(d dueEntry) error {
 		cs := [1]change{{token: d.token, key: d.key, rec: &dead, prev: &rec, found: true}}
 		s.beginNotify()
 		defer s.endNotify()
-		if err := s.eng.write(cs[:], false); err != nil {
+		if err := s.write(cs[:], false); err != nil {
 			return fmt.Errorf("storage: expiry: %w", err)
 		}
 		s.counters.expired.Add(1)
@@ -126,7 +126,7 @@ func (s *Store) expireEntryLocked(d dueEntry) error {
 	cs := [1]change{{token: d.token, key: d.key, prev: &rec, found: true}}
 	s.beginNotify()
 	defer s.endNotify()
-	if err := s.eng.write(cs[:], false); err != nil {
+	if err := s.write(cs[:], false); err != nil {
 		return fmt.Errorf("storage: gc: %w", err)
 	}
 	s.count.Add(-1)

@@ -31,14 +31,14 @@ import (
 // Concurrent writers' appends are group-committed by the log: one write(2)
 // and at most one fsync for all of them.
 type memEngine struct {
-	opts     *Options
-	log      *slog.Logger
-	idx      *memindex.Index
-	wal      *applog.Log
-	deadline func(*record.Record) int64
-	dls      deadlines
-	raw      *rawSpaces
-	lock     *dirLock
+	opts    *Options
+	log     *slog.Logger
+	idx     *memindex.Index
+	wal     *applog.Log
+	graceMS int64 // Options.GCGrace, for deadlineOf
+	dls     deadlines
+	raw     *rawSpaces
+	lock    *dirLock
 
 	// logMu is read-held by every logged write from its append until it is
 	// visible in memory, and write-held by a compaction while it rotates
@@ -55,7 +55,7 @@ type memEngine struct {
 
 var _ engine = (*memEngine)(nil)
 
-func openMemEngine(opts *Options, deadline func(*record.Record) int64) (*memEngine, error) {
+func openMemEngine(opts *Options) (*memEngine, error) {
 	fs, dir := opts.fs(), opts.dir()
 	lock, err := lockDir(opts)
 	if err != nil {
@@ -73,7 +73,7 @@ func openMemEngine(opts *Options, deadline func(*record.Record) int64) (*memEngi
 		opts:        opts,
 		log:         opts.Logger,
 		idx:         memindex.New(memindex.Options{}),
-		deadline:    deadline,
+		graceMS:     opts.GCGrace.Milliseconds(),
 		raw:         newRawSpaces(),
 		lock:        lock,
 		compactMin:  opts.LogCompactMinBytes,
@@ -223,7 +223,7 @@ func (r *replayer) record(b []byte) error {
 		if prev, err = record.Decode(pv); err != nil {
 			return fmt.Errorf("%w: record %q: %w", ErrCorrupt, key, err)
 		}
-		if prev.Tombstone && e.deadline(&prev) <= r.now {
+		if prev.Tombstone && deadlineOf(&prev, e.graceMS) <= r.now {
 			found = false // purged before rec was admitted: see replayer
 		}
 	}
@@ -234,7 +234,7 @@ func (r *replayer) record(b []byte) error {
 	if found && !record.Newer(&rec, &prev) {
 		return nil
 	}
-	dl := e.deadline(&rec)
+	dl := deadlineOf(&rec, e.graceMS)
 	if rec.Tombstone && dl <= r.now {
 		e.idx.Delete(token, key)
 		return nil
@@ -261,8 +261,17 @@ func (e *memEngine) prefetch(keys [][]byte) {
 }
 
 func (e *memEngine) get(token uint64, key []byte) (record.Record, bool, error) {
-	// A fresh buffer: the record's Value aliases it and is the caller's.
-	v, found := e.idx.Get(token, key, nil)
+	sc := readScratches.Get().(*readScratch)
+	v, found := e.idx.Get(token, key, sc.b[:0])
+	if cap(v) <= 64<<10 {
+		sc.b = v[:0] // Get may have grown it
+	}
+	if found {
+		// The record's Value aliases this copy, the caller's to keep
+		// (mem_values.go); the scratch goes back to the pool after it.
+		v = keepable(v)
+	}
+	readScratches.Put(sc)
 	if !found {
 		return record.Record{}, false, nil
 	}
@@ -337,7 +346,7 @@ func (e *memEngine) write(cs []change, durable bool) error {
 			enc = enc[recordEntryHeaderLen(c.key):]
 		}
 		e.idx.Put(c.token, c.key, enc)
-		if dl := e.deadline(c.rec); dl != 0 && (!c.found || e.deadline(c.prev) != dl) {
+		if dl := deadlineOf(c.rec, e.graceMS); dl != 0 && (!c.found || deadlineOf(c.prev, e.graceMS) != dl) {
 			e.dls.push(dl, c.token, c.key)
 		}
 	}

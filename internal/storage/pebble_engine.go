@@ -23,7 +23,7 @@ type pebbleEngine struct {
 	cache    *pebble.Cache
 	wo       *pebble.WriteOptions
 	rows     *rowCache // nil when disabled
-	deadline func(*record.Record) int64
+	graceMS  int64     // Options.GCGrace, for deadlineOf
 	counters *counters
 	n        int64 // records counted at open
 	lock     *dirLock
@@ -31,7 +31,7 @@ type pebbleEngine struct {
 
 var _ engine = (*pebbleEngine)(nil)
 
-func openPebbleEngine(opts *Options, deadline func(*record.Record) int64, ctrs *counters) (*pebbleEngine, error) {
+func openPebbleEngine(opts *Options, ctrs *counters) (*pebbleEngine, error) {
 	fs, dir := opts.fs(), opts.dir()
 	lock, err := lockDir(opts)
 	if err != nil {
@@ -56,7 +56,7 @@ func openPebbleEngine(opts *Options, deadline func(*record.Record) int64, ctrs *
 		// read of a flushed key went to disk.
 		cache:    pebble.NewCache(opts.CacheSize + 2*int64(opts.MemTableSize)),
 		rows:     newRowCache(opts.RowCacheSize),
-		deadline: deadline,
+		graceMS:  opts.GCGrace.Milliseconds(),
 		counters: ctrs,
 		lock:     lock,
 	}
@@ -282,7 +282,7 @@ func (e *pebbleEngine) stage(b *pebble.Batch, rk []byte, c *change) error {
 	if c.rec == nil {
 		_ = b.Delete(rk, nil)
 	} else {
-		newDeadline = e.deadline(c.rec)
+		newDeadline = deadlineOf(c.rec, e.graceMS)
 		// Encoded in place in the batch: no key or value to allocate and copy.
 		op := b.SetDeferred(len(rk), c.rec.EncodedLen())
 		copy(op.Key, rk)
@@ -294,11 +294,11 @@ func (e *pebbleEngine) stage(b *pebble.Batch, rk []byte, c *change) error {
 		_ = op.Finish()
 	}
 	if c.found {
-		if old := e.deadline(c.prev); old != 0 && old != newDeadline {
+		if old := deadlineOf(c.prev, e.graceMS); old != 0 && old != newDeadline {
 			_ = b.Delete(deadlineKey(old, c.token, c.key), nil)
 		}
 	}
-	if newDeadline != 0 && (!c.found || e.deadline(c.prev) != newDeadline) {
+	if newDeadline != 0 && (!c.found || deadlineOf(c.prev, e.graceMS) != newDeadline) {
 		_ = b.Set(deadlineKey(newDeadline, c.token, c.key), nil, nil)
 	}
 	return nil

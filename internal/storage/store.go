@@ -272,7 +272,7 @@ func Open(opts Options) (*Store, error) {
 		stop: make(chan struct{}),
 		gate: newGate(),
 	}
-	eng, err := newEngine(&s.opts, s.deadline, &s.counters)
+	eng, err := newEngine(&s.opts, &s.counters)
 	if err != nil {
 		return nil, err
 	}
@@ -352,11 +352,18 @@ func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
 // GCGrace. See the package comment for why the death time is the later of the
 // write and the expiry.
 func (s *Store) deadline(rec *record.Record) int64 {
+	return deadlineOf(rec, s.opts.GCGrace.Milliseconds())
+}
+
+// deadlineOf is Store.deadline with the grace in ms. The engines call it
+// directly: a pointer handed to a function value escapes, and cost each
+// write an allocation.
+func deadlineOf(rec *record.Record, graceMS int64) int64 {
 	if !rec.Tombstone {
 		return rec.ExpireAt
 	}
 	death := max(rec.Version.TS.Physical(), rec.ExpireAt)
-	return death + s.opts.GCGrace.Milliseconds()
+	return death + graceMS
 }
 
 // Apply stores rec for key if it wins over the stored record under
@@ -393,7 +400,7 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	cs := [1]change{{token: token, key: key, rec: &rec, prev: &prev, found: found}}
 	s.beginNotify()
 	defer s.endNotify()
-	if err := s.eng.write(cs[:], true); err != nil {
+	if err := s.write(cs[:], true); err != nil {
 		return ApplyResult{}, err
 	}
 	s.applied(token, key, &rec, &prev, found)
@@ -407,8 +414,12 @@ func (s *Store) check(key []byte, rec *record.Record, now int64) error {
 	if err := validWrite(key, rec); err != nil {
 		return err
 	}
-	if s.opts.Guard != nil {
-		if err := s.opts.Guard(key, rec); err != nil {
+	if g := s.opts.Guard; g != nil {
+		// A copy for the guard: rec handed to a function value would
+		// escape, and move every write's record to the heap, guarded or
+		// not; this one is allocated only when a guard is set.
+		r := *rec
+		if err := g(key, &r); err != nil {
 			return err
 		}
 	}
