@@ -29,8 +29,10 @@ const (
 // key locks and must be safe concurrently with everything. Store calls
 // nothing after close.
 type engine interface {
-	// get returns key's stored record for a reader holding no key lock.
-	// The record is the caller's to keep.
+	// get returns key's stored record for Store.Get; the record is the
+	// caller's to keep. The memory engine's needs no key lock; the Pebble
+	// engine's fills its row cache and so runs under the key lock
+	// (Store.getPebble).
 	get(token uint64, key []byte) (record.Record, bool, error)
 	// read is get under key's lock: the read before a write.
 	read(token uint64, key []byte) (record.Record, bool, error)

@@ -181,18 +181,26 @@ func (e *pebbleEngine) preload(it *pebble.Iterator) bool {
 
 func (e *pebbleEngine) prefetch(keys [][]byte) { e.rows.prefetch(keys) }
 
-func (e *pebbleEngine) get(token uint64, key []byte) (record.Record, bool, error) {
-	// On the stack: a read the row cache answers allocates nothing. Pebble
-	// gets a copy (readCached), since a key handed to it escapes.
+// cached answers a read from the row cache alone when it can: a hit, or a
+// definite absence while the cache is complete. done is false when Pebble
+// must be read (get, under the key lock).
+func (e *pebbleEngine) cached(token uint64, key []byte) (rec record.Record, found, done bool) {
+	// On the stack: a read the row cache answers allocates nothing.
 	var kb [64]byte
 	rk := appendRecordKey(kb[:0], token, key)
 	if rec, ok := e.rows.get(token, rk); ok {
-		return rec, true, nil
+		return rec, true, true
 	}
-	if e.rows.absent() {
-		return record.Record{}, false, nil
-	}
+	return record.Record{}, false, e.rows.absent()
+}
+
+// get reads key's record; with a row cache, the caller holds the key lock,
+// so that a fill cannot race an apply and cache a superseded record.
+func (e *pebbleEngine) get(token uint64, key []byte) (record.Record, bool, error) {
+	var kb [64]byte
+	rk := appendRecordKey(kb[:0], token, key)
 	if e.rows == nil {
+		// A copy for Pebble, since a key handed to it escapes.
 		return e.readRecord(bytes.Clone(rk))
 	}
 	return e.readCached(token, rk)

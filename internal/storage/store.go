@@ -340,11 +340,40 @@ func (s *Store) Prefetch(keys [][]byte) {
 // still see the version that makes a key dead. The Value may be kept but never
 // modified: it can be shared with a cache and other readers.
 func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
+	token := ring.Token(key)
+	if pe, ok := s.eng.(*pebbleEngine); ok {
+		return s.getPebble(pe, token, key)
+	}
 	if err := s.acquire(); err != nil {
 		return record.Record{}, false, err
 	}
 	defer s.release()
-	return s.eng.get(ring.Token(key), key)
+	return s.eng.get(token, key)
+}
+
+// getPebble is Get on the Pebble engine. A read that the row cache answers,
+// hit or definite absence, touches no Pebble state, so it does not enter
+// the gate: entering and leaving it are two atomic writes to one cache line
+// that every core's calls share, 3.6% of a single node's CPU under a
+// pipelined GET load. (The memory engine's index is unmapped at Close, so
+// its reads always enter.)
+func (s *Store) getPebble(pe *pebbleEngine, token uint64, key []byte) (record.Record, bool, error) {
+	if s.gate.closing() {
+		return record.Record{}, false, ErrClosed
+	}
+	if rec, found, done := pe.cached(token, key); done {
+		return rec, found, nil
+	}
+	if err := s.acquire(); err != nil {
+		return record.Record{}, false, err
+	}
+	defer s.release()
+	if pe.rows != nil {
+		mu := s.keyLock(token)
+		mu.Lock()
+		defer mu.Unlock()
+	}
+	return pe.get(token, key)
 }
 
 // deadline returns when rec must next change by itself (0 for never): a live
