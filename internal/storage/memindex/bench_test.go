@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -245,4 +246,21 @@ func measureGC(b *testing.B) {
 	b.ReportMetric(float64(after.PauseTotal-before.PauseTotal)/float64(cycles)/1e3, "pause-µs/gc")
 	b.ReportMetric((cpu[0].Value.Float64()-gcCPU0)/float64(cycles)*1e3, "gc-cpu-ms/gc")
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-inuse-MB")
+	if rss, ok := residentBytes(); ok {
+		b.ReportMetric(float64(rss)/(1<<20), "rss-MB")
+	}
+}
+
+// residentBytes reads the process's resident set size on Linux, the
+// figure the memory target is stated in.
+func residentBytes() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		return 0, false
+	}
+	return resident * int64(os.Getpagesize()), true
 }
