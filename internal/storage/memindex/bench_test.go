@@ -4,12 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -247,24 +246,21 @@ func measureGC(b *testing.B) {
 	b.ReportMetric(float64(after.PauseTotal-before.PauseTotal)/float64(cycles)/1e3, "pause-µs/gc")
 	b.ReportMetric((cpu[0].Value.Float64()-gcCPU0)/float64(cycles)*1e3, "gc-cpu-ms/gc")
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-inuse-MB")
-}
-
-// cpuClock reads the process's CPU time. On a shared machine wall time per
-// operation includes the time spent waiting for a core; CPU time does not,
-// so the benchmarks report both.
-type cpuClock struct{ start time.Duration }
-
-func cpuNow() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+	if rss, ok := residentBytes(); ok {
+		b.ReportMetric(float64(rss)/(1<<20), "rss-MB")
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func startCPU() cpuClock { return cpuClock{cpuNow()} }
-
-func (c cpuClock) report(b *testing.B) {
-	b.Helper()
-	b.ReportMetric(float64(cpuNow()-c.start)/float64(b.N), "cpu-ns/op")
+// residentBytes reads the process's resident set size on Linux, the
+// figure the memory target is stated in.
+func residentBytes() (int64, bool) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, false
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		return 0, false
+	}
+	return resident * int64(os.Getpagesize()), true
 }

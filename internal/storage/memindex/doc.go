@@ -34,7 +34,7 @@
 // once per as many dead bytes bounds the work to one copied byte per byte
 // overwritten. A chunk whose entries all died is unmapped at once; a shard
 // that empties gives back its table too. A shard's first chunk is small and
-// doubles, by compaction, up to ChunkSize, so the thousands of shards of a
+// grows, by compaction, up to ChunkSize, so the thousands of shards of a
 // small data set do not each map a full chunk.
 //
 // Entries larger than a quarter of ChunkSize get a chunk of their own, which

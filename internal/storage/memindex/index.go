@@ -41,7 +41,8 @@ type Index struct {
 	hugeAt int
 	// minDead is the floor of dead bytes below which a shard does not
 	// compact: a nearly empty shard would otherwise copy its few entries
-	// after every other overwrite.
+	// after every other overwrite. A page: every shard may hold this
+	// much dead, 16 MiB over 4096 shards.
 	minDead int
 	fixed   int64
 
@@ -86,7 +87,7 @@ func New(opts Options) *Index {
 		shift:     uint(64 - bits),
 		chunkSize: cs,
 		hugeAt:    cs / 4,
-		minDead:   max(cs/64, pageSize),
+		minDead:   pageSize,
 	}
 	ix.pool.perSize = min(poolPerSize, max(1, len(ix.shards)/8))
 	ix.fixed = int64(len(ix.shards)) * int64(unsafe.Sizeof(shard{}))

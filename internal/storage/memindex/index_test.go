@@ -604,3 +604,36 @@ func TestPrefetchAnyState(t *testing.T) {
 	ix.Close()
 	ix.Prefetch(toks) // not a call the contract allows, but harmless
 }
+
+// TestOverwriteMemoryBound overwrites every key of a default index a few
+// times: the dead bytes left behind must stay bounded by the live ones
+// (plus a page a shard), so memory stays near twice the first load's.
+func TestOverwriteMemoryBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 200K keys four times")
+	}
+	ix := New(Options{})
+	defer ix.Close()
+	const n = 200_000
+	k := make([]byte, 0, 16)
+	v := make([]byte, 100)
+	put := func(round byte) {
+		for i := range n {
+			k = fmt.Appendf(k[:0], "key:%012d", i)
+			v[0] = round
+			ix.Put(xxhash.Sum64(k), k, v)
+		}
+	}
+	put(0)
+	first := ix.MemoryBytes()
+	for round := range byte(3) {
+		put(round + 1)
+	}
+	st := ix.Stats()
+	bound := 2*first + int64(len(ix.shards))*pageSize + ix.pool.bytes.Load()
+	t.Logf("first load %d bytes; after 3 overwrite rounds %d (dead %d, live %d, %d compactions)",
+		first, st.MemoryBytes, st.DeadBytes, st.LiveBytes, st.Compactions)
+	if st.MemoryBytes > bound {
+		t.Fatalf("after overwrites MemoryBytes = %d, over %d (twice the first load, a page a shard, the pool)", st.MemoryBytes, bound)
+	}
+}

@@ -427,12 +427,22 @@ func (sh *shard) maybeCompactLocked(ix *Index) {
 // ones with room for need more bytes, rebuilds the table without markers,
 // and unmaps the old chunks and table. Large entries keep their chunks.
 func (sh *shard) compactLocked(ix *Index, need int) {
+	// A shard smaller than a chunk grows by compacting into a larger one.
+	// Off the heap the chunk can be generous: its untouched tail costs
+	// address space, not memory, and each growth step costs a copy and an
+	// munmap whose TLB shootdown was the largest syscall cost of loading
+	// 1M keys. On the heap every byte of it is allocated.
+	growth := 2
+	if mapsOffHeap {
+		growth = 4
+	}
+
 	oldChunks, oldTab := sh.mu.chunks, sh.mu.tab
 	oldMapped, oldDead := sh.mu.mappedN, sh.mu.usedN-sh.mu.liveN
 
 	size := ix.chunkSize
-	if total := sh.mu.liveN + need; 2*total < ix.chunkSize {
-		size = min(ix.chunkSize, max(pageSize, pow2ceil(2*total)))
+	if total := sh.mu.liveN + need; growth*total < ix.chunkSize {
+		size = min(ix.chunkSize, max(pageSize, pow2ceil(growth*total)))
 	}
 	sh.mu.chunks = make([]chunk, 0, len(oldChunks)+1)
 	sh.mu.holes = nil
