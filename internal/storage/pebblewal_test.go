@@ -161,3 +161,23 @@ func TestCheckPebbleWALQuietOnCrashes(t *testing.T) {
 		})
 	}
 }
+
+// FuzzCheckPebbleWAL: any bytes in a WAL file give nil, a CorruptError or
+// an I/O error, never a panic.
+func FuzzCheckPebbleWAL(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(make([]byte, 600))
+	f.Add(bytes.Repeat([]byte{0xff, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 100))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fs := vfs.NewMem()
+		if err := fs.MkdirAll("db", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		walWriteFile(t, fs, "db/000007.log", data)
+		err := checkPebbleWAL(fs, "db")
+		var ce *applog.CorruptError
+		if err != nil && (!errors.As(err, &ce) || ce.Path != "db/000007.log") {
+			t.Fatalf("checkPebbleWAL = %v", err)
+		}
+	})
+}

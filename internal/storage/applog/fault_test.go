@@ -144,3 +144,50 @@ func TestFsyncErrorFailsGroupThenRecovers(t *testing.T) {
 	defer l.Close()
 	checkSame(t, r.set(), want)
 }
+
+// TestOpenOnFullDisk: a node restarted on a full disk opens, replays and
+// serves; appends fail with ENOSPC until space is freed, then succeed, and
+// nothing acknowledged is lost.
+func TestOpenOnFullDisk(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	fs := &fullFS{FS: mem}
+	opts := Options{FS: fs, Dir: "/log", Sync: true, Logger: newTestLogger(t).Logger}
+	l, _ := mustOpen(t, opts)
+	want := map[string]int{}
+	for i := range 30 {
+		if err := l.Append(entry(i)); err != nil {
+			t.Fatal(err)
+		}
+		want[string(entry(i))]++
+	}
+	l.Close()
+
+	fs.full.Store(true)
+	l, r := mustOpen(t, opts)
+	checkSame(t, r.set(), want)
+	if err := l.Append(entry(100)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Append on a full disk = %v, want ENOSPC", err)
+	}
+	if err := l.Sync(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Sync on a full disk = %v, want ENOSPC", err)
+	}
+	fs.full.Store(false)
+	if err := l.Sync(); err != nil { // the periodic syncer reopens the write path
+		t.Fatalf("Sync after space came back: %v", err)
+	}
+	for i := 30; i < 40; i++ {
+		if err := l.Append(entry(i)); err != nil {
+			t.Fatal(err)
+		}
+		want[string(entry(i))]++
+	}
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{})
+	l.Close()
+	tl := newTestLogger(t)
+	l, r = mustOpen(t, Options{FS: crashed, Dir: "/log", Logger: tl.Logger})
+	defer l.Close()
+	checkSame(t, r.set(), want)
+	if w := tl.Warnings(); len(w) != 0 {
+		t.Fatalf("replay warned: %q", w)
+	}
+}

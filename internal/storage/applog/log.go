@@ -174,20 +174,53 @@ func Open(opts Options, replay func(entry []byte) error) (*Log, error) {
 		l.wmu.snapSize = l.fileSize(snapName(st.snap))
 		l.stats.snapshotSize.Store(l.wmu.snapSize)
 	}
-	// Never append to a file an earlier process wrote: its tail may be torn,
-	// and vfs has no truncate. A new segment records where the old one ends.
-	if err := l.createSegmentLocked(st.nextSeg, st.prevLen); err != nil {
-		lock.Close()
-		return nil, err
+	if err := l.startSegment(st); err != nil {
+		// A full disk must not keep the node from starting and serving
+		// reads: appends fail until a write path opens (Sync and Append
+		// retry the rotation).
+		l.stats.writeErrors.Add(1)
+		l.markBrokenLocked(err)
 	}
 	if err := l.finishSalvage(); err != nil {
-		l.wmu.seg.f.Close()
+		if l.wmu.seg.f != nil {
+			l.wmu.seg.f.Close()
+		}
 		lock.Close()
 		return nil, err
 	}
 	l.log.Info("log opened", "dir", opts.Dir, "segments", len(l.wmu.segs), "snapshot", st.hasSnap,
 		"entries_replayed", l.stats.replayed.Load(), "bytes", l.size.Load())
 	return l, nil
+}
+
+// startSegment opens the write path after replay. It never appends to a
+// file an earlier process wrote (its tail may be torn, and vfs has no
+// truncate): it fsyncs the last segment, whose unsynced tail a process
+// killed under Sync false may have left in the page cache, and starts the
+// next one recording where the last one validly ends. On failure wmu.seg is
+// a stand-in for the last segment, so that a later rotation starts there.
+func (l *Log) startSegment(st *dirState) error {
+	prev := &segment{num: st.nextSeg - 1, size: int64(st.prevLen), sealed: true}
+	l.wmu.seg = prev
+	if st.prevLen > 0 {
+		f, err := l.opts.FS.Open(l.path(segName(prev.num)))
+		if err != nil {
+			return fmt.Errorf("applog: open %s: %w", l.path(segName(prev.num)), err)
+		}
+		prev.f = f
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("applog: fsync %s: %w", l.path(segName(prev.num)), err)
+		}
+		l.stats.fsyncs.Add(1)
+		prev.synced = prev.size
+	}
+	if err := l.createSegmentLocked(st.nextSeg, st.prevLen); err != nil {
+		return err
+	}
+	if prev.f != nil {
+		prev.f.Close()
+	}
+	return nil
 }
 
 // createSegmentLocked creates segment num, durable (header and directory
@@ -220,7 +253,7 @@ func (l *Log) createSegmentLocked(num, prevLen uint64) error {
 // fsynced first, so that the length the new header records is on disk.
 func (l *Log) rotateLocked() error {
 	old := l.wmu.seg
-	if old.synced < old.size || l.wmu.broken != nil {
+	if old.f != nil && (old.synced < old.size || l.wmu.broken != nil) {
 		if err := old.f.Sync(); err != nil {
 			l.stats.writeErrors.Add(1)
 			return fmt.Errorf("applog: fsync %s: %w", l.path(segName(old.num)), err)
@@ -235,7 +268,7 @@ func (l *Log) rotateLocked() error {
 	}
 	l.wmu.broken = nil
 	old.sealed = true
-	if old.refs == 0 {
+	if old.refs == 0 && old.f != nil {
 		old.f.Close()
 	}
 	l.stats.rotations.Add(1)
@@ -480,7 +513,7 @@ func (l *Log) Close() error {
 		}
 	}
 	seg.sealed = true
-	if seg.refs == 0 {
+	if seg.refs == 0 && seg.f != nil {
 		if cerr := seg.f.Close(); err == nil && cerr != nil {
 			err = cerr
 		}

@@ -44,6 +44,9 @@ func (l *Log) finishSalvage() error {
 	if len(l.pendingSalvage) == 0 {
 		return nil
 	}
+	if err := l.wmu.broken; err != nil {
+		return fmt.Errorf("applog: salvage needs a new segment to keep the valid entries in: %w", err)
+	}
 	seg := l.wmu.seg
 	buf := make([]byte, 1<<20)
 	for _, r := range l.pendingSalvage {
