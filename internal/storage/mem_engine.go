@@ -88,12 +88,16 @@ func openMemEngine(opts *Options) (*memEngine, error) {
 	if e.compactRate < 0 {
 		e.compactRate = 0
 	}
-	r := replayer{e: e, now: opts.Clock.Now().UnixMilli()}
+	r := newReplay(e, opts.Clock.Now().UnixMilli())
 	start := time.Now()
 	wal, err := applog.Open(applog.Options{
 		FS: fs, Dir: dir, Sync: opts.Sync == SyncAlways, Salvage: opts.Salvage,
 		Logger: opts.Logger.With("log", dir),
 	}, r.replay)
+	if rerr := r.finish(); err == nil && rerr != nil {
+		_ = wal.Close()
+		err = rerr
+	}
 	if err != nil {
 		e.idx.Close()
 		lock.release()
@@ -154,96 +158,6 @@ func checkNoPebble(fs vfs.FS, dir string) error {
 // snapshots) from others.
 func isLogFile(name string) bool {
 	return strings.HasSuffix(name, ".seg") || strings.HasSuffix(name, ".snap")
-}
-
-// replayer rebuilds memory from the log at open.
-//
-// The log holds every record write in the order it was applied to its key
-// (a key's writes are serialised by its key lock, from append to
-// visibility), but not expiry and GC: those follow from the records and the
-// clock, so replay redoes them. A record dead on arrival is stored as its
-// tombstone and a tombstone past its GC deadline as nothing, as Apply does.
-//
-// A tombstone found stored past its GC deadline is taken as purged, and the
-// entry after it is applied as to an absent key. That is what happened
-// before the restart: an entry older than a stored tombstone is only in the
-// log if Apply admitted it, which it does only once the tombstone is gone.
-// Without this rule the tombstone would win on replay and hide an
-// acknowledged write.
-type replayer struct {
-	e       *memEngine
-	now     int64
-	buf     []byte
-	entries int64
-}
-
-func (r *replayer) replay(entry []byte) error {
-	r.entries++
-	if len(entry) == 0 {
-		return fmt.Errorf("%w: empty log entry", ErrCorrupt)
-	}
-	switch entry[0] {
-	case entryRecord:
-		return r.record(entry[1:])
-	case entryRawSet:
-		if len(entry) < 2 {
-			return fmt.Errorf("%w: short raw entry", ErrCorrupt)
-		}
-		k, v, err := parseLenPrefixed(entry[2:])
-		if err != nil {
-			return err
-		}
-		r.e.raw.set(entry[1], k, v)
-		return nil
-	case entryRawDelete:
-		if len(entry) < 2 {
-			return fmt.Errorf("%w: short raw entry", ErrCorrupt)
-		}
-		r.e.raw.delete(entry[1], entry[2:])
-		return nil
-	}
-	return fmt.Errorf("%w: unknown log entry type %#x", ErrCorrupt, entry[0])
-}
-
-func (r *replayer) record(b []byte) error {
-	e := r.e
-	key, enc, err := parseLenPrefixed(b)
-	if err != nil {
-		return err
-	}
-	rec, err := record.Decode(enc)
-	if err != nil {
-		return fmt.Errorf("%w: log record for %q: %w", ErrCorrupt, key, err)
-	}
-	token := ring.Token(key)
-	var prev record.Record
-	pv, found := e.idx.Get(token, key, r.buf[:0])
-	r.buf = pv[:0]
-	if found {
-		if prev, err = record.Decode(pv); err != nil {
-			return fmt.Errorf("%w: record %q: %w", ErrCorrupt, key, err)
-		}
-		if prev.Tombstone && deadlineOf(&prev, e.graceMS) <= r.now {
-			found = false // purged before rec was admitted: see replayer
-		}
-	}
-	if !rec.Live(r.now) && !rec.Tombstone {
-		rec.Tombstone, rec.Value = true, nil
-		enc = rec.Encode()
-	}
-	if found && !record.Newer(&rec, &prev) {
-		return nil
-	}
-	dl := deadlineOf(&rec, e.graceMS)
-	if rec.Tombstone && dl <= r.now {
-		e.idx.Delete(token, key)
-		return nil
-	}
-	e.idx.Put(token, key, enc)
-	if dl != 0 {
-		e.dls.push(dl, token, key)
-	}
-	return nil
 }
 
 func (e *memEngine) count() int64 { return e.idx.Len() }
