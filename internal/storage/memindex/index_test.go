@@ -627,7 +627,7 @@ func TestOverwriteMemoryBound(t *testing.T) {
 	v := make([]byte, 100)
 	put := func(round byte) {
 		for i := range n {
-			k = fmt.Appendf(k[:0], "key:%012d", i)
+			k = benchKey(k, i)
 			v[0] = round
 			ix.Put(xxhash.Sum64(k), k, v)
 		}
