@@ -403,9 +403,9 @@ func (sh *shard) allocLocked(ix *Index, sz int) uint64 {
 	if loc, ok := sh.tryBumpLocked(sz); ok {
 		return loc
 	}
-	// A shard smaller than one chunk grows by compacting into a chunk
-	// twice its live size; a larger one compacts only when mostly dead,
-	// and otherwise adds a chunk.
+	// A shard smaller than one chunk grows by compacting into a larger
+	// chunk; a larger one compacts only when mostly dead, and otherwise
+	// adds a chunk.
 	if dead := sh.mu.usedN - sh.mu.liveN; sh.mu.mappedN < ix.chunkSize || dead > sh.mu.liveN && dead >= ix.minDead {
 		sh.compactLocked(ix, sz)
 		if loc, ok := sh.tryBumpLocked(sz); ok {
@@ -424,8 +424,9 @@ func (sh *shard) maybeCompactLocked(ix *Index) {
 }
 
 // compactLocked copies the live entries of the shared chunks into fresh
-// ones with room for need more bytes, rebuilds the table without markers,
-// and unmaps the old chunks and table. Large entries keep their chunks.
+// ones with room for need more bytes and gives the old chunks to the pool.
+// Large entries keep their chunks. The table keeps its slots, with new
+// locations, unless it needs a rebuild anyway.
 func (sh *shard) compactLocked(ix *Index, need int) {
 	// A shard smaller than a chunk grows by compacting into a larger one.
 	// Off the heap the chunk can be generous: its untouched tail costs
