@@ -93,6 +93,7 @@ func New(opts Options) *Index {
 	ix.fixed = int64(len(ix.shards)) * int64(unsafe.Sizeof(shard{}))
 	for i := range ix.shards {
 		ix.shards[i].mu.cur = -1
+		ix.shards[i].emptyChunksLocked()
 	}
 	return ix
 }
