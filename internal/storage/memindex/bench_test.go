@@ -264,3 +264,33 @@ func residentBytes() (int64, bool) {
 	}
 	return resident * int64(os.Getpagesize()), true
 }
+
+// BenchmarkRange enumerates one shard's slice of the ring (an anti-entropy
+// bucket or a SCAN step) and the whole ring; ns/op is per entry visited.
+func BenchmarkRange(b *testing.B) {
+	for _, n := range sizes(b) {
+		ix := buildIndex(n)
+		width := uint64(1) << ix.shift
+		for _, c := range []struct {
+			name     string
+			from, to uint64
+		}{{"shard", 5 * width, 6 * width}, {"ring", 0, 0}} {
+			b.Run(fmt.Sprintf("%s/n=%d", c.name, n), func(b *testing.B) {
+				var seen int
+				cpu := startCPU()
+				for b.Loop() {
+					err := ix.Range(c.from, c.to, nil, func(uint64, []byte, []byte) error {
+						seen++
+						return nil
+					})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				cpu.report(b)
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(seen), "ns/entry")
+			})
+		}
+		ix.Close()
+	}
+}

@@ -93,13 +93,16 @@ func New(opts Options) *Index {
 	ix.fixed = int64(len(ix.shards)) * int64(unsafe.Sizeof(shard{}))
 	for i := range ix.shards {
 		ix.shards[i].mu.cur = -1
+		ix.shards[i].emptyChunksLocked()
 	}
 	return ix
 }
 
 func (ix *Index) shardOf(token uint64) *shard { return &ix.shards[token>>ix.shift] }
 
-// Get appends a copy of the value stored for (token, key) to dst.
+// Get appends a copy of the value stored for (token, key) to dst; when
+// there is none it returns dst unchanged and false. It holds the shard's
+// read lock for one table probe and the copy.
 func (ix *Index) Get(token uint64, key, dst []byte) (val []byte, found bool) {
 	sh := ix.shardOf(token)
 	sh.mu.RLock()
@@ -112,7 +115,8 @@ func (ix *Index) Get(token uint64, key, dst []byte) (val []byte, found bool) {
 	return dst, found
 }
 
-// Put stores val for (token, key), replacing any value; it copies key and val.
+// Put stores val for (token, key), replacing any value; it copies key and
+// val. It may compact the shard, under the shard's lock only.
 func (ix *Index) Put(token uint64, key, val []byte) {
 	sh := ix.shardOf(token)
 	sh.mu.Lock()

@@ -180,6 +180,14 @@ func TestGetAppendsAndCopies(t *testing.T) {
 	if ix.Delete(1, []byte("b")) {
 		t.Fatal("Delete of a missing key reported true")
 	}
+	// The empty key is a key like any other, beside one sharing its token.
+	ix.Put(1, nil, []byte("e"))
+	if got, ok := ix.Get(1, []byte{}, nil); !ok || string(got) != "e" {
+		t.Fatalf("Get(empty key) = %q, %v", got, ok)
+	}
+	if got, _ := ix.Get(1, []byte("a"), nil); string(got) != "value" {
+		t.Fatalf("Get(a) beside the empty key = %q", got)
+	}
 }
 
 func TestCollidingTokens(t *testing.T) {
@@ -187,13 +195,13 @@ func TestCollidingTokens(t *testing.T) {
 	defer ix.Close()
 	m := model{}
 	const tok = 42
-	for i := range 300 { // more than a table page: the probe wraps and grows
+	for i := range 700 { // more than a table page: the probe wraps and grows
 		k := mkey{tok, fmt.Sprintf("key%03d", i)}
 		m[k] = []byte(k.key + "-v")
 		ix.Put(tok, []byte(k.key), m[k])
 	}
 	check(t, ix, m)
-	for i := 0; i < 300; i += 2 {
+	for i := 0; i < 700; i += 2 {
 		k := mkey{tok, fmt.Sprintf("key%03d", i)}
 		if !ix.Delete(tok, []byte(k.key)) {
 			t.Fatalf("Delete(%q) = false", k.key)
@@ -619,7 +627,7 @@ func TestOverwriteMemoryBound(t *testing.T) {
 	v := make([]byte, 100)
 	put := func(round byte) {
 		for i := range n {
-			k = fmt.Appendf(k[:0], "key:%012d", i)
+			k = benchKey(k, i)
 			v[0] = round
 			ix.Put(xxhash.Sum64(k), k, v)
 		}

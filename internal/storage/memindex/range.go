@@ -7,12 +7,17 @@ import (
 )
 
 // Range calls fn for every entry with from <= token < to (to == 0: to the
-// end of the ring) in (token, key) order; from > to is an empty range, the
-// caller splits a range that wraps. Each shard's entries are copied while
-// hold (if not nil) and the shard's lock are held, then fn runs on the copy
-// with no lock held, so fn may call Get, Put and Delete; what it changes in
+// end of the ring, so Range(0, 0, ...) visits everything) in (token, key)
+// order; from >= to != 0 is an empty range: the caller splits a range that
+// wraps. Each shard's entries are copied while hold (if not nil) and the
+// shard's lock are held, taken in that order, then fn runs on the copy with
+// no lock held, so fn may call Get, Put and Delete; what it changes in
 // shards not yet visited shows in the entries fn sees later. key and val are
 // valid only during the call. An error from fn stops Range and is returned.
+//
+// Only the shards that intersect [from, to) are visited, and each is
+// sorted on its own: a range of one 1/4096th of the ring reads and sorts
+// one shard.
 func (ix *Index) Range(from, to uint64, hold sync.Locker, fn func(token uint64, key, val []byte) error) error {
 	if to != 0 && from >= to {
 		return nil

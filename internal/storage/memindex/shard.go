@@ -63,15 +63,20 @@ type chunk struct {
 	huge    bool // holds one large entry
 }
 
-// shard is one partition of the index. Its fields under mu change only with
-// mu held exclusively; the atomics copy the sizes for lock-free totals.
-type shard struct {
+// shardBody is one partition of the index. Its fields under mu change only
+// with mu held exclusively; the atomics copy the sizes for lock-free totals.
+type shardBody struct {
 	mu struct {
+		// What a Get reads comes first: the lock, the table, the chunk
+		// list and the first chunk, held inline so that a shard of one
+		// chunk (up to ChunkSize of data: every shard up to about 10M
+		// entries) costs a lookup no cache miss between slot and entry.
 		sync.RWMutex
 		tab    []slot
-		live   int // slots holding an entry
-		tombs  int // slots marked locTomb
-		chunks []chunk
+		chunks []chunk // sh.mu.inline[:] until a second chunk is mapped
+		inline [1]chunk
+		live   int   // slots holding an entry
+		tombs  int   // slots marked locTomb
 		holes  []int // indices of unmapped chunks, reused first
 		// cur is the shared chunk new entries go to, or -1.
 		cur int
@@ -90,6 +95,20 @@ type shard struct {
 	// and so needs no lock; the two may disagree for a moment.
 	tabAddr atomic.Uintptr
 	tabLen  atomic.Int64
+}
+
+// shard pads shardBody to whole cache lines: the shards' array is a large
+// allocation, page-aligned, so each shard starts a line and a Get's first
+// reads share one or two.
+type shard struct {
+	shardBody
+	_ [(64 - unsafe.Sizeof(shardBody{})%64) % 64]byte
+}
+
+// emptyChunksLocked points the chunk list at the inline chunk, empty.
+func (sh *shard) emptyChunksLocked() {
+	sh.mu.inline[0] = chunk{}
+	sh.mu.chunks = sh.mu.inline[:0:1]
 }
 
 // setTabLocked installs tab as the shard's table.
@@ -333,6 +352,11 @@ func (sh *shard) newChunkLocked(ix *Index, size int, huge bool) int {
 			panic(fmt.Sprintf("memindex: a shard reached %d chunks", ci))
 		}
 		sh.mu.chunks = append(sh.mu.chunks, c)
+		if ci == 1 && &sh.mu.chunks[0] != &sh.mu.inline[0] {
+			// The list moved to the heap: drop the inline copy, which
+			// on the heap allocator would keep its chunk alive.
+			sh.mu.inline[0] = chunk{}
+		}
 	}
 	sh.mu.mappedAll += size
 	if !huge {
@@ -403,9 +427,9 @@ func (sh *shard) allocLocked(ix *Index, sz int) uint64 {
 	if loc, ok := sh.tryBumpLocked(sz); ok {
 		return loc
 	}
-	// A shard smaller than one chunk grows by compacting into a chunk
-	// twice its live size; a larger one compacts only when mostly dead,
-	// and otherwise adds a chunk.
+	// A shard smaller than one chunk grows by compacting into a larger
+	// chunk; a larger one compacts only when mostly dead, and otherwise
+	// adds a chunk.
 	if dead := sh.mu.usedN - sh.mu.liveN; sh.mu.mappedN < ix.chunkSize || dead > sh.mu.liveN && dead >= ix.minDead {
 		sh.compactLocked(ix, sz)
 		if loc, ok := sh.tryBumpLocked(sz); ok {
@@ -424,8 +448,9 @@ func (sh *shard) maybeCompactLocked(ix *Index) {
 }
 
 // compactLocked copies the live entries of the shared chunks into fresh
-// ones with room for need more bytes, rebuilds the table without markers,
-// and unmaps the old chunks and table. Large entries keep their chunks.
+// ones with room for need more bytes and gives the old chunks to the pool.
+// Large entries keep their chunks. The table keeps its slots, with new
+// locations, unless it needs a rebuild anyway.
 func (sh *shard) compactLocked(ix *Index, need int) {
 	// A shard smaller than a chunk grows by compacting into a larger one.
 	// Off the heap the chunk can be generous: its untouched tail costs
@@ -439,12 +464,16 @@ func (sh *shard) compactLocked(ix *Index, need int) {
 
 	oldChunks, oldTab := sh.mu.chunks, sh.mu.tab
 	oldMapped, oldDead := sh.mu.mappedN, sh.mu.usedN-sh.mu.liveN
+	if cap(oldChunks) > 0 && &oldChunks[:1][0] == &sh.mu.inline[0] {
+		// The new list starts in the same inline slot.
+		oldChunks = append([]chunk(nil), oldChunks...)
+	}
 
 	size := ix.chunkSize
 	if total := sh.mu.liveN + need; growth*total < ix.chunkSize {
 		size = min(ix.chunkSize, max(pageSize, pow2ceil(growth*total)))
 	}
-	sh.mu.chunks = make([]chunk, 0, len(oldChunks)+1)
+	sh.emptyChunksLocked()
 	sh.mu.holes = nil
 	sh.mu.mappedN, sh.mu.usedN, sh.mu.liveN, sh.mu.mappedAll = 0, 0, 0, 0
 	remap := make([]int, len(oldChunks))
@@ -567,7 +596,8 @@ func (sh *shard) resetLocked(ix *Index) {
 	}
 	mu := &sh.mu
 	sh.setTabLocked(nil)
-	mu.chunks, mu.holes = nil, nil
+	sh.emptyChunksLocked()
+	mu.holes = nil
 	mu.live, mu.tombs, mu.cur = 0, 0, -1
 	mu.mappedN, mu.usedN, mu.liveN, mu.mappedAll = 0, 0, 0, 0
 	mu.kv, mu.mem = 0, 0
