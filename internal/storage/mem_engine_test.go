@@ -370,7 +370,7 @@ func TestMemCompactionUnderWrites(t *testing.T) {
 // ErrOutOfMemory, deletes and reads keep working.
 func TestMaxMemory(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
-		s := openTest(t, Options{Engine: engine, MaxMemory: 1 << 20})
+		s := openTest(t, Options{Engine: engine, MaxMemory: 4 << 20})
 		var refused error
 		var n int
 		for n = 0; n < 1_000_000 && refused == nil; n++ {
@@ -390,7 +390,7 @@ func TestMaxMemory(t *testing.T) {
 		if _, found := mustGet(t, s, "k2"); !found {
 			t.Fatal("reads stopped past MaxMemory")
 		}
-		if m := s.Metrics(); m.OOMRefused < 2 || m.MemoryBytes == 0 || m.MaxMemoryBytes != 1<<20 {
+		if m := s.Metrics(); m.OOMRefused < 2 || m.MemoryBytes == 0 || m.MaxMemoryBytes != 4<<20 {
 			t.Fatalf("metrics: %+v", m)
 		}
 	})

@@ -29,13 +29,15 @@ type replay struct {
 }
 
 func newReplay(e *memEngine, now int64) *replay {
-	p := &replay{main: replayer{e: e, now: now}}
+	p := &replay{main: newReplayer(e, now)}
+	p.main.replaceFn = p.main.replace
 	n := min(runtime.GOMAXPROCS(0), replayWorkers)
 	if n < 2 {
 		return p // one CPU: the reader applies entries itself
 	}
 	for range n {
-		w := &replayWorker{r: replayer{e: e, now: now}, ch: make(chan []byte, 4), free: make(chan []byte, 4)}
+		w := &replayWorker{r: newReplayer(e, now), ch: make(chan []byte, 4), free: make(chan []byte, 4)}
+		w.r.replaceFn = w.r.replace
 		p.workers = append(p.workers, w)
 		p.wg.Go(w.run)
 	}
@@ -123,6 +125,15 @@ type replayer struct {
 	e   *memEngine
 	now int64
 	buf []byte
+	// rec is the record PutIf is deciding on; replaceFn is replace bound
+	// once, so that a call allocates no closure.
+	rec       *record.Record
+	err       error
+	replaceFn func(stored []byte) bool
+}
+
+func newReplayer(e *memEngine, now int64) replayer {
+	return replayer{e: e, now: now}
 }
 
 // replay is the log's replay callback. Record entries go to the workers
@@ -175,32 +186,53 @@ func (r *replayer) record(b []byte, token uint64) error {
 	if err != nil {
 		return fmt.Errorf("%w: log record for %q: %w", ErrCorrupt, key, err)
 	}
-	var prev record.Record
-	pv, found := e.idx.Get(token, key, r.buf[:0])
-	r.buf = pv[:0]
-	if found {
-		if prev, err = record.Decode(pv); err != nil {
-			return fmt.Errorf("%w: record %q: %w", ErrCorrupt, key, err)
-		}
-		if prev.Tombstone && deadlineOf(&prev, e.graceMS) <= r.now {
-			found = false // purged before rec was admitted: see replayer
-		}
-	}
 	if !rec.Live(r.now) && !rec.Tombstone {
 		rec.Tombstone, rec.Value = true, nil
 		enc = rec.Encode()
 	}
-	if found && !record.Newer(&rec, &prev) {
-		return nil
-	}
 	dl := deadlineOf(&rec, e.graceMS)
 	if rec.Tombstone && dl <= r.now {
-		e.idx.Delete(token, key)
+		// Dead past its GC deadline: it purges what it beats, and is
+		// stored nowhere. Rare; two probes are fine.
+		pv, found := e.idx.Get(token, key, r.buf[:0])
+		r.buf = pv[:0]
+		if found {
+			prev, err := record.Decode(pv)
+			if err != nil {
+				return fmt.Errorf("%w: record %q: %w", ErrCorrupt, key, err)
+			}
+			if r.purged(&prev) || record.Newer(&rec, &prev) {
+				e.idx.Delete(token, key)
+			}
+		}
 		return nil
 	}
-	e.idx.Put(token, key, enc)
-	if dl != 0 {
+	// Apply-if-newer in one probe of the index (memindex.PutIf).
+	r.rec, r.err = &rec, nil
+	stored := e.idx.PutIf(token, key, enc, r.replaceFn)
+	r.rec = nil
+	if r.err != nil {
+		return fmt.Errorf("%w: record %q: %w", ErrCorrupt, key, r.err)
+	}
+	if stored && dl != 0 {
 		e.dls.push(dl, token, key)
 	}
 	return nil
+}
+
+// purged reports whether a stored tombstone is past its GC deadline, and
+// so counts as purged for the entries after it (see replayer).
+func (r *replayer) purged(prev *record.Record) bool {
+	return prev.Tombstone && deadlineOf(prev, r.e.graceMS) <= r.now
+}
+
+// replace is PutIf's decision for r.rec over the stored record; it runs
+// under the shard's lock.
+func (r *replayer) replace(stored []byte) bool {
+	prev, err := record.Decode(stored)
+	if err != nil {
+		r.err = err
+		return false
+	}
+	return r.purged(&prev) || record.Newer(r.rec, &prev)
 }

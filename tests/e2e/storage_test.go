@@ -13,7 +13,7 @@ import (
 // Past --max-memory a node refuses SETs with Redis' own OOM reply, word for
 // word, while DEL and GET keep working and INFO memory says why.
 func TestMaxMemoryOOMReply(t *testing.T) {
-	n := newNode(t, "oom", "--max-memory", "1mb")
+	n := newNode(t, "oom", "--max-memory", "4mb")
 	n.start()
 	c := n.redis()
 	ctx := t.Context()
@@ -34,7 +34,7 @@ func TestMaxMemoryOOMReply(t *testing.T) {
 		t.Fatalf("GET past --max-memory: %q %v", v, err)
 	}
 	info, err := c.Info(ctx, "memory").Result()
-	if err != nil || !strings.Contains(info, "maxmemory:1048576") || !strings.Contains(info, "used_memory:") {
+	if err != nil || !strings.Contains(info, "maxmemory:4194304") || !strings.Contains(info, "used_memory:") {
 		t.Fatalf("INFO memory: %v\n%s", err, info)
 	}
 }
