@@ -30,6 +30,7 @@ const (
 type demoOptions struct {
 	nodes    int
 	inMemory bool
+	engine   string
 	basePort int
 	logLevel string
 	level    slog.Level // parsed from logLevel
@@ -60,6 +61,7 @@ in a temporary directory removed at exit, or in memory with --in-memory.`,
 	f := cmd.Flags()
 	f.IntVar(&o.nodes, "nodes", 3, "number of nodes")
 	f.BoolVar(&o.inMemory, "in-memory", false, "keep data in memory instead of a temporary directory")
+	f.StringVar(&o.engine, "engine", config.EngineMemory, "storage engine: memory or pebble")
 	f.IntVar(&o.basePort, "base-port", 7379, "client port of the first node; the others follow (0: pick free ports)")
 	// Warn by default: the banner is the demo's interface, not the logs.
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
@@ -67,6 +69,9 @@ in a temporary directory removed at exit, or in memory with --in-memory.`,
 }
 
 func (o demoOptions) check() error {
+	if o.engine != config.EngineMemory && o.engine != config.EnginePebble {
+		return fmt.Errorf("--engine %q: want %s or %s", o.engine, config.EngineMemory, config.EnginePebble)
+	}
 	if o.nodes < 1 || o.nodes > demoMaxNodes {
 		return fmt.Errorf("--nodes %d: want 1..%d", o.nodes, demoMaxNodes)
 	}
@@ -98,6 +103,7 @@ func (o demoOptions) config(i int, dataRoot string, join []string) config.Config
 	c := config.Default()
 	c.NodeID = fmt.Sprintf("node%d", i+1)
 	c.InMemory = o.inMemory
+	c.Engine = o.engine
 	c.DataDir = ""
 	if dataRoot != "" {
 		c.DataDir = filepath.Join(dataRoot, c.NodeID)

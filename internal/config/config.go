@@ -22,6 +22,13 @@ import (
 // SyncMode says when a node fsyncs its write-ahead log (design §7).
 type SyncMode string
 
+// Storage engines, the values of --engine; storage.EngineMemory and
+// storage.EnginePebble spelled here so config does not import storage.
+const (
+	EngineMemory = "memory"
+	EnginePebble = "pebble"
+)
+
 // Sync modes.
 const (
 	// SyncAlways fsyncs before every acknowledgement.
@@ -77,6 +84,9 @@ type Config struct {
 
 	Sync    SyncMode      `flag:"sync"`
 	GCGrace time.Duration `flag:"gc-grace"`
+
+	Engine    string `flag:"engine"`
+	MaxMemory int64  `flag:"max-memory"`
 
 	MaxKeyBytes   int `flag:"max-key-bytes"`
 	MaxValueBytes int `flag:"max-value-bytes"`
@@ -150,6 +160,12 @@ func Default() Config {
 		// Replication covers the 100 ms between fsyncs, as Cassandra's and
 		// Redis' defaults do; fsync per write costs an order of magnitude.
 		Sync: SyncPeriodic,
+		// Records in memory behind a hash index with an append-only log: a
+		// write is a hash lookup and a log append (issue 28). Pebble is for
+		// data sets larger than memory.
+		Engine: EngineMemory,
+		// No limit, as Redis' maxmemory 0: the operator sizes the box.
+		MaxMemory: 0,
 		// Must outlive hints and one anti-entropy period so a stale replica
 		// cannot resurrect a deleted key (design §2): the 3 h hint window plus
 		// an hour. The design's 1 h default could not satisfy its own rule
@@ -291,6 +307,12 @@ func (c *Config) Validate() error {
 
 	if c.Sync != SyncAlways && c.Sync != SyncPeriodic {
 		bad("sync", "%q, want %s or %s", c.Sync, SyncAlways, SyncPeriodic)
+	}
+	if c.Engine != EngineMemory && c.Engine != EnginePebble {
+		bad("engine", "%q, want %s or %s", c.Engine, EngineMemory, EnginePebble)
+	}
+	if c.MaxMemory < 0 {
+		bad("max-memory", "%d, must not be negative", c.MaxMemory)
 	}
 	if c.GCGrace <= 0 {
 		bad("gc-grace", "%v, must be positive", c.GCGrace)

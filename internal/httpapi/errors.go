@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 // Error codes of the JSON error body. Clients switch on the code, never on the
@@ -19,6 +20,9 @@ const (
 	CodeUnavailable = "UNAVAILABLE"
 	CodeTimeout     = "TIMEOUT"
 	CodeInternal    = "INTERNAL"
+	// CodeOutOfMemory: the node holds more than its --max-memory and
+	// refuses writes of new data; deletes and reads still work.
+	CodeOutOfMemory = "OUT_OF_MEMORY"
 )
 
 // ErrorBody is the JSON body of every error response.
@@ -53,6 +57,7 @@ var errorTable = [...]struct {
 	{replication.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 	{replication.ErrTimeout, http.StatusGatewayTimeout, CodeTimeout},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout, CodeTimeout},
+	{storage.ErrOutOfMemory, http.StatusInsufficientStorage, CodeOutOfMemory},
 }
 
 // classify returns the status and code for err.

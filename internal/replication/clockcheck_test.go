@@ -45,7 +45,7 @@ func newGuardedCluster(t *testing.T, n int) []*guardedNode {
 		nd.guard = clock.NewGuard(nd.wall, testMaxSkew)
 		st, err := storage.Open(storage.Options{
 			Dir: nd.id, InMemory: true, ExpiryInterval: -1, Clock: nd.wall, Logger: slog.New(slog.DiscardHandler),
-			Guard: func(_ []byte, rec *record.Record) error { return nd.guard.Check(rec.Version.TS) },
+			Guard: func(w storage.Guarded) error { return nd.guard.Check(w.TS) },
 		})
 		if err != nil {
 			t.Fatal(err)

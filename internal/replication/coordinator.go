@@ -388,6 +388,11 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 	if acks >= need {
 		return prev, prevFound, newer, nil
 	}
+	if acks == 0 && errors.Is(lastErr, storage.ErrOutOfMemory) {
+		// Refused for memory, not lost in flight: the client gets Redis'
+		// own OOM reply (--max-memory), not a TIMEOUT.
+		return prev, false, nil, fmt.Errorf("replication: %s write refused: %w", lvl, lastErr)
+	}
 	if acks > 0 || mayHaveLanded {
 		return prev, false, nil, fmt.Errorf("%w: %s write got %d of %d acks: %v", ErrTimeout, lvl, acks, need, lastErr)
 	}

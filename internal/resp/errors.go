@@ -6,6 +6,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 // errorPrefixes is the one table from backend errors to RESP error prefixes.
@@ -14,19 +15,26 @@ import (
 var errorPrefixes = [...]struct {
 	err    error
 	prefix string
+	// text, when set, is the whole reply: an error whose wording clients
+	// match on, as Redis' own.
+	text string
 }{
-	{replication.ErrUnavailable, "UNAVAILABLE"},
-	{replication.ErrTimeout, "TIMEOUT"},
+	{replication.ErrUnavailable, "UNAVAILABLE", ""},
+	{replication.ErrTimeout, "TIMEOUT", ""},
 	// Our own RequestTimeout expiring is indeterminate like a replica timeout:
 	// a write may have landed.
-	{context.DeadlineExceeded, "TIMEOUT"},
-	{clock.ErrClockSkew, "ERR"},
+	{context.DeadlineExceeded, "TIMEOUT", ""},
+	{clock.ErrClockSkew, "ERR", ""},
+	{storage.ErrOutOfMemory, "OOM", "OOM " + storage.ErrOutOfMemory.Error()},
 }
 
 // errorReply renders a backend error as a RESP error line.
 func errorReply(err error) string {
 	for _, e := range errorPrefixes {
 		if errors.Is(err, e.err) {
+			if e.text != "" {
+				return e.text
+			}
 			return e.prefix + " " + err.Error()
 		}
 	}

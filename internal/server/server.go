@@ -103,6 +103,7 @@ func (s *Server) Start() (err error) {
 		sync = storage.SyncAlways
 	}
 	s.store, err = storage.Open(storage.Options{
+		Engine: cfg.Engine, MaxMemory: cfg.MaxMemory,
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
 		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
 		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground, Guard: s.storeGuard,
@@ -210,7 +211,7 @@ func (s *Server) Start() (err error) {
 		// larger input is a protocol error that closes it, as in Redis.
 		MaxBulkBytes: 2 * max(cfg.MaxValueBytes, cfg.MaxKeyBytes),
 		Password:     cfg.Password, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
-		Info: s.info, Logger: s.log.With("component", "resp"), Registerer: s.reg,
+		Info: s.info, MemoryInfo: s.memoryInfo, Logger: s.log.With("component", "resp"), Registerer: s.reg,
 		// A pipeline's plain GETs and SETs run as batches: a clustered
 		// node sends each peer one request for them, and every node looks
 		// up a batch's keys together (Store.Prefetch), which overlaps their

@@ -125,7 +125,7 @@ func newSimCluster(t *testing.T, n int, seed uint64) *simCluster {
 		// The clock guard and check, wired as the server wires them.
 		nd.guard = clock.NewGuard(nd.wall, simMaxSkew)
 		st, err := storage.Open(storage.Options{Dir: id, InMemory: true, Clock: nd.wall, Logger: slog.New(slog.DiscardHandler),
-			Guard: func(_ []byte, rec *record.Record) error { return nd.guard.Check(rec.Version.TS) }})
+			Guard: func(w storage.Guarded) error { return nd.guard.Check(w.TS) }})
 		if err != nil {
 			t.Fatal(err)
 		}
