@@ -8,7 +8,7 @@ import (
 // poolPerSize bounds the freed chunks kept per size: a shard that compacts
 // frees about one chunk as it maps one, so a few per size turn nearly every
 // compaction's mapping into a reuse, and the bound keeps at most a few
-// megabytes idle (4096 shards, 1 MiB chunks: 16 MiB). An index of few
+// megabytes idle (1024 shards, 1 MiB chunks: 4 MiB). An index of few
 // shards keeps fewer, so that the pool does not outweigh its data.
 const poolPerSize = 8
 

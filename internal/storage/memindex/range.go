@@ -16,7 +16,7 @@ import (
 // valid only during the call. An error from fn stops Range and is returned.
 //
 // Only the shards that intersect [from, to) are visited, and each is
-// sorted on its own: a range of one 1/4096th of the ring reads and sorts
+// sorted on its own: a range of one 1/1024th of the ring reads and sorts
 // one shard.
 func (ix *Index) Range(from, to uint64, hold sync.Locker, fn func(token uint64, key, val []byte) error) error {
 	if to != 0 && from >= to {
