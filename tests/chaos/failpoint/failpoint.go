@@ -74,6 +74,14 @@ var Kill = Failpoint{Name: "kill", Inject: func(ctx context.Context, c Cluster, 
 	return fmt.Sprintf("kill -9 n%d", i+1), func(ctx context.Context) error { return c.Restart(ctx, i) }, c.Kill(ctx, i)
 }}
 
+// FormationKill is Kill struck the moment a cluster formed from scratch is
+// ready (the runner injects it first, with no calm before it): a cluster
+// formed with --initial-cluster has every node normal with the whole ring,
+// so losing one then must cost no QUORUM request (issue 29; before, the
+// other nodes were still streaming from each other and every QUORUM write
+// through the survivors failed).
+var FormationKill = Failpoint{Name: "formation-kill", Inject: Kill.Inject}
+
 // Isolate cuts one node (a minority) off from the rest (the majority).
 var Isolate = Failpoint{Name: "partition-minority", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
 	m := c.Members()

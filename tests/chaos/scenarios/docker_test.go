@@ -152,18 +152,16 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 		t.Fatalf("network subnet %q: %v", subnet, err)
 	}
 	c.base = ipnet.IP.To4()
-	var ips []string
+	// The cluster forms as operators are told to form one: every node names
+	// every initial member (--initial-cluster), so all come up normal
+	// together and none streams from another while the first faults hit
+	// (issue 29: a node killed in that window failed every QUORUM write).
+	var initial []string
 	for i := range n {
-		ips = append(ips, c.ip(i))
+		initial = append(initial, fmt.Sprintf("n%d=%s:%s", i+1, c.ip(i), gossipPort))
 	}
-	for i := range n {
-		var join []string
-		for j, ip := range ips {
-			if j != i {
-				join = append(join, ip+":"+gossipPort)
-			}
-		}
-		if err := c.start(ctx, join); err != nil {
+	for range n {
+		if err := c.start(ctx, "--initial-cluster", strings.Join(initial, ",")); err != nil {
 			t.Fatalf("chaos: %v", err)
 		}
 	}
@@ -172,7 +170,50 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 	if err := c.WaitHealthy(wctx); err != nil {
 		t.Fatalf("chaos: cluster never formed: %v", err)
 	}
+	if err := c.waitReady(wctx); err != nil {
+		t.Fatalf("chaos: cluster formed but not ready: %v", err)
+	}
 	return c
+}
+
+// waitReady waits until every member's /readyz answers 200: the moment an
+// orchestrator would send traffic and the formation-kill fault strikes.
+func (c *dockerCluster) waitReady(ctx context.Context) error {
+	for {
+		var last error
+		for _, i := range c.Members() {
+			if err := c.ready(ctx, i); err != nil {
+				last = err
+				break
+			}
+		}
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ready is nil when node i's /readyz answers 200.
+func (c *dockerCluster) ready(ctx context.Context, i int) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.ip(i)+":"+httpPort+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.httpc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("n%d /readyz %d: %s", i+1, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
 
 func (c *dockerCluster) name(i int) string { return fmt.Sprintf("%s-n%d", c.prefix, i+1) }
@@ -181,11 +222,11 @@ func (c *dockerCluster) ip(i int) string {
 	return net.IPv4(c.base[0], c.base[1], c.base[2], c.base[3]+byte(10+i)).String()
 }
 
-// start runs the next node's container, joining through join (gossip
-// addresses), and makes its clients. A node started while the cluster holds
-// data enters joining and streams its ranges; at formation, with the cluster
-// empty, every node starts normal.
-func (c *dockerCluster) start(ctx context.Context, join []string) error {
+// start runs the next node's container with how it finds the cluster
+// (--initial-cluster at formation, --join for a node added later) and makes
+// its clients. A node joining while the cluster holds data enters joining
+// and streams its ranges.
+func (c *dockerCluster) start(ctx context.Context, findFlag, findValue string) error {
 	c.mu.Lock()
 	i := len(c.mu.ips)
 	c.mu.Unlock()
@@ -194,7 +235,7 @@ func (c *dockerCluster) start(ctx context.Context, join []string) error {
 		"server", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", "/data",
 		"--client-addr", ip+":"+clientPort, "--http-addr", ip+":"+httpPort,
 		"--peer-addr", ip+":"+peerPort, "--gossip-addr", ip+":"+gossipPort,
-		"--join", strings.Join(join, ","), "--debug-endpoints", "--log-level", "warn",
+		findFlag, findValue, "--debug-endpoints", "--log-level", "warn",
 		"--replicas", fmt.Sprint(replicas), "--vnodes", fmt.Sprint(vnodes),
 		"--repair-interval", repairInterval.String(), "--request-timeout", "1s"); err != nil {
 		return fmt.Errorf("starting container n%d: %w", i+1, err)
@@ -560,7 +601,7 @@ func (c *dockerCluster) Join(ctx context.Context) (int, error) {
 	for _, i := range c.Members() {
 		seeds = append(seeds, c.ip(i)+":"+gossipPort)
 	}
-	if err := c.start(ctx, seeds); err != nil {
+	if err := c.start(ctx, "--join", strings.Join(seeds, ",")); err != nil {
 		return 0, err
 	}
 	i := c.Nodes() - 1
@@ -659,7 +700,8 @@ func TestDocker(t *testing.T) {
 		}
 		run(t, c, runConfig{
 			name: "docker", seed: seed, duration: dur, calm: calm, hold: hold,
-			faults: failpoint.All(),
+			atFormation: []failpoint.Failpoint{failpoint.FormationKill},
+			faults:      failpoint.All(),
 			traffic: traffic.Config{
 				WriteOnceWorkers: 2, Registers: 4, RegisterReaders: 3, DeleteWorkers: 2,
 				Pause: 20 * time.Millisecond, OpTimeout: 3 * time.Second,

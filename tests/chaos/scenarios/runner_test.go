@@ -48,8 +48,11 @@ type runConfig struct {
 	// calm is the fault-free time before the first fault and after each heal;
 	// hold is how long each fault lasts.
 	calm, hold time.Duration
-	faults     []failpoint.Failpoint
-	traffic    traffic.Config
+	// atFormation are injected first, as soon as the traffic starts on the
+	// cluster just formed, without the calm before them.
+	atFormation []failpoint.Failpoint
+	faults      []failpoint.Failpoint
+	traffic     traffic.Config
 	// convergeWithin bounds the wait for replicas to agree after heal; on a
 	// cluster with anti-entropy it is only the polling margin added to two
 	// repair periods (the passive wait, before an explicit repair).
@@ -115,12 +118,7 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 		case <-time.After(d):
 		}
 	}
-	sleep(rc.calm)
-	for i := 0; tctx.Err() == nil && len(rc.faults) > 0; i++ {
-		fp := rc.faults[i%len(rc.faults)]
-		if i >= len(rc.faults) {
-			fp = rc.faults[rnd.IntN(len(rc.faults))] // every fault once, then at random
-		}
+	inject := func(fp failpoint.Failpoint) {
 		rec.Avail.SetPhase(fp.Name + " during")
 		at := time.Since(start)
 		desc, heal, err := fp.Inject(ctx, c, rnd) // a join or decommission returns when done
@@ -135,6 +133,19 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 		}
 		rec.Avail.SetPhase(fp.Name + " after")
 		sleep(rc.calm)
+	}
+	for _, fp := range rc.atFormation {
+		inject(fp)
+	}
+	if len(rc.atFormation) == 0 {
+		sleep(rc.calm)
+	}
+	for i := 0; tctx.Err() == nil && len(rc.faults) > 0; i++ {
+		fp := rc.faults[i%len(rc.faults)]
+		if i >= len(rc.faults) {
+			fp = rc.faults[rnd.IntN(len(rc.faults))] // every fault once, then at random
+		}
+		inject(fp)
 	}
 	<-done
 	sum.Duration = time.Since(start)
