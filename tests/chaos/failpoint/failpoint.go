@@ -49,6 +49,16 @@ type Resizer interface {
 	Decommission(ctx context.Context, i int) error
 }
 
+// Corrupter is a cluster whose nodes' files a fault can damage.
+type Corrupter interface {
+	Cluster
+	// CorruptLog stops node i, damages its log where no torn write could,
+	// checks that it then refuses to start, and starts it with --salvage.
+	CorruptLog(ctx context.Context, i int, rnd *rand.Rand) (string, error)
+	// WaitReady waits until node i reports ready.
+	WaitReady(ctx context.Context, i int) error
+}
+
 // Membership bounds for the topology faults: never fewer members than the
 // replication factor (3), so QUORUM keeps its meaning, and never more than 5,
 // so a long run does not keep growing.
@@ -81,6 +91,20 @@ var Kill = Failpoint{Name: "kill", Inject: func(ctx context.Context, c Cluster, 
 // other nodes were still streaming from each other and every QUORUM write
 // through the survivors failed).
 var FormationKill = Failpoint{Name: "formation-kill", Inject: Kill.Inject}
+
+// CorruptLog damages one node's log while it is down (issue 29): it must
+// refuse to start, naming the file, and once started with --salvage restore
+// what it lost from its replicas before it reports ready. The heal waits for
+// that; no acknowledged write may be lost or hidden meanwhile.
+var CorruptLog = Failpoint{Name: "corrupt-log", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
+	cr, ok := c.(Corrupter)
+	if !ok {
+		return "corrupt-log", nil, fmt.Errorf("failpoint: %T cannot damage a node's files", c)
+	}
+	i := pick(c, rnd)
+	desc, err := cr.CorruptLog(ctx, i, rnd)
+	return desc, func(ctx context.Context) error { return cr.WaitReady(ctx, i) }, err
+}}
 
 // Isolate cuts one node (a minority) off from the rest (the majority).
 var Isolate = Failpoint{Name: "partition-minority", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
@@ -182,10 +206,11 @@ func Steady() []Failpoint {
 	return []Failpoint{Kill, Isolate, Majority, OneWay, Pause, ClockSkew, ClockJump}
 }
 
-// All is every fault the suite knows: Steady plus join and decommission, in
+// All is every fault the suite knows: Steady, then a corrupt log (a node
+// whose files the cluster can reach), then join and decommission, in
 // that order, so a run that injects each fault once grows the cluster before
 // it shrinks it.
-func All() []Failpoint { return append(Steady(), Join, Decommission) }
+func All() []Failpoint { return append(Steady(), CorruptLog, Join, Decommission) }
 
 // pick returns a random member.
 func pick(c Cluster, rnd *rand.Rand) int {

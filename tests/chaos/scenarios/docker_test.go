@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -63,18 +64,25 @@ type dockerCluster struct {
 	base   net.IP // the network's .0; node i is .(10+i)
 	useIPT bool
 	httpc  *http.Client
-	mu     struct {
+	// data holds each node's data directory on the host (data/n1, ...),
+	// bind-mounted at /data, so a fault can damage a stopped node's files.
+	data string
+	mu   struct {
 		sync.Mutex
-		ips     []string
+		ips []string
+		// find is each node's --initial-cluster or --join flag and value,
+		// kept to run its container again (CorruptLog).
+		find    [][2]string
 		removed []bool                     // decommissioned and stopped
 		clients map[string][]*redis.Client // level -> per node
 	}
 }
 
 var (
-	_ cluster            = (*dockerCluster)(nil)
-	_ antiEntropyCluster = (*dockerCluster)(nil)
-	_ failpoint.Resizer  = (*dockerCluster)(nil)
+	_ cluster             = (*dockerCluster)(nil)
+	_ antiEntropyCluster  = (*dockerCluster)(nil)
+	_ failpoint.Resizer   = (*dockerCluster)(nil)
+	_ failpoint.Corrupter = (*dockerCluster)(nil)
 )
 
 func docker(ctx context.Context, args ...string) (string, error) {
@@ -106,6 +114,7 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 	}
 
 	dir := t.TempDir()
+	c.data = filepath.Join(dir, "data")
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, "ringkv"), "../../../cmd/ringkv")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -230,18 +239,16 @@ func (c *dockerCluster) start(ctx context.Context, findFlag, findValue string) e
 	c.mu.Lock()
 	i := len(c.mu.ips)
 	c.mu.Unlock()
-	ip := c.ip(i)
-	if _, err := docker(ctx, "run", "-d", "--name", c.name(i), "--network", c.prefix, "--ip", ip, c.image,
-		"server", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", "/data",
-		"--client-addr", ip+":"+clientPort, "--http-addr", ip+":"+httpPort,
-		"--peer-addr", ip+":"+peerPort, "--gossip-addr", ip+":"+gossipPort,
-		findFlag, findValue, "--debug-endpoints", "--log-level", "warn",
-		"--replicas", fmt.Sprint(replicas), "--vnodes", fmt.Sprint(vnodes),
-		"--repair-interval", repairInterval.String(), "--request-timeout", "1s"); err != nil {
-		return fmt.Errorf("starting container n%d: %w", i+1, err)
+	if err := os.MkdirAll(c.hostDir(i), 0o755); err != nil {
+		return err
 	}
+	if err := c.run(ctx, i, findFlag, findValue); err != nil {
+		return err
+	}
+	ip := c.ip(i)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.mu.find = append(c.mu.find, [2]string{findFlag, findValue})
 	for _, lvl := range []string{traffic.One, traffic.Quorum, traffic.All} {
 		cl := redis.NewClient(&redis.Options{
 			Addr: ip + ":" + clientPort, DialTimeout: time.Second, MaxRetries: -1,
@@ -256,6 +263,99 @@ func (c *dockerCluster) start(ctx context.Context, findFlag, findValue string) e
 	c.mu.ips = append(c.mu.ips, ip)
 	c.mu.removed = append(c.mu.removed, false)
 	return nil
+}
+
+// run starts node i's container on its data directory; extra flags follow
+// the usual ones.
+func (c *dockerCluster) run(ctx context.Context, i int, findFlag, findValue string, extra ...string) error {
+	ip := c.ip(i)
+	args := []string{"run", "-d", "--name", c.name(i), "--network", c.prefix, "--ip", ip,
+		"-v", c.hostDir(i) + ":/data", c.image,
+		"server", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", "/data",
+		"--client-addr", ip + ":" + clientPort, "--http-addr", ip + ":" + httpPort,
+		"--peer-addr", ip + ":" + peerPort, "--gossip-addr", ip + ":" + gossipPort,
+		findFlag, findValue, "--debug-endpoints", "--log-level", "warn",
+		"--replicas", fmt.Sprint(replicas), "--vnodes", fmt.Sprint(vnodes),
+		"--repair-interval", repairInterval.String(), "--request-timeout", "1s"}
+	if _, err := docker(ctx, append(args, extra...)...); err != nil {
+		return fmt.Errorf("starting container n%d: %w", i+1, err)
+	}
+	return nil
+}
+
+func (c *dockerCluster) hostDir(i int) string { return filepath.Join(c.data, fmt.Sprintf("n%d", i+1)) }
+
+// CorruptLog stops node i at once, writes random bytes over the middle of
+// its largest log segment, and starts it: the node must refuse to start and
+// name the file. Its container is then made again with --salvage, as an
+// operator would restart it; that node sets the damaged file aside and
+// restores its ranges from the replicas before it reports ready, which
+// WaitReady waits for.
+func (c *dockerCluster) CorruptLog(ctx context.Context, i int, rnd *rand.Rand) (string, error) {
+	if err := c.Kill(ctx, i); err != nil {
+		return "", err
+	}
+	if _, err := docker(ctx, "wait", c.name(i)); err != nil {
+		return "", err
+	}
+	segs, err := filepath.Glob(filepath.Join(c.hostDir(i), "log-*.seg"))
+	if err != nil || len(segs) == 0 {
+		return "", fmt.Errorf("n%d has no log segment in %s (%v)", i+1, c.hostDir(i), err)
+	}
+	var seg string
+	var size int64
+	for _, p := range segs {
+		if fi, err := os.Stat(p); err == nil && fi.Size() > size {
+			seg, size = p, fi.Size()
+		}
+	}
+	if size < 8<<10 {
+		return "", fmt.Errorf("n%d's largest segment %s holds only %d bytes", i+1, seg, size)
+	}
+	// Past the header, in the middle, with valid frames after the damage:
+	// nothing a torn write could leave.
+	off := size/4 + rnd.Int64N(size/4)
+	junk := make([]byte, 512)
+	for j := range junk {
+		junk[j] = byte(rnd.Uint32())
+	}
+	f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteAt(junk, off)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	desc := fmt.Sprintf("corrupt n%d's %s at %d", i+1, filepath.Base(seg), off)
+	if _, err := docker(ctx, "start", c.name(i)); err != nil {
+		return desc, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	code, err := docker(wctx, "wait", c.name(i))
+	if err != nil {
+		return desc, fmt.Errorf("n%d did not stop on its corrupt log: %w", i+1, err)
+	}
+	logs, _ := docker(ctx, "logs", "--tail", "20", c.name(i))
+	if code == "0" || !strings.Contains(logs, filepath.Base(seg)) {
+		return desc, fmt.Errorf("n%d started on a corrupt log (exit %s) or did not name %s:\n%s", i+1, code, filepath.Base(seg), logs)
+	}
+	if _, err := docker(ctx, "rm", c.name(i)); err != nil {
+		return desc, err
+	}
+	c.mu.Lock()
+	find := c.mu.find[i]
+	c.mu.Unlock()
+	return desc + ", refused, restarted with --salvage", c.run(ctx, i, find[0], find[1], "--salvage")
+}
+
+// WaitReady waits until node i's /readyz answers 200.
+func (c *dockerCluster) WaitReady(ctx context.Context, i int) error {
+	return waitFor(ctx, 2*time.Minute, func(ctx context.Context) error { return c.ready(ctx, i) })
 }
 
 func (c *dockerCluster) Nodes() int {
