@@ -63,7 +63,11 @@ func (p tablePrinter) ClusterStatus(s httpapi.ClusterStatus) error {
 			up++
 		}
 	}
-	fmt.Fprintf(p.w, "nodes: %d (%d up)   replicas: %d   vnodes: %d   as seen by: %s\n\n", len(s.Nodes), up, s.Replicas, s.VNodes, dash(s.Self))
+	fmt.Fprintf(p.w, "nodes: %d (%d up)   replicas: %d   vnodes: %d   as seen by: %s\n", len(s.Nodes), up, s.Replicas, s.VNodes, dash(s.Self))
+	for _, a := range s.Alarms {
+		fmt.Fprintf(p.w, "ALARM on %s: %s\n", dash(s.Self), a)
+	}
+	fmt.Fprintln(p.w)
 
 	nodes := slices.SortedFunc(slices.Values(s.Nodes), func(a, b httpapi.NodeStatus) int { return cmp.Compare(a.ID, b.ID) })
 	rows := make([][]string, 0, len(nodes))

@@ -43,6 +43,10 @@ func (e *FullError) Error() string {
 		e.Dir, mb(e.Free), mb(e.Reserve))
 }
 
+// Refused says the write was refused before anything was stored, so a
+// coordinator knows it did not land (replication treats it as definite).
+func (e *FullError) Refused() bool { return true }
+
 // Is makes errors.Is(err, ErrDiskFull) hold.
 func (e *FullError) Is(target error) bool { return target == ErrDiskFull }
 

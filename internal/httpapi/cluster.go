@@ -12,6 +12,10 @@ type ClusterStatus struct {
 	// LastRepairPass is the unix time (seconds) of the answering node's last
 	// anti-entropy pass over all its ranges; 0 if none has completed.
 	LastRepairPass int64 `json:"last_repair_pass"`
+	// Alarms are what is wrong with the answering node itself and keeps it
+	// from serving fully (a full disk, a restore after a salvage), each a
+	// sentence for an operator; absent when nothing is.
+	Alarms []string `json:"alarms,omitempty"`
 }
 
 // NodeStatus is one member as the answering node sees it.

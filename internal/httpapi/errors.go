@@ -6,7 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"syscall"
 
+	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/replication"
 )
 
@@ -19,6 +21,9 @@ const (
 	CodeUnavailable = "UNAVAILABLE"
 	CodeTimeout     = "TIMEOUT"
 	CodeInternal    = "INTERNAL"
+	// CodeDiskFull: a replica's disk is below its reserve; writes fail until
+	// an operator frees space, so retrying soon is pointless.
+	CodeDiskFull = "DISK_FULL"
 )
 
 // ErrorBody is the JSON body of every error response.
@@ -49,9 +54,13 @@ var errorTable = [...]struct {
 	{errNotFound, http.StatusNotFound, CodeNotFound},
 	{errTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	{errNotReady, http.StatusServiceUnavailable, CodeUnavailable},
-	{replication.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
+	// A timeout before a full disk: a write some replica took is
+	// indeterminate, which the client must be told above all.
 	{replication.ErrTimeout, http.StatusGatewayTimeout, CodeTimeout},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout, CodeTimeout},
+	{diskspace.ErrDiskFull, http.StatusInsufficientStorage, CodeDiskFull},
+	{syscall.ENOSPC, http.StatusInsufficientStorage, CodeDiskFull},
+	{replication.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 }
 
 // classify returns the status and code for err.

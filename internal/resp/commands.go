@@ -128,8 +128,25 @@ func (c *conn) exec(args [][]byte) {
 		c.errorf(cmd.name, errNoAuth)
 		return
 	}
+	if s.cfg.Loading != nil && touchesKeys(cmd) {
+		if err := s.cfg.Loading(); err != nil {
+			c.errorf(cmd.name, "LOADING "+err.Error())
+			return
+		}
+	}
 	cmd.fn(c, args)
 	c.observe(cmd)
+}
+
+// touchesKeys reports whether cmd reads or writes data, which a node that
+// is loading refuses.
+func touchesKeys(cmd *command) bool {
+	for _, f := range cmd.flags {
+		if f == "readonly" || f == "write" {
+			return true
+		}
+	}
+	return false
 }
 
 // observe records the latency of cmd, which ran from the mark until now, and
@@ -152,6 +169,9 @@ func (c *conn) fail(msg string) { c.errorf(c.lastCmd, msg) }
 
 // backendError writes the reply for an error from the Backend.
 func (c *conn) backendError(err error) { c.fail(errorReply(err)) }
+
+// readError writes the reply for a Backend error on a read.
+func (c *conn) readError(err error) { c.fail(readErrorReply(err)) }
 
 func isHTTPVerb(name []byte) bool {
 	return bytes.EqualFold(name, []byte("post")) || bytes.EqualFold(name, []byte("host:"))

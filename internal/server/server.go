@@ -53,8 +53,10 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 	respLn net.Listener
-	ae     aeState     // anti-entropy; see antientropy.go
-	hot    hotKeyState // hot keys; see hotkeys.go
+	ae     aeState      // anti-entropy; see antientropy.go
+	hot    hotKeyState  // hot keys; see hotkeys.go
+	disk   diskState    // the data disk's guard; see diskguard.go
+	salv   salvageState // restoring after a salvage; see salvage.go
 
 	ready     atomic.Bool
 	stopWatch chan struct{}
@@ -82,7 +84,9 @@ func (s *Server) Start() (err error) {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			s.close(ctx)
+			// Through the Once: a Shutdown after a failed Start is a no-op,
+			// not a second close that reports "store is closed".
+			s.shutdown.Do(func() { s.close(ctx) })
 		}
 	}()
 	cfg := s.cfg
@@ -97,14 +101,21 @@ func (s *Server) Start() (err error) {
 	if cfg.Sync == config.SyncAlways {
 		sync = storage.SyncAlways
 	}
-	s.store, err = storage.Open(storage.Options{
+	if err := s.startDiskGuard(); err != nil {
+		return err
+	}
+	sopts := storage.Options{
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
 		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
 		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground,
-	})
-	if err != nil {
-		return fmt.Errorf("server: opening storage: %w", err)
+		Guard: s.diskGuard,
 	}
+	setSalvage(&sopts, cfg.Salvage)
+	if s.store, err = storage.Open(sopts); err != nil {
+		return s.storageOpenError(err)
+	}
+	s.noteSalvage()
+	s.salvageMetrics()
 
 	// The coordinator is the transport's handler, and the transport is the
 	// coordinator's caller: servePeer reads s.coord once it is set.
@@ -193,6 +204,7 @@ func (s *Server) Start() (err error) {
 	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watchMembership()
 	s.hints.Start()
+	s.startRestore()
 
 	s.resp = resp.New(resp.Config{
 		Addr: cfg.ClientAddr, MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
@@ -210,6 +222,7 @@ func (s *Server) Start() (err error) {
 		// CPU per request -20%, SET -7% (docs/performance.md).
 		ConcurrentPipeline: true,
 		EventLoops:         cfg.EventLoops,
+		Loading:            s.salvageGate,
 	}, coord)
 	go func() {
 		if err := s.resp.Serve(s.respLn); err != nil && !errors.Is(err, resp.ErrServerClosed) {
@@ -220,7 +233,7 @@ func (s *Server) Start() (err error) {
 	api := httpapi.New(httpapi.Config{
 		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, DefaultLevel: cfg.Consistency,
 		Logger: s.log.With("component", "http"), Ready: s.readyCheck,
-	}, coord)
+	}, gatedBackend{coord, s.salvageGate})
 	api.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	api.Handle("GET /v1/cluster", http.HandlerFunc(s.handleCluster))
 	s.mountAntiEntropy(api)
@@ -281,7 +294,7 @@ func (s *Server) readyCheck() error {
 	if !s.ready.Load() {
 		return errors.New("starting")
 	}
-	return nil
+	return errors.Join(s.diskReady(), s.salvageReady())
 }
 
 // Peer request methods are split into ranges, one per component, so each
@@ -297,6 +310,9 @@ const (
 func (s *Server) servePeer(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
 	if !s.ready.Load() {
 		return nil, errors.New("server: node is starting")
+	}
+	if err := s.salvageRefusesPeer(method); err != nil {
+		return nil, err
 	}
 	switch {
 	case method < methodsAntiEntropy:
@@ -355,6 +371,7 @@ func (s *Server) close(ctx context.Context) error {
 		close(s.stopWatch)
 		<-s.watchDone
 	}
+	s.stopRestore()
 	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))
@@ -368,6 +385,7 @@ func (s *Server) close(ctx context.Context) error {
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
+	s.stopDiskGuard()
 	return errors.Join(errs...)
 }
 
