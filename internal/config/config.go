@@ -72,13 +72,13 @@ type Config struct {
 	Join       []string `flag:"join"`
 	Zone       string   `flag:"zone"`
 
-	Sync    SyncMode      `flag:"sync"`
+	Sync SyncMode `flag:"sync"`
 	// DiskReserve is the free space below which the data disk counts as
 	// full and writes are refused; 0 picks it from the disk's size.
 	DiskReserve int64 `flag:"disk-reserve"`
 	// Salvage starts a node whose log is corrupt: the corrupt file is set
 	// aside and the node stays not ready until a repair from its replicas.
-	Salvage bool `flag:"salvage"`
+	Salvage bool          `flag:"salvage"`
 	GCGrace time.Duration `flag:"gc-grace"`
 
 	MaxKeyBytes   int `flag:"max-key-bytes"`
