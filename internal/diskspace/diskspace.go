@@ -11,10 +11,13 @@
 // disarm, and only once free space is a quarter of the reserve above it, so
 // that a compaction freeing a little space does not make the state flap.
 //
-// Free space is read with statfs once a second and whenever the writes let
-// through since the last reading may have eaten into the reserve: each Check
-// charges the write's size against the last reading, so a burst of large
-// writes cannot overrun the reserve between two ticks.
+// Free space is read with statfs once a second, on the write path when the
+// last reading is older than 50 ms (another process may be filling the same
+// disk), and whenever the writes let through since the last reading may have
+// eaten into the reserve: each Check charges the write's size against the
+// last reading, so a burst of large writes cannot overrun the reserve
+// between two readings. statfs costs a microsecond or two, so even the
+// write path's readings, at most twenty a second, cost nothing measurable.
 package diskspace
 
 import (
@@ -36,9 +39,16 @@ type FullError struct {
 	Dir     string // the data directory
 	Free    uint64 // bytes available to the node when last measured
 	Reserve uint64 // the reserve it fell below
+	// Write is the size of a write refused alone because it would have
+	// gone into the reserve; 0 when the disk is below the reserve.
+	Write uint64
 }
 
 func (e *FullError) Error() string {
+	if e.Write > 0 {
+		return fmt.Sprintf("disk full: %s has %s free, and a write of %s would go into the reserve of %s; refused",
+			e.Dir, mb(e.Free), mb(e.Write), mb(e.Reserve))
+	}
 	return fmt.Sprintf("disk full: %s has %s free, below the reserve of %s; writes refused until space is freed",
 		e.Dir, mb(e.Free), mb(e.Reserve))
 }
@@ -69,6 +79,10 @@ const (
 	minReserve = 1 << 20
 	// DefaultInterval between two readings when no write prompts one.
 	DefaultInterval = time.Second
+	// staleAfter is the age past which a write has the reading renewed
+	// first: a filler writing 1 GB/s takes 50 MB in that time, which is
+	// what the reserve is for.
+	staleAfter = 50 * time.Millisecond
 )
 
 // Config configures a Monitor.
@@ -99,6 +113,9 @@ type Monitor struct {
 	// goes negative rather than wrapping.
 	avail    atomic.Int64
 	measured atomic.Uint64 // the last reading itself, for metrics and errors
+	// readAt is when the last reading was taken, in nanoseconds since born.
+	readAt atomic.Int64
+	born   time.Time
 	total    atomic.Uint64
 	mu       sync.Mutex // serialises readings and transitions
 	lastErr  error      // guarded by mu: the last statfs failure, logged once
@@ -120,7 +137,7 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.Statfs == nil {
 		cfg.Statfs = statfs
 	}
-	m := &Monitor{cfg: cfg, kick: make(chan struct{}, 1)}
+	m := &Monitor{cfg: cfg, kick: make(chan struct{}, 1), born: time.Now()}
 	avail, total, err := cfg.Statfs(existingParent(cfg.Dir))
 	if err != nil {
 		return nil, fmt.Errorf("diskspace: measuring %s: %w", cfg.Dir, err)
@@ -193,6 +210,7 @@ func (m *Monitor) Kick() {
 
 // Refresh reads free space now and updates the state.
 func (m *Monitor) Refresh() {
+	m.readAt.Store(int64(time.Since(m.born)))
 	avail, total, err := m.cfg.Statfs(existingParent(m.cfg.Dir))
 	if err != nil {
 		m.mu.Lock()
@@ -257,6 +275,11 @@ func (m *Monitor) Err() error {
 // since then could have reached the reserve, it reads again before it
 // answers, so the reserve holds between two ticks whatever the write rate.
 func (m *Monitor) Check(size int) error {
+	if last, now := m.readAt.Load(), int64(time.Since(m.born)); now-last > int64(staleAfter) &&
+		m.readAt.CompareAndSwap(last, now) {
+		// One writer renews a stale reading; the others go on with it.
+		m.Refresh()
+	}
 	if m.full.Load() {
 		return m.Err()
 	}
@@ -272,7 +295,7 @@ func (m *Monitor) Check(size int) error {
 		// Space for the reserve but not for this write on top of it: refuse
 		// this one alone; the disk is not full for smaller writes.
 		m.avail.Add(int64(size))
-		return &FullError{Dir: m.cfg.Dir, Free: m.measured.Load(), Reserve: m.reserve}
+		return &FullError{Dir: m.cfg.Dir, Free: m.measured.Load(), Reserve: m.reserve, Write: uint64(size)}
 	}
 	return nil
 }
