@@ -114,14 +114,14 @@ type Monitor struct {
 	avail    atomic.Int64
 	measured atomic.Uint64 // the last reading itself, for metrics and errors
 	// readAt is when the last reading was taken, in nanoseconds since born.
-	readAt atomic.Int64
-	born   time.Time
-	total    atomic.Uint64
-	mu       sync.Mutex // serialises readings and transitions
-	lastErr  error      // guarded by mu: the last statfs failure, logged once
-	stop     chan struct{}
-	done     chan struct{}
-	kick     chan struct{}
+	readAt  atomic.Int64
+	born    time.Time
+	total   atomic.Uint64
+	mu      sync.Mutex // serialises readings and transitions
+	lastErr error      // guarded by mu: the last statfs failure, logged once
+	stop    chan struct{}
+	done    chan struct{}
+	kick    chan struct{}
 }
 
 // New measures the filesystem once, so that a node started on a full disk
