@@ -71,7 +71,7 @@ func (s *Server) storageOpenError(err error) error {
 // noteSalvage records what the store set aside at open; a node that set
 // something aside starts restoring.
 func (s *Server) noteSalvage() {
-	s.salv.files = salvagedFiles(s.store)
+	s.salv.files = storeSalvaged(s.store)
 	if len(s.salv.files) == 0 {
 		return
 	}
@@ -82,6 +82,10 @@ func (s *Server) noteSalvage() {
 	s.salv.restoring.Store(true)
 	s.salv.left.Store(-1)
 }
+
+// storeSalvaged is salvagedFiles, through a variable a test can replace to
+// make a node believe its store salvaged a file.
+var storeSalvaged = salvagedFiles
 
 // salvageMetrics registers the salvage gauges.
 func (s *Server) salvageMetrics() {
@@ -164,8 +168,9 @@ func (s *Server) stopRestore() {
 	}
 }
 
-// restorePoll is how often the restore loop looks at the repair's progress.
-const restorePoll = 500 * time.Millisecond
+// restorePoll is how often the restore loop looks at the repair's progress;
+// a variable so that a test can hold a node in its restoring state.
+var restorePoll = 500 * time.Millisecond
 
 func (s *Server) restore(ctx context.Context) {
 	if s.cfg.Replicas == 1 {
