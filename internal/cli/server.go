@@ -93,8 +93,8 @@ func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger, e *e
 }
 
 // startGrace is how long a signal received during Start waits for it to end
-// before the process leaves without it.
-const startGrace = 5 * time.Second
+// before the process leaves without it (a variable for tests).
+var startGrace = 5 * time.Second
 
 // abandonStart handles a signal that came while n was starting: a start that
 // ends within startGrace is shut down as usual; one that does not is left,
