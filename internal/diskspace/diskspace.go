@@ -106,8 +106,11 @@ type Config struct {
 // Monitor tracks one filesystem. Its methods are safe for concurrent use;
 // Check and Full are a few atomic loads on the write path.
 type Monitor struct {
-	cfg     Config
-	reserve uint64
+	cfg Config
+	// reserve is the reserve in force; auto the one New chose, which a
+	// SetReserve(0) restores.
+	reserve atomic.Uint64
+	auto    uint64
 	full    atomic.Bool
 	// avail is the last reading less what Check let through since; it
 	// goes negative rather than wrapping.
@@ -142,10 +145,11 @@ func New(cfg Config) (*Monitor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("diskspace: measuring %s: %w", cfg.Dir, err)
 	}
-	m.reserve = cfg.Reserve
-	if m.reserve == 0 {
-		m.reserve = max(min(DefaultMaxReserve, total*defaultReservePercent/100), minReserve)
+	m.auto = cfg.Reserve
+	if m.auto == 0 {
+		m.auto = max(min(DefaultMaxReserve, total*defaultReservePercent/100), minReserve)
 	}
+	m.reserve.Store(m.auto)
 	m.apply(avail, total)
 	return m, nil
 }
@@ -234,21 +238,29 @@ func (m *Monitor) apply(avail, total uint64) {
 	m.measured.Store(avail)
 	m.total.Store(total)
 	m.avail.Store(int64(min(avail, 1<<62)))
-	wasFull := m.full.Load()
+	wasFull, reserve := m.full.Load(), m.reserve.Load()
 	switch {
-	case !wasFull && avail < m.reserve:
+	case !wasFull && avail < reserve:
 		m.full.Store(true)
 		m.cfg.Logger.Error("disk full: refusing writes until space is freed; reads go on",
-			"dir", m.cfg.Dir, "free_bytes", avail, "reserve_bytes", m.reserve, "total_bytes", total)
-	case wasFull && avail >= m.clearAt():
+			"dir", m.cfg.Dir, "free_bytes", avail, "reserve_bytes", reserve, "total_bytes", total)
+	case wasFull && avail >= reserve+reserve/4:
 		m.full.Store(false)
 		m.cfg.Logger.Info("disk space freed: accepting writes again",
-			"dir", m.cfg.Dir, "free_bytes", avail, "reserve_bytes", m.reserve, "total_bytes", total)
+			"dir", m.cfg.Dir, "free_bytes", avail, "reserve_bytes", reserve, "total_bytes", total)
 	}
 }
 
-// clearAt is the free space at which a full disk counts as freed again.
-func (m *Monitor) clearAt() uint64 { return m.reserve + m.reserve/4 }
+// SetReserve changes the reserve (0: back to the one New chose) and reads
+// free space at once. The fault suite makes a node's disk full this way,
+// through a debug endpoint, where filling a real disk is not possible.
+func (m *Monitor) SetReserve(n uint64) {
+	if n == 0 {
+		n = m.auto
+	}
+	m.reserve.Store(n)
+	m.Refresh()
+}
 
 // Full reports whether writes are being refused.
 func (m *Monitor) Full() bool { return m.full.Load() }
@@ -260,14 +272,14 @@ func (m *Monitor) Free() uint64 { return m.measured.Load() }
 func (m *Monitor) Total() uint64 { return m.total.Load() }
 
 // Reserve returns the reserve in bytes.
-func (m *Monitor) Reserve() uint64 { return m.reserve }
+func (m *Monitor) Reserve() uint64 { return m.reserve.Load() }
 
 // Err returns the error a write gets while the disk is full, nil otherwise.
 func (m *Monitor) Err() error {
 	if !m.full.Load() {
 		return nil
 	}
-	return &FullError{Dir: m.cfg.Dir, Free: m.measured.Load(), Reserve: m.reserve}
+	return &FullError{Dir: m.cfg.Dir, Free: m.measured.Load(), Reserve: m.reserve.Load()}
 }
 
 // Check admits a write of about size bytes or refuses it with a *FullError.
@@ -283,7 +295,7 @@ func (m *Monitor) Check(size int) error {
 	if m.full.Load() {
 		return m.Err()
 	}
-	if m.avail.Add(-int64(size)) >= int64(m.reserve) {
+	if m.avail.Add(-int64(size)) >= int64(m.reserve.Load()) {
 		return nil
 	}
 	m.Refresh()
@@ -291,11 +303,11 @@ func (m *Monitor) Check(size int) error {
 		return m.Err()
 	}
 	// Admitted against a fresh reading: charge it there.
-	if m.avail.Add(-int64(size)) < int64(m.reserve) {
+	if reserve := m.reserve.Load(); m.avail.Add(-int64(size)) < int64(reserve) {
 		// Space for the reserve but not for this write on top of it: refuse
 		// this one alone; the disk is not full for smaller writes.
 		m.avail.Add(int64(size))
-		return &FullError{Dir: m.cfg.Dir, Free: m.measured.Load(), Reserve: m.reserve, Write: uint64(size)}
+		return &FullError{Dir: m.cfg.Dir, Free: m.measured.Load(), Reserve: reserve, Write: uint64(size)}
 	}
 	return nil
 }

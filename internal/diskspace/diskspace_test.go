@@ -139,3 +139,21 @@ func TestStatfsReal(t *testing.T) {
 	m.Kick()
 	m.Close()
 }
+
+// SetReserve makes a disk full without filling it, and 0 restores the
+// reserve New chose.
+func TestSetReserve(t *testing.T) {
+	fs := &fakeFS{avail: 100 << 20, total: 1 << 30}
+	m, err := New(Config{Dir: t.TempDir(), Reserve: 10 << 20, Statfs: fs.statfs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetReserve(1 << 50)
+	if !m.Full() || !errors.Is(m.Check(1), ErrDiskFull) {
+		t.Fatal("a reserve above the free space did not make the disk full")
+	}
+	m.SetReserve(0)
+	if m.Full() || m.Reserve() != 10<<20 {
+		t.Fatalf("after SetReserve(0): full %v, reserve %d", m.Full(), m.Reserve())
+	}
+}
