@@ -9,6 +9,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/replication"
 )
 
 // diskState is the data disk's guard: a monitor of its free space whose
@@ -16,6 +17,8 @@ import (
 // in-memory node, or a platform where free space cannot be measured.
 type diskState struct {
 	mon *diskspace.Monitor
+	// hintsDropped counts hints not stored because the disk was full.
+	hintsDropped prometheus.Counter
 }
 
 // recordOverhead approximates what the engine stores beside a record's key
@@ -40,7 +43,11 @@ func (s *Server) startDiskGuard() error {
 		return nil
 	}
 	s.disk.mon = mon
-	s.reg.MustRegister(
+	s.disk.hintsDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "ringkv", Name: "disk_full_hints_dropped_total",
+		Help: "Hints this coordinator did not store because its data disk was full; anti-entropy repairs their targets.",
+	})
+	s.reg.MustRegister(s.disk.hintsDropped,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "ringkv", Name: "disk_full",
 			Help: "1 while the data disk's free space is below --disk-reserve and writes are refused, else 0.",
@@ -118,4 +125,28 @@ func (s *Server) handleDiskReserve(w http.ResponseWriter, r *http.Request) {
 	s.disk.mon.SetReserve(n)
 	s.log.Warn("disk reserve changed by debug endpoint", "reserve_bytes", s.disk.mon.Reserve())
 	fmt.Fprintf(w, "reserve %d bytes, free %d bytes, full %t\n", s.disk.mon.Reserve(), s.disk.mon.Free(), s.disk.mon.Full())
+}
+
+// guardHints keeps hints off a full disk: the hint queue writes to the store
+// directly, not through the write guard, and a hint is what a coordinator
+// may drop (its queue already does when it is over --max-hint-bytes), since
+// anti-entropy repairs the target.
+func (s *Server) guardHints(h replication.Hinter) replication.Hinter {
+	if s.disk.mon == nil {
+		return h
+	}
+	return diskHints{h: h, s: s}
+}
+
+type diskHints struct {
+	h replication.Hinter
+	s *Server
+}
+
+func (d diskHints) Hint(target string, key []byte, rec *record.Record) {
+	if d.s.diskGuard(key, rec) != nil {
+		d.s.disk.hintsDropped.Inc()
+		return
+	}
+	d.h.Hint(target, key, rec)
 }

@@ -184,7 +184,7 @@ func (s *Server) Start() (err error) {
 	rcfg.Registerer = s.reg
 	var hinter replication.Hinter
 	if cfg.HintedHandoff {
-		hinter = s.hints
+		hinter = s.guardHints(s.hints)
 	}
 	coord = replication.New(rcfg, s.hlc, s.store, s.peers, s.topo, hinter)
 	s.coord = coord
