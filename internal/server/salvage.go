@@ -64,7 +64,9 @@ func (s *Server) storageOpenError(err error) error {
 	return fmt.Errorf("server: opening storage: %w\n"+
 		"the data in %s is corrupt beyond a torn tail; refusing to start rather than drop it in silence.\n"+
 		"Restart with --salvage to set the corrupt file aside, keep the records before the corruption and "+
-		"restore this node's ranges from its replicas before it reports ready (docs/operations.md, \"A corrupt log\")",
+		"restore this node's ranges from its replicas before it reports ready (memory engine; a Pebble store "+
+		"cannot be salvaged: move its data directory aside, start empty and run `ringkv repair`; "+
+		"docs/operations.md, \"A corrupt log\")",
 		err, where)
 }
 

@@ -77,14 +77,15 @@ func TestCorruptLogRefusesStartSalvageRestores(t *testing.T) {
 	}
 }
 
-// biggestLog returns the largest *.log file in dir: the one holding the
-// records just written.
+// biggestLog returns the largest log file in dir (the memory engine's
+// log-*.seg segments, Pebble's *.log WAL): the one holding the records just
+// written.
 func biggestLog(t *testing.T, dir string) string {
 	t.Helper()
 	var best string
 	var size int64 = -1
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".log") {
+		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".seg") || strings.HasSuffix(p, ".log")) {
 			return err
 		}
 		if fi, err := d.Info(); err == nil && fi.Size() > size {
@@ -93,7 +94,7 @@ func biggestLog(t *testing.T, dir string) string {
 		return nil
 	})
 	if size <= 0 {
-		t.Fatalf("no non-empty *.log file in %s", dir)
+		t.Fatalf("no non-empty log file (*.seg, *.log) in %s", dir)
 	}
 	return best
 }
