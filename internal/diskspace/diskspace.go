@@ -11,13 +11,13 @@
 // disarm, and only once free space is a quarter of the reserve above it, so
 // that a compaction freeing a little space does not make the state flap.
 //
-// Free space is read with statfs once a second, on the write path when the
-// last reading is older than 50 ms (another process may be filling the same
-// disk), and whenever the writes let through since the last reading may have
-// eaten into the reserve: each Check charges the write's size against the
-// last reading, so a burst of large writes cannot overrun the reserve
-// between two readings. statfs costs a microsecond or two, so even the
-// write path's readings, at most twenty a second, cost nothing measurable.
+// Free space is read with statfs once a second, every 50 ms while writes
+// come in (another process may be filling the same disk), and whenever the
+// writes let through since the last reading may have eaten into the
+// reserve: each Check charges the write's size against the last reading, so
+// a burst of large writes cannot overrun the reserve between two readings.
+// A reading costs a few microseconds (BenchmarkStatfs), twenty a second
+// nothing measurable; Check itself reads no clock.
 package diskspace
 
 import (
@@ -79,9 +79,9 @@ const (
 	minReserve = 1 << 20
 	// DefaultInterval between two readings when no write prompts one.
 	DefaultInterval = time.Second
-	// staleAfter is the age past which a write has the reading renewed
-	// first: a filler writing 1 GB/s takes 50 MB in that time, which is
-	// what the reserve is for.
+	// staleAfter is how often free space is read while writes come in: a
+	// filler writing 1 GB/s takes 50 MB in that time, which is what the
+	// reserve is for.
 	staleAfter = 50 * time.Millisecond
 )
 
@@ -116,9 +116,9 @@ type Monitor struct {
 	// goes negative rather than wrapping.
 	avail    atomic.Int64
 	measured atomic.Uint64 // the last reading itself, for metrics and errors
-	// readAt is when the last reading was taken, in nanoseconds since born.
-	readAt  atomic.Int64
-	born    time.Time
+	// written says a write came in since the last tick; read before it is
+	// stored, so the write path rarely writes the shared line.
+	written atomic.Bool
 	total   atomic.Uint64
 	mu      sync.Mutex // serialises readings and transitions
 	lastErr error      // guarded by mu: the last statfs failure, logged once
@@ -140,7 +140,7 @@ func New(cfg Config) (*Monitor, error) {
 	if cfg.Statfs == nil {
 		cfg.Statfs = statfs
 	}
-	m := &Monitor{cfg: cfg, kick: make(chan struct{}, 1), born: time.Now()}
+	m := &Monitor{cfg: cfg, kick: make(chan struct{}, 1)}
 	avail, total, err := cfg.Statfs(existingParent(cfg.Dir))
 	if err != nil {
 		return nil, fmt.Errorf("diskspace: measuring %s: %w", cfg.Dir, err)
@@ -180,15 +180,22 @@ func (m *Monitor) Start() {
 
 func (m *Monitor) run() {
 	defer close(m.done)
-	t := time.NewTicker(m.cfg.Interval)
+	tick := min(staleAfter, m.cfg.Interval)
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	idle := time.Duration(0)
 	for {
 		select {
 		case <-m.stop:
 			return
 		case <-t.C:
+			idle += tick
+			if !m.written.Swap(false) && idle < m.cfg.Interval {
+				continue
+			}
 		case <-m.kick:
 		}
+		idle = 0
 		m.Refresh()
 	}
 }
@@ -214,7 +221,6 @@ func (m *Monitor) Kick() {
 
 // Refresh reads free space now and updates the state.
 func (m *Monitor) Refresh() {
-	m.readAt.Store(int64(time.Since(m.born)))
 	avail, total, err := m.cfg.Statfs(existingParent(m.cfg.Dir))
 	if err != nil {
 		m.mu.Lock()
@@ -287,10 +293,8 @@ func (m *Monitor) Err() error {
 // since then could have reached the reserve, it reads again before it
 // answers, so the reserve holds between two ticks whatever the write rate.
 func (m *Monitor) Check(size int) error {
-	if last, now := m.readAt.Load(), int64(time.Since(m.born)); now-last > int64(staleAfter) &&
-		m.readAt.CompareAndSwap(last, now) {
-		// One writer renews a stale reading; the others go on with it.
-		m.Refresh()
+	if !m.written.Load() {
+		m.written.Store(true) // the next tick reads free space again
 	}
 	if m.full.Load() {
 		return m.Err()
