@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,9 @@ type command struct {
 	// waitless commands touch only their own connection's state: an event
 	// loop may run them without handing the connection to a goroutine.
 	waitless bool
-	fn       func(c *conn, args [][]byte)
+	// data commands read or write keys: a loading node refuses them.
+	data bool
+	fn   func(c *conn, args [][]byte)
 	// count and latency are this command's children of the server's metric
 	// vectors; a connection adds to them through its tally.
 	count   *metric.Counter
@@ -79,6 +82,7 @@ func commandTable() map[string]*command {
 	}
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
+		c.data = slices.Contains(c.flags, "readonly") || slices.Contains(c.flags, "write")
 		m[c.name] = c
 	}
 	return m
@@ -128,7 +132,7 @@ func (c *conn) exec(args [][]byte) {
 		c.errorf(cmd.name, errNoAuth)
 		return
 	}
-	if s.cfg.Loading != nil && touchesKeys(cmd) {
+	if cmd.data && s.cfg.Loading != nil {
 		if err := s.cfg.Loading(); err != nil {
 			c.errorf(cmd.name, "LOADING "+err.Error())
 			return
@@ -136,17 +140,6 @@ func (c *conn) exec(args [][]byte) {
 	}
 	cmd.fn(c, args)
 	c.observe(cmd)
-}
-
-// touchesKeys reports whether cmd reads or writes data, which a node that
-// is loading refuses.
-func touchesKeys(cmd *command) bool {
-	for _, f := range cmd.flags {
-		if f == "readonly" || f == "write" {
-			return true
-		}
-	}
-	return false
 }
 
 // observe records the latency of cmd, which ran from the mark until now, and
