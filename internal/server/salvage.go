@@ -170,9 +170,12 @@ func (s *Server) stopRestore() {
 	}
 }
 
-// restorePoll is how often the restore loop looks at the repair's progress;
-// a variable so that a test can hold a node in its restoring state.
-var restorePoll = 500 * time.Millisecond
+// restorePoll is how often the restore loop looks at the repair's progress.
+const restorePoll = 500 * time.Millisecond
+
+// restoreHold, when set (tests only), is waited on before the restore
+// begins, so a test holds a node in its restoring state as long as it needs.
+var restoreHold chan struct{}
 
 func (s *Server) restore(ctx context.Context) {
 	if s.cfg.Replicas == 1 {
@@ -180,6 +183,13 @@ func (s *Server) restore(ctx context.Context) {
 		s.log.Error("salvaged with --replicas 1: no replica to restore from; the records after the corruption are lost")
 		s.salv.restoring.Store(false)
 		return
+	}
+	if hold := restoreHold; hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			return
+		}
 	}
 	t0 := time.Now()
 	var lastReason string

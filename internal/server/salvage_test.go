@@ -110,8 +110,9 @@ func TestSalvagedNodeRestoresBeforeReady(t *testing.T) {
 	storeSalvaged = func(*storage.Store) []salvageReport {
 		return []salvageReport{{File: "000001.log", Offset: 4096, Aside: "000001.log.corrupt"}}
 	}
-	restorePoll = 3 * time.Second // long enough for the reads below
-	t.Cleanup(func() { storeSalvaged, restorePoll = salvagedFiles, 500*time.Millisecond })
+	hold := make(chan struct{})
+	restoreHold = hold // n1 restores only once the reads below are done
+	t.Cleanup(func() { storeSalvaged, restoreHold = salvagedFiles, nil })
 	// No --join: an empty node that joins streams its ranges, which would
 	// restore it without the salvage's repair; a salvaged node keeps its state.
 	n1cfg.GossipAddr, n1cfg.Join = n1gossip, nil
@@ -141,8 +142,9 @@ func TestSalvagedNodeRestoresBeforeReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	if n1.salvageReady() == nil {
-		t.Fatal("n1 finished restoring before the reads were done: they did not test a restoring node")
+		t.Fatal("n1 finished restoring while held")
 	}
+	close(hold)
 
 	waitFor(t, "n1 ready", n1.readyCheck)
 	for i := range keys {
