@@ -11,13 +11,14 @@
 // disarm, and only once free space is a quarter of the reserve above it, so
 // that a compaction freeing a little space does not make the state flap.
 //
-// Free space is read with statfs once a second, every 50 ms while writes
-// come in (another process may be filling the same disk), and whenever the
-// writes let through since the last reading may have eaten into the
-// reserve: each Check charges the write's size against the last reading, so
-// a burst of large writes cannot overrun the reserve between two readings.
-// A reading costs a few microseconds (BenchmarkStatfs), twenty a second
-// nothing measurable; Check itself reads no clock.
+// Free space is read with statfs once a second, by the first write after a
+// reading is 50 ms old (another process may be filling the same disk), and
+// whenever the writes let through since the last reading may have eaten
+// into the reserve: each Check charges the write's size against the last
+// reading, so a burst of large writes cannot overrun the reserve between two
+// readings. A reading costs a few microseconds (BenchmarkStatfs), twenty a
+// second nothing measurable; Check reads no clock: a ticker marks the
+// reading stale.
 package diskspace
 
 import (
@@ -79,9 +80,9 @@ const (
 	minReserve = 1 << 20
 	// DefaultInterval between two readings when no write prompts one.
 	DefaultInterval = time.Second
-	// staleAfter is how often free space is read while writes come in: a
-	// filler writing 1 GB/s takes 50 MB in that time, which is what the
-	// reserve is for.
+	// staleAfter is the age past which a write has the reading renewed
+	// first: a filler writing 1 GB/s takes 50 MB in that time, which is
+	// what the reserve is for.
 	staleAfter = 50 * time.Millisecond
 )
 
@@ -116,9 +117,9 @@ type Monitor struct {
 	// goes negative rather than wrapping.
 	avail    atomic.Int64
 	measured atomic.Uint64 // the last reading itself, for metrics and errors
-	// written says a write came in since the last tick; read before it is
-	// stored, so the write path rarely writes the shared line.
-	written atomic.Bool
+	// stale says the last reading is at least staleAfter old; the first
+	// write that sees it reads again.
+	stale   atomic.Bool
 	total   atomic.Uint64
 	mu      sync.Mutex // serialises readings and transitions
 	lastErr error      // guarded by mu: the last statfs failure, logged once
@@ -189,8 +190,8 @@ func (m *Monitor) run() {
 		case <-m.stop:
 			return
 		case <-t.C:
-			idle += tick
-			if !m.written.Swap(false) && idle < m.cfg.Interval {
+			m.stale.Store(true)
+			if idle += tick; idle < m.cfg.Interval {
 				continue
 			}
 		case <-m.kick:
@@ -293,8 +294,8 @@ func (m *Monitor) Err() error {
 // since then could have reached the reserve, it reads again before it
 // answers, so the reserve holds between two ticks whatever the write rate.
 func (m *Monitor) Check(size int) error {
-	if !m.written.Load() {
-		m.written.Store(true) // the next tick reads free space again
+	if m.stale.Load() && m.stale.CompareAndSwap(true, false) {
+		m.Refresh() // one writer reads again; the others go on with the last reading
 	}
 	if m.full.Load() {
 		return m.Err()
