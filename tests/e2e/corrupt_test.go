@@ -50,7 +50,7 @@ func TestCorruptLogRefusesStartSalvageRestores(t *testing.T) {
 	n1.Extra = append(n1.Extra, "--salvage")
 	n1.startNoWait()
 	checkFor(t, 60*time.Second, func() error {
-		code, body, err := readyz(n1)
+		code, body, err := nodeReadyz(n1)
 		if err != nil || code != 503 || !strings.Contains(body, "restoring") || !strings.Contains(body, "after salvaging") {
 			return fmt.Errorf("readyz %d %q %v", code, body, err)
 		}

@@ -72,7 +72,7 @@ func testDiskFull(t *testing.T, engine string) {
 	// The other process takes what is left: below the reserve, the disk is full.
 	fill(t, filler, freeBytes(t, disk)-(1<<20))
 	checkFor(t, 30*time.Second, func() error {
-		if code, _, err := readyz(n); err != nil || code != 503 {
+		if code, _, err := nodeReadyz(n); err != nil || code != 503 {
 			return fmt.Errorf("readyz %d %v with 1 MiB free", code, err)
 		}
 		return nil
@@ -101,7 +101,7 @@ func testDiskFull(t *testing.T, engine string) {
 	// so the other process takes it, and the node must turn full again.
 	fill(t, filler, freeBytes(t, disk)-(1<<20))
 	checkFor(t, 30*time.Second, func() error {
-		if code, _, err := readyz(n); err != nil || code != 503 {
+		if code, _, err := nodeReadyz(n); err != nil || code != 503 {
 			return fmt.Errorf("readyz %d %v with 1 MiB free", code, err)
 		}
 		return nil
@@ -112,7 +112,7 @@ func testDiskFull(t *testing.T, engine string) {
 		t.Fatal(err)
 	}
 	checkFor(t, 30*time.Second, func() error { return c.Set(ctx, "after", "ok", 0).Err() })
-	if code, body, err := readyz(n); err != nil || code != 200 {
+	if code, body, err := nodeReadyz(n); err != nil || code != 200 {
 		t.Fatalf("readyz after space was freed: %d %q %v", code, body, err)
 	}
 	if v, err := metricValue(n, "ringkv_disk_full"); err != nil || v != 0 {
@@ -145,7 +145,7 @@ func checkFullNode(t *testing.T, n *node, c *redis.Client) {
 	if err := c.Set(ctx, "refused", "x", 0).Err(); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("SET on a full disk: %v", err)
 	}
-	code, body, err := readyz(n)
+	code, body, err := nodeReadyz(n)
 	if err != nil || code != 503 || !strings.Contains(body, "disk full") {
 		t.Fatalf("readyz on a full disk: %d %q %v", code, body, err)
 	}
@@ -189,7 +189,7 @@ func TestDiskFullOneNodeClusterServes(t *testing.T) {
 	n1 := nodes[0]
 	fill(t, filepath.Join(disk, "filler"), freeBytes(t, disk)-(1<<20))
 	checkFor(t, 30*time.Second, func() error {
-		if code, body, err := readyz(n1); err != nil || code != 503 || !strings.Contains(body, "disk full") {
+		if code, body, err := nodeReadyz(n1); err != nil || code != 503 || !strings.Contains(body, "disk full") {
 			return fmt.Errorf("n1 readyz: %d %q %v", code, body, err)
 		}
 		return nil
@@ -202,7 +202,7 @@ func TestDiskFullOneNodeClusterServes(t *testing.T) {
 		}
 	}
 	for _, nd := range nodes[1:] {
-		if code, body, err := readyz(nd); err != nil || code != 200 {
+		if code, body, err := nodeReadyz(nd); err != nil || code != 200 {
 			t.Fatalf("%s readyz beside a full node: %d %q %v", nd.ID, code, body, err)
 		}
 	}

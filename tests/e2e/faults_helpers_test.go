@@ -68,8 +68,8 @@ func fill(t *testing.T, path string, size int64) {
 	}
 }
 
-// readyz returns the node's /readyz status code and body.
-func readyz(n *node) (int, string, error) {
+// nodeReadyz returns the node's /readyz status code and body.
+func nodeReadyz(n *node) (int, string, error) {
 	resp, err := http.Get("http://" + n.HTTP + "/readyz")
 	if err != nil {
 		return 0, "", err
