@@ -8,9 +8,12 @@ FUZZTIME  ?= 10s
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringkv ./cmd/ringkv
 
-# The whole suite, race detector on, then a short fuzz pass over every parser.
+# The whole suite, race detector on; the allocation tests again without it
+# (its sync.Pool drops objects at random); then a short fuzz pass over every
+# parser.
 test: vet fmt-check
 	$(GO) test -race -count=1 -timeout 25m $(PKGS)
+	$(GO) test -count=1 -run 'Allocations' ./internal/...
 	$(MAKE) fuzz-ci
 
 test-short:
@@ -31,6 +34,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzReadFrame$$' -fuzztime=$(FUZZTIME) ./internal/transport
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeMeta$$' -fuzztime=$(FUZZTIME) ./internal/membership
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./internal/antientropy
+	$(GO) test -run='^$$' -fuzz='^FuzzReplay$$' -fuzztime=$(FUZZTIME) ./internal/storage/applog
+	$(GO) test -run='^$$' -fuzz='^FuzzCheckPebbleWAL$$' -fuzztime=$(FUZZTIME) ./internal/storage
 
 # A count, not a duration: Go 1.26's fuzz coordinator can fail a target with a
 # bare "context deadline exceeded" when a -fuzztime duration expires while a

@@ -4,12 +4,23 @@
 # using the same client settings, and print one table with ratios. Each row
 # also gives the servers' CPU per request (CPU us: user + system time of every
 # server process of that system, not the client's, divided by the requests),
-# which a noisy box moves far less than throughput. With RINGKV_BIN_B it also
-# measures one build of ringkv against another.
+# which a noisy box moves far less than throughput, and each system's resident
+# memory after its first SETs. With RINGKV_BIN_B it also measures one build of
+# ringkv against another.
+#
+# The open-loop sweep (SWEEP=1, the default) loads ringkv's 3 nodes (RF 3,
+# QUORUM) and the Redis Cluster (3 masters + 3 replicas) with `ringkv bench`
+# at fixed rates, no pipelining, 50:50 GET/SET, from SWEEP_START req/s up by
+# SWEEP_STEP until p99 reaches SWEEP_P99_MS or the rate is not held (fewer
+# than 99% of the requests due completed, or any error reply). Its row "open
+# sweep p99<5ms" is the highest rate held under that p99; its xCLUSTER is
+# ringkv's over the cluster's. Every step is in sweep.tsv and printed after
+# the table.
 #
 # Needs: go (to build ringkv, unless RINGKV_BIN is set), redis-server,
-# redis-cli, redis-benchmark. Takes about 2.5 minutes per round with the
-# defaults on two cores.
+# redis-cli, redis-benchmark. Takes about 3 minutes per round with the
+# defaults on two cores, and the sweep 12 s per step, about 8 steps per
+# system from 5000 req/s to 30000 req/s.
 #
 # Environment (defaults in brackets):
 #   KEYS [1000000]       keyspace (-r of redis-benchmark, --keys of ringkv bench)
@@ -18,7 +29,15 @@
 #   REQ_P16 [500000]     redis-benchmark requests per test at pipeline 16
 #   REQ_P1 [100000]      redis-benchmark requests per test without pipelining
 #   DURATION [10s]       each ringkv bench run, after a 2s warmup
-#   OPEN_RATE [25000]    open-loop rate on the 3-node cluster (req/s)
+#   OPEN_RATE [25000]    open-loop rate on the 3-node systems (req/s)
+#   SWEEP [1]            0: no open-loop sweep
+#   SWEEP_START [5000]   the sweep's first rate (req/s)
+#   SWEEP_STEP [1.25]    each next rate is the last one times this
+#   SWEEP_DURATION [10s] each step's measured time, after a SWEEP_WARMUP_S
+#   SWEEP_WARMUP_S [2]   seconds warmup (not counted)
+#   SWEEP_P99_MS [5]     the p99 a held rate must stay under
+#   SWEEP_MAX [2000000]  a rate the sweep never passes
+#   SWEEP_STEPS [40]     at most this many steps per system
 #   ROUNDS [1]           run every system this many times, in turn, and report
 #                        each row's median: on a shared box one system's figure
 #                        can move 2x between runs, and its ratios with it
@@ -34,6 +53,9 @@
 #                        single node's SETs ran a third slower
 #                        (docs/performance.md). The table's first line says
 #                        which was used
+#   RINGKV_ENGINE        --engine for every ringkv server (memory or pebble;
+#                        default: unset, the binary's own default). The
+#                        table's first line says which was used
 #   RINGKV_BIN           a prebuilt ringkv binary (default: go build)
 #   RINGKV_BIN_B         a second ringkv binary to measure against the first:
 #                        each round then runs every ringkv system twice, on
@@ -57,10 +79,25 @@ REQ_P16=${REQ_P16:-500000}
 REQ_P1=${REQ_P1:-100000}
 DURATION=${DURATION:-10s}
 OPEN_RATE=${OPEN_RATE:-25000}
+SWEEP=${SWEEP:-1}
+SWEEP_START=${SWEEP_START:-5000}
+SWEEP_STEP=${SWEEP_STEP:-1.25}
+SWEEP_DURATION=${SWEEP_DURATION:-10s}
+SWEEP_WARMUP_S=${SWEEP_WARMUP_S:-2}
+SWEEP_P99_MS=${SWEEP_P99_MS:-5}
+SWEEP_MAX=${SWEEP_MAX:-2000000}
+SWEEP_STEPS=${SWEEP_STEPS:-40}
+[[ $SWEEP == 0 || $SWEEP == 1 ]] || { echo "compare.sh: SWEEP must be 0 or 1" >&2; exit 1; }
+[[ $SWEEP_START =~ ^[1-9][0-9]*$ && $SWEEP_MAX =~ ^[1-9][0-9]*$ && $SWEEP_STEPS =~ ^[1-9][0-9]*$ && $SWEEP_WARMUP_S =~ ^[0-9]+$ ]] ||
+	{ echo "compare.sh: SWEEP_START, SWEEP_MAX and SWEEP_STEPS must be positive integers, SWEEP_WARMUP_S a whole number" >&2; exit 1; }
+awk -v s="$SWEEP_STEP" -v p="$SWEEP_P99_MS" 'BEGIN { exit !(s + 0 > 1 && p + 0 > 0) }' ||
+	{ echo "compare.sh: SWEEP_STEP must be above 1 and SWEEP_P99_MS above 0" >&2; exit 1; }
 ROUNDS=${ROUNDS:-1}
 BASE_PORT=${BASE_PORT:-30000}
 WARMUP_S=2 # each ringkv bench run's warmup, in seconds
 RINGKV_PROCS=${RINGKV_PROCS:-}
+RINGKV_ENGINE=${RINGKV_ENGINE:-}
+[[ -z $RINGKV_ENGINE || $RINGKV_ENGINE =~ ^(memory|pebble)$ ]] || { echo "compare.sh: RINGKV_ENGINE must be memory or pebble" >&2; exit 1; }
 [[ -z $RINGKV_PROCS || $RINGKV_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: RINGKV_PROCS must be a positive integer" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: ROUNDS must be a positive integer" >&2; exit 1; }
 SYSTEMS=${SYSTEMS:-redis redis-aof redis-cluster ringkv-1 ringkv-3}
@@ -81,6 +118,8 @@ OUT=${OUT:-$(mktemp -d -t ringkv-compare-XXXXXX)}
 mkdir -p "$OUT"
 RESULTS=$OUT/results.tsv
 : >"$RESULTS"
+SWEEP_TSV=$OUT/sweep.tsv
+: >"$SWEEP_TSV"
 PIDS=()
 
 # thp_mode prints the kernel's transparent huge page mode (always, madvise or
@@ -142,7 +181,7 @@ ringkv_node() {
 	env ${RINGKV_PROCS:+GOMAXPROCS=$RINGKV_PROCS} "${SERVER_BIN:-$RINGKV_BIN}" server --node-id "$name" --data-dir "$OUT/data/$name" \
 		--client-addr "127.0.0.1:$port" --http-addr "127.0.0.1:$((port + 1))" \
 		--peer-addr "127.0.0.1:$((port + 2))" --gossip-addr "127.0.0.1:$((port + 3))" \
-		${join:+--join "$join"} --sync periodic --log-level warn "$@" \
+		${join:+--join "$join"} ${RINGKV_ENGINE:+--engine "$RINGKV_ENGINE"} --sync periodic --log-level warn "$@" \
 		>"$OUT/$name.log" 2>&1 &
 	PIDS+=($!)
 	wait_ping "$port"
@@ -194,8 +233,22 @@ server_ticks() {
 	echo "$sum"
 }
 
+# server_rss_mb: the resident memory of the running system's server
+# processes, summed, in MB (VmRSS).
+server_rss_mb() {
+	local pid sum=0 kb
+	for pid in "${PIDS[@]}"; do
+		kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
+		sum=$((sum + ${kb:-0}))
+	done
+	echo $((sum / 1024))
+}
+
 # rb system pipeline requests redis-benchmark-args...: SET and GET rows, each
-# with the servers' CPU per request in µs.
+# with the servers' CPU per request in µs. The first call on a fresh system
+# (the SETs at -P 16) adds a row "RSS MB after SET P16": the servers' resident
+# memory right after those random SETs, the same for every system, in the
+# OPS/S column, so its xREDIS and xCLUSTER are memory ratios (lower is less).
 rb() {
 	local system=$1 p=$2 n=$3 t before out
 	shift 3
@@ -210,6 +263,9 @@ rb() {
 			$1 == "SET" || $1 == "GET" {
 				printf "%s\tredis-benchmark\t%s P%s\t%.0f\t%s\t%s\t%.2f\n", sys, $1, p, $2, $5, $7, cpu / n
 			}' >>"$RESULTS"
+		if [[ $t == set && $p == 16 ]]; then
+			printf '%s\tredis-benchmark\tRSS MB after SET P16\t%s\t-\t-\t-\n' "$system" "$(server_rss_mb)" >>"$RESULTS"
+		fi
 	done
 }
 
@@ -246,6 +302,42 @@ rkb() {
 				if (f[4] > 0) printf "%s\tringkv bench\t%s %s errors\t%d\t-\t-\t-\n", sys, label, f[1], f[4]
 			}
 		}' >>"$RESULTS"
+}
+
+# sweep system ringkv-bench-args...: the open-loop sweep (see the top). One
+# line per step goes to sweep.tsv (system, round, offered and completed req/s,
+# p50, p99, errors, whether held, the servers' CPU per request) and one row, the
+# highest rate held, to the table; its P50, P99 and CPU us are that step's.
+# Each step counts its own servers' CPU, warmup included, as rkb does.
+sweep() {
+	local system=$1 rate=$SWEEP_START steps=0 best=0 best_p50=- best_p99=- best_cpu=- before ticks out
+	local all p50 p99 errs fell held cpu
+	shift
+	while ((steps < SWEEP_STEPS && rate <= SWEEP_MAX)); do
+		steps=$((steps + 1))
+		log "$system: sweep step $steps, ${rate} req/s"
+		before=$(server_ticks)
+		out=$("$RINGKV_BIN" bench --keys "$KEYS" --conns "$CONNS" --value-size "$VALUE" --ratio 50:50:0 --pipeline 1 \
+			--duration "$SWEEP_DURATION" --warmup "${SWEEP_WARMUP_S}s" --rate "$rate" -q "$@")
+		ticks=$(($(server_ticks) - before))
+		printf '%s\n' "$out" >>"$OUT/sweep.txt"
+		# The ALL row: OP COUNT OPS/S ERRORS P50 P90 P99 ...; FELL BEHIND
+		# is ringkv bench's own verdict that under 99% of the due requests
+		# completed.
+		read -r all p50 p99 errs fell < <(printf '%s\n' "$out" | awk '
+			$1 == "ALL" { a = $3; p = $5; q = $7; e = $4 }
+			/^FELL BEHIND/ { f = 1 }
+			END { print a + 0, p + 0, q + 0, e + 0, f + 0 }')
+		held=no
+		if ((fell == 0 && errs == 0)) && awk -v q="$p99" -v m="$SWEEP_P99_MS" 'BEGIN { exit !(q < m) }'; then held=yes; fi
+		cpu=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v a="$all" -v d="$(seconds "$SWEEP_DURATION")" -v w="$SWEEP_WARMUP_S" \
+			'BEGIN { if (a > 0 && d > 0) printf "%.2f", t * 1000000 / hz / (a * (d + w) / d); else print "-" }')
+		printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\n' "$system" "$round" "$rate" "$all" "$p50" "$p99" "$errs" "$held" "$cpu" >>"$SWEEP_TSV"
+		[[ $held == yes ]] || break
+		best=$rate best_p50=$p50 best_p99=$p99 best_cpu=$cpu
+		rate=$(awk -v r="$rate" -v s="$SWEEP_STEP" 'BEGIN { n = int(r * s + 0.5); print (n > r ? n : r + 1) }')
+	done
+	printf '%s\tringkv bench\topen sweep p99<%sms\t%s\t%s\t%s\t%s\n' "$system" "$SWEEP_P99_MS" "$best" "$best_p50" "$best_p99" "$best_cpu" >>"$RESULTS"
 }
 
 # one_round runs every system once, in turn, each alone on the box, on the
@@ -287,6 +379,12 @@ one_round() {
 		sleep 2 # replicas finish their first sync
 		rb redis-cluster 16 "$REQ_P16" --cluster -p $((p + 11))
 		rb redis-cluster 1 "$REQ_P1" --cluster -p $((p + 11))
+		# ringkv bench routes by slot from one seed (--cluster on fails the
+		# run if the seed is not a cluster node): the same client as ringkv's
+		# rows, so those get an xCLUSTER too.
+		rkb redis-cluster "mix50 P16" --addr 127.0.0.1:$((p + 11)) --consistency "" --cluster on --pipeline 16
+		rkb redis-cluster "open ${OPEN_RATE}/s P1" --addr 127.0.0.1:$((p + 11)) --consistency "" --cluster on --rate "$OPEN_RATE"
+		if ((SWEEP)); then sweep redis-cluster --addr 127.0.0.1:$((p + 11)) --consistency "" --cluster on; fi
 		stop_all
 	fi
 
@@ -329,6 +427,10 @@ ringkv_round() {
 		nodes="127.0.0.1:$((q + 200)),127.0.0.1:$((q + 210)),127.0.0.1:$((q + 220))"
 		rkb "ringkv-3$sfx" "mix50 P16" --addr "$nodes" --pipeline 16 --consistency QUORUM
 		rkb "ringkv-3$sfx" "open ${OPEN_RATE}/s P1" --addr "$nodes" --rate "$OPEN_RATE" --consistency QUORUM
+		# No --cluster flag: ringkv answers CLUSTER with an error, so the
+		# client drives it as given, and a client binary from before the
+		# flag (RINGKV_BIN of an older build) still runs these rows.
+		if ((SWEEP)); then sweep "ringkv-3$sfx" --addr "$nodes" --consistency QUORUM; fi
 		stop_all
 	fi
 }
@@ -351,7 +453,7 @@ done
 # rounds), then its throughput as a ratio of the reference systems' same tool
 # and test, and a B binary's throughput and CPU per request as ratios of A's.
 echo
-echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}"
+echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}; ringkv engine: ${RINGKV_ENGINE:-default}"
 [[ -n $RINGKV_BIN_B ]] && echo "ringkv servers: A $RINGKV_BIN, B $RINGKV_BIN_B (A's rows are ringkv-N, B's ringkv-N-B; the client is A's)"
 [[ $ROUNDS -gt 1 ]] && echo "each figure is the median of $ROUNDS rounds; every round's rows are in $RESULTS"
 awk -F'\t' '
@@ -391,5 +493,11 @@ awk -F'\t' '
 			printf "%-14s %-16s %-26s %10s %9s %9s %7s %8s %9s %9s %6s %6s\n", f[1], f[2], f[3], o, median(order[i], 5), median(order[i], 6), c, r1, r2, r3, ra, rc
 		}
 	}' "$RESULTS" | tee "$OUT/table.txt"
+if [[ -s $SWEEP_TSV ]]; then
+	echo
+	echo "open-loop sweep steps (no pipelining, 50:50 GET/SET, ${SWEEP_DURATION} each after ${SWEEP_WARMUP_S}s warmup; held: p99 < ${SWEEP_P99_MS} ms, >= 99% of due requests done, no errors)"
+	awk -F'\t' 'BEGIN { printf "%-14s %5s %10s %10s %9s %9s %7s %5s %7s\n", "SYSTEM", "ROUND", "RATE", "DONE/S", "P50 ms", "P99 ms", "ERRORS", "HELD", "CPU us" }
+		{ printf "%-14s %5s %10s %10s %9s %9s %7s %5s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$SWEEP_TSV" | tee "$OUT/sweep-table.txt"
+fi
 echo
 echo "raw results and logs: $OUT"

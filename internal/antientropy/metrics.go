@@ -10,10 +10,17 @@ type metrics struct {
 	rehashed   prometheus.Counter
 	lastPass   prometheus.Gauge
 	treeReady  prometheus.Gauge
+	// refused counts records the clock guard turned away: skipped, so that
+	// one version from the future does not stop a range's repair.
+	refused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ringkv", Subsystem: "antientropy", Name: "records_refused_total",
+			Help: "Records anti-entropy skipped because the receiving node's clock guard refused their version as from its future.",
+		}),
 		compared: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ringkv", Subsystem: "antientropy", Name: "ranges_compared_total",
 			Help: "Range comparisons with a peer replica (one per range and peer).",
@@ -44,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.compared, m.mismatched, m.repaired, m.errors, m.rehashed, m.lastPass, m.treeReady} {
+		for _, c := range []prometheus.Collector{m.compared, m.mismatched, m.repaired, m.errors, m.rehashed, m.lastPass, m.treeReady, m.refused} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

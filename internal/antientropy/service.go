@@ -815,6 +815,12 @@ func (s *Service) pull(ctx context.Context, addr string, keys [][]byte) (int, er
 		}
 		for _, e := range es {
 			applied, err := s.apply(e.key, e.rec)
+			if clock.IsClockSkew(err) {
+				// Refused again on every round while it stays in our
+				// future; the rest of the range is still repaired.
+				s.m.refused.Inc()
+				continue
+			}
 			if err != nil {
 				return n, fmt.Errorf("antientropy: applying pulled record: %w", err)
 			}
@@ -1008,6 +1014,10 @@ func (s *Service) servePush(payload []byte) ([]byte, error) {
 	n := 0
 	for _, e := range es {
 		applied, err := s.apply(e.key, e.rec)
+		if clock.IsClockSkew(err) {
+			s.m.refused.Inc() // as in pull: skip it, repair the rest
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,16 +53,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 
-	workers, err := dialAll(ctx, cfg)
+	slots, err := discover(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	workers, err := dialAll(ctx, cfg, slots)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		for _, w := range workers {
-			w.nc.Close()
+			w.close()
 		}
 	}()
-	log.Debug("connected", "conns", len(workers), "addrs", cfg.Addrs)
+	if slots != nil {
+		log.Debug("connected to a Redis Cluster", "conns", len(workers), "masters", slots.addrs)
+	} else {
+		log.Debug("connected", "conns", len(workers), "addrs", cfg.Addrs)
+	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -69,6 +78,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	start := time.Now()
 	r := &run{
 		cfg:          cfg,
+		slots:        slots,
 		measureStart: start.Add(cfg.Warmup),
 		sleep:        cfg.sleep,
 	}
@@ -84,7 +94,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// when the run is cancelled.
 	stopClosing := context.AfterFunc(ctx, func() {
 		for _, w := range workers {
-			w.nc.Close()
+			w.close()
 		}
 	})
 	defer stopClosing()
@@ -121,6 +131,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // run is the state the workers share.
 type run struct {
 	cfg          Config
+	slots        *slotMap // the Redis Cluster's topology at the start; nil for plain servers
 	measureStart time.Time
 	end          time.Time // zero: no duration limit
 	// remaining counts the measured requests still to send when Config.Requests is set.
@@ -149,13 +160,15 @@ func (r *run) claim(now time.Time, want int) int {
 	}
 }
 
-// worker drives one connection. Its histograms are its own, merged after the
-// run; only the live counters are read by another goroutine.
+// worker drives one connection, or against a Redis Cluster one connection
+// per master (cl). Its histograms are its own, merged after the run; only the
+// live counters are read by another goroutine.
 type worker struct {
 	id    int
 	addr  string
-	nc    net.Conn
+	nc    net.Conn // nil with cl
 	rr    *replyReader
+	cl    *clusterConns
 	wl    *workload
 	sched schedule // open loop only
 
@@ -174,61 +187,84 @@ type worker struct {
 	liveLatUS atomic.Int64
 }
 
-func dialAll(ctx context.Context, cfg Config) ([]*worker, error) {
+// dialAll connects the workers: each to one address, round-robin, or, with
+// a Redis Cluster's slot map, each to every master.
+func dialAll(ctx context.Context, cfg Config, slots *slotMap) ([]*worker, error) {
 	workers := make([]*worker, 0, cfg.Conns)
+	fail := func(err error) ([]*worker, error) {
+		for _, w := range workers {
+			w.close()
+		}
+		return nil, err
+	}
 	var d net.Dialer
 	for i := range cfg.Conns {
-		addr := cfg.Addrs[i%len(cfg.Addrs)]
-		dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-		nc, err := d.DialContext(dctx, "tcp", addr)
-		cancel()
-		if err != nil {
-			for _, w := range workers {
-				w.nc.Close()
-			}
-			return nil, fmt.Errorf("bench: connect %s: %w", addr, err)
-		}
 		w := &worker{
 			id:        i,
-			addr:      addr,
-			nc:        nc,
-			rr:        newReplyReader(nc),
 			wl:        newWorkload(cfg, uint64(i)),
 			errSample: map[string]int64{},
 		}
 		for op := range w.hist {
 			w.hist[op] = hdrhistogram.New(histMinUS, histMaxUS, histDigits)
 		}
-		workers = append(workers, w)
-		if err := w.handshake(cfg); err != nil {
-			for _, w := range workers {
-				w.nc.Close()
+		if slots != nil {
+			w.addr = "the Redis Cluster of " + cfg.Addrs[0]
+			w.cl = newClusterConns(slots, cfg)
+			workers = append(workers, w)
+			if err := w.cl.dialMasters(ctx); err != nil {
+				return fail(fmt.Errorf("bench: %w", err))
 			}
-			return nil, fmt.Errorf("bench: connect %s: %w", addr, err)
+			continue
+		}
+		w.addr = cfg.Addrs[i%len(cfg.Addrs)]
+		dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+		nc, err := d.DialContext(dctx, "tcp", w.addr)
+		cancel()
+		if err != nil {
+			return fail(fmt.Errorf("bench: connect %s: %w", w.addr, err))
+		}
+		w.nc, w.rr = nc, newReplyReader(nc)
+		workers = append(workers, w)
+		if err := handshake(nc, w.rr, cfg.Consistency, cfg.DialTimeout); err != nil {
+			return fail(fmt.Errorf("bench: connect %s: %w", w.addr, err))
 		}
 	}
 	return workers, nil
 }
 
+// close closes the worker's connections; a worker blocked on a reply
+// returns with an error.
+func (w *worker) close() {
+	if w.cl != nil {
+		w.cl.close()
+		return
+	}
+	w.nc.Close()
+}
+
 // handshake sets the connection's consistency level, if one was asked for.
-func (w *worker) handshake(cfg Config) error {
-	if cfg.Consistency == "" {
+func handshake(nc net.Conn, rr *replyReader, consistency string, timeout time.Duration) error {
+	if consistency == "" {
 		return nil
 	}
-	if err := w.nc.SetDeadline(time.Now().Add(cfg.DialTimeout)); err != nil {
+	if err := nc.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
-	if _, err := w.nc.Write(appendCommand(nil, "RINGKV.CONSISTENCY", cfg.Consistency)); err != nil {
+	if _, err := nc.Write(appendCommand(nil, "RINGKV.CONSISTENCY", consistency)); err != nil {
 		return err
 	}
-	msg, err := w.rr.next()
+	msg, err := rr.next()
 	if err != nil {
 		return err
 	}
 	if msg != "" {
-		return fmt.Errorf("RINGKV.CONSISTENCY %s: %s", cfg.Consistency, msg)
+		hint := ""
+		if strings.Contains(msg, "unknown command") {
+			hint = ` (not ringkv? a Redis server takes no consistency level: --consistency "")`
+		}
+		return fmt.Errorf("RINGKV.CONSISTENCY %s: %s%s", consistency, msg, hint)
 	}
-	return w.nc.SetDeadline(time.Time{})
+	return nc.SetDeadline(time.Time{})
 }
 
 func (w *worker) loop(ctx context.Context, r *run) error {
@@ -267,15 +303,30 @@ func (w *worker) loop(ctx context.Context, r *run) error {
 			return nil
 		}
 		w.buf, w.ops, w.intended = w.buf[:0], w.ops[:0], w.intended[:0]
+		if w.cl != nil {
+			w.cl.spans = w.cl.spans[:0]
+		}
 		for i := range n {
 			var op Op
-			w.buf, op = w.wl.appendRequest(w.buf)
+			start := len(w.buf)
+			var keyAt int
+			w.buf, op, keyAt = w.wl.appendRequest(w.buf)
 			w.ops = append(w.ops, op)
 			if r.cfg.Rate > 0 {
 				w.intended = append(w.intended, w.sched.at(sent+int64(i)))
 			}
+			if w.cl != nil {
+				slot := keySlot(w.buf[keyAt : keyAt+w.wl.keyLen()])
+				w.cl.spans = append(w.cl.spans, span{start: start, end: len(w.buf), slot: slot})
+			}
 		}
 		sent += int64(n)
+		if w.cl != nil {
+			if err := w.cl.exchange(ctx, w, r, now, woke); err != nil {
+				return err
+			}
+			continue
+		}
 		if _, err := w.nc.Write(w.buf); err != nil {
 			return err
 		}

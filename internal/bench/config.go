@@ -46,8 +46,12 @@ func (r Ratio) String() string { return fmt.Sprintf("%d:%d:%d", r.Get, r.Set, r.
 
 // Config describes one benchmark run. Start from DefaultConfig.
 type Config struct {
-	// Addrs are the RESP addresses; connections are spread over them round-robin.
+	// Addrs are the RESP addresses; connections are spread over them
+	// round-robin. Against a Redis Cluster only the first is used, as the
+	// seed the topology is asked of.
 	Addrs []string
+	// Cluster is ClusterAuto, ClusterOn or ClusterOff (empty means auto).
+	Cluster string
 	// Keys is the size of the keyspace: keys are KeyPrefix + a 12-digit index
 	// in [0, Keys), the format redis-benchmark's -r uses, so both tools touch
 	// the same keys.
@@ -99,6 +103,9 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addrs: []string{"127.0.0.1:7379"}, // a default `ringkv server`
+		// A Redis Cluster is driven as one only when it says it is one, so
+		// the same command line loads ringkv, redis-server and the cluster.
+		Cluster: ClusterAuto,
 		// Large enough that most requests miss every cache line the server
 		// keeps hot, small enough to preload in seconds.
 		Keys:      1_000_000,
@@ -131,6 +138,11 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(a) == "" {
 			bad("empty address")
 		}
+	}
+	switch c.Cluster {
+	case "", ClusterAuto, ClusterOn, ClusterOff:
+	default:
+		bad("cluster mode %q: want %s, %s or %s", c.Cluster, ClusterAuto, ClusterOn, ClusterOff)
 	}
 	if c.Keys < 1 {
 		bad("keys %d: want at least 1", c.Keys)

@@ -141,3 +141,70 @@ func errorText(b []byte) string {
 	}
 	return string(b)
 }
+
+// value reads one whole reply and decodes it: int64 for integers, string for
+// simple and bulk strings, []any for arrays, sets and pushes, nil for nulls,
+// and an error reply as a Go error of type serverError. It is for the few
+// replies whose contents the bench needs (CLUSTER SLOTS), never the load.
+func (r *replyReader) value(depth int) (any, error) {
+	if depth > maxNesting {
+		return nil, fmt.Errorf("%w: aggregates nested deeper than %d", errProtocol, maxNesting)
+	}
+	line, err := r.line()
+	if err != nil {
+		return nil, err
+	}
+	if len(line) == 0 {
+		return nil, fmt.Errorf("%w: empty line", errProtocol)
+	}
+	switch line[0] {
+	case '+':
+		return string(line[1:]), nil
+	case '-':
+		return nil, serverError(errorText(line[1:]))
+	case ':':
+		n, err := strconv.ParseInt(string(line[1:]), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad integer %q", errProtocol, line)
+		}
+		return n, nil
+	case '_':
+		return nil, nil
+	case '$', '=':
+		n, err := length(line)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		if n > int64(r.br.Size()) {
+			return nil, fmt.Errorf("%w: bulk string of %d bytes where a short one was expected", errProtocol, n)
+		}
+		b := make([]byte, n+2)
+		if _, err := io.ReadFull(r.br, b); err != nil {
+			return nil, fmt.Errorf("bench: read reply: %w", err)
+		}
+		return string(b[:n]), nil
+	case '*', '~', '>':
+		n, err := length(line)
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		if n > 1<<20 {
+			return nil, fmt.Errorf("%w: array of %d elements", errProtocol, n)
+		}
+		out := make([]any, 0, n)
+		for range n {
+			v, err := r.value(depth + 1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: type byte %q where a topology reply was expected", errProtocol, line[0])
+}
+
+// serverError is an error reply decoded by value.
+type serverError string
+
+func (e serverError) Error() string { return string(e) }

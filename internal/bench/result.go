@@ -17,16 +17,22 @@ import (
 
 // Result is what one run measured, after the warmup.
 type Result struct {
-	Mode        string   `json:"mode"` // "closed" or "open"
-	Addrs       []string `json:"addrs"`
-	Conns       int      `json:"conns"`
-	Pipeline    int      `json:"pipeline"`
-	Rate        float64  `json:"rate,omitempty"` // open loop: requests per second asked for
-	Keys        int      `json:"keys"`
-	Dist        string   `json:"dist"`
-	Ratio       string   `json:"ratio"`
-	ValueSize   int      `json:"value_size"`
-	Consistency string   `json:"consistency,omitempty"`
+	Mode  string   `json:"mode"` // "closed" or "open"
+	Addrs []string `json:"addrs"`
+	// Cluster is set when the target was a Redis Cluster; Addrs are then
+	// its masters, as CLUSTER SLOTS listed them at the start.
+	Cluster bool `json:"cluster,omitempty"`
+	// Redirects counts the -MOVED and -ASK replies followed, warmup
+	// included: zero on a cluster whose slots stayed put.
+	Redirects   int64   `json:"redirects,omitempty"`
+	Conns       int     `json:"conns"`
+	Pipeline    int     `json:"pipeline"`
+	Rate        float64 `json:"rate,omitempty"` // open loop: requests per second asked for
+	Keys        int     `json:"keys"`
+	Dist        string  `json:"dist"`
+	Ratio       string  `json:"ratio"`
+	ValueSize   int     `json:"value_size"`
+	Consistency string  `json:"consistency,omitempty"`
 	// Due is, in an open loop, how many requests the schedule called for in
 	// the measured window. Fewer completed means the server fell behind, and
 	// the percentiles describe only the requests that got an answer.
@@ -81,6 +87,12 @@ func (r *run) result(workers []*worker, finished time.Time) *Result {
 	}
 	if c.Rate > 0 {
 		res.Mode, res.Rate = "open", c.Rate
+	}
+	if r.slots != nil {
+		res.Cluster, res.Addrs = true, r.slots.addrs
+		for _, w := range workers {
+			res.Redirects += w.cl.redirects
+		}
 	}
 	res.Seconds = max(finished.Sub(r.measureStart).Seconds(), 0)
 	if c.Rate > 0 {
@@ -147,8 +159,12 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.Consistency != "" {
 		lvl = ", consistency " + r.Consistency
 	}
-	fmt.Fprintf(w, "%s, %d conns, pipeline %d, %d keys (%s), ratio %s, %d-byte values%s, %.1fs measured\n",
-		mode, r.Conns, r.Pipeline, r.Keys, r.Dist, r.Ratio, r.ValueSize, lvl, r.Seconds)
+	target := ""
+	if r.Cluster {
+		target = fmt.Sprintf(", Redis Cluster of %d masters (%d redirects followed)", len(r.Addrs), r.Redirects)
+	}
+	fmt.Fprintf(w, "%s, %d conns, pipeline %d, %d keys (%s), ratio %s, %d-byte values%s%s, %.1fs measured\n",
+		mode, r.Conns, r.Pipeline, r.Keys, r.Dist, r.Ratio, r.ValueSize, lvl, target, r.Seconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "OP\tCOUNT\tOPS/S\tERRORS\tP50 ms\tP90 ms\tP99 ms\tP99.9 ms\tMAX ms\t")
 	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }

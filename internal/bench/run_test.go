@@ -204,6 +204,7 @@ func TestRunFailsWhenTheServerDropsTheConnection(t *testing.T) {
 	addr := stubServer(t, func(n int64) (reply string, closeConn bool) { return "+OK\r\n", n >= 100 })
 	c := testConfig([]string{addr})
 	c.Consistency = ""
+	c.Cluster = ClusterOff // the stub would answer CLUSTER SLOTS with +OK
 	c.Requests, c.Duration = 0, time.Minute
 	_, err := Run(t.Context(), c)
 	if err == nil || !strings.Contains(err.Error(), "connection") {
@@ -224,6 +225,7 @@ func TestOpenLoopCountsTheStall(t *testing.T) {
 	})
 	c := testConfig([]string{addr})
 	c.Consistency = ""
+	c.Cluster = ClusterOff // the stub would answer CLUSTER SLOTS with +OK
 	c.Conns, c.Pipeline = 1, 1
 	c.Rate = 1000
 	c.Requests, c.Duration = 0, time.Second
@@ -319,6 +321,7 @@ func TestOpenLoopReportsFallingBehind(t *testing.T) {
 	addr := stubServer(t, func(int64) (string, bool) { time.Sleep(5 * time.Millisecond); return "+OK\r\n", false })
 	c := testConfig([]string{addr})
 	c.Consistency = ""
+	c.Cluster = ClusterOff // the stub would answer CLUSTER SLOTS with +OK
 	c.Conns, c.Pipeline, c.Rate = 1, 1, 1000
 	c.Requests, c.Duration = 0, 500*time.Millisecond
 	res, err := Run(t.Context(), c)
@@ -347,6 +350,7 @@ func TestOpenLoopDoesNotChargeItsOwnOversleep(t *testing.T) {
 	addr := stubServer(t, func(int64) (string, bool) { return "+OK\r\n", false })
 	c := testConfig([]string{addr})
 	c.Consistency = ""
+	c.Cluster = ClusterOff // the stub would answer CLUSTER SLOTS with +OK
 	c.Conns, c.Pipeline = 1, 1
 	c.Rate = 20
 	c.Requests, c.Duration = 0, time.Second

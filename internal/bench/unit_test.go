@@ -120,7 +120,12 @@ func TestRequestsParse(t *testing.T) {
 	var ops []Op
 	for range 1000 {
 		var op Op
-		buf, op = w.appendRequest(buf)
+		var keyAt int
+		start := len(buf)
+		buf, op, keyAt = w.appendRequest(buf)
+		if key := string(buf[keyAt : keyAt+w.keyLen()]); !strings.HasPrefix(key, "key:") || keyAt <= start {
+			t.Fatalf("request %d: key offset %d points at %q", len(ops), keyAt, key)
+		}
 		ops = append(ops, op)
 	}
 	r := resp.NewReader(bytes.NewReader(buf), resp.Limits{MaxArgs: 16, MaxBulk: 1 << 20, MaxQuery: 2 << 20})

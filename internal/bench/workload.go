@@ -111,12 +111,16 @@ func appendKey(b []byte, prefix string, i uint64) []byte {
 	return append(b, d[:]...)
 }
 
+// keyLen is the length of every key.
+func (w *workload) keyLen() int { return len(w.prefix) + keyDigits }
+
 // appendRequest encodes the next request into b as a RESP array and reports
-// its type.
-func (w *workload) appendRequest(b []byte) ([]byte, Op) {
+// its type and where in b its key starts (a Redis Cluster routes on it).
+func (w *workload) appendRequest(b []byte) ([]byte, Op, int) {
 	op := w.op()
 	idx := w.keyIndex()
-	keyLen := len(w.prefix) + keyDigits
+	keyLen := w.keyLen()
+	keyAt := 0
 	switch op {
 	case OpGet, OpDel:
 		b = append(b, "*2\r\n"...)
@@ -126,6 +130,7 @@ func (w *workload) appendRequest(b []byte) ([]byte, Op) {
 			b = append(b, "$3\r\nDEL\r\n"...)
 		}
 		b = appendBulkHeader(b, keyLen)
+		keyAt = len(b)
 		b = appendKey(b, w.prefix, idx)
 		b = append(b, "\r\n"...)
 	case OpSet:
@@ -136,6 +141,7 @@ func (w *workload) appendRequest(b []byte) ([]byte, Op) {
 			b = append(b, "*3\r\n$3\r\nSET\r\n"...)
 		}
 		b = appendBulkHeader(b, keyLen)
+		keyAt = len(b)
 		b = appendKey(b, w.prefix, idx)
 		b = append(b, "\r\n"...)
 		b = appendBulkHeader(b, len(w.value))
@@ -146,7 +152,7 @@ func (w *workload) appendRequest(b []byte) ([]byte, Op) {
 			b = appendBulk(b, w.ttlArg[1])
 		}
 	}
-	return b, op
+	return b, op, keyAt
 }
 
 func appendBulkHeader(b []byte, n int) []byte {

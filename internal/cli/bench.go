@@ -28,10 +28,17 @@ request was due (coordinated omission corrected, as wrk2 does), which is the
 latency clients see at that load; only a delay of bench's own timer, while its
 connection had nothing in flight, is left out.
 
+Against a Redis Cluster it asks the first address for CLUSTER SLOTS, sends each
+request to its key's slot's master (one connection per master for each of
+--conns, pipelined per node) and follows -MOVED and -ASK. A server that does
+not answer CLUSTER SLOTS (ringkv, a plain redis-server) is driven as given;
+--cluster on makes that an error, --cluster off never asks.
+
 A live line goes to stderr every second; the result goes to stdout.`,
 		Example: `  ringkv bench --addr 127.0.0.1:7379,127.0.0.1:7389 --pipeline 16
   ringkv bench --rate 25000 --ratio 50:50:0 --duration 30s --json
-  ringkv bench --addr 127.0.0.1:6379 --consistency "" --dist zipfian`,
+  ringkv bench --addr 127.0.0.1:6379 --consistency "" --dist zipfian
+  ringkv bench --addr 127.0.0.1:7000 --consistency "" --cluster on --rate 20000`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -66,6 +73,7 @@ A live line goes to stderr every second; the result goes to stdout.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&addrs, "addr", strings.Join(c.Addrs, ","), "comma-separated RESP addresses; connections are spread over them")
+	f.StringVar(&c.Cluster, "cluster", c.Cluster, "Redis Cluster routing: auto (when the first address answers CLUSTER SLOTS), on, or off")
 	f.IntVar(&c.Keys, "keys", c.Keys, "keyspace size: keys key:000000000000 .. key:<keys-1>, as redis-benchmark -r")
 	f.StringVar(&c.Dist, "dist", c.Dist, "key distribution: uniform or zipfian")
 	f.Float64Var(&c.ZipfS, "zipf-s", c.ZipfS, "zipfian exponent (> 1; larger is more skewed)")

@@ -65,6 +65,7 @@ func TestBenchCommandRejectsBadFlags(t *testing.T) {
 		{"--dist", "normal"},
 		{"--pipeline", "0"},
 		{"--zipf-s", "0.5", "--dist", "zipfian"},
+		{"--cluster", "maybe"},
 	} {
 		te := newTestEnv(t)
 		if code := te.run(t.Context(), append([]string{"bench"}, args...)...); code != exitUsage {

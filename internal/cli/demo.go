@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -29,6 +30,7 @@ const (
 type demoOptions struct {
 	nodes    int
 	inMemory bool
+	engine   string
 	basePort int
 	logLevel string
 	level    slog.Level // parsed from logLevel
@@ -59,6 +61,7 @@ in a temporary directory removed at exit, or in memory with --in-memory.`,
 	f := cmd.Flags()
 	f.IntVar(&o.nodes, "nodes", 3, "number of nodes")
 	f.BoolVar(&o.inMemory, "in-memory", false, "keep data in memory instead of a temporary directory")
+	f.StringVar(&o.engine, "engine", config.EngineMemory, "storage engine: memory or pebble")
 	f.IntVar(&o.basePort, "base-port", 7379, "client port of the first node; the others follow (0: pick free ports)")
 	// Warn by default: the banner is the demo's interface, not the logs.
 	f.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
@@ -66,6 +69,9 @@ in a temporary directory removed at exit, or in memory with --in-memory.`,
 }
 
 func (o demoOptions) check() error {
+	if o.engine != config.EngineMemory && o.engine != config.EnginePebble {
+		return fmt.Errorf("--engine %q: want %s or %s", o.engine, config.EngineMemory, config.EnginePebble)
+	}
 	if o.nodes < 1 || o.nodes > demoMaxNodes {
 		return fmt.Errorf("--nodes %d: want 1..%d", o.nodes, demoMaxNodes)
 	}
@@ -85,17 +91,32 @@ func (o demoOptions) port(i, offset int) int {
 }
 
 // config returns node i's configuration; join lists the seeds' gossip addresses.
+//
+// With a fixed base port every node's gossip address is known up front, so
+// the nodes name each other in --initial-cluster and the cluster forms as a
+// whole (design §5): none is ready, or takes client requests, until all are
+// up, and then every key has its full replica set at once. With --base-port 0
+// the ports are the kernel's choice, known only once a node bound them; the
+// nodes then join node 1 one after another, as a cluster grows.
 func (o demoOptions) config(i int, dataRoot string, join []string) config.Config {
 	addr := func(offset int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port(i, offset))) }
 	c := config.Default()
 	c.NodeID = fmt.Sprintf("node%d", i+1)
 	c.InMemory = o.inMemory
+	c.Engine = o.engine
 	c.DataDir = ""
 	if dataRoot != "" {
 		c.DataDir = filepath.Join(dataRoot, c.NodeID)
 	}
 	c.ClientAddr, c.PeerAddr, c.GossipAddr, c.HTTPAddr = addr(0), addr(1), addr(2), addr(demoHTTPOffset)
 	c.Join = join
+	if o.basePort != 0 {
+		c.Join = nil
+		for j := range o.nodes {
+			gossip := net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port(j, 2)))
+			c.InitialCluster = append(c.InitialCluster, fmt.Sprintf("node%d=%s", j+1, gossip))
+		}
+	}
 	// QUORUM of 3 replicas on fewer than 3 nodes could never be reached.
 	c.Replicas = min(c.Replicas, o.nodes)
 	c.LogLevel = o.level
@@ -148,12 +169,47 @@ func runDemo(ctx context.Context, out io.Writer, logger *slog.Logger, e *env, o 
 		}
 	}
 
+	waitDemoReady(ctx, logger, nodes, cfgs)
+	if ctx.Err() != nil {
+		return nil // Interrupted while waiting: stop what runs, quietly.
+	}
 	if err := printDemoBanner(out, nodes, cfgs, dataRoot); err != nil {
 		return err
 	}
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping the demo cluster...")
 	return nil
+}
+
+// readier is a node that can say whether it serves yet (*server.Server).
+type readier interface{ Ready() error }
+
+// demoReadyWait bounds how long the banner waits for the nodes: they are on
+// one host and ready within a second or two, unless something is wrong, which
+// the warning then says.
+const demoReadyWait = 30 * time.Second
+
+// waitDemoReady waits until every node is ready, so the banner's commands
+// work as soon as they are shown.
+func waitDemoReady(ctx context.Context, logger *slog.Logger, nodes []node, cfgs []config.Config) {
+	deadline := time.Now().Add(demoReadyWait)
+	for i, n := range nodes {
+		r, ok := n.(readier)
+		if !ok {
+			continue
+		}
+		for {
+			err := r.Ready()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				logger.Warn("demo node not ready; showing the banner anyway", "node", cfgs[i].NodeID, "reason", err)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }
 
 func printDemoBanner(w io.Writer, nodes []node, cfgs []config.Config, dataRoot string) error {

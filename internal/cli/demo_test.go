@@ -57,12 +57,10 @@ func TestDemo(t *testing.T) {
 		if c.NodeID != fmt.Sprintf("node%d", i+1) || c.Replicas != 3 || c.InMemory {
 			t.Errorf("node %d config %+v", i, c)
 		}
-		wantJoin := []string{"127.0.0.1:20002"}
-		if i == 0 {
-			wantJoin = nil
-		}
-		if !slices.Equal(c.Join, wantJoin) {
-			t.Errorf("node %d joins %v, want %v", i, c.Join, wantJoin)
+		// A fixed base port: the nodes form the cluster together.
+		wantInitial := []string{"node1=127.0.0.1:20002", "node2=127.0.0.1:20012", "node3=127.0.0.1:20022"}
+		if len(c.Join) != 0 || !slices.Equal(c.InitialCluster, wantInitial) {
+			t.Errorf("node %d joins %v with initial cluster %v, want none and %v", i, c.Join, c.InitialCluster, wantInitial)
 		}
 		if !n.started {
 			t.Errorf("node %d not started", i)

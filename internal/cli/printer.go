@@ -63,7 +63,11 @@ func (p tablePrinter) ClusterStatus(s httpapi.ClusterStatus) error {
 			up++
 		}
 	}
-	fmt.Fprintf(p.w, "nodes: %d (%d up)   replicas: %d   vnodes: %d   as seen by: %s\n", len(s.Nodes), up, s.Replicas, s.VNodes, dash(s.Self))
+	fmt.Fprintf(p.w, "nodes: %d (%d up)   replicas: %d   vnodes: %d   as seen by: %s", len(s.Nodes), up, s.Replicas, s.VNodes, dash(s.Self))
+	if s.Ready != "" { // absent from nodes older than the field
+		fmt.Fprintf(p.w, "   readiness: %s", s.Ready)
+	}
+	fmt.Fprintln(p.w)
 	for _, a := range s.Alarms {
 		fmt.Fprintf(p.w, "ALARM on %s: %s\n", dash(s.Self), a)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/server"
 )
 
 func newStatusCommand() *cobra.Command {
@@ -40,7 +41,23 @@ Nodes disagree only briefly, while gossip spreads a change.`,
 			if err := getJSON(ctx, addr, "/v1/cluster", &s); err != nil {
 				return err
 			}
-			return p.ClusterStatus(s)
+			// The clock is the asked node's own; a node too old to answer
+			// /v1/clock gets the status without it.
+			var clk server.ClockStatus
+			if err := getJSON(ctx, addr, "/v1/clock", &clk); err != nil {
+				return p.ClusterStatus(s)
+			}
+			if jp, ok := p.(jsonPrinter); ok {
+				return jp.print(struct {
+					httpapi.ClusterStatus
+					Clock server.ClockStatus `json:"clock"`
+				}{s, clk})
+			}
+			if err := p.ClusterStatus(s); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), "\n"+clockLine(s.Self, clk))
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8379", "HTTP address (host:port or URL) of any node")
@@ -100,4 +117,22 @@ func callJSON(ctx context.Context, method, addr, path string, v any) error {
 		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	return nil
+}
+
+// clockLine summarises the asked node's clock for the table output: whether
+// it refuses writes for its clock, and its offset from each peer.
+func clockLine(self string, c server.ClockStatus) string {
+	var b strings.Builder
+	if c.Skewed {
+		fmt.Fprintf(&b, "clock of %s: SKEWED, %s", dash(self), c.Error)
+	} else {
+		fmt.Fprintf(&b, "clock of %s: ok, %+dms from its peers (writes stop beyond ±%dms)", dash(self), c.OffsetMS, c.ThresholdMS)
+	}
+	for _, p := range c.Peers {
+		fmt.Fprintf(&b, "\n  vs %s: %+dms ±%dms", p.Peer, p.OffsetMS, p.UncertaintyMS)
+	}
+	if c.GuardRefused > 0 {
+		fmt.Fprintf(&b, "\n  records refused as from the future: %d", c.GuardRefused)
+	}
+	return b.String()
 }

@@ -20,7 +20,8 @@ const cannedCluster = `{
      "gossip_addr":"10.0.0.1:7946","zone":"","up":true,"state":"normal","ownership":0.6667,"hints":0}
   ],
   "replicas": 3,
-  "vnodes": 64
+  "vnodes": 64,
+  "ready": "quorum: quorum unavailable for 64 of its 192 ranges"
 }`
 
 func clusterServer(tb testing.TB, status int, body string) string {
@@ -48,7 +49,7 @@ func TestStatusTable(t *testing.T) {
 	if len(lines) != 5 {
 		t.Fatalf("want summary, blank, header and 2 rows; got:\n%s", te.stdout.String())
 	}
-	if lines[0] != "nodes: 2 (1 up)   replicas: 3   vnodes: 64   as seen by: node1" {
+	if lines[0] != "nodes: 2 (1 up)   replicas: 3   vnodes: 64   as seen by: node1   readiness: quorum: quorum unavailable for 64 of its 192 ranges" {
 		t.Fatalf("summary %q", lines[0])
 	}
 	header, row1, row2 := lines[2], lines[3], lines[4]

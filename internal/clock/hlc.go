@@ -3,6 +3,7 @@ package clock
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -11,6 +12,14 @@ import (
 // wall clock than the configured maximum skew. Accepting it would drag this node's
 // clock, and every version it hands out afterwards, into the future.
 var ErrClockSkew = errors.New("clock: remote timestamp too far ahead of local wall clock")
+
+// IsClockSkew reports whether err is a refusal by the clock guard, here or
+// on a peer: a peer's error crosses the wire as its message alone, so that
+// is matched too. Such a refusal would be refused again on a retry until
+// the version is no longer in the refusing node's future.
+func IsClockSkew(err error) bool {
+	return err != nil && (errors.Is(err, ErrClockSkew) || strings.Contains(err.Error(), ErrClockSkew.Error()))
+}
 
 // logicalBits is the width of the logical counter in a Timestamp. 16 bits allow
 // 65536 versions per millisecond per node; the counter spills into the physical
@@ -91,9 +100,40 @@ func (h *HLC) Update(remote Timestamp) error {
 	return nil
 }
 
+// Observe is Update for a timestamp a Guard already accepted: it does not
+// check the skew itself, so that a node whose guard is corrected for a
+// clock known to be behind (Guard.SetCorrection) follows its peers' time.
+func (h *HLC) Observe(remote Timestamp) {
+	h.mu.Lock()
+	if remote > h.mu.last {
+		h.mu.last = remote
+	}
+	h.mu.Unlock()
+}
+
 // Last returns the newest timestamp handed out or observed.
 func (h *HLC) Last() Timestamp {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.mu.last
+}
+
+// Rewind sets the clock back to the wall clock if its last timestamp is more
+// than limit ahead of it, and reports whether it did. It gives up the HLC's
+// monotonicity on purpose, for one case: the wall clock ran far ahead (a
+// jump) and came back. The timestamps handed out meanwhile are ones every
+// clock guard refuses, this node's included, so no version made since
+// orders after them in any answer; without the rewind, this node would go
+// on stamping versions its peers refuse until real time caught up, an hour
+// for a clock that was an hour ahead. The clock check calls it once the
+// node's clock agrees with its peers' again.
+func (h *HLC) Rewind(limit time.Duration) bool {
+	pt := MakeTimestamp(h.wall.Now().UnixMilli(), 0)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mu.last.Physical() <= pt.Physical()+limit.Milliseconds() {
+		return false
+	}
+	h.mu.last = pt
+	return true
 }

@@ -84,3 +84,23 @@ func TestOffset(t *testing.T) {
 		t.Fatalf("got %d", got)
 	}
 }
+
+func TestHLCRewind(t *testing.T) {
+	m := NewManual(time.UnixMilli(1_000_000))
+	h := NewHLC(m, 500*time.Millisecond)
+	m.Advance(time.Hour) // the wall clock jumps ahead ...
+	ahead := h.Now()
+	m.Advance(-time.Hour) // ... and comes back
+	if h.Now() <= ahead {
+		t.Fatal("without a rewind the HLC must stay monotonic")
+	}
+	if h.Rewind(time.Hour + time.Second) {
+		t.Fatal("rewound although within the limit")
+	}
+	if !h.Rewind(500 * time.Millisecond) {
+		t.Fatal("did not rewind an hour ahead")
+	}
+	if n := h.Now(); n.Physical() != 1_000_000 {
+		t.Fatalf("after rewind Now = %s, want the wall clock", n)
+	}
+}

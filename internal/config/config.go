@@ -22,6 +22,13 @@ import (
 // SyncMode says when a node fsyncs its write-ahead log (design §7).
 type SyncMode string
 
+// Storage engines, the values of --engine; storage.EngineMemory and
+// storage.EnginePebble spelled here so config does not import storage.
+const (
+	EngineMemory = "memory"
+	EnginePebble = "pebble"
+)
+
 // Sync modes.
 const (
 	// SyncAlways fsyncs before every acknowledgement.
@@ -70,7 +77,10 @@ type Config struct {
 	PeerAddr   string   `flag:"peer-addr"`
 	GossipAddr string   `flag:"gossip-addr"`
 	Join       []string `flag:"join"`
-	Zone       string   `flag:"zone"`
+	// InitialCluster names every member of a cluster formed from scratch,
+	// as id=gossip-host:port entries (see initialcluster.go).
+	InitialCluster []string `flag:"initial-cluster"`
+	Zone           string   `flag:"zone"`
 
 	Sync SyncMode `flag:"sync"`
 	// DiskReserve is the free space below which the data disk counts as
@@ -80,6 +90,9 @@ type Config struct {
 	// aside and the node stays not ready until a repair from its replicas.
 	Salvage bool          `flag:"salvage"`
 	GCGrace time.Duration `flag:"gc-grace"`
+
+	Engine    string `flag:"engine"`
+	MaxMemory int64  `flag:"max-memory"`
 
 	MaxKeyBytes   int `flag:"max-key-bytes"`
 	MaxValueBytes int `flag:"max-value-bytes"`
@@ -145,6 +158,9 @@ func Default() Config {
 		GossipAddr: "127.0.0.1:7946",
 		// No seeds: a lone node forms a cluster of one.
 		Join: nil,
+		// No named members: a node with no data and no --join is the first
+		// node of a cluster that others join one by one.
+		InitialCluster: nil,
 		// No zone: replicas are placed by ring order alone.
 		Zone: "",
 		// 0: min(256 MiB, 5% of the data filesystem), at least 1 MiB. Enough
@@ -157,6 +173,12 @@ func Default() Config {
 		// Replication covers the 100 ms between fsyncs, as Cassandra's and
 		// Redis' defaults do; fsync per write costs an order of magnitude.
 		Sync: SyncPeriodic,
+		// Records in memory behind a hash index with an append-only log: a
+		// write is a hash lookup and a log append (issue 28). Pebble is for
+		// data sets larger than memory.
+		Engine: EngineMemory,
+		// No limit, as Redis' maxmemory 0: the operator sizes the box.
+		MaxMemory: 0,
 		// Must outlive hints and one anti-entropy period so a stale replica
 		// cannot resurrect a deleted key (design §2): the 3 h hint window plus
 		// an hour. The design's 1 h default could not satisfy its own rule
@@ -292,12 +314,21 @@ func (c *Config) Validate() error {
 			bad("join", "%v", err)
 		}
 	}
+	if err := c.checkInitialCluster(); err != nil {
+		bad("initial-cluster", "%v", err)
+	}
 
 	if c.Sync != SyncAlways && c.Sync != SyncPeriodic {
 		bad("sync", "%q, want %s or %s", c.Sync, SyncAlways, SyncPeriodic)
 	}
 	if c.DiskReserve < 0 {
 		bad("disk-reserve", "%d, must not be negative (0 picks it from the disk's size)", c.DiskReserve)
+	}
+	if c.Engine != EngineMemory && c.Engine != EnginePebble {
+		bad("engine", "%q, want %s or %s", c.Engine, EngineMemory, EnginePebble)
+	}
+	if c.MaxMemory < 0 {
+		bad("max-memory", "%d, must not be negative", c.MaxMemory)
 	}
 	if c.GCGrace <= 0 {
 		bad("gc-grace", "%v, must be positive", c.GCGrace)

@@ -54,6 +54,8 @@ func TestValidate(t *testing.T) {
 		{"same address twice", func(c *Config) { c.GossipAddr = c.ClientAddr }, "--gossip-addr"},
 		{"bad join", func(c *Config) { c.Join = []string{"10.0.0.1:7946", "10.0.0.2"} }, "--join"},
 		{"bad sync", func(c *Config) { c.Sync = "sometimes" }, "--sync"},
+		{"bad engine", func(c *Config) { c.Engine = "rocks" }, "--engine"},
+		{"negative max memory", func(c *Config) { c.MaxMemory = -1 }, "--max-memory"},
 		{"zero gc grace", func(c *Config) { c.GCGrace = 0 }, "--gc-grace"},
 		{"zero key limit", func(c *Config) { c.MaxKeyBytes = 0 }, "--max-key-bytes"},
 		{"huge key limit", func(c *Config) { c.MaxKeyBytes = 2 << 20 }, "--max-key-bytes"},
@@ -213,11 +215,16 @@ gossip-addr: 10.0.0.7:6003
 join:
   - 10.0.0.1:6003
   - 10.0.0.2:6003
+initial-cluster:
+  - node-7=10.0.0.7:6003
+  - node-8=10.0.0.8:6003
 zone: eu-west-1a
 sync: always
 disk-reserve: 32MiB
 salvage: true
 gc-grace: 24h
+engine: pebble
+max-memory: 2gb
 max-key-bytes: 1KiB
 max-value-bytes: 4194304
 replicas: 5
@@ -254,7 +261,9 @@ debug-endpoints: true
 		NodeID:     "node-7", DataDir: "/var/lib/ringkv", InMemory: true,
 		ClientAddr: "0.0.0.0:6000", HTTPAddr: "0.0.0.0:6001", PeerAddr: "10.0.0.7:6002", GossipAddr: "10.0.0.7:6003",
 		Join: []string{"10.0.0.1:6003", "10.0.0.2:6003"}, Zone: "eu-west-1a",
-		Sync: SyncAlways, DiskReserve: 32 << 20, Salvage: true, GCGrace: 24 * time.Hour, MaxKeyBytes: 1024, MaxValueBytes: 4 << 20,
+		InitialCluster: []string{"node-7=10.0.0.7:6003", "node-8=10.0.0.8:6003"},
+		Sync:           SyncAlways, DiskReserve: 32 << 20, Salvage: true, GCGrace: 24 * time.Hour, Engine: EnginePebble, MaxMemory: 2 << 30,
+		MaxKeyBytes: 1024, MaxValueBytes: 4 << 20,
 		Replicas: 5, VNodes: 128, Consistency: replication.All, RequestTimeout: 1500 * time.Millisecond,
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
 		RepairInterval: time.Minute, RepairRate: 500, AllowStaleData: true,
@@ -384,5 +393,58 @@ func TestDebugEndpointsHidden(t *testing.T) {
 	}
 	if !c.DebugEndpoints {
 		t.Fatal("--debug-endpoints did not set the field")
+	}
+}
+
+func TestInitialCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []string
+		wantErr string
+	}{
+		{"unset", nil, ""},
+		{"three", []string{"n1=10.0.0.1:7946", "n2=10.0.0.2:7946", "n3=10.0.0.3:7946"}, ""},
+		{"no address", []string{"n1", "n2=10.0.0.2:7946"}, "want id=host:port"},
+		{"bad port", []string{"n1=10.0.0.1:x"}, "port"},
+		{"duplicate id", []string{"n1=10.0.0.1:7946", "n1=10.0.0.2:7946"}, "named twice"},
+		{"shared address", []string{"n1=10.0.0.1:7946", "n2=10.0.0.1:7946"}, "share the address"},
+		{"self missing", []string{"n2=10.0.0.2:7946", "n3=10.0.0.3:7946"}, "does not name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			c.NodeID = "n1"
+			c.InitialCluster = tc.entries
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, _ := c.InitialMembers()
+				if len(m) != len(tc.entries) {
+					t.Fatalf("parsed %v from %v", m, tc.entries)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "--initial-cluster") || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate: %v, want --initial-cluster ... %s", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"2gb", 2 << 30, true}, {"2GB", 2 << 30, true}, {"512mb", 512 << 20, true},
+		{"100kb", 100 << 10, true}, {"1GiB", 1 << 30, true}, {"4096", 4096, true},
+		{"", 0, false}, {"-1gb", 0, false}, {"2 bananas", 0, false}, {"99999999999tb", 0, false},
+	} {
+		got, err := ParseMemory(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("ParseMemory(%q) = %d, %v; want %d (ok %t)", tt.in, got, err, tt.want, tt.ok)
+		}
 	}
 }

@@ -48,12 +48,15 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address for node-to-node replication traffic")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for membership gossip")
 	fs.StringSliceVar(&c.Join, "join", c.Join, "comma-separated gossip addresses of existing nodes to join")
+	fs.StringSliceVar(&c.InitialCluster, "initial-cluster", c.InitialCluster, "every member of a new cluster as id=gossip-host:port,...: nodes with no data wait for all of them, then start together with the full ring")
 	fs.StringVar(&c.Zone, "zone", c.Zone, "failure zone (rack, AZ); replicas spread across zones")
 
 	fs.StringVar((*string)(&c.Sync), "sync", string(c.Sync), "when to fsync: always (before each ack) or periodic (every 100ms)")
 	fs.Var(newBytesValue(&c.DiskReserve), "disk-reserve", "free space kept on the data disk; below it writes are refused until space is freed (bytes; KiB, MiB, GiB suffixes; 0: min(256MiB, 5% of the disk))")
 	fs.BoolVar(&c.Salvage, "salvage", c.Salvage, "start even if the storage log is corrupt: set the corrupt file aside and stay not ready until this node's ranges are repaired from their replicas")
 	fs.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "how long tombstones are kept before they are purged")
+	fs.StringVar(&c.Engine, "engine", c.Engine, "storage engine: memory (all data in RAM, append-only log) or pebble (data larger than memory)")
+	fs.Var((*memoryValue)(&c.MaxMemory), "max-memory", "refuse writes of new data past this much memory, as Redis' maxmemory (0: no limit; 2gb, 512mb, 1GiB)")
 	fs.Var(newBytesValue(&c.MaxKeyBytes), "max-key-bytes", "largest key accepted (bytes; KiB, MiB, GiB suffixes allowed)")
 	fs.Var(newBytesValue(&c.MaxValueBytes), "max-value-bytes", "largest value accepted (bytes; KiB, MiB, GiB suffixes allowed)")
 
@@ -265,6 +268,48 @@ func (b *bytesValue[T]) Set(s string) error {
 	}
 	*b.p = T(n)
 	return nil
+}
+
+// memoryValue is --max-memory: a byte count as bytesValue takes it, or in
+// Redis' maxmemory spelling (2gb, 512mb, 100kb, case-insensitive), which
+// Redis reads as binary units; operators copy it from redis.conf.
+type memoryValue int64
+
+func (m *memoryValue) Type() string   { return "bytes" }
+func (m *memoryValue) String() string { return FormatBytes(int64(*m)) }
+func (m *memoryValue) Set(s string) error {
+	n, err := ParseMemory(s)
+	if err != nil {
+		return err
+	}
+	*m = memoryValue(n)
+	return nil
+}
+
+// ParseMemory parses a memory size: what ParseBytes takes, or digits with a
+// Redis suffix kb, mb, gb or tb (any case; binary units, as Redis).
+func ParseMemory(s string) (int64, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"tb", 40}, {"gb", 30}, {"mb", 20}, {"kb", 10}} {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+			if err != nil || n < 0 {
+				break
+			}
+			if n > math.MaxInt64>>u.shift {
+				return 0, fmt.Errorf("%q: too large", s)
+			}
+			return n << u.shift, nil
+		}
+	}
+	n, err := ParseBytes(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q: want a size such as 2gb, 512mb or 1GiB", s)
+	}
+	return n, nil
 }
 
 var byteUnits = []struct {

@@ -311,19 +311,21 @@ func (q *Queue) replayTarget(ctx context.Context, target string) int {
 		if len(batch) == 0 {
 			return delivered
 		}
-		ok := q.deliverBatch(ctx, target, batch)
+		ok, settled := q.deliverBatch(ctx, target, batch)
 		delivered += ok
-		if ok < len(batch) {
+		if settled < len(batch) {
 			return delivered // target failing again; retry on a later pass
 		}
 	}
 	return delivered
 }
 
-func (q *Queue) deliverBatch(ctx context.Context, target string, batch []pendingHint) int {
+// deliverBatch returns how many hints of batch it delivered, and how many it
+// settled: delivered, or dropped as refused for good.
+func (q *Queue) deliverBatch(ctx context.Context, target string, batch []pendingHint) (delivered, settled int) {
 	sem := make(chan struct{}, q.cfg.Parallel)
 	var wg sync.WaitGroup
-	var ok atomic.Int64
+	var ok, dropped atomic.Int64
 	for i := range batch {
 		h := &batch[i]
 		sem <- struct{}{}
@@ -331,6 +333,17 @@ func (q *Queue) deliverBatch(ctx context.Context, target string, batch []pending
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			if err := q.deliver(ctx, target, h.key, &h.rec); err != nil {
+				if clock.IsClockSkew(err) {
+					// The target refuses the version as from its future
+					// and would on every retry; kept, the hint would also
+					// stop the target's later hints behind it. The
+					// coordinator's replica still holds the record, which
+					// anti-entropy carries over once it is no longer in
+					// the target's future.
+					q.remove(target, h.k, h.size, "clock_skew")
+					dropped.Add(1)
+					return
+				}
 				q.log.Debug("hint replay failed", "target", target, "err", err)
 				return
 			}
@@ -340,7 +353,7 @@ func (q *Queue) deliverBatch(ctx context.Context, target string, batch []pending
 		}()
 	}
 	wg.Wait()
-	return int(ok.Load())
+	return int(ok.Load()), int(ok.Load() + dropped.Load())
 }
 
 func (q *Queue) remove(target string, k []byte, size int64, dropReason string) {

@@ -21,7 +21,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ringkv", Subsystem: "hints", Name: "dropped_total",
-			Help: "Hints dropped undelivered, by reason (full, expired, corrupt, error).",
+			Help: "Hints dropped undelivered, by reason (full, expired, corrupt, error, clock_skew).",
 		}, []string{"reason"}),
 		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "ringkv", Subsystem: "hints", Name: "bytes",

@@ -12,6 +12,9 @@ type ClusterStatus struct {
 	// LastRepairPass is the unix time (seconds) of the answering node's last
 	// anti-entropy pass over all its ranges; 0 if none has completed.
 	LastRepairPass int64 `json:"last_repair_pass"`
+	// Ready is the answering node's readiness: "ready", or why /readyz
+	// answers 503 (forming: waiting for n3, joining: 0% owned, removed ...).
+	Ready string `json:"ready"`
 	// Alarms are what is wrong with the answering node itself and keeps it
 	// from serving fully (a full disk, a restore after a salvage), each a
 	// sentence for an operator; absent when nothing is.

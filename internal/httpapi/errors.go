@@ -10,6 +10,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 // Error codes of the JSON error body. Clients switch on the code, never on the
@@ -24,6 +25,9 @@ const (
 	// CodeDiskFull: a replica's disk is below its reserve; writes fail until
 	// an operator frees space, so retrying soon is pointless.
 	CodeDiskFull = "DISK_FULL"
+	// CodeOutOfMemory: the node holds more than its --max-memory and
+	// refuses writes of new data; deletes and reads still work.
+	CodeOutOfMemory = "OUT_OF_MEMORY"
 )
 
 // ErrorBody is the JSON body of every error response.
@@ -60,6 +64,8 @@ var errorTable = [...]struct {
 	{context.DeadlineExceeded, http.StatusGatewayTimeout, CodeTimeout},
 	{diskspace.ErrDiskFull, http.StatusInsufficientStorage, CodeDiskFull},
 	{syscall.ENOSPC, http.StatusInsufficientStorage, CodeDiskFull},
+	{storage.ErrOutOfMemory, http.StatusInsufficientStorage, CodeOutOfMemory},
+	{replication.ErrNotMember, http.StatusServiceUnavailable, CodeUnavailable},
 	{replication.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 }
 

@@ -109,9 +109,11 @@ type Membership struct {
 
 	ml atomic.Pointer[memberlist.Memberlist] // set by Start
 	// reannounced counts the updates reannounce sent again.
-	reannounced atomic.Uint64
-	stop        chan struct{}
-	done        chan struct{} // closed when run returns
+	// joinFailures counts the failed seed joins in a row (see JoinFailures).
+	joinFailures atomic.Int64
+	reannounced  atomic.Uint64
+	stop         chan struct{}
+	done         chan struct{} // closed when run returns
 	// life serialises Leave and Shutdown: memberlist panics on a Leave after
 	// Shutdown.
 	life sync.Mutex
@@ -247,6 +249,40 @@ func (m *Membership) Start(ctx context.Context) error {
 	return nil
 }
 
+// The seeds are dialled with exponential backoff from joinBackoffFirst up to
+// joinBackoffMax. A seed address that is wrong or long gone then costs a
+// log line and a dial every half minute rather than every second, while seeds
+// that start a little after this node are still found within a second or two.
+const (
+	joinBackoffFirst = 250 * time.Millisecond
+	joinBackoffMax   = 30 * time.Second
+)
+
+// waitForPeer sleeps for d, or until another node has joined this one, and
+// reports false when Shutdown began.
+func (m *Membership) waitForPeer(ml *memberlist.Memberlist, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 || ml.NumMembers() > 1 {
+			return true
+		}
+		select {
+		case <-m.stop:
+			return false
+		case <-time.After(min(left, m.reconnectEvery)):
+		}
+	}
+}
+
+// JoinFailures returns how many times in a row no seed answered, while
+// Start's background join is still retrying; 0 once the node is in a cluster
+// or had no seeds.
+func (m *Membership) JoinFailures() int { return int(m.joinFailures.Load()) }
+
+// Seeds returns the gossip addresses Start joins.
+func (m *Membership) Seeds() []string { return slices.Clone(m.cfg.Join) }
+
 // run joins the seeds, with backoff until one answers, then keeps dialling
 // down members now and then. It closes first after the first join attempt.
 func (m *Membership) run(ml *memberlist.Memberlist, first chan struct{}) {
@@ -258,25 +294,31 @@ func (m *Membership) run(ml *memberlist.Memberlist, first chan struct{}) {
 			seeds = append(seeds, s)
 		}
 	}
-	backoff := 250 * time.Millisecond
-	for len(seeds) > 0 {
+	backoff := joinBackoffFirst
+	for attempt := 1; len(seeds) > 0; attempt++ {
+		if ml.NumMembers() > 1 {
+			// A peer joined this node while it waited: it is in a
+			// cluster, and the reconnect loop below dials whoever drops.
+			m.logger.Info("joined cluster: a peer reached this node first", "members", ml.NumMembers())
+			break
+		}
 		n, err := ml.Join(seeds)
 		if first != nil {
 			close(first)
 			first = nil
 		}
 		if n > 0 {
-			m.logger.Info("joined cluster", "contacted", n)
+			m.logger.Info("joined cluster", "contacted", n, "attempts", attempt)
 			break
 		}
-		m.logger.Warn("no seed answered; retrying", "seeds", seeds, "err", err, "in", backoff)
-		select {
-		case <-m.stop:
+		m.joinFailures.Store(int64(attempt))
+		m.logger.Warn("no seed answered; retrying", "seeds", seeds, "attempt", attempt, "err", err, "next_in", backoff)
+		if !m.waitForPeer(ml, backoff) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, m.reconnectEvery)
+		backoff = min(2*backoff, joinBackoffMax)
 	}
+	m.joinFailures.Store(0)
 	if first != nil {
 		close(first)
 	}

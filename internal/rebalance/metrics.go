@@ -8,10 +8,17 @@ type metrics struct {
 	ranges    prometheus.Counter
 	errors    prometheus.Counter
 	remaining prometheus.Gauge
+	// refused counts records the clock guard turned away: skipped, so that
+	// one version from the future does not stop a range's stream for good.
+	refused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "ringkv", Subsystem: "stream", Name: "records_refused_total",
+			Help: "Streamed records skipped because this node's clock guard refused their version as from its future.",
+		}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "ringkv", Subsystem: "stream", Name: "received_bytes_total",
 			Help: "Bytes of records pulled from other nodes by range streaming.",
@@ -34,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.bytes, m.records, m.ranges, m.errors, m.remaining)
+		reg.MustRegister(m.bytes, m.records, m.ranges, m.errors, m.remaining, m.refused)
 	}
 	return m
 }

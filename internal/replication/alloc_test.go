@@ -30,6 +30,9 @@ func (t fixedTopo) Pending([]byte) []Replica  { return nil }
 const maxSingleNodeWriteAllocs = 1
 
 func TestSingleNodeRequestAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are measured without the race detector: make test runs this test again without -race")
+	}
 	st, err := storage.Open(storage.Options{Dir: "n1", InMemory: true, ExpiryInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +71,9 @@ func TestSingleNodeRequestAllocations(t *testing.T) {
 // A pipeline's reads and writes at QUORUM on three nodes allocate per batch,
 // not per key: slabs hold the batch's replicas, answers, values and copies.
 func TestBatchAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are measured without the race detector: make test runs this test again without -race")
+	}
 	c := newSimCluster(t, 3)
 	co := c.nodes[0].coord
 	ctx := context.Background()

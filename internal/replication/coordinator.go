@@ -99,7 +99,11 @@ type Config struct {
 	HotKeys HotKeys
 	// HotCache, when set, serves reads below ALL of hot keys for up to its
 	// TTL; this node's own writes invalidate it.
-	HotCache   HotCache
+	HotCache HotCache
+	// Guard, when set, is the node's clock guard (the one its store applies):
+	// reads do not pick as their answer a version it refuses, nor repair
+	// replicas with one (see resolve).
+	Guard      *clock.Guard
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 }
@@ -136,6 +140,14 @@ type Coordinator struct {
 	batcher BatchApplier
 	// batchTurn turns the peer a GetBatch asks first (see askPeers).
 	batchTurn atomic.Uint32
+	// gate, when set, is why this node refuses to coordinate writes (its
+	// clock is off; see ClockCheck).
+	gate atomic.Pointer[writeGate]
+	// clockCheck, when running, checks before each write that the clock
+	// has not stepped since it last agreed with the peers'.
+	clockCheck atomic.Pointer[ClockCheck]
+	// skewLog bounds the log lines for records refused by the HLC.
+	skewLog sometimes
 }
 
 // New returns a coordinator. hints may be nil (then missed writes are only
@@ -193,6 +205,9 @@ type applyResult struct {
 func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level) (prev record.Record, prevFound bool, err error) {
 	start := clock.Mono()
 	defer func() { c.metrics.observe("write", lvl, start, err) }()
+	if err := c.writeRefused(start); err != nil {
+		return prev, false, err
+	}
 	if c.cfg.HotKeys != nil {
 		c.cfg.HotKeys.ObserveHashed(ring.Token(key), key)
 	}
@@ -331,6 +346,16 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 				}
 				continue
 			}
+			if sup := superseding(res.applied, res.prevFound, &res.prev, &st.rec); sup != nil && c.future(sup) {
+				// The replica kept a version from the future over the
+				// write, one no read returns: no ack, or a QUORUM read
+				// could miss the write.
+				lastErr = errHeldFuture
+				if acks+pending < need {
+					pending = 0
+				}
+				continue
+			}
 			acks++
 			if res.prevFound && (!prevFound || record.Newer(&res.prev, &prev)) {
 				prev, prevFound = res.prev, true
@@ -362,6 +387,11 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 	}
 	if acks >= need {
 		return prev, prevFound, newer, nil
+	}
+	if acks == 0 && errors.Is(lastErr, storage.ErrOutOfMemory) {
+		// Refused for memory, not lost in flight: the client gets Redis'
+		// own OOM reply (--max-memory), not a TIMEOUT.
+		return prev, false, nil, fmt.Errorf("replication: %s write refused: %w", lvl, lastErr)
 	}
 	if acks > 0 || mayHaveLanded {
 		return prev, false, nil, fmt.Errorf("%w: %s write got %d of %d acks: %w", ErrTimeout, lvl, acks, need, lastErr)
@@ -489,6 +519,15 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 	if need == 1 && c.isLocal(live[0]) {
 		c.metrics.replicaReads.Inc()
 		rec, found, err = c.local.Get(key)
+		if err == nil && found && c.future(&rec) {
+			// Our replica holds a version from the future (stamped while
+			// this node's clock was ahead): not an answer; ask the peers,
+			// and with none up, it holds nothing usable (as in resolve).
+			if len(live) == 1 {
+				return record.Record{}, false, nil
+			}
+			err = errFuture
+		}
 		if err == nil {
 			if len(live) > 1 {
 				c.maybeRepair(ctx, key, reps)
@@ -562,7 +601,7 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 			return rec, false, fmt.Errorf("%w: %s read got %d of %d answers: %v", ErrTimeout, lvl, len(answers), need, wait.Err())
 		}
 	}
-	rec, found, stale := resolve(answers)
+	rec, found, stale := c.resolve(answers)
 	if !found {
 		return rec, false, nil
 	}
@@ -637,7 +676,10 @@ func (c *Coordinator) repair(ctx context.Context, key []byte, rec *record.Record
 	var payload []byte
 	for _, r := range stale {
 		if c.isLocal(r) {
-			if _, err := c.local.Apply(key, *rec); err != nil {
+			// A refusal by the clock guard is counted and logged, at a
+			// bounded rate, by the clock check; resolve keeps such a
+			// version from getting here at all.
+			if _, err := c.local.Apply(key, *rec); err != nil && !errors.Is(err, clock.ErrClockSkew) {
 				c.log.Warn("local read repair failed", "err", err)
 			}
 			done <- struct{}{}
@@ -680,7 +722,7 @@ func (c *Coordinator) backgroundRepair(ctx context.Context, key []byte, reps []R
 				answers = append(answers, res)
 			}
 		}
-		rec, found, stale := resolve(answers)
+		rec, found, stale := c.resolve(answers)
 		if found && len(stale) > 0 {
 			c.metrics.readRepairs.Add(float64(len(stale)))
 			c.repair(bg, key, &rec, stale)
@@ -701,11 +743,38 @@ func countUp(reps []Replica) int {
 	return n
 }
 
+// errHeldFuture is a replica's answer to a write that it did not apply,
+// because it holds a version of the key from the future (stamped by a node
+// whose clock ran ahead), which no read returns.
+var errHeldFuture = fmt.Errorf("%w: the replica holds a version of the key from the future", clock.ErrClockSkew)
+
+// errFuture marks a local read whose record the clock guard refuses.
+var errFuture = errors.New("replication: local replica holds a version from the future")
+
+// future reports whether the clock guard refuses rec's version.
+func (c *Coordinator) future(rec *record.Record) bool {
+	return c.cfg.Guard != nil && c.cfg.Guard.Future(rec.Version.TS)
+}
+
+// resolve is resolve with the clock guard: a version the guard refuses is
+// not an answer. This node could not store it (the guard turns it away on
+// every apply path), so returning it would answer with what no read repair
+// can make durable here, and, under last-write-wins, hide every write made
+// since until real time catches up with it: the bug of a node whose clock
+// ran an hour ahead. A replica holding such a version answers as if it held
+// nothing usable, and is not repaired: LWW would keep its version anyway.
+func (c *Coordinator) resolve(answers []readResult) (newest record.Record, found bool, stale []*Replica) {
+	return resolve(answers, c.cfg.Guard)
+}
+
 // resolve picks the newest record among answers by last-write-wins and lists
-// the answering replicas that hold something older, or nothing.
-func resolve(answers []readResult) (newest record.Record, found bool, stale []*Replica) {
+// the answering replicas that hold something older, or nothing. Answers
+// whose version guard (when not nil) calls future are left out, neither
+// picked nor repaired.
+func resolve(answers []readResult, guard *clock.Guard) (newest record.Record, found bool, stale []*Replica) {
+	skip := func(a *readResult) bool { return guard != nil && a.found && guard.Future(a.rec.Version.TS) }
 	for i := range answers {
-		if answers[i].found && (!found || record.Newer(&answers[i].rec, &newest)) {
+		if answers[i].found && !skip(&answers[i]) && (!found || record.Newer(&answers[i].rec, &newest)) {
 			newest, found = answers[i].rec, true
 		}
 	}
@@ -713,6 +782,9 @@ func resolve(answers []readResult) (newest record.Record, found bool, stale []*R
 		return newest, false, nil
 	}
 	for i := range answers {
+		if skip(&answers[i]) {
+			continue
+		}
 		if !answers[i].found || record.Compare(&answers[i].rec, &newest) < 0 {
 			stale = append(stale, answers[i].rep)
 		}

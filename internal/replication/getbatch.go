@@ -270,14 +270,16 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 		var stale []*Replica
 		if op.local != nil {
 			var ok bool
-			if rec, found, stale, ok = resolveDigests(op.answers); !ok {
+			if rec, found, stale, ok = resolveDigests(op.answers); !ok || found && c.future(&rec) {
+				// Digests cannot be resolved without the local record,
+				// which here is from the future: get reads the values.
 				wg.Go(func() {
 					out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
 				})
 				continue
 			}
 		} else {
-			rec, found, stale = resolve(op.answers)
+			rec, found, stale = c.resolve(op.answers)
 		}
 		out[i].Rec, out[i].Found = rec, found
 		resolved++
@@ -307,7 +309,9 @@ func (c *Coordinator) readInline(ctx context.Context, keys [][]byte, idx []int, 
 	read := 0
 	for _, i := range idx {
 		rec, found, err := c.local.Get(keys[i])
-		if err != nil {
+		if err != nil || found && c.future(&rec) {
+			// get asks a peer when the local read fails or holds a
+			// version from the future.
 			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
 			continue
 		}

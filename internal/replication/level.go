@@ -68,6 +68,9 @@ var (
 	ErrUnavailable = errors.New("replication: not enough live replicas, request not attempted")
 	ErrTimeout     = errors.New("replication: too few replicas answered in time, a write may have been applied")
 	ErrBadLevel    = errors.New("replication: unknown consistency level")
+	// ErrNotMember refuses a client request, unattempted, on a node that was
+	// removed from the cluster: it no longer replicates any key.
+	ErrNotMember = errors.New("replication: this node was removed from the cluster; send requests to a member")
 )
 
 // Mutation is a write a client asks for; the coordinator gives it a version.

@@ -58,6 +58,13 @@ type batchReply struct {
 func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutation, lvl Level) []error {
 	start := clock.Mono()
 	errs := make([]error, len(keys))
+	if err := c.writeRefused(start); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		c.metrics.observeN("write", lvl, clock.Mono()-start, err, uint64(len(keys)))
+		return errs
+	}
 	ops := make([]batchOp, len(keys))
 	var groups []replicaGroup
 	var local []int
@@ -168,11 +175,15 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 				op.landed = true // as Put: a local failure's outcome is unknown
 				continue
 			}
-			op.acks++
-			if superseding(w.Result.Applied, w.Result.PrevFound, &w.Result.Prev, &op.rec) != nil {
+			if sup := superseding(w.Result.Applied, w.Result.PrevFound, &w.Result.Prev, &op.rec); sup != nil {
+				if c.future(sup) {
+					op.lastErr = errHeldFuture // as in fanOut: not an ack
+					continue
+				}
 				held := w.Result.Prev // only this escapes, not every write's result
 				op.noteNewer(&held)
 			}
+			op.acks++
 		}
 	}
 	open := 0
@@ -208,6 +219,9 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 				err := rp.err
 				if err == nil {
 					err = rp.errs[k]
+				}
+				if err == nil && rp.newer[k] != nil && c.future(rp.newer[k]) {
+					err = errHeldFuture // as in fanOut: not an ack
 				}
 				if err == nil {
 					op.acks++

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 )
 
@@ -12,6 +13,8 @@ import (
 // transport's handler and runs concurrently.
 func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payload []byte) ([]byte, error) {
 	switch method {
+	case MethodTime:
+		return c.serveTime(), nil
 	case MethodApply:
 		return c.serveApply(nil, from, payload)
 	case MethodApplyBatch:
@@ -66,9 +69,11 @@ func (c *Coordinator) acceptApply(from string, p []byte) ([]byte, record.Record,
 	}
 	// A record stamped too far in our future would drag our clock along;
 	// refuse it, as design §2 asks, and count it.
-	if err := c.hlc.Update(rec.Version.TS); err != nil {
+	if err := c.observe(rec.Version.TS); err != nil {
 		c.metrics.skewRefused.Inc()
-		c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
+		if c.skewLog.allow(logEvery) {
+			c.log.Warn("refused write from the future", "from", from, "version", rec.Version.String(), "err", err)
+		}
 		return nil, rec, err
 	}
 	return key, rec, nil
@@ -77,11 +82,25 @@ func (c *Coordinator) acceptApply(from string, p []byte) ([]byte, record.Record,
 // ApplyLocal applies a record that carries its own version (a hint, a repair, a
 // stream) to this node's replica, with the same clock guard as a peer's write.
 func (c *Coordinator) ApplyLocal(key []byte, rec record.Record) error {
-	if err := c.hlc.Update(rec.Version.TS); err != nil {
+	if err := c.observe(rec.Version.TS); err != nil {
 		return err
 	}
 	_, err := c.local.Apply(key, rec)
 	return err
+}
+
+// observe folds a version that came with a record into the HLC, or refuses
+// it as from the future: by the guard when there is one, which knows how far
+// this node's clock is off from its peers', else by the HLC's own check.
+func (c *Coordinator) observe(ts clock.Timestamp) error {
+	if c.cfg.Guard == nil {
+		return c.hlc.Update(ts)
+	}
+	if err := c.cfg.Guard.Check(ts); err != nil {
+		return err
+	}
+	c.hlc.Observe(ts)
+	return nil
 }
 
 func beUint64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }

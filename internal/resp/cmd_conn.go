@@ -402,6 +402,14 @@ func cmdInfo(c *conn, args [][]byte) {
 			"total_connections_received", strconv.FormatInt(s.accepted.Load(), 10),
 			"total_commands_processed", strconv.FormatUint(s.m.commands.Sum(), 10))
 	}
+	if want("memory") && s.cfg.MemoryInfo != nil {
+		fields := s.cfg.MemoryInfo()
+		kv := make([]string, 0, 2*len(fields))
+		for _, k := range slices.Sorted(maps.Keys(fields)) {
+			kv = append(kv, k, fields[k])
+		}
+		section("Memory", kv...)
+	}
 	if want("keyspace") {
 		ctx, cancel := c.ctx()
 		n, err := s.b.DBSize(ctx)

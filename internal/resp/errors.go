@@ -9,6 +9,7 @@ import (
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 // errorPrefixes is the one table from backend errors to RESP error prefixes.
@@ -17,26 +18,33 @@ import (
 var errorPrefixes = [...]struct {
 	err    error
 	prefix string
+	// text, when set, is the whole reply: an error whose wording clients
+	// match on, as Redis' own.
+	text string
 }{
 	// A timeout comes before a full disk: a write that some replica took
 	// and a full one refused is indeterminate, and the client must know.
-	{replication.ErrTimeout, "TIMEOUT"},
+	{replication.ErrTimeout, "TIMEOUT", ""},
 	// Our own RequestTimeout expiring is indeterminate like a replica timeout:
 	// a write may have landed.
-	{context.DeadlineExceeded, "TIMEOUT"},
+	{context.DeadlineExceeded, "TIMEOUT", ""},
 	// A full disk (the guard's refusal, or the engine's own ENOSPC when the
 	// reserve was not enough) is told as such, whichever replica count it
 	// left the write short of: the operator must free space, not retry.
-	{diskspace.ErrDiskFull, "ERR"},
-	{syscall.ENOSPC, "ERR"},
-	{replication.ErrUnavailable, "UNAVAILABLE"},
-	{clock.ErrClockSkew, "ERR"},
+	{diskspace.ErrDiskFull, "ERR", ""},
+	{syscall.ENOSPC, "ERR", ""},
+	{storage.ErrOutOfMemory, "OOM", "OOM " + storage.ErrOutOfMemory.Error()},
+	{replication.ErrUnavailable, "UNAVAILABLE", ""},
+	{clock.ErrClockSkew, "ERR", ""},
 }
 
 // errorReply renders a backend error as a RESP error line.
 func errorReply(err error) string {
 	for _, e := range errorPrefixes {
 		if errors.Is(err, e.err) {
+			if e.text != "" {
+				return e.text
+			}
 			return e.prefix + " " + message(err, e.err)
 		}
 	}

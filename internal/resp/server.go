@@ -97,6 +97,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Info returns extra fields for the "# Ringkv" section of INFO; may be nil.
 	Info func() map[string]string
+	// MemoryInfo returns the "# Memory" section of INFO in Redis' field
+	// names (used_memory, maxmemory...); may be nil.
+	MemoryInfo func() map[string]string
 	// Logger receives connection and protocol events; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the package's metrics; nil registers nothing.

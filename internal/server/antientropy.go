@@ -85,11 +85,13 @@ func (s *Server) aeTopologyChanged() {
 }
 
 // applyRepair applies a record anti-entropy moved, with the clock guard a
-// peer's write gets.
+// peer's write gets (the store checks it again; the HLC follows only what
+// it accepts).
 func (s *Server) applyRepair(key []byte, rec record.Record) (bool, error) {
-	if err := s.hlc.Update(rec.Version.TS); err != nil {
+	if err := s.guard.Check(rec.Version.TS); err != nil {
 		return false, err
 	}
+	s.hlc.Observe(rec.Version.TS)
 	res, err := s.store.Apply(key, rec)
 	return res.Applied, err
 }

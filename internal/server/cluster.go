@@ -17,7 +17,7 @@ func (s *Server) Status() httpapi.ClusterStatus {
 	v := s.topo.cur.Load()
 	own := v.ring.Ownership()
 	backlog := s.hints.Backlog()
-	st := httpapi.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass()}
+	st := httpapi.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness()}
 	for _, m := range v.members {
 		st.Nodes = append(st.Nodes, httpapi.NodeStatus{
 			ID: m.ID, ClientAddr: m.ClientAddr, PeerAddr: m.PeerAddr, HTTPAddr: m.HTTPAddr,

@@ -51,6 +51,7 @@ func (s *Server) handleClockOffset(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.wall.Set(d)
+		s.guard.Refresh() // its cached bound was taken on the old clock
 		s.log.Warn("clock offset changed by debug endpoint", "offset", d)
 	}
 	off := s.wall.Get()

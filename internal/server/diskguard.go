@@ -10,6 +10,7 @@ import (
 	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 // diskState is the data disk's guard: a monitor of its free space whose
@@ -80,15 +81,16 @@ func (s *Server) stopDiskGuard() {
 	}
 }
 
-// diskGuard is the storage write guard: it refuses every write, whatever
-// path brought it (client, read repair, hint, anti-entropy, stream), while
-// the disk is full. Deletes are refused too: a tombstone takes log space and
-// frees none until a compaction, which itself needs the reserve.
-func (s *Server) diskGuard(key []byte, rec *record.Record) error {
+// diskGuard is the disk's half of the storage write guard (storeGuard): it
+// refuses every write, whatever path brought it (client, read repair, hint,
+// anti-entropy, stream), while the disk is full. Deletes are refused too: a
+// tombstone takes log space and frees none until a compaction, which itself
+// needs the reserve.
+func (s *Server) diskGuard(w storage.Guarded) error {
 	if s.disk.mon == nil {
 		return nil
 	}
-	return s.disk.mon.Check(len(key) + len(rec.Value) + recordOverhead)
+	return s.disk.mon.Check(w.Bytes + recordOverhead)
 }
 
 // diskReady is the readiness check for the data disk: a node that refuses
@@ -97,7 +99,10 @@ func (s *Server) diskReady() error {
 	if s.disk.mon == nil {
 		return nil
 	}
-	return s.disk.mon.Err()
+	if err := s.disk.mon.Err(); err != nil {
+		return &notReady{reason: reasonDisk, err: err}
+	}
+	return nil
 }
 
 // diskAlarms lists what `ringkv status` shows about the data disk.
@@ -144,7 +149,8 @@ type diskHints struct {
 }
 
 func (d diskHints) Hint(target string, key []byte, rec *record.Record) {
-	if d.s.diskGuard(key, rec) != nil {
+	// The hint queue stores without the write guard, so it checks here.
+	if d.s.disk.mon.Check(len(key)+len(rec.Value)+recordOverhead) != nil {
 		d.s.disk.hintsDropped.Inc()
 		return
 	}

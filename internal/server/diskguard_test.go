@@ -10,6 +10,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 type countingHinter struct{ n atomic.Int64 }
@@ -33,7 +34,7 @@ func TestDiskGuardOnFullDisk(t *testing.T) {
 	hinter := s.guardHints(h)
 	rec := &record.Record{Value: []byte("v")}
 
-	if err := s.diskGuard([]byte("k"), rec); err != nil || s.diskReady() != nil {
+	if err := s.diskGuard(storage.Guarded{Bytes: len("k") + len(rec.Value)}); err != nil || s.diskReady() != nil {
 		t.Fatalf("free disk: guard %v, ready %v", err, s.diskReady())
 	}
 	hinter.Hint("n2", []byte("k"), rec)
@@ -43,7 +44,7 @@ func TestDiskGuardOnFullDisk(t *testing.T) {
 
 	avail.Store(1 << 20)
 	mon.Refresh()
-	if err := s.diskGuard([]byte("k"), &record.Record{Tombstone: true}); !errors.Is(err, diskspace.ErrDiskFull) {
+	if err := s.diskGuard(storage.Guarded{Tombstone: true, Bytes: len("k")}); !errors.Is(err, diskspace.ErrDiskFull) {
 		t.Fatalf("a delete on a full disk: %v", err)
 	}
 	if err := s.diskReady(); err == nil || !strings.HasPrefix(err.Error(), "disk full: ") {

@@ -17,15 +17,20 @@ import (
 // it. Cassandra keeps its peers for the same reason.
 var peersKey = []byte("gossip-peers")
 
-// seeds returns the addresses Start joins: --join, then the peers saved by
-// savePeers.
+// seeds returns the addresses Start joins: --join, the other members named
+// by --initial-cluster, then the peers saved by savePeers.
 func (s *Server) seeds() ([]string, error) {
+	out := slices.Clone(s.cfg.Join)
+	for _, a := range s.initialSeeds() {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
 	v, ok, err := s.store.Keyspace(rebalance.PrefixMeta).Get(peersKey)
 	if err != nil || !ok {
-		return s.cfg.Join, err
+		return out, err
 	}
 	s.savedPeers = string(v)
-	out := slices.Clone(s.cfg.Join)
 	for _, a := range strings.Fields(s.savedPeers) {
 		if !slices.Contains(out, a) {
 			out = append(out, a)

@@ -37,6 +37,8 @@ func ringSettle(cfg config.Config) time.Duration {
 
 // initialState decides the state the node announces when it starts gossiping.
 // A node that took a state before resumes it. A node with an empty store
+// started with --initial-cluster forms a new cluster: it is normal, and waits
+// for the other named members (see formation.go). A node with an empty store
 // that is told to --join an existing cluster is new: it joins, streaming its
 // ranges. Anything else (the first node of a new cluster, a node that held
 // data before this feature kept its state) is normal. A node started
@@ -52,11 +54,17 @@ func (s *Server) initialState() (membership.State, error) {
 		if st == membership.Removed {
 			return 0, errors.New("server: this node was decommissioned or removed; wipe its data directory to add it again")
 		}
-		return st, nil
+		return st, s.resumeFormation()
 	}
 	st := membership.Normal
-	if s.store.ApproxCount() == 0 && len(s.cfg.Join) > 0 {
-		st = membership.Joining
+	if s.store.ApproxCount() == 0 {
+		forming, err := s.startFormation()
+		if err != nil {
+			return 0, err
+		}
+		if !forming && len(s.cfg.Join) > 0 {
+			st = membership.Joining
+		}
 	}
 	return st, meta.Set(nodeStateKey, []byte{byte(st)})
 }
@@ -187,6 +195,9 @@ func (r *rebalancer) step(ctx context.Context) error {
 	if s.member == nil || !s.ready.Load() {
 		return nil
 	}
+	// Completes a formation as soon as every member is up, not at the
+	// next client request or readiness probe.
+	_ = s.formationReady()
 	v := s.topo.cur.Load()
 	self := s.cfg.NodeID
 	if v.future == nil {

@@ -9,11 +9,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/storage/applog"
 )
 
 // salvageState is a node started with --salvage over a corrupt log: the
@@ -70,6 +72,21 @@ func (s *Server) storageOpenError(err error) error {
 		err, where)
 }
 
+// corruption reports whether err is the store refusing to open over
+// corruption, and where: offset -1 when unknown, file "" when unknown. The
+// memory engine's log, and the Pebble engine's WAL check, name the file and
+// offset; Pebble's own check of its sstables does not.
+func corruption(err error) (file string, offset int64, ok bool) {
+	var ce *applog.CorruptError
+	if errors.As(err, &ce) {
+		return ce.Path, ce.Offset, true
+	}
+	if errors.Is(err, pebble.ErrCorruption) {
+		return "", -1, true
+	}
+	return "", 0, false
+}
+
 // noteSalvage records what the store set aside at open; a node that set
 // something aside starts restoring.
 func (s *Server) noteSalvage() {
@@ -88,6 +105,15 @@ func (s *Server) noteSalvage() {
 // storeSalvaged is salvagedFiles, through a variable a test can replace to
 // make a node believe its store salvaged a file.
 var storeSalvaged = salvagedFiles
+
+// salvagedFiles lists what the store set aside when it opened.
+func salvagedFiles(st *storage.Store) []salvageReport {
+	var out []salvageReport
+	for _, r := range st.Salvaged() {
+		out = append(out, salvageReport{File: r.Path, Offset: r.Offset, Aside: r.MovedTo})
+	}
+	return out
+}
 
 // salvageMetrics registers the salvage gauges.
 func (s *Server) salvageMetrics() {
@@ -122,7 +148,8 @@ func (s *Server) salvageReady() error {
 	if n >= 0 {
 		ranges = fmt.Sprintf("%d ranges", n)
 	}
-	return fmt.Errorf("restoring %s from replicas after salvaging %s", ranges, strings.Join(names, ", "))
+	return &notReady{reason: reasonSalvage,
+		err: fmt.Errorf("restoring %s from replicas after salvaging %s", ranges, strings.Join(names, ", "))}
 }
 
 // errRestoring is what client requests get while the node restores.
@@ -272,32 +299,4 @@ func (s *Server) alarms() []string {
 		out = append(out, err.Error())
 	}
 	return out
-}
-
-// gatedBackend is the HTTP API's backend: the coordinator, closed to client
-// data requests while the node restores after a salvage.
-type gatedBackend struct {
-	*replication.Coordinator
-	gate func() error
-}
-
-func (g gatedBackend) Get(ctx context.Context, key []byte, lvl replication.Level) (record.Record, bool, error) {
-	if err := g.gate(); err != nil {
-		return record.Record{}, false, err
-	}
-	return g.Coordinator.Get(ctx, key, lvl)
-}
-
-func (g gatedBackend) GetLocal(key []byte) (record.Record, bool, error) {
-	if err := g.gate(); err != nil {
-		return record.Record{}, false, err
-	}
-	return g.Coordinator.GetLocal(key)
-}
-
-func (g gatedBackend) Put(ctx context.Context, key []byte, m replication.Mutation, lvl replication.Level) (record.Record, bool, error) {
-	if err := g.gate(); err != nil {
-		return record.Record{}, false, err
-	}
-	return g.Coordinator.Put(ctx, key, m, lvl)
 }

@@ -117,14 +117,20 @@ func TestSalvagedNodeRestoresBeforeReady(t *testing.T) {
 	// restore it without the salvage's repair; a salvaged node keeps its state.
 	n1cfg.GossipAddr, n1cfg.Join = n1gossip, nil
 	n1 = startServer(t, n1cfg)
-	if err := n1.readyCheck(); err == nil || !strings.Contains(err.Error(), "after salvaging 000001.log at offset 4096") {
-		t.Fatalf("readyCheck of a salvaged node: %v", err)
-	}
 	for _, s := range []*Server{n1, n2, n3} {
 		waitFor(t, "cluster up again", func() error { return upAndNormal(s, 3) })
 	}
-	if _, _, err := (gatedBackend{n1.coord, n1.salvageGate}).Get(ctx, []byte("k1"), replication.Quorum); !errors.Is(err, replication.ErrUnavailable) {
+	// Asked once the cluster is up: readiness answers its first failing
+	// check, and until n1 sees its peers that is quorum, not the salvage.
+	if err := n1.readyCheck(); err == nil || !strings.Contains(err.Error(), "after salvaging 000001.log at offset 4096") || readyReason(err) != reasonSalvage {
+		t.Fatalf("readyCheck of a salvaged node: %v", err)
+	}
+	gate := n1.clientGate(n1.coord)
+	if _, _, err := gate.Get(ctx, []byte("k1"), replication.Quorum); !errors.Is(err, replication.ErrUnavailable) {
 		t.Fatalf("a client read through a restoring node: %v, want unavailable", err)
+	}
+	if _, _, err := gate.GetLocal([]byte("k1")); !errors.Is(err, replication.ErrUnavailable) {
+		t.Fatalf("a client read of a restoring node's own replica: %v, want unavailable", err)
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, keys)

@@ -42,6 +42,8 @@ type Server struct {
 	reg    *prometheus.Registry
 	wall   *clock.Offset
 	hlc    *clock.HLC
+	guard  *clock.Guard            // see clockcheck.go
+	clock  *replication.ClockCheck // see clockcheck.go
 	store  *storage.Store
 	peers  *transport.TCP
 	member *membership.Membership
@@ -57,6 +59,8 @@ type Server struct {
 	hot    hotKeyState  // hot keys; see hotkeys.go
 	disk   diskState    // the data disk's guard; see diskguard.go
 	salv   salvageState // restoring after a salvage; see salvage.go
+
+	form formationState // cluster formation; see formation.go
 
 	ready     atomic.Bool
 	stopWatch chan struct{}
@@ -96,6 +100,7 @@ func (s *Server) Start() (err error) {
 	// zero unless a test sets it through the debug endpoint.
 	s.wall = clock.NewOffset(clock.System{}, 0)
 	s.hlc = clock.NewHLC(s.wall, cfg.MaxClockSkew)
+	s.guard = clock.NewGuard(s.wall, cfg.MaxClockSkew)
 
 	sync := storage.SyncPeriodic
 	if cfg.Sync == config.SyncAlways {
@@ -104,14 +109,13 @@ func (s *Server) Start() (err error) {
 	if err := s.startDiskGuard(); err != nil {
 		return err
 	}
-	sopts := storage.Options{
+	s.store, err = storage.Open(storage.Options{
+		Engine: cfg.Engine, MaxMemory: cfg.MaxMemory, Salvage: cfg.Salvage,
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
 		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
-		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground,
-		Guard: s.diskGuard,
-	}
-	setSalvage(&sopts, cfg.Salvage)
-	if s.store, err = storage.Open(sopts); err != nil {
+		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground, Guard: s.storeGuard,
+	})
+	if err != nil {
 		return s.storageOpenError(err)
 	}
 	s.noteSalvage()
@@ -182,12 +186,16 @@ func (s *Server) Start() (err error) {
 	rcfg.RequestTimeout = cfg.RequestTimeout
 	rcfg.Logger = s.log
 	rcfg.Registerer = s.reg
+	rcfg.Guard = s.guard
 	var hinter replication.Hinter
 	if cfg.HintedHandoff {
 		hinter = s.guardHints(s.hints)
 	}
 	coord = replication.New(rcfg, s.hlc, s.store, s.peers, s.topo, hinter)
 	s.coord = coord
+	if err := s.startClockCheck(); err != nil {
+		return fmt.Errorf("server: clock check: %w", err)
+	}
 	s.ready.Store(true)
 
 	if err := s.startAntiEntropy(); err != nil {
@@ -213,7 +221,7 @@ func (s *Server) Start() (err error) {
 		// larger input is a protocol error that closes it, as in Redis.
 		MaxBulkBytes: 2 * max(cfg.MaxValueBytes, cfg.MaxKeyBytes),
 		Password:     cfg.Password, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
-		Info: s.info, Logger: s.log.With("component", "resp"), Registerer: s.reg,
+		Info: s.info, MemoryInfo: s.memoryInfo, Logger: s.log.With("component", "resp"), Registerer: s.reg,
 		// A pipeline's plain GETs and SETs run as batches: a clustered
 		// node sends each peer one request for them, and every node looks
 		// up a batch's keys together (Store.Prefetch), which overlaps their
@@ -223,7 +231,7 @@ func (s *Server) Start() (err error) {
 		ConcurrentPipeline: true,
 		EventLoops:         cfg.EventLoops,
 		Loading:            s.salvageGate,
-	}, coord)
+	}, s.clientGate(coord))
 	go func() {
 		if err := s.resp.Serve(s.respLn); err != nil && !errors.Is(err, resp.ErrServerClosed) {
 			s.log.Error("client listener stopped", "err", err)
@@ -233,12 +241,14 @@ func (s *Server) Start() (err error) {
 	api := httpapi.New(httpapi.Config{
 		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, DefaultLevel: cfg.Consistency,
 		Logger: s.log.With("component", "http"), Ready: s.readyCheck,
-	}, gatedBackend{coord, s.salvageGate})
+	}, s.clientGate(coord))
+	s.reg.MustRegister(s.newReadinessCollector())
 	api.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	api.Handle("GET /v1/cluster", http.HandlerFunc(s.handleCluster))
 	s.mountAntiEntropy(api)
 	s.mountRebalance(api)
 	s.mountDebug(api)
+	s.mountClock(api)
 	s.mountPprof(api)
 	s.mountHotKeys(api)
 	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -290,11 +300,26 @@ func (s *Server) watchMembership() {
 	}
 }
 
+// readyCheck answers /readyz, the readiness metric and the status page: nil
+// when the node can serve, else the first failing check's reason. Each check
+// is one entry (see readiness.go).
 func (s *Server) readyCheck() error {
 	if !s.ready.Load() {
-		return errors.New("starting")
+		return &notReady{reason: reasonStarting}
 	}
-	return errors.Join(s.diskReady(), s.salvageReady())
+	for _, check := range []func() error{
+		s.membershipReady,
+		s.formationReady,
+		s.quorumReady,
+		s.clockReady,
+		s.diskReady,
+		s.salvageReady,
+	} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Peer request methods are split into ranges, one per component, so each
@@ -372,7 +397,7 @@ func (s *Server) close(ctx context.Context) error {
 		<-s.watchDone
 	}
 	s.stopRestore()
-	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx))
+	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx), s.stopClockCheck(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))
 	}

@@ -50,6 +50,9 @@ type view struct {
 	// fingerprint identifies the member states: nodes with equal
 	// fingerprints route every write alike.
 	fingerprint uint64
+	// selfGone is set once this node is no longer among the members (it was
+	// removed); clients are then refused (see clientGate).
+	selfGone bool
 	// replicas caches Replicas' answer per vnode range of ring, so the
 	// request path allocates nothing after a range's first lookup. It is a
 	// slice indexed by ring.Locate's vnode, not a map: a sync.Map lookup was
@@ -75,6 +78,10 @@ func (t *topology) update(source func() []membership.Member) (cameUp []replicati
 	v := &view{members: make(map[string]membership.Member, len(members)), byNode: make(map[string]replication.Replica, len(members))}
 	var curNodes, futNodes []ring.Node
 	fp := fnv.New64a()
+	// Members always lists this node once gossip started, unless removed.
+	v.selfGone = len(members) > 0 && !slices.ContainsFunc(members, func(m membership.Member) bool {
+		return m.ID == t.self && m.State != membership.Removed
+	})
 	for _, m := range members {
 		if m.State == membership.Removed {
 			continue
@@ -135,6 +142,28 @@ func (t *topology) update(source func() []membership.Member) (cameUp []replicati
 	}
 	t.cur.Store(v)
 	return cameUp
+}
+
+// forgetPrevious drops the lingering previous ring. Formation calls it once
+// every named member is up: the partial rings the node built while members
+// appeared placed no client write (every forming node refuses clients), so
+// keeping one would only make writes wait for acks from nodes that are
+// replicas in it and not in the full ring.
+func (t *topology) forgetPrevious() {
+	t.updating.Lock()
+	defer t.updating.Unlock()
+	old := t.cur.Load()
+	if old.prev == nil {
+		return
+	}
+	v := *old
+	v.prev, v.prevEnd = nil, time.Time{}
+	v.byNode = make(map[string]replication.Replica, len(v.members))
+	for id := range v.members {
+		v.byNode[id] = old.byNode[id]
+	}
+	v.replicas = make([]atomic.Pointer[[]replication.Replica], v.ring.NumRanges())
+	t.cur.Store(&v)
 }
 
 func sameNodes(a, b []ring.Node) bool {

@@ -2,11 +2,8 @@ package storage
 
 import (
 	"bytes"
-	"fmt"
 	"slices"
 	"sync"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
@@ -23,8 +20,8 @@ type Write struct {
 
 // ApplyBatch applies every write as Apply would, one after the other in
 // slice order (a later write to a key sees an earlier one), but commits
-// them in one Pebble batch: a pipeline of 16 SETs costs one pass through
-// Pebble's commit pipeline, not 16. An invalid write fails alone; if the
+// them in one engine write: a pipeline of 16 SETs costs one log append (or
+// one pass through Pebble's commit pipeline), not 16. An invalid write fails alone; if the
 // commit fails, every write the batch held fails with its error and none
 // of them is stored. Rec of a write that is already dead is rewritten as
 // its tombstone, as Apply stores it. The batch holds the key locks of all
@@ -47,7 +44,7 @@ func (s *Store) ApplyBatch(ws []Write) {
 	now := s.opts.Clock.Now().UnixMilli()
 	for i := range ws {
 		w := &ws[i]
-		w.Result, w.Err = ApplyResult{}, s.check(w.Key, &w.Rec)
+		w.Result, w.Err = ApplyResult{}, s.check(w.Key, &w.Rec, now)
 		if w.Err != nil {
 			continue
 		}
@@ -86,12 +83,6 @@ func (s *Store) ApplyBatch(ws []Write) {
 		}
 	}()
 
-	var b *pebble.Batch // taken at the first write admitted
-	defer func() {
-		if b != nil {
-			_ = b.Close()
-		}
-	}()
 	for k := range sc.items {
 		it := &sc.items[k]
 		w := &ws[it.w]
@@ -111,7 +102,7 @@ func (s *Store) ApplyBatch(ws []Write) {
 			}
 		} else {
 			var err error
-			it.prev, it.found, err = s.readCached(it.token, it.rk)
+			it.prev, it.found, err = s.eng.read(it.token, w.Key)
 			if err != nil {
 				w.Err = err
 				continue
@@ -121,33 +112,29 @@ func (s *Store) ApplyBatch(ws []Write) {
 		if !s.admit(&w.Rec, &it.prev, it.found, now) {
 			continue
 		}
-		if b == nil {
-			b = s.db.NewBatch()
-		}
-		if err := s.stage(b, it.token, it.rk, w.Key, &w.Rec, &it.prev, it.found); err != nil {
-			// The batch may hold a torn record: commit none of it,
-			// and fail the writes not reached yet with the rest.
-			s.failStaged(ws, sc.items, err)
-			for _, rest := range sc.items[k:] {
-				ws[rest.w].Result, ws[rest.w].Err = ApplyResult{}, err
-			}
-			return
-		}
 		it.staged = true
 	}
-	if b == nil {
+	// sc.items is not appended to from here on, so the changes may point
+	// into it.
+	for k := range sc.items {
+		if it := &sc.items[k]; it.staged {
+			w := &ws[it.w]
+			sc.changes = append(sc.changes, change{token: it.token, key: w.Key, rec: &w.Rec, prev: &it.prev, found: it.found})
+		}
+	}
+	if len(sc.changes) == 0 {
 		return
 	}
 	s.beginNotify()
 	defer s.endNotify()
-	if err := b.Commit(s.wo); err != nil {
-		s.failStaged(ws, sc.items, fmt.Errorf("storage: apply: %w", err))
+	if err := s.write(sc.changes, true); err != nil {
+		s.failStaged(ws, sc.items, err)
 		return
 	}
 	for k := range sc.items {
 		if it := &sc.items[k]; it.staged {
 			w := &ws[it.w]
-			s.applied(it.token, it.rk, w.Key, &w.Rec, &it.prev, it.found)
+			s.applied(it.token, w.Key, &w.Rec, &it.prev, it.found)
 			w.Result.Applied = true
 		}
 	}
@@ -178,6 +165,7 @@ type batchScratch struct {
 	items   []batchItem
 	keys    []byte
 	stripes []uint32
+	changes []change
 }
 
 var batchScratchPool = sync.Pool{New: func() any { return new(batchScratch) }}
@@ -190,6 +178,7 @@ func (sc *batchScratch) put() {
 		return
 	}
 	clear(sc.items) // values of prev records
-	sc.items, sc.keys, sc.stripes = sc.items[:0], sc.keys[:0], sc.stripes[:0]
+	clear(sc.changes)
+	sc.items, sc.keys, sc.stripes, sc.changes = sc.items[:0], sc.keys[:0], sc.stripes[:0], sc.changes[:0]
 	batchScratchPool.Put(sc)
 }

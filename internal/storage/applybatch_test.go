@@ -20,80 +20,82 @@ import (
 // expire and carry TTLs, so that every branch of the batch path has its
 // sequential answer to match.
 func TestApplyBatchMatchesApply(t *testing.T) {
-	const grace = time.Minute
-	clk := clock.NewManual(epoch)
-	var batchLog, seqLog changeLog
-	batched := openTest(t, Options{Clock: clk, GCGrace: grace, OnApply: batchLog.onApply})
-	seq := openTest(t, Options{Clock: clk, GCGrace: grace, OnApply: seqLog.onApply})
-	r := rand.New(rand.NewPCG(6, 1))
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const grace = time.Minute
+		clk := clock.NewManual(epoch)
+		var batchLog, seqLog changeLog
+		batched := openTest(t, Options{Engine: engine, Clock: clk, GCGrace: grace, OnApply: batchLog.onApply})
+		seq := openTest(t, Options{Engine: engine, Clock: clk, GCGrace: grace, OnApply: seqLog.onApply})
+		r := rand.New(rand.NewPCG(6, 1))
 
-	randomWrite := func(round int) Write {
-		key := fmt.Appendf(nil, "k%02d", r.IntN(24))
-		// Versions move on with the rounds, but collide and go stale.
-		ms := int64(round*10 + r.IntN(60))
-		var rec record.Record
-		switch r.IntN(5) {
-		case 0:
-			rec = del(ms, "a")
-		case 1:
-			// Some already expired when written.
-			rec = val(ms, "a", "ttl")
-			rec.ExpireAt = clk.Now().UnixMilli() + int64(r.IntN(4000)-1000)
-		default:
-			rec = val(ms, []string{"a", "b"}[r.IntN(2)], fmt.Sprintf("v%d", r.IntN(100)))
-		}
-		return Write{Key: key, Rec: rec}
-	}
-	applied := 0
-	for round := range 300 {
-		ws := make([]Write, 1+r.IntN(20))
-		for i := range ws {
-			ws[i] = randomWrite(round)
-		}
-		want := make([]Write, len(ws))
-		for i, w := range ws {
-			res, err := seq.Apply(w.Key, w.Rec)
-			want[i] = Write{Key: w.Key, Result: res, Err: err}
-		}
-		batched.ApplyBatch(ws)
-		for i, w := range ws {
-			g, e := w.Result, want[i].Result
-			if w.Err != nil || want[i].Err != nil {
-				t.Fatalf("round %d write %d (%q): errors %v (batch) and %v (sequential)", round, i, w.Key, w.Err, want[i].Err)
+		randomWrite := func(round int) Write {
+			key := fmt.Appendf(nil, "k%02d", r.IntN(24))
+			// Versions move on with the rounds, but collide and go stale.
+			ms := int64(round*10 + r.IntN(60))
+			var rec record.Record
+			switch r.IntN(5) {
+			case 0:
+				rec = del(ms, "a")
+			case 1:
+				// Some already expired when written.
+				rec = val(ms, "a", "ttl")
+				rec.ExpireAt = clk.Now().UnixMilli() + int64(r.IntN(4000)-1000)
+			default:
+				rec = val(ms, []string{"a", "b"}[r.IntN(2)], fmt.Sprintf("v%d", r.IntN(100)))
 			}
-			if g.Applied != e.Applied || g.PrevFound != e.PrevFound || (e.PrevFound && !sameRecord(g.Prev, e.Prev)) {
-				t.Fatalf("round %d write %d (%q): batch %+v, sequential %+v", round, i, w.Key, g, e)
-			}
-			if g.Applied {
-				applied++
-			}
+			return Write{Key: key, Rec: rec}
 		}
-		if round%50 == 0 {
-			clk.Advance(time.Duration(r.IntN(3000)) * time.Millisecond)
-			for _, s := range []*Store{batched, seq} {
-				if _, err := s.ExpireNow(); err != nil {
-					t.Fatal(err)
+		applied := 0
+		for round := range 300 {
+			ws := make([]Write, 1+r.IntN(20))
+			for i := range ws {
+				ws[i] = randomWrite(round)
+			}
+			want := make([]Write, len(ws))
+			for i, w := range ws {
+				res, err := seq.Apply(w.Key, w.Rec)
+				want[i] = Write{Key: w.Key, Result: res, Err: err}
+			}
+			batched.ApplyBatch(ws)
+			for i, w := range ws {
+				g, e := w.Result, want[i].Result
+				if w.Err != nil || want[i].Err != nil {
+					t.Fatalf("round %d write %d (%q): errors %v (batch) and %v (sequential)", round, i, w.Key, w.Err, want[i].Err)
 				}
+				if g.Applied != e.Applied || g.PrevFound != e.PrevFound || (e.PrevFound && !sameRecord(g.Prev, e.Prev)) {
+					t.Fatalf("round %d write %d (%q): batch %+v, sequential %+v", round, i, w.Key, g, e)
+				}
+				if g.Applied {
+					applied++
+				}
+			}
+			if round%50 == 0 {
+				clk.Advance(time.Duration(r.IntN(3000)) * time.Millisecond)
+				for _, s := range []*Store{batched, seq} {
+					if _, err := s.ExpireNow(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			sameContents(t, batched, seq)
+		}
+		clk.Advance(grace + time.Hour)
+		for _, s := range []*Store{batched, seq} {
+			if _, err := s.ExpireNow(); err != nil {
+				t.Fatal(err)
 			}
 		}
 		sameContents(t, batched, seq)
-	}
-	clk.Advance(grace + time.Hour)
-	for _, s := range []*Store{batched, seq} {
-		if _, err := s.ExpireNow(); err != nil {
-			t.Fatal(err)
+		if got, want := batched.ApproxCount(), seq.ApproxCount(); got != want {
+			t.Errorf("ApproxCount: batch %d, sequential %d", got, want)
 		}
-	}
-	sameContents(t, batched, seq)
-	if got, want := batched.ApproxCount(), seq.ApproxCount(); got != want {
-		t.Errorf("ApproxCount: batch %d, sequential %d", got, want)
-	}
-	if !slices.EqualFunc(perKey(&batchLog), perKey(&seqLog), slices.Equal) {
-		t.Errorf("OnApply calls differ:\nbatch      %v\nsequential %v", perKey(&batchLog), perKey(&seqLog))
-	}
-	if applied < 1000 {
-		t.Fatalf("only %d writes applied: the workload does not exercise the batch path", applied)
-	}
+		if !slices.EqualFunc(perKey(&batchLog), perKey(&seqLog), slices.Equal) {
+			t.Errorf("OnApply calls differ:\nbatch      %v\nsequential %v", perKey(&batchLog), perKey(&seqLog))
+		}
+		if applied < 1000 {
+			t.Fatalf("only %d writes applied: the workload does not exercise the batch path", applied)
+		}
+	})
 }
 
 // sameContents requires a and b to hold the same records, and each a
@@ -147,41 +149,43 @@ func perKey(l *changeLog) [][]string {
 // TestApplyBatchRefusesAlone: an invalid write fails by itself, and the rest
 // of its batch is stored; after Close every write fails with ErrClosed.
 func TestApplyBatchRefusesAlone(t *testing.T) {
-	s := openTest(t, Options{})
-	ws := []Write{
-		{Key: []byte("good1"), Rec: val(1, "a", "x")},
-		{Key: nil, Rec: val(1, "a", "x")},
-		{Key: []byte("zero"), Rec: record.Record{Value: []byte("x")}},
-		{Key: []byte("neg"), Rec: withTTL(val(1, "a", "x"), -epoch.UnixMilli()-1)},
-		{Key: []byte("good2"), Rec: val(1, "a", "y")},
-	}
-	s.ApplyBatch(ws)
-	for i, w := range ws {
-		bad := i >= 1 && i <= 3
-		if bad != errors.Is(w.Err, ErrInvalidRecord) {
-			t.Errorf("write %d (%q): err %v", i, w.Key, w.Err)
+	forEachEngine(t, func(t *testing.T, engine string) {
+		s := openTest(t, Options{Engine: engine})
+		ws := []Write{
+			{Key: []byte("good1"), Rec: val(1, "a", "x")},
+			{Key: nil, Rec: val(1, "a", "x")},
+			{Key: []byte("zero"), Rec: record.Record{Value: []byte("x")}},
+			{Key: []byte("neg"), Rec: withTTL(val(1, "a", "x"), -epoch.UnixMilli()-1)},
+			{Key: []byte("good2"), Rec: val(1, "a", "y")},
 		}
-		if !bad && !w.Result.Applied {
-			t.Errorf("write %d (%q) not applied", i, w.Key)
+		s.ApplyBatch(ws)
+		for i, w := range ws {
+			bad := i >= 1 && i <= 3
+			if bad != errors.Is(w.Err, ErrInvalidRecord) {
+				t.Errorf("write %d (%q): err %v", i, w.Key, w.Err)
+			}
+			if !bad && !w.Result.Applied {
+				t.Errorf("write %d (%q) not applied", i, w.Key)
+			}
 		}
-	}
-	for _, k := range []string{"good1", "good2"} {
-		if _, found := mustGet(t, s, k); !found {
-			t.Errorf("%s not stored", k)
+		for _, k := range []string{"good1", "good2"} {
+			if _, found := mustGet(t, s, k); !found {
+				t.Errorf("%s not stored", k)
+			}
 		}
-	}
-	if got := s.ApproxCount(); got != 2 {
-		t.Errorf("ApproxCount = %d, want 2", got)
-	}
+		if got := s.ApproxCount(); got != 2 {
+			t.Errorf("ApproxCount = %d, want 2", got)
+		}
 
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ws = []Write{{Key: []byte("a"), Rec: val(2, "a", "x")}, {Key: []byte("b"), Rec: val(2, "a", "x")}}
-	s.ApplyBatch(ws)
-	for i, w := range ws {
-		if !errors.Is(w.Err, ErrClosed) {
-			t.Errorf("after Close, write %d: err %v, want ErrClosed", i, w.Err)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
 		}
-	}
+		ws = []Write{{Key: []byte("a"), Rec: val(2, "a", "x")}, {Key: []byte("b"), Rec: val(2, "a", "x")}}
+		s.ApplyBatch(ws)
+		for i, w := range ws {
+			if !errors.Is(w.Err, ErrClosed) {
+				t.Errorf("after Close, write %d: err %v, want ErrClosed", i, w.Err)
+			}
+		}
+	})
 }

@@ -13,9 +13,16 @@ import (
 // benchValue is a typical small cache value.
 var benchValue = make([]byte, 128)
 
-func benchStore(b *testing.B, mode SyncMode) *Store {
+func benchStore(b *testing.B, engine string, mode SyncMode) *Store {
 	b.Helper()
-	return openTest(b, Options{Dir: b.TempDir(), Sync: mode})
+	return openTest(b, Options{Engine: engine, Dir: b.TempDir(), Sync: mode})
+}
+
+// forEachEngineB runs fn as a sub-benchmark per engine.
+func forEachEngineB(b *testing.B, fn func(b *testing.B, engine string)) {
+	for _, e := range engines {
+		b.Run(e, func(b *testing.B) { fn(b, e) })
+	}
 }
 
 func benchKeys(n int) [][]byte {
@@ -31,9 +38,13 @@ func benchRecord(i int64) record.Record {
 }
 
 func BenchmarkApply(b *testing.B) {
+	forEachEngineB(b, benchmarkApply)
+}
+
+func benchmarkApply(b *testing.B, engine string) {
 	for _, mode := range []SyncMode{SyncPeriodic, SyncAlways} {
 		b.Run(mode.String(), func(b *testing.B) {
-			s := benchStore(b, mode)
+			s := benchStore(b, engine, mode)
 			keys := benchKeys(1 << 16)
 			b.SetBytes(int64(len(benchValue)))
 			i := 0
@@ -48,9 +59,13 @@ func BenchmarkApply(b *testing.B) {
 }
 
 func BenchmarkApplyParallel(b *testing.B) {
+	forEachEngineB(b, benchmarkApplyParallel)
+}
+
+func benchmarkApplyParallel(b *testing.B, engine string) {
 	for _, mode := range []SyncMode{SyncPeriodic, SyncAlways} {
 		b.Run(mode.String(), func(b *testing.B) {
-			s := benchStore(b, mode)
+			s := benchStore(b, engine, mode)
 			keys := benchKeys(1 << 16)
 			var seq atomic.Int64
 			b.SetBytes(int64(len(benchValue)))
@@ -115,29 +130,64 @@ func BenchmarkApplyBatchRandom1M(b *testing.B) {
 // random1M runs body on every parallel goroutine against a fresh store on
 // disk; next gives a write of a random key of 1M under a fresh version.
 func random1M(b *testing.B, body func(s *Store, pb *testing.PB, next func() Write)) {
-	s := openTest(b, Options{Dir: b.TempDir(), Sync: SyncPeriodic, ExpiryInterval: -1})
 	keys := benchKeys(1 << 20)
-	var seq atomic.Int64
-	b.SetBytes(int64(len(benchValue)))
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		r := rand.New(rand.NewPCG(uint64(seq.Add(1)), 1))
-		body(s, pb, func() Write {
-			return Write{Key: keys[r.IntN(len(keys))], Rec: benchRecord(seq.Add(1))}
+	forEachEngineB(b, func(b *testing.B, engine string) {
+		s := openTest(b, Options{Engine: engine, Dir: b.TempDir(), Sync: SyncPeriodic, ExpiryInterval: -1})
+		var seq atomic.Int64
+		b.SetBytes(int64(len(benchValue)))
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			r := rand.New(rand.NewPCG(uint64(seq.Add(1)), 1))
+			body(s, pb, func() Write {
+				return Write{Key: keys[r.IntN(len(keys))], Rec: benchRecord(seq.Add(1))}
+			})
 		})
 	})
 }
 
+// BenchmarkApplyBatch16 applies batches of 16 writes of 64K keys in order
+// from one goroutine, as one connection's pipeline of SETs arrives: ns/op
+// and allocs/op are per batch.
+func BenchmarkApplyBatch16(b *testing.B) {
+	forEachEngineB(b, func(b *testing.B, engine string) {
+		for _, mode := range []SyncMode{SyncPeriodic, SyncAlways} {
+			b.Run(mode.String(), func(b *testing.B) {
+				s := benchStore(b, engine, mode)
+				keys := benchKeys(1 << 16)
+				ws := make([]Write, 16)
+				b.SetBytes(int64(len(benchValue) * len(ws)))
+				i := 0
+				for b.Loop() {
+					for j := range ws {
+						ws[j] = Write{Key: keys[i%len(keys)], Rec: benchRecord(int64(i))}
+						i++
+					}
+					s.ApplyBatch(ws)
+					if ws[0].Err != nil {
+						b.Fatal(ws[0].Err)
+					}
+				}
+			})
+		}
+	})
+}
+
 func BenchmarkGet(b *testing.B) {
-	s := benchStore(b, SyncPeriodic)
+	forEachEngineB(b, benchmarkGet)
+}
+
+func benchmarkGet(b *testing.B, engine string) {
+	s := benchStore(b, engine, SyncPeriodic)
 	keys := benchKeys(1 << 16)
 	for i, k := range keys {
 		if _, err := s.Apply(k, benchRecord(int64(i))); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := s.db.Flush(); err != nil { // read from sstables, not only the memtable
-		b.Fatal(err)
+	if pe, ok := s.eng.(*pebbleEngine); ok {
+		if err := pe.db.Flush(); err != nil { // read from sstables, not only the memtable
+			b.Fatal(err)
+		}
 	}
 	b.SetBytes(int64(len(benchValue)))
 	i := 0
@@ -150,7 +200,11 @@ func BenchmarkGet(b *testing.B) {
 }
 
 func BenchmarkScan(b *testing.B) {
-	s := benchStore(b, SyncPeriodic)
+	forEachEngineB(b, benchmarkScan)
+}
+
+func benchmarkScan(b *testing.B, engine string) {
+	s := benchStore(b, engine, SyncPeriodic)
 	keys := benchKeys(1 << 14)
 	for i, k := range keys {
 		if _, err := s.Apply(k, benchRecord(int64(i))); err != nil {

@@ -1,8 +1,15 @@
-// Package storage keeps one node's data in a single Pebble instance: the
-// replicated records, the index that drives TTL expiry and tombstone GC, and raw
-// sub-keyspaces that other components (hinted handoff, node metadata) own.
+// Package storage keeps one node's data: the replicated records, the index
+// that drives TTL expiry and tombstone GC, and raw sub-keyspaces that other
+// components (hinted handoff, node metadata) own.
 //
-// # Key layout
+// Store does what every engine shares (validation, key locks, apply-if-newer,
+// deadlines, the OnApply hook, counters) and keeps the data in one of two
+// engines (engine.go): the memory engine (mem_engine.go, the default) holds
+// every record in a memindex.Index and makes writes durable in an
+// applog.Log; the Pebble engine (pebble_engine.go) holds them in Pebble with
+// a row cache in front, for data larger than memory.
+//
+// # Pebble key layout
 //
 // Every Pebble key starts with a one-byte prefix that names its keyspace:
 //

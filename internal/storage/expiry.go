@@ -1,12 +1,9 @@
 package storage
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/ringkv/ringkv/internal/record"
 )
@@ -59,12 +56,12 @@ func (s *Store) ExpireNow() (n int, err error) {
 	defer s.expiryMu.Unlock()
 
 	now := s.opts.Clock.Now().UnixMilli()
-	due, err := s.dueEntriesLocked(now)
+	due, err := s.eng.due(now, s.opts.ExpiryBatch)
 	if err != nil {
 		return 0, err
 	}
-	for _, ik := range due {
-		if err := s.expireEntryLocked(ik); err != nil {
+	for _, d := range due {
+		if err := s.expireEntryLocked(d); err != nil {
 			return n, err
 		}
 		n++
@@ -85,55 +82,26 @@ func (s *Store) ExpireAll() (int, error) {
 	}
 }
 
-// dueEntriesLocked (expiryMu held) copies out up to ExpiryBatch index keys with a deadline at
-// or before now. They are copied so the iterator closes before any write: a
-// long-lived iterator pins memtables and sstables.
-func (s *Store) dueEntriesLocked(now int64) ([][]byte, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{prefixDeadline},
-		UpperBound: deadlineBound(now + 1),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("storage: expiry: %w", err)
-	}
-	var due [][]byte
-	for valid := it.First(); valid && len(due) < s.opts.ExpiryBatch; valid = it.Next() {
-		due = append(due, bytes.Clone(it.Key()))
-	}
-	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("storage: expiry: %w", err)
-	}
-	return due, nil
-}
-
 // expireEntryLocked (expiryMu held) handles one due index entry under its key
 // lock. The record is re-read there because it may have changed since the
-// index was read. These writes skip the WAL fsync even with SyncAlways: each one follows from
-// the index and the clock alone, so one lost in a crash is redone by the next
-// pass after restart.
-func (s *Store) expireEntryLocked(ik []byte) error {
-	dl, token, key, err := parseDeadlineKey(ik)
-	if err != nil {
-		return err
-	}
-	mu := s.keyLock(token)
+// index was read. These writes are not made durable before they are
+// visible, even with SyncAlways: each one follows from the record and the
+// clock alone, so one lost in a crash is redone by the next pass after
+// restart.
+func (s *Store) expireEntryLocked(d dueEntry) error {
+	mu := s.keyLock(d.token)
 	mu.Lock()
 	defer mu.Unlock()
 
-	rk := recordKey(token, key)
-	rec, found, err := s.readCached(token, rk)
+	rec, found, err := s.eng.read(d.token, d.key)
 	if err != nil {
 		return err
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	_ = b.Delete(ik, nil)
-
-	if !found || s.deadline(&rec) != dl {
+	if !found || s.deadline(&rec) != d.deadline {
 		// Overwritten or removed since the entry was written; the record's
 		// current entry, if any, is elsewhere in the index.
-		if err := b.Commit(pebble.NoSync); err != nil {
-			return fmt.Errorf("storage: expiry: %w", err)
+		if err := s.eng.dropDue(d); err != nil {
+			return err
 		}
 		s.counters.staleIndex.Add(1)
 		return nil
@@ -144,29 +112,26 @@ func (s *Store) expireEntryLocked(ik []byte) error {
 		dead := rec
 		dead.Tombstone = true
 		dead.Value = nil
-		_ = b.Set(rk, dead.Encode(), nil)
-		_ = b.Set(deadlineKey(s.deadline(&dead), token, key), nil, nil)
+		cs := [1]change{{token: d.token, key: d.key, rec: &dead, prev: &rec, found: true}}
 		s.beginNotify()
 		defer s.endNotify()
-		if err := b.Commit(pebble.NoSync); err != nil {
+		if err := s.write(cs[:], false); err != nil {
 			return fmt.Errorf("storage: expiry: %w", err)
 		}
-		s.cacheWrite(token, rk, &dead)
 		s.counters.expired.Add(1)
-		s.notify(token, key, rec, dead)
+		s.notify(d.token, d.key, rec, dead)
 		return nil
 	}
 
-	_ = b.Delete(rk, nil)
+	cs := [1]change{{token: d.token, key: d.key, prev: &rec, found: true}}
 	s.beginNotify()
 	defer s.endNotify()
-	if err := b.Commit(pebble.NoSync); err != nil {
+	if err := s.write(cs[:], false); err != nil {
 		return fmt.Errorf("storage: gc: %w", err)
 	}
-	s.cacheWrite(token, rk, nil)
 	s.count.Add(-1)
 	s.counters.gcPurged.Add(1)
-	s.notify(token, key, rec, record.Record{})
+	s.notify(d.token, d.key, rec, record.Record{})
 	return nil
 }
 

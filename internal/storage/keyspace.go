@@ -1,11 +1,8 @@
 package storage
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // Keyspace is a raw, ordered sub-keyspace of the store for another component
@@ -27,21 +24,13 @@ func (s *Store) Keyspace(prefix byte) *Keyspace {
 	return &Keyspace{s: s, prefix: prefix}
 }
 
-func (ks *Keyspace) key(k []byte) []byte {
-	buf := make([]byte, 0, 1+len(k))
-	return append(append(buf, ks.prefix), k...)
-}
-
 // Set stores v under k.
 func (ks *Keyspace) Set(k, v []byte) error {
 	if err := ks.s.acquire(); err != nil {
 		return err
 	}
 	defer ks.s.release()
-	if err := ks.s.db.Set(ks.key(k), v, ks.s.wo); err != nil {
-		return fmt.Errorf("storage: keyspace %q set: %w", ks.prefix, err)
-	}
-	return nil
+	return ks.s.eng.rawSet(ks.prefix, k, v)
 }
 
 // Get returns a copy of the value under k and whether it exists.
@@ -50,15 +39,7 @@ func (ks *Keyspace) Get(k []byte) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	defer ks.s.release()
-	v, closer, err := ks.s.db.Get(ks.key(k))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("storage: keyspace %q get: %w", ks.prefix, err)
-	}
-	defer closer.Close()
-	return bytes.Clone(v), true, nil
+	return ks.s.eng.rawGet(ks.prefix, k)
 }
 
 // Delete removes k; deleting a missing key is not an error.
@@ -67,10 +48,7 @@ func (ks *Keyspace) Delete(k []byte) error {
 		return err
 	}
 	defer ks.s.release()
-	if err := ks.s.db.Delete(ks.key(k), ks.s.wo); err != nil {
-		return fmt.Errorf("storage: keyspace %q delete: %w", ks.prefix, err)
-	}
-	return nil
+	return ks.s.eng.rawDelete(ks.prefix, k)
 }
 
 // Iterate calls fn for each entry with key >= from, in key order, on a
@@ -83,28 +61,7 @@ func (ks *Keyspace) Iterate(from []byte, fn func(k, v []byte) error) error {
 		return err
 	}
 	defer ks.s.release()
-	it, err := ks.s.db.NewIter(&pebble.IterOptions{
-		LowerBound: ks.key(from),
-		UpperBound: prefixEnd(ks.prefix),
-	})
-	if err != nil {
-		return fmt.Errorf("storage: keyspace %q iterate: %w", ks.prefix, err)
-	}
-	err = func() error {
-		for valid := it.First(); valid; valid = it.Next() {
-			v, err := it.ValueAndErr()
-			if err != nil {
-				return fmt.Errorf("storage: keyspace %q iterate: %w", ks.prefix, err)
-			}
-			if err := fn(it.Key()[1:], v); err != nil {
-				return err
-			}
-		}
-		return nil
-	}()
-	if cerr := it.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("storage: keyspace %q iterate: %w", ks.prefix, cerr)
-	}
+	err := ks.s.eng.rawIterate(ks.prefix, from, fn)
 	if errors.Is(err, ErrStop) {
 		return nil
 	}

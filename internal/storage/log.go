@@ -63,12 +63,12 @@ func eventListener(log *slog.Logger, lower func()) *pebble.EventListener {
 
 // lowerBackgroundJob moves the flush or compaction that calls it to a thread
 // of the lowest CPU priority (see lowerThreadPriority).
-func (s *Store) lowerBackgroundJob() {
+func (e *pebbleEngine) lowerBackgroundJob() {
 	if err := lowerThreadPriority(); err != nil {
-		if s.counters.bgLowerErrors.Add(1) == 1 {
-			s.log.Warn("Pebble's flushes and compactions run at the node's CPU priority", "err", err)
+		if e.counters.bgLowerErrors.Add(1) == 1 {
+			e.log.Warn("Pebble's flushes and compactions run at the node's CPU priority", "err", err)
 		}
 		return
 	}
-	s.counters.bgLowered.Add(1)
+	e.counters.bgLowered.Add(1)
 }

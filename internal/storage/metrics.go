@@ -9,6 +9,22 @@ import (
 // Metrics is a point-in-time snapshot of the store's counters and Pebble's
 // state, for the admin endpoints and status command.
 type Metrics struct {
+	// Engine is the engine's name (EngineMemory, EnginePebble).
+	Engine string
+	// MemoryBytes is the memory the data holds: the memory engine's index
+	// and records, Pebble's memtables and block cache. MaxMemoryBytes is
+	// Options.MaxMemory (0: no limit); OOMRefused counts the writes it
+	// refused.
+	MemoryBytes, MaxMemoryBytes int64
+	OOMRefused                  uint64
+	// The memory engine's log: its size on disk (snapshot and segments),
+	// the live bytes it would shrink to, the compactions done and the
+	// bytes they wrote, whether one runs now, and write errors.
+	LogBytes, LogLiveBytes              int64
+	LogCompactions, LogCompactionBytes  uint64
+	LogCompacting                       bool
+	LogWriteErrors, LogCompactionErrors uint64
+	LogTornTailsTruncated, LogSalvaged  uint64
 	// Records estimates stored records, tombstones included (see ApproxCount).
 	Records int64
 	// Applies counts writes that were stored; StaleApplies those refused
@@ -51,7 +67,7 @@ type Metrics struct {
 type counters struct {
 	applies, staleApplies, deadDropped atomic.Uint64
 	expired, gcPurged, staleIndex      atomic.Uint64
-	syncErrors                         atomic.Uint64
+	syncErrors, oomRefused             atomic.Uint64
 	bgLowered, bgLowerErrors           atomic.Uint64
 }
 
@@ -70,6 +86,16 @@ func newCollector(s *Store) *collector {
 	}
 	return &collector{s: s, descs: map[string]*prometheus.Desc{
 		"records":            d("records", "Estimated number of stored records, tombstones included."),
+		"memory":             d("memory_bytes", "Memory the stored data holds (memory engine: index and records; pebble: memtables and block cache)."),
+		"max_memory":         d("max_memory_bytes", "The --max-memory limit; 0 when unlimited."),
+		"oom_refused":        d("oom_refused_total", "Writes refused because used memory was past --max-memory."),
+		"log_bytes":          d("log_bytes", "Size of the memory engine's log: snapshot and segments."),
+		"log_live":           d("log_live_bytes", "Bytes the memory engine's log would hold after a compaction."),
+		"log_compactions":    d("log_compactions_total", "Log compactions completed."),
+		"log_compacted":      d("log_compaction_written_bytes_total", "Bytes written by log compactions."),
+		"log_compacting":     d("log_compacting", "1 while a log compaction runs."),
+		"log_write_errors":   d("log_write_errors_total", "Log appends or syncs that failed (the writes failed with them)."),
+		"log_compact_errors": d("log_compaction_errors_total", "Log compactions that failed."),
 		"applies":            d("applies_total", "Writes stored."),
 		"stale_applies":      d("stale_applies_total", "Writes refused because the stored record was as new or newer."),
 		"dead_dropped":       d("dead_dropped_total", "Dead records that arrived past their GC deadline and were not stored."),
@@ -110,6 +136,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, v)
 	}
 	gauge("records", float64(m.Records))
+	gauge("memory", float64(m.MemoryBytes))
+	gauge("max_memory", float64(m.MaxMemoryBytes))
+	counter("oom_refused", float64(m.OOMRefused))
+	gauge("log_bytes", float64(m.LogBytes))
+	gauge("log_live", float64(m.LogLiveBytes))
+	counter("log_compactions", float64(m.LogCompactions))
+	counter("log_compacted", float64(m.LogCompactionBytes))
+	compacting := 0.0
+	if m.LogCompacting {
+		compacting = 1
+	}
+	gauge("log_compacting", compacting)
+	counter("log_write_errors", float64(m.LogWriteErrors))
+	counter("log_compact_errors", float64(m.LogCompactionErrors))
 	counter("applies", float64(m.Applies))
 	counter("stale_applies", float64(m.StaleApplies))
 	counter("dead_dropped", float64(m.DeadDropped))

@@ -65,7 +65,7 @@ func TestFlushRunsOnALowPriorityThread(t *testing.T) {
 	for _, low := range []bool{false, true} {
 		t.Run(fmt.Sprintf("low=%v", low), func(t *testing.T) {
 			fs := &holdTablesFS{FS: vfs.NewMem(), held: make(chan struct{}), release: make(chan struct{})}
-			s := openTest(t, Options{FS: fs, Dir: "db", LowPriorityBackground: low})
+			s := openTest(t, Options{Engine: EnginePebble, FS: fs, Dir: "db", LowPriorityBackground: low})
 			for i := range 1000 {
 				if _, err := s.Apply([]byte(fmt.Sprintf("k%04d", i)), val(int64(i+1), "n1", "v")); err != nil {
 					t.Fatal(err)
@@ -81,7 +81,7 @@ func TestFlushRunsOnALowPriorityThread(t *testing.T) {
 				})
 			}
 			flushed := make(chan error, 1)
-			go func() { flushed <- s.db.Flush() }()
+			go func() { flushed <- pebbleOf(s).db.Flush() }()
 			<-fs.held
 			during := lowered()
 			close(fs.release)

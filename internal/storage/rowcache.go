@@ -420,33 +420,6 @@ func (t *nodeTable) intern(id string) (uint32, bool) {
 	return i, true
 }
 
-// readCached returns the record at rk from the row cache, or reads it from
-// Pebble and caches it. The caller holds rk's key lock, so no apply can slip
-// between the read and the fill.
-func (s *Store) readCached(token uint64, rk []byte) (record.Record, bool, error) {
-	if rec, ok := s.rows.get(token, rk); ok {
-		return rec, true, nil
-	}
-	if s.rows.absent() {
-		return record.Record{}, false, nil
-	}
-	// A copy for Pebble, so that callers may pass a key on their stack.
-	rec, found, err := s.readRecord(bytes.Clone(rk))
-	if err == nil && found {
-		s.rows.put(token, rk, &rec)
-	}
-	return rec, found, err
-}
-
-// cacheWrite records in the row cache what a committed batch did to rk.
-func (s *Store) cacheWrite(token uint64, rk []byte, rec *record.Record) {
-	if rec == nil {
-		s.rows.del(token, rk)
-		return
-	}
-	s.rows.put(token, rk, rec)
-}
-
 // prefetch looks up the entry of each key without using it, so that the
 // reads and writes that follow find its slot and entry in the CPU cache. A
 // lookup is two dependent cache misses (slot, then entry), but the lookups

@@ -1,22 +1,21 @@
 package storage
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/storage/applog"
 )
 
 // Errors returned by the store.
@@ -30,6 +29,11 @@ var (
 	ErrCorrupt = errors.New("storage: corrupt data")
 	// ErrInvalidRecord is returned by Apply for a record no write may carry.
 	ErrInvalidRecord = errors.New("storage: invalid record")
+	// ErrOutOfMemory refuses a write of new data while the store holds
+	// more than Options.MaxMemory. Its text is Redis' own, which the RESP
+	// layer replies as is (with the OOM prefix) so clients that know
+	// Redis' maxmemory error recognise it.
+	ErrOutOfMemory = errors.New("command not allowed when used memory > 'maxmemory'.")
 )
 
 // Defaults for Options fields left zero.
@@ -51,17 +55,42 @@ const (
 	// well-formed L0 tables; Pebble grows memtables from 256 KiB up to it, so
 	// small and in-memory stores do not pay for it up front.
 	DefaultMemTableSize = 64 << 20
+	// DefaultLogCompactMinBytes keeps a small store from rewriting its log
+	// over and over: below it the log's garbage costs less than the work.
+	DefaultLogCompactMinBytes = 64 << 20
+	// DefaultLogCompactBytesPerSec throttles a compaction's snapshot so
+	// that its writes leave the disk to the log's appends and fsyncs.
+	DefaultLogCompactBytesPerSec = 64 << 20
 )
 
 // Options configures a Store.
 type Options struct {
+	// Engine is EngineMemory (the default when empty) or EnginePebble.
+	Engine string
 	// Dir is the data directory. With InMemory it only names the store.
 	Dir string
-	// InMemory keeps everything in Pebble's in-memory filesystem (demo, tests).
+	// InMemory keeps everything in an in-memory filesystem (demo, tests):
+	// nothing survives the process.
 	InMemory bool
 	// FS overrides the filesystem, for crash and fault tests; it wins over
 	// InMemory.
 	FS vfs.FS
+	// MaxMemory, when positive, bounds the memory the data may hold (the
+	// memory engine's index and records; Pebble's memtables and caches):
+	// past it, writes of live data fail with ErrOutOfMemory while deletes
+	// and reads keep working, as Redis' maxmemory with noeviction.
+	MaxMemory int64
+	// Salvage lets the memory engine open a log with a corrupt file: the
+	// valid entries before the corruption are kept and the file is renamed
+	// aside (see Salvaged). Without it a corrupt log fails Open with an
+	// error that errors.As finds an *applog.CorruptError in.
+	Salvage bool
+	// LogCompactMinBytes is the log size below which the memory engine
+	// never compacts its log; default DefaultLogCompactMinBytes.
+	LogCompactMinBytes int64
+	// LogCompactBytesPerSec throttles the writing of a compaction
+	// snapshot; default DefaultLogCompactBytesPerSec, negative unlimited.
+	LogCompactBytesPerSec int64
 	// Sync says when writes reach stable storage; see SyncMode.
 	Sync SyncMode
 	// GCGrace is how long tombstones outlive their death; default DefaultGCGrace.
@@ -106,15 +135,40 @@ type Options struct {
 	// is the one place where a node refuses what it must not store, whichever
 	// path brought the record (a client write, read repair, a hint,
 	// anti-entropy, a stream): a clock guard, a full disk, a memory limit.
-	// It must be cheap and must not call back into the Store.
-	Guard func(key []byte, rec *record.Record) error
+	// It must be cheap and must not call back into the Store. It gets the
+	// write's facts by value, not the record: a pointer handed to a function
+	// value escapes, and would cost every write an allocation.
+	Guard func(w Guarded) error
 	// Logger receives the store's and Pebble's logs, already scoped by the
 	// caller (component=storage); default slog.Default() so scoped.
 	Logger *slog.Logger
 	// Registerer, when set, receives the store's metrics; they are
 	// unregistered on Close so the same registry can reopen a store.
 	Registerer prometheus.Registerer
+
+	// inMemoryFS is set by Open when it made FS for InMemory.
+	inMemoryFS bool
 }
+
+// Guarded is what Options.Guard is told about a write.
+type Guarded struct {
+	// TS is the write's version timestamp.
+	TS clock.Timestamp
+	// Tombstone is true for a delete.
+	Tombstone bool
+	// Bytes is the key's and the value's length together.
+	Bytes int
+}
+
+// fs returns the filesystem the store lives on once Open has resolved it.
+func (o *Options) fs() vfs.FS {
+	if o.FS == nil {
+		return vfs.Default
+	}
+	return o.FS
+}
+
+func (o *Options) dir() string { return o.Dir }
 
 // ApplyResult tells what Apply did.
 type ApplyResult struct {
@@ -135,26 +189,26 @@ const keyLockStripes = 1024
 
 // Store is one node's record store. It is safe for concurrent use.
 type Store struct {
-	opts  Options
-	log   *slog.Logger
-	db    *pebble.DB
-	cache *pebble.Cache
-	wo    *pebble.WriteOptions
+	opts Options
+	log  *slog.Logger
+	eng  engine
 
-	// gate admits every call that touches db; Close shuts it first.
+	// gate admits every call that touches the engine; Close shuts it first.
 	gate *gate
 
 	keyLocks [keyLockStripes]sync.Mutex
 	// snapshotMu is read-held from a change's commit to its OnApply call,
 	// and held while ScanRange takes its snapshot (see there).
 	snapshotMu sync.RWMutex
-	rows       *rowCache // nil when disabled
 	// expiryMu serialises expiry passes (background and ExpireNow) so two
 	// passes never race over the same index entries.
 	expiryMu sync.Mutex
 
-	count     atomic.Int64
-	counters  counters
+	count    atomic.Int64
+	counters counters
+	// memUsed is the engine's memoryUsed as memoryLoop last read it: the
+	// engines sum it over shards, too dear for every write to ask.
+	memUsed   atomic.Int64
 	collector *collector
 
 	stop chan struct{}
@@ -162,14 +216,20 @@ type Store struct {
 }
 
 // Open opens (creating if needed) the store described by opts, rebuilds the
-// record count, and starts the expiry cycle and, with SyncPeriodic, the WAL
+// record count, and starts the expiry cycle and, with SyncPeriodic, the
 // syncer.
 func Open(opts Options) (*Store, error) {
+	if opts.Engine == "" {
+		opts.Engine = EngineMemory
+	}
 	if opts.GCGrace == 0 {
 		opts.GCGrace = DefaultGCGrace
 	}
 	if opts.GCGrace < 0 {
 		return nil, fmt.Errorf("storage: negative GCGrace %v", opts.GCGrace)
+	}
+	if opts.MaxMemory < 0 {
+		return nil, fmt.Errorf("storage: negative MaxMemory %d", opts.MaxMemory)
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.System{}
@@ -195,87 +255,47 @@ func Open(opts Options) (*Store, error) {
 	if opts.Sync != SyncAlways && opts.Sync != SyncPeriodic {
 		return nil, fmt.Errorf("storage: unknown sync mode %v", opts.Sync)
 	}
-	fs := opts.FS
-	if fs == nil && opts.InMemory {
-		fs = vfs.NewMem()
+	if opts.Dir == "" && !opts.InMemory && opts.FS == nil {
+		return nil, errors.New("storage: Options.Dir is required")
 	}
-	dir := opts.Dir
-	if dir == "" {
-		if !opts.InMemory && opts.FS == nil {
-			return nil, errors.New("storage: Options.Dir is required")
+	if opts.FS == nil && opts.InMemory {
+		// Resolved once, so that every engine and helper sees the same
+		// filesystem.
+		opts.FS = vfs.NewMem()
+		opts.inMemoryFS = true
+	}
+	if opts.Dir == "" {
+		opts.Dir = "ringkv"
+	}
+	if opts.inMemoryFS {
+		// MemFS does not clean paths: "./d" and "d" would be two names.
+		opts.Dir = filepath.Clean(opts.Dir)
+		// An in-memory filesystem starts empty: without the directory,
+		// opening its files fails (issue 29: "open ringkv-data/LOCK").
+		if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("storage: create %s in memory: %w", opts.Dir, err)
 		}
-		dir = "ringkv"
 	}
 
 	log := opts.Logger
 	s := &Store{
 		opts: opts,
 		log:  log,
-		// Pebble charges every memtable, mutable or waiting to flush,
-		// against the block cache (Cache.Reserve). Two full memtables are
-		// the steady state under writes; without room for them a 128 MiB
-		// cache beside 64 MiB memtables held no blocks at all, and every
-		// read of a flushed key went to disk.
-		cache: pebble.NewCache(opts.CacheSize + 2*int64(opts.MemTableSize)),
-		rows:  newRowCache(opts.RowCacheSize),
-		stop:  make(chan struct{}),
-		gate:  newGate(),
+		stop: make(chan struct{}),
+		gate: newGate(),
 	}
-	if opts.Sync == SyncAlways {
-		s.wo = pebble.Sync
-	} else {
-		s.wo = pebble.NoSync
-	}
-
-	var lower func()
-	if opts.LowPriorityBackground {
-		lower = s.lowerBackgroundJob
-	}
-	po := &pebble.Options{
-		FS:    fs,
-		Cache: s.cache,
-		// Writes that arrive while a memtable flushes fill the next one; up
-		// to three queued behind the mutable one absorb a burst on a slow
-		// disk before Pebble stalls writers. NoSync commits (SyncPeriodic,
-		// expiry) leave the WAL unsynced; syncLoop bounds the window.
-		MemTableSize:                opts.MemTableSize,
-		MemTableStopWritesThreshold: 4,
-		// New stores get the newest on-disk format; existing ones are
-		// ratcheted up on open.
-		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             pebbleLogger{log: log.With("pebble", true)},
-		EventListener:      eventListener(log, lower),
-	}
-	// Every write reads the key first (apply-if-newer), and most SETs of
-	// new keys find nothing: a Bloom filter per table lets those reads skip
-	// the tables that cannot hold the key, as RocksDB-based stores do.
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	if !opts.InMemory {
-		// Disk health checks turn a hung disk into DiskSlow events.
-		po.WithFSDefaults()
-	}
-	db, err := pebble.Open(dir, po)
+	eng, err := newEngine(&s.opts, &s.counters)
 	if err != nil {
-		s.cache.Unref()
-		return nil, fmt.Errorf("storage: open pebble at %q: %w", dir, err)
-	}
-	s.db = db
-
-	n, err := s.countRecords()
-	if err != nil {
-		_ = db.Close()
-		s.cache.Unref()
 		return nil, err
 	}
+	s.eng = eng
+	n := eng.count()
 	s.count.Store(n)
 
 	if opts.Registerer != nil {
 		s.collector = newCollector(s)
 		if err := opts.Registerer.Register(s.collector); err != nil {
-			_ = db.Close()
-			s.cache.Unref()
+			_ = eng.close()
 			return nil, fmt.Errorf("storage: register metrics: %w", err)
 		}
 	}
@@ -286,63 +306,23 @@ func Open(opts Options) (*Store, error) {
 	if opts.Sync == SyncPeriodic {
 		s.wg.Go(s.syncLoop)
 	}
-	log.Info("storage opened", "dir", dir, "in_memory", opts.InMemory, "sync", opts.Sync.String(), "records", n)
+	if opts.MaxMemory > 0 {
+		s.memUsed.Store(eng.memoryUsed())
+		s.wg.Go(s.memoryLoop)
+	}
+	if me, ok := eng.(*memEngine); ok {
+		s.wg.Go(func() { me.compactLoop(s.stop) })
+	}
+	log.Info("storage opened", "engine", opts.Engine, "dir", opts.Dir, "in_memory", opts.InMemory,
+		"sync", opts.Sync.String(), "records", n)
 	return s, nil
 }
 
-// countRecords scans the record keyspace once; Open uses it to seed the
-// counter that ApproxCount reads in O(1) afterwards. The same scan fills the
-// row cache while every record fits in it, so that a store that fits starts
-// with a complete cache (see rowCache) after a restart as well.
-func (s *Store) countRecords() (int64, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{prefixRecord},
-		UpperBound: prefixEnd(prefixRecord),
-	})
-	if err != nil {
-		return 0, fmt.Errorf("storage: count records: %w", err)
-	}
-	if s.rows != nil {
-		s.rows.complete.Store(true)
-	}
-	var n int64
-	for valid := it.First(); valid; valid = it.Next() {
-		n++
-		if s.rows.absent() && !s.preload(it) {
-			s.rows.complete.Store(false)
-		}
-	}
-	if err := it.Close(); err != nil {
-		return 0, fmt.Errorf("storage: count records: %w", err)
-	}
-	return n, nil
-}
+// Engine returns the name of the engine the store runs on.
+func (s *Store) Engine() string { return s.opts.Engine }
 
-// preload puts the iterator's record in the row cache, as readRecord would
-// have returned it. A record that does not parse is left to fail the reads
-// that reach it, which then need Pebble: preload reports false.
-func (s *Store) preload(it *pebble.Iterator) bool {
-	token, _, err := parseRecordKey(it.Key())
-	if err != nil {
-		return false
-	}
-	v, err := it.ValueAndErr()
-	if err != nil {
-		return false
-	}
-	rec, err := record.Decode(v)
-	if err != nil {
-		return false
-	}
-	if rec.Tombstone {
-		rec.Value = nil
-	}
-	s.rows.put(token, it.Key(), &rec)
-	return true
-}
-
-// acquire admits a call that touches db; it must be paired with release when
-// it returns nil.
+// acquire admits a call that touches the engine; it must be paired with
+// release when it returns nil.
 func (s *Store) acquire() error {
 	if !s.gate.enter() {
 		return ErrClosed
@@ -358,71 +338,54 @@ func (s *Store) keyLock(token uint64) *sync.Mutex {
 
 // Prefetch warms the CPU cache for reads or applies of keys that are about to
 // follow, as the GETs or SETs of one pipeline do: it overlaps the cache
-// misses of their row-cache lookups, which one Get or Apply after another
-// take in turn. It changes nothing and may be skipped; it is worth calling
-// for a handful of keys or more.
+// misses of their lookups, which one Get or Apply after another take in
+// turn. It changes nothing and may be skipped; it is worth calling for a
+// handful of keys or more.
 func (s *Store) Prefetch(keys [][]byte) {
-	if len(keys) > 1 {
-		s.rows.prefetch(keys)
+	if len(keys) > 1 && !s.gate.closing() {
+		s.eng.prefetch(keys)
 	}
 }
 
 // Get returns key's stored record, tombstones and expired records included:
 // callers resolve them with rec.Live(now), so that read resolution and repair
 // still see the version that makes a key dead. The Value may be kept but never
-// modified: it can be shared with the row cache and other readers.
+// modified: it can be shared with a cache and other readers.
 func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
-	// A read that the row cache answers, hit or definite absence, touches no
-	// Pebble state, so it does not enter the gate: entering and leaving it are
-	// two atomic writes to one cache line that every core's calls share, 3.6%
-	// of a single node's CPU under a pipelined GET load.
-	if s.gate.closing() {
-		return record.Record{}, false, ErrClosed
-	}
 	token := ring.Token(key)
-	// On the stack: a read the row cache answers allocates nothing. Pebble
-	// gets a copy (readCached), since a key handed to it escapes.
-	var kb [64]byte
-	rk := appendRecordKey(kb[:0], token, key)
-	if rec, ok := s.rows.get(token, rk); ok {
-		return rec, true, nil
-	}
-	if s.rows.absent() {
-		return record.Record{}, false, nil
+	if pe, ok := s.eng.(*pebbleEngine); ok {
+		return s.getPebble(pe, token, key)
 	}
 	if err := s.acquire(); err != nil {
 		return record.Record{}, false, err
 	}
 	defer s.release()
-	if s.rows == nil {
-		return s.readRecord(bytes.Clone(rk))
-	}
-	mu := s.keyLock(token)
-	mu.Lock()
-	defer mu.Unlock()
-	return s.readCached(token, rk)
+	return s.eng.get(token, key)
 }
 
-// readRecord reads and copies the record at Pebble key rk; the caller must hold
-// an acquire.
-func (s *Store) readRecord(rk []byte) (record.Record, bool, error) {
-	buf, closer, err := s.db.Get(rk)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return record.Record{}, false, nil
+// getPebble is Get on the Pebble engine. A read that the row cache answers,
+// hit or definite absence, touches no Pebble state, so it does not enter
+// the gate: entering and leaving it are two atomic writes to one cache line
+// that every core's calls share, 3.6% of a single node's CPU under a
+// pipelined GET load. (The memory engine's index is unmapped at Close, so
+// its reads always enter.)
+func (s *Store) getPebble(pe *pebbleEngine, token uint64, key []byte) (record.Record, bool, error) {
+	if s.gate.closing() {
+		return record.Record{}, false, ErrClosed
 	}
-	if err != nil {
-		return record.Record{}, false, fmt.Errorf("storage: get: %w", err)
+	if rec, found, done := pe.cached(token, key); done {
+		return rec, found, nil
 	}
-	defer closer.Close()
-	rec, err := record.Decode(buf)
-	if err != nil {
-		return record.Record{}, false, fmt.Errorf("%w: record %q: %w", ErrCorrupt, rk, err)
+	if err := s.acquire(); err != nil {
+		return record.Record{}, false, err
 	}
-	rec = rec.Clone()
-	if rec.Tombstone {
-		rec.Value = nil
+	defer s.release()
+	if pe.rows != nil {
+		mu := s.keyLock(token)
+		mu.Lock()
+		defer mu.Unlock()
 	}
-	return rec, true, nil
+	return pe.get(token, key)
 }
 
 // deadline returns when rec must next change by itself (0 for never): a live
@@ -430,23 +393,31 @@ func (s *Store) readRecord(rk []byte) (record.Record, bool, error) {
 // GCGrace. See the package comment for why the death time is the later of the
 // write and the expiry.
 func (s *Store) deadline(rec *record.Record) int64 {
+	return deadlineOf(rec, s.opts.GCGrace.Milliseconds())
+}
+
+// deadlineOf is Store.deadline with the grace in ms. The engines call it
+// directly: a pointer handed to a function value escapes, and cost each
+// write an allocation.
+func deadlineOf(rec *record.Record, graceMS int64) int64 {
 	if !rec.Tombstone {
 		return rec.ExpireAt
 	}
 	death := max(rec.Version.TS.Physical(), rec.ExpireAt)
-	return death + s.opts.GCGrace.Milliseconds()
+	return death + graceMS
 }
 
 // Apply stores rec for key if it wins over the stored record under
 // record.Compare (or nothing is stored). It is atomic per key. With SyncAlways
-// it returns after the write is fsynced.
+// it returns after the write is fsynced, and no reader sees it before.
 //
 // A dead record (tombstone, or a value already past ExpireAt) is stored as a
 // tombstone with the same version, so that it keeps beating older copies of the
 // key until GC; if it is already past its GC deadline and nothing is stored,
 // it is dropped instead (see ApplyResult.Applied).
 func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
-	if err := s.check(key, &rec); err != nil {
+	now := s.opts.Clock.Now().UnixMilli()
+	if err := s.check(key, &rec, now); err != nil {
 		return ApplyResult{}, err
 	}
 	if err := s.acquire(); err != nil {
@@ -454,15 +425,12 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	}
 	defer s.release()
 
-	now := s.opts.Clock.Now().UnixMilli()
 	token := ring.Token(key)
-	var kb [64]byte // see Get
-	rk := appendRecordKey(kb[:0], token, key)
 	mu := s.keyLock(token)
 	mu.Lock()
 	defer mu.Unlock()
 
-	prev, found, err := s.readCached(token, rk)
+	prev, found, err := s.eng.read(token, key)
 	if err != nil {
 		return ApplyResult{}, err
 	}
@@ -470,28 +438,33 @@ func (s *Store) Apply(key []byte, rec record.Record) (ApplyResult, error) {
 	if !s.admit(&rec, &prev, found, now) {
 		return res, nil
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := s.stage(b, token, rk, key, &rec, &prev, found); err != nil {
-		return ApplyResult{}, err
-	}
+	cs := [1]change{{token: token, key: key, rec: &rec, prev: &prev, found: found}}
 	s.beginNotify()
 	defer s.endNotify()
-	if err := b.Commit(s.wo); err != nil {
-		return ApplyResult{}, fmt.Errorf("storage: apply: %w", err)
+	if err := s.write(cs[:], true); err != nil {
+		return ApplyResult{}, err
 	}
-	s.applied(token, rk, key, &rec, &prev, found)
+	s.applied(token, key, &rec, &prev, found)
 	res.Applied = true
 	return res, nil
 }
 
-// check refuses a write that is invalid or that Options.Guard turns away.
-func (s *Store) check(key []byte, rec *record.Record) error {
+// check refuses a write that is invalid, that Options.Guard turns away, or
+// that adds data past Options.MaxMemory.
+func (s *Store) check(key []byte, rec *record.Record, now int64) error {
 	if err := validWrite(key, rec); err != nil {
 		return err
 	}
-	if s.opts.Guard != nil {
-		return s.opts.Guard(key, rec)
+	if g := s.opts.Guard; g != nil {
+		if err := g(Guarded{TS: rec.Version.TS, Tombstone: rec.Tombstone, Bytes: len(key) + len(rec.Value)}); err != nil {
+			return err
+		}
+	}
+	if s.opts.MaxMemory > 0 && rec.Live(now) && s.memUsed.Load() > s.opts.MaxMemory {
+		// Deletes (and writes already dead, stored as tombstones) still
+		// pass: they are how an operator makes room.
+		s.counters.oomRefused.Add(1)
+		return ErrOutOfMemory
 	}
 	return nil
 }
@@ -530,35 +503,9 @@ func (s *Store) admit(rec, prev *record.Record, found bool, now int64) bool {
 	return true
 }
 
-// stage adds to b the write of an admitted rec over prev and its
-// deadline-index changes. The caller holds rk's key lock until the batch
-// commits.
-func (s *Store) stage(b *pebble.Batch, token uint64, rk, key []byte, rec, prev *record.Record, found bool) error {
-	newDeadline := s.deadline(rec)
-	// Encoded in place in the batch: no key or value to allocate and copy.
-	op := b.SetDeferred(len(rk), rec.EncodedLen())
-	copy(op.Key, rk)
-	if enc := rec.AppendEncode(op.Value[:0]); len(enc) != len(op.Value) {
-		// EncodedLen and AppendEncode disagree: the batch would hold a
-		// torn record.
-		return fmt.Errorf("storage: apply: record encodes to %d bytes, %d reserved", len(enc), len(op.Value))
-	}
-	_ = op.Finish()
-	if found {
-		if old := s.deadline(prev); old != 0 && old != newDeadline {
-			_ = b.Delete(deadlineKey(old, token, key), nil)
-		}
-	}
-	if newDeadline != 0 {
-		_ = b.Set(deadlineKey(newDeadline, token, key), nil, nil)
-	}
-	return nil
-}
-
-// applied does what follows the commit of a write that stage added: the row
-// cache, the counters and the OnApply hook, inside beginNotify.
-func (s *Store) applied(token uint64, rk, key []byte, rec, prev *record.Record, found bool) {
-	s.cacheWrite(token, rk, rec)
+// applied does what follows the write of an admitted change: the counters
+// and the OnApply hook, inside beginNotify.
+func (s *Store) applied(token uint64, key []byte, rec, prev *record.Record, found bool) {
 	s.counters.applies.Add(1)
 	if !found {
 		s.count.Add(1)
@@ -606,43 +553,11 @@ func (s *Store) ScanRange(from, to uint64, fn func(token uint64, key []byte, rec
 	}
 	defer s.release()
 
-	upper := prefixEnd(prefixRecord)
-	if to != 0 {
-		upper = recordBound(to)
-	}
-	// The snapshot is taken while no change is between its commit and its
-	// OnApply call, so it holds exactly the changes OnApply has reported:
-	// what the anti-entropy tree's rebuild needs to merge a scan with the
-	// updates that race it.
-	s.snapshotMu.Lock()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: recordBound(from), UpperBound: upper})
-	s.snapshotMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("storage: scan: %w", err)
-	}
-	err = func() error {
-		for valid := it.First(); valid; valid = it.Next() {
-			token, key, err := parseRecordKey(it.Key())
-			if err != nil {
-				return err
-			}
-			v, err := it.ValueAndErr()
-			if err != nil {
-				return fmt.Errorf("storage: scan: %w", err)
-			}
-			rec, err := record.Decode(v)
-			if err != nil {
-				return fmt.Errorf("%w: record %q: %w", ErrCorrupt, it.Key(), err)
-			}
-			if err := fn(token, key, &rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	}()
-	if cerr := it.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("storage: scan: %w", cerr)
-	}
+	// The snapshot (each of the engine's consistent views) is taken while
+	// no change is between its commit and its OnApply call, so it holds
+	// exactly the changes OnApply has reported: what the anti-entropy
+	// tree's rebuild needs to merge a scan with the updates that race it.
+	err := s.eng.scan(from, to, &s.snapshotMu, fn)
 	if errors.Is(err, ErrStop) {
 		return nil
 	}
@@ -654,23 +569,36 @@ func (s *Store) ScanRange(from, to uint64, fn func(token uint64, key []byte, rec
 // callers read it without any lock while writes land.
 func (s *Store) ApproxCount() int64 { return s.count.Load() }
 
-// Flush fsyncs the WAL now, making every write applied so far durable.
+// Flush fsyncs the log now, making every write applied so far durable.
 func (s *Store) Flush() error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
 	defer s.release()
-	return s.syncWAL()
+	return s.eng.flush()
 }
 
-// syncWAL fsyncs the WAL. An empty LogData record is the cheapest write
-// that makes Pebble sync everything before it, and it joins concurrent
-// commits' syncs.
-func (s *Store) syncWAL() error {
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
-		return fmt.Errorf("storage: sync: %w", err)
+// memoryCheckInterval bounds how long writes may go on past MaxMemory
+// before they are refused: at 1M writes/s of 100 bytes, 10 ms is about a
+// megabyte.
+const memoryCheckInterval = 10 * time.Millisecond
+
+// memoryLoop refreshes memUsed for MaxMemory's check.
+func (s *Store) memoryLoop() {
+	t := time.NewTicker(memoryCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		if s.acquire() != nil {
+			return
+		}
+		s.memUsed.Store(s.eng.memoryUsed())
+		s.release()
 	}
-	return nil
 }
 
 // syncLoop is SyncPeriodic's fsync ticker.
@@ -690,10 +618,11 @@ func (s *Store) syncLoop() {
 	}
 }
 
-// Metrics returns a snapshot of the store's counters and Pebble's state.
-// After Close the Pebble figures are zero.
+// Metrics returns a snapshot of the store's counters and the engine's
+// state. After Close the engine's figures are zero.
 func (s *Store) Metrics() Metrics {
 	m := Metrics{
+		Engine:            s.opts.Engine,
 		Records:           s.count.Load(),
 		Applies:           s.counters.applies.Load(),
 		StaleApplies:      s.counters.staleApplies.Load(),
@@ -702,36 +631,24 @@ func (s *Store) Metrics() Metrics {
 		GCPurged:          s.counters.gcPurged.Load(),
 		StaleIndexEntries: s.counters.staleIndex.Load(),
 		SyncErrors:        s.counters.syncErrors.Load(),
+		OOMRefused:        s.counters.oomRefused.Load(),
+		MaxMemoryBytes:    s.opts.MaxMemory,
 
 		BackgroundJobsLowered: s.counters.bgLowered.Load(),
 		BackgroundLowerErrors: s.counters.bgLowerErrors.Load(),
-	}
-	if s.rows != nil {
-		m.RowCacheComplete = s.rows.complete.Load()
-		m.RowCacheHits, m.RowCacheMisses = s.rows.hitsMisses()
-		m.RowCacheEvictions = s.rows.evictions.Load()
 	}
 	if err := s.acquire(); err != nil {
 		return m
 	}
 	defer s.release()
-	pm := s.db.Metrics()
-	m.DiskUsageBytes = pm.DiskSpaceUsage()
-	m.MemTableBytes = pm.MemTable.Size
-	m.BlockCacheBytes = pm.BlockCache.Size
-	m.BlockCacheHits = pm.BlockCache.Hits
-	m.BlockCacheMisses = pm.BlockCache.Misses
-	m.Flushes = pm.Flush.Count
-	m.Compactions = pm.Compact.Count
-	m.CompactionDebt = pm.Compact.EstimatedDebt
-	m.ReadAmp = pm.ReadAmp()
+	s.eng.metrics(&m)
 	return m
 }
 
-// Close waits for calls in flight, stops the background goroutines, fsyncs
-// the WAL and closes Pebble. Calls made afterwards, and a second Close, return
-// ErrClosed. It must not be called from an OnApply hook or an iteration
-// callback.
+// Close waits for calls in flight, stops the background goroutines, makes
+// every write durable and closes the engine. Calls made afterwards, and a
+// second Close, return ErrClosed. It must not be called from an OnApply hook
+// or an iteration callback.
 func (s *Store) Close() error {
 	if !s.gate.close() {
 		return ErrClosed
@@ -742,13 +659,18 @@ func (s *Store) Close() error {
 	if s.collector != nil {
 		s.opts.Registerer.Unregister(s.collector)
 	}
-
-	// No call is in flight and none can start, so db is ours alone.
-	err := s.syncWAL()
-	if cerr := s.db.Close(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("storage: close pebble: %w", cerr))
-	}
-	s.cache.Unref()
+	// No call is in flight and none can start: the engine is ours alone.
+	err := s.eng.close()
 	s.log.Info("storage closed")
 	return err
+}
+
+// Salvaged reports what the memory engine's log set aside at Open with
+// Options.Salvage: the corrupt files renamed, and where their valid
+// entries ended. It is empty for a clean log and for the Pebble engine.
+func (s *Store) Salvaged() []applog.SalvageReport {
+	if me, ok := s.eng.(*memEngine); ok {
+		return me.salvaged()
+	}
+	return nil
 }

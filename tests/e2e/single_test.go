@@ -136,9 +136,15 @@ func TestSingleNodeRF1PipelinesKeepPerKeyOrder(t *testing.T) {
 }
 
 // With --sync always, every write acknowledged before a kill -9 is there after
-// the restart.
+// the restart, on both storage engines.
 func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
-	n := newNode(t, "crash", "--sync", "always")
+	for _, engine := range []string{"memory", "pebble"} {
+		t.Run(engine, func(t *testing.T) { crashKeepsAcknowledgedWrites(t, engine) })
+	}
+}
+
+func crashKeepsAcknowledgedWrites(t *testing.T, engine string) {
+	n := newNode(t, "crash", "--sync", "always", "--engine", engine)
 	n.start()
 	c := n.redis(func(o *redis.Options) { o.PoolSize = 16 })
 	var mu sync.Mutex

@@ -16,58 +16,64 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Issue 29 case 6: `ringkv server --in-memory` without --data-dir starts,
-// serves, and leaves no directory behind.
+// Issue 29 case 6: `ringkv server --in-memory` without --data-dir (it
+// failed with "open ringkv-data/LOCK") starts with either engine, serves,
+// stops cleanly on SIGTERM, and leaves nothing in its working directory.
 func TestInMemoryNeedsNoDataDir(t *testing.T) {
-	cwd := t.TempDir()
-	client, httpAddr := freePort(t), freePort(t)
-	cmd := exec.Command(binary, "server", "--in-memory", "--node-id", "m1",
-		"--client-addr", client, "--http-addr", httpAddr,
-		"--peer-addr", freePort(t), "--gossip-addr", freePort(t))
-	cmd.Dir = cwd
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
-	checkFor(t, 60*time.Second, func() error {
-		select {
-		case <-done:
-			t.Fatalf("exited (%v):\n%s", waitErr, out.String())
-		default:
-		}
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %s", resp.Status)
-		}
-		return nil
-	})
-	c := redis.NewClient(&redis.Options{Addr: client})
-	defer c.Close()
-	if err := c.Set(t.Context(), "k", "v", 0).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if v, err := c.Get(t.Context(), "k").Result(); err != nil || v != "v" {
-		t.Fatalf("GET k = %q %v", v, err)
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	<-done
-	if waitErr != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, out.String())
-	}
-	if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
-		t.Fatalf("an in-memory node left %v in its working directory", entries)
+	for _, engine := range engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			cwd := t.TempDir()
+			client, httpAddr := freePort(t), freePort(t)
+			args := append([]string{"server", "--in-memory", "--node-id", "m1",
+				"--client-addr", client, "--http-addr", httpAddr,
+				"--peer-addr", freePort(t), "--gossip-addr", freePort(t)}, engineArgs(engine)...)
+			cmd := exec.Command(binary, args...)
+			cmd.Dir = cwd
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			var waitErr error
+			go func() { waitErr = cmd.Wait(); close(done) }()
+			t.Cleanup(func() {
+				cmd.Process.Kill()
+				<-done
+			})
+			checkFor(t, 60*time.Second, func() error {
+				select {
+				case <-done:
+					t.Fatalf("exited (%v):\n%s", waitErr, out.String())
+				default:
+				}
+				resp, err := http.Get("http://" + httpAddr + "/readyz")
+				if err != nil {
+					return err
+				}
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("readyz %s", resp.Status)
+				}
+				return nil
+			})
+			c := redis.NewClient(&redis.Options{Addr: client})
+			defer c.Close()
+			if err := c.Set(t.Context(), "k", "v", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := c.Get(t.Context(), "k").Result(); err != nil || v != "v" {
+				t.Fatalf("GET k = %q %v", v, err)
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			<-done
+			if waitErr != nil {
+				t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, out.String())
+			}
+			if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
+				t.Fatalf("an in-memory node left %v in its working directory", entries)
+			}
+		})
 	}
 }
 

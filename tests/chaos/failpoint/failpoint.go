@@ -121,6 +121,23 @@ var ClockSkew = Failpoint{Name: "clock-skew", Inject: func(ctx context.Context, 
 	return fmt.Sprintf("skew n%d by %v", i+1, d), func(ctx context.Context) error { return c.SkewClock(ctx, i, 0) }, c.SkewClock(ctx, i, d)
 }}
 
+// ClockJumps are the jumps ClockJump draws from, all far beyond the servers'
+// --max-clock-skew (500ms by default): the short one comes back while
+// versions stamped during the jump are still in the future, the long one
+// outlasts any run.
+var ClockJumps = []time.Duration{10 * time.Second, time.Minute, time.Hour}
+
+// ClockJump moves one node's clock far ahead, as a bad NTP step or a VM
+// restored from a snapshot would: beyond the guard, so the other replicas
+// refuse what it stamps. Until its clock check notices, writes through it
+// are not acknowledged; then it refuses them, and no read may return what it
+// stamped meanwhile nor hide a write made through a healthy node (issue 29).
+var ClockJump = Failpoint{Name: "clock-jump", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
+	i := pick(c, rnd)
+	d := ClockJumps[rnd.IntN(len(ClockJumps))]
+	return fmt.Sprintf("jump n%d's clock %v ahead", i+1, d), func(ctx context.Context) error { return c.SkewClock(ctx, i, 0) }, c.SkewClock(ctx, i, d)
+}}
+
 // Join starts a new node during load and holds the fault until the node has
 // streamed its ranges and is normal everywhere; the heal does nothing. With
 // MaxMembers already in the ring it decommissions one instead, so a run's
@@ -174,7 +191,9 @@ func noHeal(context.Context) error { return nil }
 
 // Steady is every fault that keeps the membership: what a cluster that cannot
 // join or decommission (the in-process simulation) runs.
-func Steady() []Failpoint { return []Failpoint{Kill, Isolate, Majority, OneWay, Pause, ClockSkew} }
+func Steady() []Failpoint {
+	return []Failpoint{Kill, Isolate, Majority, OneWay, Pause, ClockSkew, ClockJump}
+}
 
 // All is every fault the suite knows: Steady, a full disk, then join and
 // decommission, in that order, so a run that injects each fault once grows

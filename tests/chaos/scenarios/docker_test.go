@@ -413,14 +413,15 @@ func (c *dockerCluster) Del(ctx context.Context, node int, key, level string) er
 }
 
 // Classify reads the server's error prefixes: UNAVAILABLE was not attempted,
-// nor was LOADING (a node restoring after a salvage), and "ERR disk full" was
+// nor was LOADING (a node restoring after a salvage), nor "ERR clock skew:"
+// (a node whose clock is off refuses before sending), and "ERR disk full" was
 // refused by every replica it reached; TIMEOUT, and any connection failure
 // after the command may have been sent, may have been applied. A refused dial
 // sent nothing.
 func (c *dockerCluster) Classify(err error) traffic.Outcome {
 	var rerr redis.Error
 	if errors.As(err, &rerr) {
-		for _, p := range []string{"UNAVAILABLE", "LOADING", "ERR disk full"} {
+		for _, p := range []string{"UNAVAILABLE", "LOADING", "ERR disk full", "ERR clock skew:"} {
 			if strings.HasPrefix(rerr.Error(), p) {
 				return traffic.Failed
 			}

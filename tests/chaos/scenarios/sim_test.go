@@ -65,6 +65,8 @@ func (t *simTopo) isUp(id string) bool {
 type simNode struct {
 	id    string
 	wall  *clock.Offset
+	guard *clock.Guard
+	check *replication.ClockCheck
 	store *storage.Store
 	coord *replication.Coordinator
 	hints *handoff.Queue
@@ -96,6 +98,9 @@ func (n *simNode) gate(ctx context.Context) error {
 	return nil
 }
 
+// simMaxSkew is the nodes' --max-clock-skew, the server's default.
+const simMaxSkew = 500 * time.Millisecond
+
 type simCluster struct {
 	net   *transport.MemNetwork
 	nodes []*simNode
@@ -117,7 +122,10 @@ func newSimCluster(t *testing.T, n int, seed uint64) *simCluster {
 	for i := range n {
 		id := fmt.Sprintf("n%d", i+1)
 		nd := &simNode{id: id, wall: clock.NewOffset(clock.System{}, 0), topo: &simTopo{reps: slices.Clone(reps)}}
-		st, err := storage.Open(storage.Options{Dir: id, InMemory: true, Clock: nd.wall, Logger: slog.New(slog.DiscardHandler)})
+		// The clock guard and check, wired as the server wires them.
+		nd.guard = clock.NewGuard(nd.wall, simMaxSkew)
+		st, err := storage.Open(storage.Options{Dir: id, InMemory: true, Clock: nd.wall, Logger: slog.New(slog.DiscardHandler),
+			Guard: func(w storage.Guarded) error { return nd.guard.Check(w.TS) }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +149,16 @@ func newSimCluster(t *testing.T, n int, seed uint64) *simCluster {
 		cfg.NodeID = id
 		cfg.RequestTimeout = 300 * time.Millisecond
 		cfg.Registerer = prometheus.NewRegistry()
-		nd.coord = replication.New(cfg, clock.NewHLC(nd.wall, 500*time.Millisecond), st, tr, nd.topo, q)
+		cfg.Guard = nd.guard
+		nd.coord = replication.New(cfg, clock.NewHLC(nd.wall, simMaxSkew), st, tr, nd.topo, q)
+		// Rounds faster than the server's 1s: a simulated fault is held
+		// for a second.
+		nd.check, err = replication.NewClockCheck(replication.ClockCheckConfig{
+			Interval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
+		}, nd.coord)
+		if err != nil {
+			t.Fatal(err)
+		}
 		q.Start()
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -149,6 +166,15 @@ func newSimCluster(t *testing.T, n int, seed uint64) *simCluster {
 			q.Shutdown(ctx)
 		})
 		c.nodes = append(c.nodes, nd)
+	}
+	// Once every node serves: a round reads every peer's clock.
+	for _, nd := range c.nodes {
+		nd.check.Start()
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			nd.check.Shutdown(ctx)
+		})
 	}
 	return c
 }
@@ -303,11 +329,15 @@ func (c *simCluster) Del(ctx context.Context, node int, key, level string) error
 	return err
 }
 
-// Classify follows the coordinator's contract: UNAVAILABLE was not attempted,
-// everything else that failed may have been applied.
+// Classify follows the coordinator's contract: UNAVAILABLE and a refusal
+// for the clock were not attempted, everything else that failed may have
+// been applied.
 func (c *simCluster) Classify(err error) traffic.Outcome {
 	if errors.Is(err, replication.ErrUnavailable) {
 		return traffic.Failed
+	}
+	if errors.Is(err, clock.ErrSkewed) {
+		return traffic.Failed // refused for the node's clock before anything was sent
 	}
 	if err != nil && err.Error() == "sim: connection refused" {
 		return traffic.Failed // the coordinator process is down: nothing was sent
