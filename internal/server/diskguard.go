@@ -105,14 +105,6 @@ func (s *Server) diskReady() error {
 	return nil
 }
 
-// diskAlarms lists what `ringkv status` shows about the data disk.
-func (s *Server) diskAlarms() []string {
-	if err := s.diskReady(); err != nil {
-		return []string{err.Error()}
-	}
-	return nil
-}
-
 // handleDiskReserve (debug endpoints only) sets the disk reserve to
 // ?bytes=N, 0 restoring the configured one: the fault suite makes a node's
 // disk full by raising it past the free space, since it cannot fill a
