@@ -67,7 +67,11 @@ func (p tablePrinter) ClusterStatus(s httpapi.ClusterStatus) error {
 	if s.Ready != "" { // absent from nodes older than the field
 		fmt.Fprintf(p.w, "   readiness: %s", s.Ready)
 	}
-	fmt.Fprint(p.w, "\n\n")
+	fmt.Fprintln(p.w)
+	for _, a := range s.Alarms {
+		fmt.Fprintf(p.w, "ALARM on %s: %s\n", dash(s.Self), a)
+	}
+	fmt.Fprintln(p.w)
 
 	nodes := slices.SortedFunc(slices.Values(s.Nodes), func(a, b httpapi.NodeStatus) int { return cmp.Compare(a.ID, b.ID) })
 	rows := make([][]string, 0, len(nodes))

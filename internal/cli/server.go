@@ -65,9 +65,19 @@ func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger, e *e
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	if err := n.Start(); err != nil {
-		// Start may fail after opening storage or a listener; release them.
-		return errors.Join(fmt.Errorf("server: start: %w", err), shutdown(ctx, n, cfg.ShutdownTimeout))
+	// Start runs apart so that a signal is heard while it runs: opening the
+	// store can take long (a large log to replay) or never end (an engine
+	// retrying a flush on a full disk), and SIGTERM must always work.
+	started := make(chan error, 1)
+	go func() { started <- n.Start() }()
+	select {
+	case err := <-started:
+		if err != nil {
+			// Start may fail after opening storage or a listener; release them.
+			return errors.Join(fmt.Errorf("server: start: %w", err), shutdown(ctx, n, cfg.ShutdownTimeout))
+		}
+	case <-ctx.Done():
+		return abandonStart(ctx, n, cfg, logger, started)
 	}
 	a := n.Addrs()
 	logger.Info("ringkv node started", "node", cfg.NodeID, "version", Version,
@@ -80,6 +90,32 @@ func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger, e *e
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// startGrace is how long a signal received during Start waits for it to end
+// before the process leaves without it (a variable for tests).
+var startGrace = 5 * time.Second
+
+// abandonStart handles a signal that came while n was starting: a start that
+// ends within startGrace is shut down as usual; one that does not is left,
+// and the process exits. Nothing is lost by that: no client was served yet,
+// and what storage recovered is still on disk.
+func abandonStart(ctx context.Context, n node, cfg config.Config, logger *slog.Logger, started <-chan error) error {
+	logger.Warn("signal received while starting; stopping", "grace", startGrace)
+	select {
+	case err := <-started:
+		if err != nil {
+			return errors.Join(fmt.Errorf("server: start: %w", err), shutdown(ctx, n, cfg.ShutdownTimeout))
+		}
+		if err := shutdown(ctx, n, cfg.ShutdownTimeout); err != nil {
+			return err
+		}
+		logger.Info("stopped")
+		return nil
+	case <-time.After(startGrace):
+		return fmt.Errorf("server: interrupted while starting: the start did not finish within %v of the signal "+
+			"(a storage open that cannot complete, e.g. on a full disk); exiting without it", startGrace)
+	}
 }
 
 // shutdown stops n within timeout. It detaches from ctx, which is usually the

@@ -82,7 +82,13 @@ type Config struct {
 	InitialCluster []string `flag:"initial-cluster"`
 	Zone           string   `flag:"zone"`
 
-	Sync    SyncMode      `flag:"sync"`
+	Sync SyncMode `flag:"sync"`
+	// DiskReserve is the free space below which the data disk counts as
+	// full and writes are refused; 0 picks it from the disk's size.
+	DiskReserve int64 `flag:"disk-reserve"`
+	// Salvage starts a node whose log is corrupt: the corrupt file is set
+	// aside and the node stays not ready until a repair from its replicas.
+	Salvage bool          `flag:"salvage"`
 	GCGrace time.Duration `flag:"gc-grace"`
 
 	Engine    string `flag:"engine"`
@@ -157,6 +163,13 @@ func Default() Config {
 		InitialCluster: nil,
 		// No zone: replicas are placed by ring order alone.
 		Zone: "",
+		// 0: min(256 MiB, 5% of the data filesystem), at least 1 MiB. Enough
+		// for the engine to finish an append, a flush or a rewrite it began,
+		// and small enough not to waste a small disk (diskspace package).
+		DiskReserve: 0,
+		// Off: salvaging drops the corrupt file's records from this replica,
+		// which the operator must choose knowingly (docs/operations.md).
+		Salvage: false,
 		// Replication covers the 100 ms between fsyncs, as Cassandra's and
 		// Redis' defaults do; fsync per write costs an order of magnitude.
 		Sync: SyncPeriodic,
@@ -307,6 +320,9 @@ func (c *Config) Validate() error {
 
 	if c.Sync != SyncAlways && c.Sync != SyncPeriodic {
 		bad("sync", "%q, want %s or %s", c.Sync, SyncAlways, SyncPeriodic)
+	}
+	if c.DiskReserve < 0 {
+		bad("disk-reserve", "%d, must not be negative (0 picks it from the disk's size)", c.DiskReserve)
 	}
 	if c.Engine != EngineMemory && c.Engine != EnginePebble {
 		bad("engine", "%q, want %s or %s", c.Engine, EngineMemory, EnginePebble)

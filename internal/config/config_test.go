@@ -173,7 +173,18 @@ func TestPrecedence(t *testing.T) {
 			c.Replicas, c.VNodes, c.Zone, c.Join = 3, 32, "file-zone", []string{"a:1", "b:2"}
 		}},
 		{"dashes become underscores", nil, map[string]string{"RINGKV_MAX_CLOCK_SKEW": "2s", "RINGKV_IN_MEMORY": "true", "RINGKV_MAX_VALUE_BYTES": "1MiB"}, func(c *Config) {
-			c.MaxClockSkew, c.InMemory, c.MaxValueBytes = 2*time.Second, true, 1<<20
+			c.MaxClockSkew, c.InMemory, c.MaxValueBytes, c.DataDir = 2*time.Second, true, 1<<20, ""
+		}},
+		// An in-memory node needs no directory: the default one is dropped,
+		// one given explicitly (it names the store) is kept.
+		{"in-memory drops the default data dir", []string{"--in-memory"}, nil, func(c *Config) {
+			c.InMemory, c.DataDir = true, ""
+		}},
+		{"in-memory keeps an explicit data dir", []string{"--in-memory", "--data-dir", "/srv/x"}, nil, func(c *Config) {
+			c.InMemory, c.DataDir = true, "/srv/x"
+		}},
+		{"disk reserve and salvage", []string{"--disk-reserve", "64MiB", "--salvage"}, nil, func(c *Config) {
+			c.DiskReserve, c.Salvage = 64<<20, true
 		}},
 		{"unrelated env ignored", nil, map[string]string{"RINGKV_HELP": "true", "REPLICAS": "1"}, func(*Config) {}},
 	} {
@@ -209,6 +220,8 @@ initial-cluster:
   - node-8=10.0.0.8:6003
 zone: eu-west-1a
 sync: always
+disk-reserve: 32MiB
+salvage: true
 gc-grace: 24h
 engine: pebble
 max-memory: 2gb
@@ -249,7 +262,7 @@ debug-endpoints: true
 		ClientAddr: "0.0.0.0:6000", HTTPAddr: "0.0.0.0:6001", PeerAddr: "10.0.0.7:6002", GossipAddr: "10.0.0.7:6003",
 		Join: []string{"10.0.0.1:6003", "10.0.0.2:6003"}, Zone: "eu-west-1a",
 		InitialCluster: []string{"node-7=10.0.0.7:6003", "node-8=10.0.0.8:6003"},
-		Sync:           SyncAlways, GCGrace: 24 * time.Hour, Engine: EnginePebble, MaxMemory: 2 << 30,
+		Sync:           SyncAlways, DiskReserve: 32 << 20, Salvage: true, GCGrace: 24 * time.Hour, Engine: EnginePebble, MaxMemory: 2 << 30,
 		MaxKeyBytes: 1024, MaxValueBytes: 4 << 20,
 		Replicas: 5, VNodes: 128, Consistency: replication.All, RequestTimeout: 1500 * time.Millisecond,
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,

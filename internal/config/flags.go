@@ -52,6 +52,8 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 	fs.StringVar(&c.Zone, "zone", c.Zone, "failure zone (rack, AZ); replicas spread across zones")
 
 	fs.StringVar((*string)(&c.Sync), "sync", string(c.Sync), "when to fsync: always (before each ack) or periodic (every 100ms)")
+	fs.Var(newBytesValue(&c.DiskReserve), "disk-reserve", "free space kept on the data disk; below it writes are refused until space is freed (bytes; KiB, MiB, GiB suffixes; 0: min(256MiB, 5% of the disk))")
+	fs.BoolVar(&c.Salvage, "salvage", c.Salvage, "start even if the storage log is corrupt: set the corrupt file aside and stay not ready until this node's ranges are repaired from their replicas")
 	fs.DurationVar(&c.GCGrace, "gc-grace", c.GCGrace, "how long tombstones are kept before they are purged")
 	fs.StringVar(&c.Engine, "engine", c.Engine, "storage engine: memory (all data in RAM, append-only log) or pebble (data larger than memory)")
 	fs.Var((*memoryValue)(&c.MaxMemory), "max-memory", "refuse writes of new data past this much memory, as Redis' maxmemory (0: no limit; 2gb, 512mb, 1GiB)")
@@ -144,6 +146,11 @@ func (c *Config) Load(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) 
 	})
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if c.InMemory && !fs.Changed("data-dir") {
+		// The default directory is for a durable node; an in-memory one
+		// writes nothing and must not need, or create, a directory.
+		c.DataDir = ""
 	}
 	return c.Validate()
 }

@@ -15,6 +15,10 @@ type ClusterStatus struct {
 	// Ready is the answering node's readiness: "ready", or why /readyz
 	// answers 503 (forming: waiting for n3, joining: 0% owned, removed ...).
 	Ready string `json:"ready"`
+	// Alarms are what is wrong with the answering node itself and keeps it
+	// from serving fully (a full disk, a restore after a salvage), each a
+	// sentence for an operator; absent when nothing is.
+	Alarms []string `json:"alarms,omitempty"`
 }
 
 // NodeStatus is one member as the answering node sees it.

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"syscall"
 
+	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/storage"
 )
@@ -20,6 +22,9 @@ const (
 	CodeUnavailable = "UNAVAILABLE"
 	CodeTimeout     = "TIMEOUT"
 	CodeInternal    = "INTERNAL"
+	// CodeDiskFull: a replica's disk is below its reserve; writes fail until
+	// an operator frees space, so retrying soon is pointless.
+	CodeDiskFull = "DISK_FULL"
 	// CodeOutOfMemory: the node holds more than its --max-memory and
 	// refuses writes of new data; deletes and reads still work.
 	CodeOutOfMemory = "OUT_OF_MEMORY"
@@ -53,11 +58,15 @@ var errorTable = [...]struct {
 	{errNotFound, http.StatusNotFound, CodeNotFound},
 	{errTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	{errNotReady, http.StatusServiceUnavailable, CodeUnavailable},
-	{replication.ErrNotMember, http.StatusServiceUnavailable, CodeUnavailable},
-	{replication.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
+	// A timeout before a full disk: a write some replica took is
+	// indeterminate, which the client must be told above all.
 	{replication.ErrTimeout, http.StatusGatewayTimeout, CodeTimeout},
 	{context.DeadlineExceeded, http.StatusGatewayTimeout, CodeTimeout},
+	{diskspace.ErrDiskFull, http.StatusInsufficientStorage, CodeDiskFull},
+	{syscall.ENOSPC, http.StatusInsufficientStorage, CodeDiskFull},
 	{storage.ErrOutOfMemory, http.StatusInsufficientStorage, CodeOutOfMemory},
+	{replication.ErrNotMember, http.StatusServiceUnavailable, CodeUnavailable},
+	{replication.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 }
 
 // classify returns the status and code for err.

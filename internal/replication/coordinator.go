@@ -338,7 +338,7 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 			pending--
 			if res.err != nil {
 				lastErr = res.err
-				if !transport.IsRemote(res.err) && !transport.NotSent(res.err) {
+				if !definite(res.err) {
 					mayHaveLanded = true
 				}
 				if acks+pending < need {
@@ -394,9 +394,9 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 		return prev, false, nil, fmt.Errorf("replication: %s write refused: %w", lvl, lastErr)
 	}
 	if acks > 0 || mayHaveLanded {
-		return prev, false, nil, fmt.Errorf("%w: %s write got %d of %d acks: %v", ErrTimeout, lvl, acks, need, lastErr)
+		return prev, false, nil, fmt.Errorf("%w: %s write got %d of %d acks: %w", ErrTimeout, lvl, acks, need, lastErr)
 	}
-	return prev, false, nil, fmt.Errorf("%w: %s write reached no replica: %v", ErrUnavailable, lvl, lastErr)
+	return prev, false, nil, fmt.Errorf("%w: %s write reached no replica: %w", ErrUnavailable, lvl, lastErr)
 }
 
 // fanOutState is what fanOut shares with its remote requests, which may

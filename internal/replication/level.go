@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/ringkv/ringkv/internal/transport"
 )
 
 // Level is a per-request consistency level.
@@ -77,4 +79,13 @@ type Mutation struct {
 	// ExpireAt is the absolute expiry in unix ms; 0 means never.
 	ExpireAt  int64
 	Tombstone bool
+}
+
+// definite reports whether a replica's write error means the write was not
+// applied there: the peer's own refusal, a request never sent, or a local
+// refusal that says so (a storage guard's error with a Refused method, such
+// as a full disk's). Anything else may have landed.
+func definite(err error) bool {
+	var r interface{ Refused() bool }
+	return transport.IsRemote(err) || transport.NotSent(err) || (errors.As(err, &r) && r.Refused())
 }

@@ -229,7 +229,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 					continue
 				}
 				op.lastErr = err
-				if !transport.IsRemote(err) && !transport.NotSent(err) {
+				if !definite(err) {
 					op.landed = true
 				}
 			}
@@ -254,9 +254,9 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		case op.err != nil:
 		case op.acks >= op.need:
 		case op.acks > 0 || op.landed:
-			op.err = fmt.Errorf("%w: %s write got %d of %d acks: %v", ErrTimeout, lvl, op.acks, op.need, op.lastErr)
+			op.err = fmt.Errorf("%w: %s write got %d of %d acks: %w", ErrTimeout, lvl, op.acks, op.need, op.lastErr)
 		default:
-			op.err = fmt.Errorf("%w: %s write reached no replica: %v", ErrUnavailable, lvl, op.lastErr)
+			op.err = fmt.Errorf("%w: %s write reached no replica: %w", ErrUnavailable, lvl, op.lastErr)
 		}
 		errs[i] = op.err
 		if op.err == nil && op.newer != nil && c.hlc.Update(op.newer.Version.TS) == nil {

@@ -22,6 +22,8 @@ type memBackend struct {
 	clock clock.Clock
 	// notAlone makes ReadsAlone false: GETs then leave the event loop.
 	notAlone atomic.Bool
+	// scanCount is the count the last Scan was asked for.
+	scanCount atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -115,6 +117,7 @@ func (b *memBackend) Put(ctx context.Context, key []byte, m replication.Mutation
 }
 
 func (b *memBackend) Scan(ctx context.Context, cursor uint64, count int, lvl replication.Level) ([][]byte, uint64, error) {
+	b.scanCount.Store(int64(count))
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.mu.err != nil {

@@ -70,6 +70,9 @@ func (c *conn) batchable(args [][]byte) bool {
 	if !c.authed || !c.s.cfg.ConcurrentPipeline {
 		return false
 	}
+	if l := c.s.cfg.Loading; l != nil && l() != nil {
+		return false // exec gives the LOADING reply
+	}
 	var set bool
 	switch {
 	case len(args) == 2 && len(args[0]) == 3 && bytes.EqualFold(args[0], []byte("get")):
@@ -203,8 +206,10 @@ func (c *conn) runBatch() {
 		c.tally.Observe(cmd.latency, elapsed)
 		c.lastCmd = name
 		switch {
-		case op.err != nil:
+		case op.err != nil && op.set:
 			c.backendError(op.err)
+		case op.err != nil:
+			c.readError(op.err)
 		case op.set:
 			c.w.OK()
 		default:

@@ -443,7 +443,7 @@ func cmdDBSize(c *conn, _ [][]byte) {
 	defer cancel()
 	n, err := c.s.b.DBSize(ctx)
 	if err != nil {
-		c.backendError(err)
+		c.readError(err)
 		return
 	}
 	c.w.Int(n)

@@ -25,7 +25,7 @@ func (c *conn) read(key []byte) (r liveRecord, ok bool) {
 	defer cancel()
 	rec, found, err := c.s.b.Get(ctx, key, c.level)
 	if err != nil {
-		c.backendError(err)
+		c.readError(err)
 		return liveRecord{}, false
 	}
 	return live(rec, found, c.nowMS()), true
@@ -339,7 +339,7 @@ func (c *conn) readAll(keys [][]byte) ([]liveRecord, bool) {
 	})
 	for _, err := range errs {
 		if err != nil {
-			c.backendError(err)
+			c.readError(err)
 			return nil, false
 		}
 	}
@@ -571,6 +571,10 @@ func cmdPersist(c *conn, args [][]byte) {
 	}
 }
 
+// maxScanCount caps the keys one SCAN step asks each replica for: 10,000
+// keys of the 8 KiB maximum are 80 MiB, the most one reply should carry.
+const maxScanCount = 10000
+
 // cmdScan serves SCAN cursor [MATCH pattern] [COUNT n] [TYPE t]. The cursor is
 // the Backend's ring position; MATCH filters what the Backend returns, so a
 // step may return fewer keys than COUNT, or none, with a cursor to go on.
@@ -601,7 +605,10 @@ func cmdScan(c *conn, args [][]byte) {
 				c.fail(errSyntax)
 				return
 			}
-			count = int(min(n, math.MaxInt32))
+			// Redis takes any positive COUNT as a hint; so do we, but a page
+			// is built in memory on every replica and sent in one frame, so
+			// it is capped: a larger COUNT only means more pages.
+			count = int(min(n, maxScanCount))
 		case eq(o, "match"):
 			pattern = v
 			if len(v) == 1 && v[0] == '*' {
@@ -625,7 +632,7 @@ func cmdScan(c *conn, args [][]byte) {
 	defer cancel()
 	keys, next, err := c.s.b.Scan(ctx, cursor, count, c.level)
 	if err != nil {
-		c.backendError(err)
+		c.readError(err)
 		return
 	}
 	if pattern != nil {

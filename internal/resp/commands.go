@@ -2,6 +2,7 @@ package resp
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,7 +28,9 @@ type command struct {
 	// waitless commands touch only their own connection's state: an event
 	// loop may run them without handing the connection to a goroutine.
 	waitless bool
-	fn       func(c *conn, args [][]byte)
+	// data commands read or write keys: a loading node refuses them.
+	data bool
+	fn   func(c *conn, args [][]byte)
 	// count and latency are this command's children of the server's metric
 	// vectors; a connection adds to them through its tally.
 	count   *metric.Counter
@@ -79,6 +82,7 @@ func commandTable() map[string]*command {
 	}
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
+		c.data = slices.Contains(c.flags, "readonly") || slices.Contains(c.flags, "write")
 		m[c.name] = c
 	}
 	return m
@@ -128,6 +132,12 @@ func (c *conn) exec(args [][]byte) {
 		c.errorf(cmd.name, errNoAuth)
 		return
 	}
+	if cmd.data && s.cfg.Loading != nil {
+		if err := s.cfg.Loading(); err != nil {
+			c.errorf(cmd.name, "LOADING "+err.Error())
+			return
+		}
+	}
 	cmd.fn(c, args)
 	c.observe(cmd)
 }
@@ -152,6 +162,9 @@ func (c *conn) fail(msg string) { c.errorf(c.lastCmd, msg) }
 
 // backendError writes the reply for an error from the Backend.
 func (c *conn) backendError(err error) { c.fail(errorReply(err)) }
+
+// readError writes the reply for a Backend error on a read.
+func (c *conn) readError(err error) { c.fail(readErrorReply(err)) }
 
 func isHTTPVerb(name []byte) bool {
 	return bytes.EqualFold(name, []byte("post")) || bytes.EqualFold(name, []byte("host:"))

@@ -3,8 +3,11 @@ package resp
 import (
 	"context"
 	"errors"
+	"strings"
+	"syscall"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/storage"
 )
@@ -19,13 +22,20 @@ var errorPrefixes = [...]struct {
 	// match on, as Redis' own.
 	text string
 }{
-	{replication.ErrUnavailable, "UNAVAILABLE", ""},
+	// A timeout comes before a full disk: a write that some replica took
+	// and a full one refused is indeterminate, and the client must know.
 	{replication.ErrTimeout, "TIMEOUT", ""},
 	// Our own RequestTimeout expiring is indeterminate like a replica timeout:
 	// a write may have landed.
 	{context.DeadlineExceeded, "TIMEOUT", ""},
-	{clock.ErrClockSkew, "ERR", ""},
+	// A full disk (the guard's refusal, or the engine's own ENOSPC when the
+	// reserve was not enough) is told as such, whichever replica count it
+	// left the write short of: the operator must free space, not retry.
+	{diskspace.ErrDiskFull, "ERR", ""},
+	{syscall.ENOSPC, "ERR", ""},
 	{storage.ErrOutOfMemory, "OOM", "OOM " + storage.ErrOutOfMemory.Error()},
+	{replication.ErrUnavailable, "UNAVAILABLE", ""},
+	{clock.ErrClockSkew, "ERR", ""},
 }
 
 // errorReply renders a backend error as a RESP error line.
@@ -35,10 +45,36 @@ func errorReply(err error) string {
 			if e.text != "" {
 				return e.text
 			}
-			return e.prefix + " " + err.Error()
+			return e.prefix + " " + message(err, e.err)
 		}
 	}
 	return "ERR " + err.Error()
+}
+
+// message is err's text, or for a full disk the guard's own sentence
+// ("disk full: <dir> has N MB free ..."), which says all there is to say.
+func message(err, matched error) string {
+	if matched == diskspace.ErrDiskFull {
+		var full *diskspace.FullError
+		if errors.As(err, &full) {
+			return full.Error()
+		}
+	}
+	if matched == syscall.ENOSPC {
+		return "disk full: " + err.Error()
+	}
+	return err.Error()
+}
+
+// readErrorReply renders the error of a command that only read: a timeout
+// there wrote nothing, and the replication error's "a write may have been
+// applied" would send a client hunting for a write that never was.
+func readErrorReply(err error) string {
+	r := errorReply(err)
+	if strings.HasPrefix(r, "TIMEOUT ") {
+		r = strings.Replace(r, replication.ErrTimeout.Error(), "replication: too few replicas answered the read in time", 1)
+	}
+	return r
 }
 
 // Fixed replies, Redis 7's texts.

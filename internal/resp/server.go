@@ -87,6 +87,11 @@ type Config struct {
 	// the CPUs, at least one; negative means none, a goroutine per
 	// connection from the start.
 	EventLoops int
+	// Loading, when set, is asked before every command that reads or writes
+	// keys: while it returns an error the command is answered
+	// "LOADING <error>", as Redis answers while it loads its dataset, and
+	// clients such as go-redis retry. It must be cheap (an atomic load).
+	Loading func() error
 	// RequestTimeout is how long the backend may take per request; the
 	// backend enforces it (the coordinator bounds every replica request).
 	RequestTimeout time.Duration

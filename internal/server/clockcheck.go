@@ -14,9 +14,13 @@ import (
 // storeGuard is storage's Options.Guard: every record any path stores (a
 // client write, read repair, a hint, anti-entropy, a stream) passes the clock
 // guard, so that no path lets in a version from the future that the others
-// would refuse (issue 29: local read repair used to skip it).
+// would refuse (issue 29: local read repair used to skip it). The disk guard
+// follows, for the same reason: no path may write into the disk's reserve.
 func (s *Server) storeGuard(w storage.Guarded) error {
-	return s.guard.Check(w.TS)
+	if err := s.guard.Check(w.TS); err != nil {
+		return err
+	}
+	return s.diskGuard(w)
 }
 
 // startClockCheck starts measuring this node's clock against its peers'.

@@ -26,6 +26,7 @@ func (s *Server) Status() httpapi.ClusterStatus {
 		})
 	}
 	s.addStreamStatus(st.Nodes)
+	st.Alarms = s.alarms()
 	slices.SortFunc(st.Nodes, func(a, b httpapi.NodeStatus) int {
 		switch {
 		case a.ID < b.ID:

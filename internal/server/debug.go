@@ -34,6 +34,7 @@ func (s *Server) mountDebug(api *httpapi.API) {
 	s.log.Warn("debug endpoints enabled: anyone reaching the HTTP port can skew this node's clock")
 	api.Handle("GET /debug/clock-offset", http.HandlerFunc(s.handleClockOffset))
 	api.Handle("POST /debug/clock-offset", http.HandlerFunc(s.handleClockOffset))
+	api.Handle("POST /debug/disk-reserve", http.HandlerFunc(s.handleDiskReserve))
 }
 
 // handleClockOffset answers the current offset; a POST with ?d=<duration>

@@ -28,10 +28,16 @@ func (s *Server) clientGate(c *replication.Coordinator) clientGate {
 	return clientGate{Coordinator: c, s: s}
 }
 
-// admit costs one atomic load per request once the cluster has formed.
+// admit costs two atomic loads per request once the cluster has formed and
+// the node is not restoring after a salvage.
 func (g clientGate) admit() error {
 	if g.s.topo.cur.Load().selfGone {
 		return replication.ErrNotMember
+	}
+	// RESP asks salvageGate itself (resp.Config.Loading, to answer LOADING);
+	// HTTP requests meet it here.
+	if err := g.s.salvageGate(); err != nil {
+		return err
 	}
 	if g.s.form.forming.Load() {
 		if err := g.s.formationReady(); err != nil {
@@ -46,6 +52,15 @@ func (g clientGate) Get(ctx context.Context, key []byte, lvl replication.Level) 
 		return rec, false, err
 	}
 	return g.Coordinator.Get(ctx, key, lvl)
+}
+
+// GetLocal reads this node's replica alone: the one read a restoring node
+// must refuse above all, since that replica may lack acknowledged writes.
+func (g clientGate) GetLocal(key []byte) (rec record.Record, found bool, err error) {
+	if err := g.admit(); err != nil {
+		return rec, false, err
+	}
+	return g.Coordinator.GetLocal(key)
 }
 
 func (g clientGate) Put(ctx context.Context, key []byte, m replication.Mutation, lvl replication.Level) (prev record.Record, prevFound bool, err error) {

@@ -22,19 +22,31 @@ const (
 	reasonRemoved  = "removed"
 	reasonQuorum   = "quorum"
 	reasonClock    = "clock"
+	reasonDisk     = "disk"
+	reasonSalvage  = "salvage"
 	reasonOther    = "other" // a check that returned a plain error
 )
 
 // notReady is a readiness check's answer. A check may return any error; this
-// one gives the metric a reason label that stays a small, fixed set.
-type notReady struct{ reason, detail string }
+// one gives the metric a reason label that stays a small, fixed set. err,
+// when set, is an error that already says what is wrong in words (a full
+// disk's): it is the text, and errors.Is and errors.As see it.
+type notReady struct {
+	reason, detail string
+	err            error
+}
 
 func (e *notReady) Error() string {
+	if e.err != nil {
+		return e.err.Error()
+	}
 	if e.detail == "" {
 		return e.reason
 	}
 	return e.reason + ": " + e.detail
 }
+
+func (e *notReady) Unwrap() error { return e.err }
 
 func notReadyf(reason, format string, args ...any) error {
 	return &notReady{reason: reason, detail: fmt.Sprintf(format, args...)}
@@ -152,7 +164,7 @@ func (s *Server) newReadinessCollector() prometheus.Collector {
 		ready: prometheus.NewDesc("ringkv_node_ready",
 			"1 when /readyz answers 200: the node is normal and can serve QUORUM for its ranges.", nil, nil),
 		notReady: prometheus.NewDesc("ringkv_node_not_ready",
-			"1 for the reason /readyz gives while the node is not ready (starting, forming, joining, leaving, removed, quorum, other); absent when ready.",
+			"1 for the reason /readyz gives while the node is not ready (starting, forming, joining, leaving, removed, quorum, clock, disk, salvage, other); absent when ready.",
 			[]string{"reason"}, nil),
 	}
 }

@@ -55,8 +55,10 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 	respLn net.Listener
-	ae     aeState     // anti-entropy; see antientropy.go
-	hot    hotKeyState // hot keys; see hotkeys.go
+	ae     aeState      // anti-entropy; see antientropy.go
+	hot    hotKeyState  // hot keys; see hotkeys.go
+	disk   diskState    // the data disk's guard; see diskguard.go
+	salv   salvageState // restoring after a salvage; see salvage.go
 
 	form formationState // cluster formation; see formation.go
 
@@ -86,7 +88,9 @@ func (s *Server) Start() (err error) {
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			s.close(ctx)
+			// Through the Once: a Shutdown after a failed Start is a no-op,
+			// not a second close that reports "store is closed".
+			s.shutdown.Do(func() { s.close(ctx) })
 		}
 	}()
 	cfg := s.cfg
@@ -102,15 +106,20 @@ func (s *Server) Start() (err error) {
 	if cfg.Sync == config.SyncAlways {
 		sync = storage.SyncAlways
 	}
+	if err := s.startDiskGuard(); err != nil {
+		return err
+	}
 	s.store, err = storage.Open(storage.Options{
-		Engine: cfg.Engine, MaxMemory: cfg.MaxMemory,
+		Engine: cfg.Engine, MaxMemory: cfg.MaxMemory, Salvage: cfg.Salvage,
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
 		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
 		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground, Guard: s.storeGuard,
 	})
 	if err != nil {
-		return fmt.Errorf("server: opening storage: %w", err)
+		return s.storageOpenError(err)
 	}
+	s.noteSalvage()
+	s.salvageMetrics()
 
 	// The coordinator is the transport's handler, and the transport is the
 	// coordinator's caller: servePeer reads s.coord once it is set.
@@ -180,7 +189,7 @@ func (s *Server) Start() (err error) {
 	rcfg.Guard = s.guard
 	var hinter replication.Hinter
 	if cfg.HintedHandoff {
-		hinter = s.hints
+		hinter = s.guardHints(s.hints)
 	}
 	coord = replication.New(rcfg, s.hlc, s.store, s.peers, s.topo, hinter)
 	s.coord = coord
@@ -203,6 +212,7 @@ func (s *Server) Start() (err error) {
 	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watchMembership()
 	s.hints.Start()
+	s.startRestore()
 
 	s.resp = resp.New(resp.Config{
 		Addr: cfg.ClientAddr, MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
@@ -220,6 +230,7 @@ func (s *Server) Start() (err error) {
 		// CPU per request -20%, SET -7% (docs/performance.md).
 		ConcurrentPipeline: true,
 		EventLoops:         cfg.EventLoops,
+		Loading:            s.salvageGate,
 	}, s.clientGate(coord))
 	go func() {
 		if err := s.resp.Serve(s.respLn); err != nil && !errors.Is(err, resp.ErrServerClosed) {
@@ -301,6 +312,8 @@ func (s *Server) readyCheck() error {
 		s.formationReady,
 		s.quorumReady,
 		s.clockReady,
+		s.diskReady,
+		s.salvageReady,
 	} {
 		if err := check(); err != nil {
 			return err
@@ -322,6 +335,9 @@ const (
 func (s *Server) servePeer(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
 	if !s.ready.Load() {
 		return nil, errors.New("server: node is starting")
+	}
+	if err := s.salvageRefusesPeer(method); err != nil {
+		return nil, err
 	}
 	switch {
 	case method < methodsAntiEntropy:
@@ -380,6 +396,7 @@ func (s *Server) close(ctx context.Context) error {
 		close(s.stopWatch)
 		<-s.watchDone
 	}
+	s.stopRestore()
 	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx), s.stopClockCheck(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))
@@ -393,6 +410,7 @@ func (s *Server) close(ctx context.Context) error {
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
+	s.stopDiskGuard()
 	return errors.Join(errs...)
 }
 

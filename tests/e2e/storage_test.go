@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -59,43 +56,6 @@ func TestDataDirLockNamesHolder(t *testing.T) {
 				if !strings.Contains(tail, want) {
 					t.Fatalf("the second process's error does not say %q:\n%s", want, tail)
 				}
-			}
-		})
-	}
-}
-
-// --in-memory starts without a data directory (issue 29 case 6: it failed
-// with "open ringkv-data/LOCK") and writes nothing to disk.
-func TestInMemoryWithoutDataDir(t *testing.T) {
-	for _, engine := range []string{"memory", "pebble"} {
-		t.Run(engine, func(t *testing.T) {
-			n := newNode(t, "inmem", "--in-memory", "--engine", engine)
-			// The default --data-dir, ./ringkv-data, relative to a fresh
-			// working directory (args always names one).
-			n.DataDir = "./ringkv-data"
-			cwd := t.TempDir()
-			log, err := os.Create(filepath.Join(t.TempDir(), "inmem.log"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			n.log = log
-			cmd := exec.Command(binary, n.args()...)
-			cmd.Dir = cwd
-			cmd.Stdout, cmd.Stderr = log, log
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			n.cmd, n.exited = cmd, make(chan struct{})
-			exited := n.exited
-			go func() { cmd.Wait(); close(exited) }()
-			t.Cleanup(n.kill)
-			n.waitReady()
-			c := n.redis()
-			if err := c.Set(t.Context(), "k", "v", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := os.Stat(filepath.Join(cwd, "ringkv-data")); err == nil {
-				t.Fatal("--in-memory created a data directory on disk")
 			}
 		})
 	}

@@ -59,6 +59,14 @@ type Corrupter interface {
 	WaitReady(ctx context.Context, i int) error
 }
 
+// DiskFiller is a cluster that can make one node's data disk full and free
+// it again.
+type DiskFiller interface {
+	Cluster
+	// FillDisk makes node i's data disk count as full (true) or frees it.
+	FillDisk(ctx context.Context, i int, full bool) error
+}
+
 // Membership bounds for the topology faults: never fewer members than the
 // replication factor (3), so QUORUM keeps its meaning, and never more than 5,
 // so a long run does not keep growing.
@@ -192,6 +200,19 @@ var Decommission = Failpoint{Name: "decommission", Inject: func(ctx context.Cont
 	return decommission(ctx, r, rnd)
 }}
 
+// DiskFull makes one node's data disk full: it refuses every write its
+// replica receives (deletes too) and reports not ready, while it serves
+// reads; the others take the writes. At heal the space comes back and the
+// node takes writes again by itself; anti-entropy brings it what it refused.
+var DiskFull = Failpoint{Name: "disk-full", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
+	f, ok := c.(DiskFiller)
+	if !ok {
+		return "disk-full", nil, fmt.Errorf("failpoint: %T cannot fill a disk", c)
+	}
+	i := pick(c, rnd)
+	return fmt.Sprintf("disk full on n%d", i+1), func(ctx context.Context) error { return f.FillDisk(ctx, i, false) }, f.FillDisk(ctx, i, true)
+}}
+
 func decommission(ctx context.Context, r Resizer, rnd *rand.Rand) (string, func(context.Context) error, error) {
 	i := pick(r, rnd)
 	err := r.Decommission(ctx, i)
@@ -206,11 +227,11 @@ func Steady() []Failpoint {
 	return []Failpoint{Kill, Isolate, Majority, OneWay, Pause, ClockSkew, ClockJump}
 }
 
-// All is every fault the suite knows: Steady, then a corrupt log (a node
-// whose files the cluster can reach), then join and decommission, in
-// that order, so a run that injects each fault once grows the cluster before
-// it shrinks it.
-func All() []Failpoint { return append(Steady(), CorruptLog, Join, Decommission) }
+// All is every fault the suite knows: Steady, a full disk, a corrupt log
+// (faults on a node's files, which the Docker cluster can reach), then join
+// and decommission, in that order, so a run that injects each fault once
+// grows the cluster before it shrinks it.
+func All() []Failpoint { return append(Steady(), DiskFull, CorruptLog, Join, Decommission) }
 
 // pick returns a random member.
 func pick(c Cluster, rnd *rand.Rand) int {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -504,6 +505,20 @@ func (c *dockerCluster) SkewClock(ctx context.Context, i int, d time.Duration) e
 	return c.post(ctx, i, "/debug/clock-offset?d="+d.String(), http.StatusOK)
 }
 
+// FillDisk makes node i's data disk full by raising its reserve past any
+// free space (the hidden debug endpoint): the node then takes the path a
+// really full disk takes. A container's disk is the host's, which the suite
+// must not fill; the e2e tests fill a real tmpfs instead.
+func (c *dockerCluster) FillDisk(ctx context.Context, i int, full bool) error {
+	bytes := "0" // back to the configured reserve
+	if full {
+		bytes = strconv.FormatInt(1<<50, 10)
+	}
+	return c.post(ctx, i, "/debug/disk-reserve?bytes="+bytes, http.StatusOK)
+}
+
+var _ failpoint.DiskFiller = (*dockerCluster)(nil)
+
 // post sends an empty POST to node i's HTTP API and wants status back.
 func (c *dockerCluster) post(ctx context.Context, i int, path string, status int) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL(i, path), nil)
@@ -538,17 +553,20 @@ func (c *dockerCluster) Del(ctx context.Context, node int, key, level string) er
 	return c.client(level, node).Del(ctx, key).Err()
 }
 
-// Classify reads the server's error prefixes: UNAVAILABLE and "ERR clock
-// skew:" were not attempted;
-// TIMEOUT, and any connection failure after the command may have been sent,
-// may have been applied. A refused dial sent nothing.
+// Classify reads the server's error prefixes: UNAVAILABLE was not attempted,
+// nor was LOADING (a node restoring after a salvage), nor "ERR clock skew:"
+// (a node whose clock is off refuses before sending), and "ERR disk full" was
+// refused by every replica it reached; TIMEOUT, and any connection failure
+// after the command may have been sent, may have been applied. A refused dial
+// sent nothing.
 func (c *dockerCluster) Classify(err error) traffic.Outcome {
 	var rerr redis.Error
-	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "UNAVAILABLE") {
-		return traffic.Failed
-	}
-	if errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "ERR clock skew:") {
-		return traffic.Failed // a node whose clock is off refuses before sending
+	if errors.As(err, &rerr) {
+		for _, p := range []string{"UNAVAILABLE", "LOADING", "ERR disk full", "ERR clock skew:"} {
+			if strings.HasPrefix(rerr.Error(), p) {
+				return traffic.Failed
+			}
+		}
 	}
 	var oerr *net.OpError
 	if errors.As(err, &oerr) && oerr.Op == "dial" {
