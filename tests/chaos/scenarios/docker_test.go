@@ -96,6 +96,14 @@ func docker(ctx context.Context, args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
+// dockerLogs returns the last n lines a container wrote. docker logs writes
+// the container's stderr, where a node logs, to its own stderr, so both
+// streams are read.
+func dockerLogs(ctx context.Context, name string, n int) (string, error) {
+	out, err := exec.CommandContext(ctx, "docker", "logs", "--tail", fmt.Sprint(n), name).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
 // newDockerCluster builds the static binary, an image FROM scratch holding it,
 // a network and n containers, and waits until every node sees the others.
 // Docker being unusable fails the test: the suite must not pass by skipping.
@@ -148,7 +156,7 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 		defer cancel()
 		for i := range c.Nodes() { // joined nodes too
 			if t.Failed() {
-				if logs, err := docker(ctx, "logs", "--tail", "40", c.name(i)); err == nil {
+				if logs, err := dockerLogs(ctx, c.name(i), 40); err == nil {
 					t.Logf("%s log tail:\n%s", c.name(i), logs)
 				}
 			}
@@ -341,7 +349,7 @@ func (c *dockerCluster) CorruptLog(ctx context.Context, i int, rnd *rand.Rand) (
 	if err != nil {
 		return desc, fmt.Errorf("n%d did not stop on its corrupt log: %w", i+1, err)
 	}
-	logs, _ := docker(ctx, "logs", "--tail", "20", c.name(i))
+	logs, _ := dockerLogs(ctx, c.name(i), 20)
 	if code == "0" || !strings.Contains(logs, filepath.Base(seg)) {
 		return desc, fmt.Errorf("n%d started on a corrupt log (exit %s) or did not name %s:\n%s", i+1, code, filepath.Base(seg), logs)
 	}
