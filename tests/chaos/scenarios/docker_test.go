@@ -197,23 +197,14 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 // waitReady waits until every member's /readyz answers 200: the moment an
 // orchestrator would send traffic and the formation-kill fault strikes.
 func (c *dockerCluster) waitReady(ctx context.Context) error {
-	for {
-		var last error
+	return waitFor(ctx, time.Minute, func(ctx context.Context) error {
 		for _, i := range c.Members() {
 			if err := c.ready(ctx, i); err != nil {
-				last = err
-				break
+				return err
 			}
 		}
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", ctx.Err(), last)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return nil
+	})
 }
 
 // ready is nil when node i's /readyz answers 200.
