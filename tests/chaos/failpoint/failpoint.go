@@ -55,8 +55,11 @@ type Corrupter interface {
 	// CorruptLog stops node i, damages its log where no torn write could,
 	// checks that it then refuses to start, and starts it with --salvage.
 	CorruptLog(ctx context.Context, i int, rnd *rand.Rand) (string, error)
-	// WaitReady waits until node i reports ready.
-	WaitReady(ctx context.Context, i int) error
+	// Resume waits until node i, started with --salvage, has restored its
+	// ranges and reports ready, then restarts it with its usual flags, as
+	// an operator would once the salvage is done, and waits until it is
+	// ready again.
+	Resume(ctx context.Context, i int) error
 }
 
 // DiskFiller is a cluster that can make one node's data disk full and free
@@ -103,7 +106,8 @@ var FormationKill = Failpoint{Name: "formation-kill", Inject: Kill.Inject}
 // CorruptLog damages one node's log while it is down (issue 29): it must
 // refuse to start, naming the file, and once started with --salvage restore
 // what it lost from its replicas before it reports ready. The heal waits for
-// that; no acknowledged write may be lost or hidden meanwhile.
+// that and restarts it without --salvage; no acknowledged write may be lost
+// or hidden meanwhile.
 var CorruptLog = Failpoint{Name: "corrupt-log", Inject: func(ctx context.Context, c Cluster, rnd *rand.Rand) (string, func(context.Context) error, error) {
 	cr, ok := c.(Corrupter)
 	if !ok {
@@ -111,7 +115,7 @@ var CorruptLog = Failpoint{Name: "corrupt-log", Inject: func(ctx context.Context
 	}
 	i := pick(c, rnd)
 	desc, err := cr.CorruptLog(ctx, i, rnd)
-	return desc, func(ctx context.Context) error { return cr.WaitReady(ctx, i) }, err
+	return desc, func(ctx context.Context) error { return cr.Resume(ctx, i) }, err
 }}
 
 // Isolate cuts one node (a minority) off from the rest (the majority).

@@ -290,7 +290,7 @@ func (c *dockerCluster) hostDir(i int) string { return filepath.Join(c.data, fmt
 // name the file. Its container is then made again with --salvage, as an
 // operator would restart it; that node sets the damaged file aside and
 // restores its ranges from the replicas before it reports ready, which
-// WaitReady waits for.
+// Resume waits for.
 func (c *dockerCluster) CorruptLog(ctx context.Context, i int, rnd *rand.Rand) (string, error) {
 	if err := c.Kill(ctx, i); err != nil {
 		return "", err
@@ -353,9 +353,28 @@ func (c *dockerCluster) CorruptLog(ctx context.Context, i int, rnd *rand.Rand) (
 	return desc + ", refused, restarted with --salvage", c.run(ctx, i, find[0], find[1], "--salvage")
 }
 
-// WaitReady waits until node i's /readyz answers 200.
-func (c *dockerCluster) WaitReady(ctx context.Context, i int) error {
-	return waitFor(ctx, 2*time.Minute, func(ctx context.Context) error { return c.ready(ctx, i) })
+// Resume waits until node i, running with --salvage, has restored its
+// ranges and is ready, then stops it and runs its container again with its
+// usual flags: left with --salvage, a node would salvage the next damage
+// instead of refusing to start.
+func (c *dockerCluster) Resume(ctx context.Context, i int) error {
+	ready := func(ctx context.Context) error { return c.ready(ctx, i) }
+	if err := waitFor(ctx, 2*time.Minute, ready); err != nil {
+		return fmt.Errorf("n%d never got ready after its salvage: %w", i+1, err)
+	}
+	if _, err := docker(ctx, "stop", "-t", "10", c.name(i)); err != nil {
+		return err
+	}
+	if _, err := docker(ctx, "rm", c.name(i)); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	find := c.mu.find[i]
+	c.mu.Unlock()
+	if err := c.run(ctx, i, find[0], find[1]); err != nil {
+		return err
+	}
+	return waitFor(ctx, 2*time.Minute, ready)
 }
 
 func (c *dockerCluster) Nodes() int {
