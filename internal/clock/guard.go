@@ -30,6 +30,9 @@ type Guard struct {
 	wall    Clock
 	maxSkew time.Duration
 	corr    atomic.Int64 // a time.Duration: this node's offset from its peers, when known
+	// corrGap is Gap(wall) when corr was set: a later step of the wall
+	// clock changes Gap by the step, and the offset with it (see effective).
+	corrGap atomic.Int64
 	bound   atomic.Int64 // the newest physical ms accepted, as of the last refresh
 	refused atomic.Uint64
 	// own and alone: while the node has no peer to compare clocks with,
@@ -68,8 +71,23 @@ func (g *Guard) MaxSkew() time.Duration { return g.maxSkew }
 // that the guard measures versions against the peers' time rather than this
 // node's.
 func (g *Guard) SetCorrection(d time.Duration) {
+	g.corrGap.Store(Gap(g.wall))
 	g.corr.Store(int64(d))
 	g.Refresh()
+}
+
+// effective is the correction as it stands now: the one measured, plus any
+// step of the wall clock since (the wall read against the monotonic clock).
+// A node whose clock ran 10 s ahead and was set right again would
+// otherwise go on taking 10 s off a clock that is now right until its next
+// measurement, and in that time refuse every current version, as a replica
+// and in its reads, hiding acknowledged writes (docs/chaos.md, bug 8).
+func (g *Guard) effective() time.Duration {
+	c := g.corr.Load()
+	if c == 0 {
+		return 0
+	}
+	return time.Duration(c + Gap(g.wall) - g.corrGap.Load())
 }
 
 // Correction returns what SetCorrection last set.
@@ -77,7 +95,7 @@ func (g *Guard) Correction() time.Duration { return time.Duration(g.corr.Load())
 
 // Refresh recomputes the cached bound from the clock.
 func (g *Guard) Refresh() int64 {
-	b := g.wall.Now().Add(g.maxSkew - g.Correction()).UnixMilli()
+	b := g.wall.Now().Add(g.maxSkew - g.effective()).UnixMilli()
 	g.bound.Store(b)
 	return b
 }

@@ -91,6 +91,28 @@ func TestGuardCorrection(t *testing.T) {
 	}
 }
 
+// A correction measured while the clock ran ahead follows the clock when it
+// is set right again before the next measurement: a version at the peers'
+// time still passes (docs/chaos.md, bug 8: a node whose clock came back
+// refused every current version until its next round).
+func TestGuardCorrectionFollowsAStep(t *testing.T) {
+	m := NewManual(time.UnixMilli(1_000_000 + 10_000)) // 10 s ahead
+	g := NewGuard(m, 500*time.Millisecond)
+	g.SetCorrection(10 * time.Second)
+	peers := MakeTimestamp(1_000_000, 0)
+	if g.Future(peers) || g.Check(peers) != nil {
+		t.Fatal("corrected by 10s, the peers' current version was refused")
+	}
+	m.Set(time.UnixMilli(1_000_000)) // set right; no measurement yet
+	g.Refresh()
+	if g.Future(peers) || g.Check(peers) != nil {
+		t.Fatal("after the clock was set right, the peers' current version was refused")
+	}
+	if !g.Future(MakeTimestamp(1_000_000+10_000, 0)) {
+		t.Fatal("after the clock was set right, a version stamped 10 s ahead passed")
+	}
+}
+
 // A node alone whose wall clock stepped back further than the guard still
 // accepts what its own HLC stamped; with peers, it does not.
 func TestGuardAloneTrustsItsOwnHLC(t *testing.T) {
