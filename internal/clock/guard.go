@@ -33,8 +33,11 @@ type Guard struct {
 	// corrGap is Gap(wall) when corr was set: a later step of the wall
 	// clock changes Gap by the step, and the offset with it (see effective).
 	corrGap atomic.Int64
-	bound   atomic.Int64 // the newest physical ms accepted, as of the last refresh
-	refused atomic.Uint64
+	// measured: SetCorrection has been called, so that corrGap is the
+	// wall clock's reading against the monotonic one as of a measurement.
+	measured atomic.Bool
+	bound    atomic.Int64 // the newest physical ms accepted, as of the last refresh
+	refused  atomic.Uint64
 	// own and alone: while the node has no peer to compare clocks with,
 	// versions up to its own HLC's last are accepted (see SetAlone).
 	own   atomic.Pointer[HLC]
@@ -73,6 +76,7 @@ func (g *Guard) MaxSkew() time.Duration { return g.maxSkew }
 func (g *Guard) SetCorrection(d time.Duration) {
 	g.corrGap.Store(Gap(g.wall))
 	g.corr.Store(int64(d))
+	g.measured.Store(true)
 	g.Refresh()
 }
 
@@ -82,9 +86,16 @@ func (g *Guard) SetCorrection(d time.Duration) {
 // otherwise go on taking 10 s off a clock that is now right until its next
 // measurement, and in that time refuse every current version, as a replica
 // and in its reads, hiding acknowledged writes (docs/chaos.md, bug 8).
+//
+// A correction of 0 measured against peers follows a step too: a clock
+// that agreed with its peers and steps 10 s back (an NTP step, or a jump's
+// heal before any round saw the jump) would otherwise take every current
+// version for one 10 s in the future until its next measurement, the same
+// hidden writes. Only a node that has never measured a peer, or has none
+// now (SetAlone), follows its wall clock wherever it steps.
 func (g *Guard) effective() time.Duration {
 	c := g.corr.Load()
-	if c == 0 {
+	if c == 0 && (!g.measured.Load() || g.alone.Load()) {
 		return 0
 	}
 	return time.Duration(c + Gap(g.wall) - g.corrGap.Load())

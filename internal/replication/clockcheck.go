@@ -193,6 +193,19 @@ func (k *ClockCheck) jumped(mono time.Duration) error {
 func (k *ClockCheck) apply(a *clock.Assessment, gap int64) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if a.Measured > 0 && abs64(clock.Gap(k.c.hlc.Wall())-gap) > int64(k.cfg.Threshold) {
+		// The clock stepped during the round: its samples may be from
+		// either side of the step, and a correction measured before it
+		// but recorded after it would be off by the step until the next
+		// round (the guard's correction follows steps from the moment it
+		// is set). Keep what is in force, which follows the step, and
+		// measure again at once.
+		select {
+		case k.kick <- struct{}{}:
+		default:
+		}
+		return
+	}
 	k.state.Store(a)
 	k.guard.SetCorrection(a.Correction)
 	k.guard.SetAlone(a.Measured == 0)

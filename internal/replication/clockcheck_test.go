@@ -27,6 +27,9 @@ type guardedNode struct {
 	store *storage.Store
 	coord *Coordinator
 	check *ClockCheck
+	// onTime, when set, runs as the node serves a peer's clock reading,
+	// before it reads its clock: a test's hook into the middle of a round.
+	onTime func()
 }
 
 const testMaxSkew = 500 * time.Millisecond
@@ -53,6 +56,9 @@ func newGuardedCluster(t *testing.T, n int) []*guardedNode {
 		t.Cleanup(func() { st.Close() })
 		nd.store = st
 		tr := net.Listen(nd.id, func(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
+			if method == MethodTime && nd.onTime != nil {
+				nd.onTime()
+			}
 			return nd.coord.Serve(ctx, from, method, payload)
 		})
 		cfg := DefaultConfig()
@@ -238,5 +244,100 @@ func TestClockJumpRefusesTheNextWrite(t *testing.T) {
 	rounds(t, nodes)
 	if err := put(t, n1.coord, "k", "v2", Quorum); err != nil {
 		t.Fatalf("once the clock is back: %v", err)
+	}
+}
+
+// Docs/chaos.md bug 8, in process: n2's clock jumps 10 s ahead, a round
+// finds it skewed (the guard is corrected by ~10 s), and then its clock is
+// set right again (the fault's heal) before the next round. Writes through
+// n1 must still reach n2's replica, and QUORUM reads through n2 must return
+// them: with the correction left at 10 s on a clock that is right again,
+// n2 took every current version for one 10 s in the future, refused it as a
+// replica and skipped it in resolve, answering not-found.
+func TestClockSetRightReadsAcknowledgedWrites(t *testing.T) {
+	nodes := newGuardedCluster(t, 3)
+	n1, n2 := nodes[0], nodes[1]
+	rounds(t, nodes)
+	if err := put(t, n1.coord, "k", "v1", Quorum); err != nil {
+		t.Fatal(err)
+	}
+	n2.wall.Set(10 * time.Second)
+	n2.guard.Refresh() // as the debug endpoint does
+	rounds(t, nodes)
+	if err := n2.check.Err(); !errors.Is(err, clock.ErrSkewed) {
+		t.Fatalf("n2 10 s ahead after a round: %v", err)
+	}
+	if err := put(t, n1.coord, "k", "v2", Quorum); err != nil {
+		t.Fatal(err)
+	}
+	if v, found := quorumGet(t, n2.coord, "k"); v != "v2" {
+		t.Fatalf("while 10 s ahead, QUORUM GET through n2 = %q (found %v), want v2", v, found)
+	}
+
+	n2.wall.Set(0) // the heal: no round yet
+	n2.guard.Refresh()
+	if err := put(t, n1.coord, "k", "v3", Quorum); err != nil {
+		t.Fatal(err)
+	}
+	if v, found := quorumGet(t, n2.coord, "k"); v != "v3" {
+		t.Fatalf("after the heal, before a round: QUORUM GET through n2 = %q (found %v), want v3", v, found)
+	}
+	if rec, _, _ := n2.store.Get([]byte("k")); string(rec.Value) != "v3" {
+		t.Fatalf("after the heal, n2's replica holds %q: it refused a current write", rec.Value)
+	}
+}
+
+// The same shape without a correction: a node whose clock agreed with its
+// peers steps 10 s back (an NTP step, or a jump's heal that lands before
+// the first round saw the jump). Until its next round its guard measures
+// versions against a clock 10 s behind.
+func TestClockStepBackReadsAcknowledgedWrites(t *testing.T) {
+	nodes := newGuardedCluster(t, 3)
+	n1, n2 := nodes[0], nodes[1]
+	rounds(t, nodes)
+	n2.wall.Set(-10 * time.Second)
+	n2.guard.Refresh()
+	if err := put(t, n1.coord, "k", "v1", Quorum); err != nil {
+		t.Fatal(err)
+	}
+	if v, found := quorumGet(t, n2.coord, "k"); v != "v1" {
+		t.Fatalf("after a step back, before a round: QUORUM GET through n2 = %q (found %v), want v1", v, found)
+	}
+	if rec, _, _ := n2.store.Get([]byte("k")); string(rec.Value) != "v1" {
+		t.Fatalf("after a step back, n2's replica holds %q: it refused a current write", rec.Value)
+	}
+}
+
+// The heal lands in the middle of a round: n2 sent its clock readings while
+// 10 s ahead and is set right before the round ends. The round's samples
+// say 10 s ahead of a clock that no longer is; applied as the correction
+// from then on, they would hide every current version until the next
+// round, as in bug 8. A round across which the clock stepped is not
+// applied; the correction in force follows the step.
+func TestClockSetRightDuringARound(t *testing.T) {
+	nodes := newGuardedCluster(t, 3)
+	n1, n2 := nodes[0], nodes[1]
+	rounds(t, nodes)
+	n2.wall.Set(10 * time.Second)
+	n2.guard.Refresh()
+	rounds(t, nodes)
+	if err := n2.check.Err(); !errors.Is(err, clock.ErrSkewed) {
+		t.Fatalf("n2 10 s ahead after a round: %v", err)
+	}
+	n1.onTime = func() { n2.wall.Set(0) }
+	n2.check.Round(t.Context())
+	n1.onTime = nil
+	if err := put(t, n1.coord, "k", "v1", Quorum); err != nil {
+		t.Fatal(err)
+	}
+	if v, found := quorumGet(t, n2.coord, "k"); v != "v1" {
+		t.Fatalf("after a heal during a round: QUORUM GET through n2 = %q (found %v), want v1", v, found)
+	}
+	if rec, _, _ := n2.store.Get([]byte("k")); string(rec.Value) != "v1" {
+		t.Fatalf("after a heal during a round, n2's replica holds %q: it refused a current write", rec.Value)
+	}
+	n2.check.Round(t.Context())
+	if err := n2.check.Err(); err != nil {
+		t.Fatalf("n2 still skewed a round after its clock came back: %v", err)
 	}
 }
