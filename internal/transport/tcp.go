@@ -414,8 +414,14 @@ func (t *TCP) dial(addr string) (*conn, error) {
 	raw := nc
 	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	if t.cfg.ClientTLS != nil {
-		tc := tls.Client(nc, t.cfg.ClientTLS)
+	if tcfg := t.cfg.ClientTLS; tcfg != nil {
+		if tcfg.ServerName == "" && !tcfg.InsecureSkipVerify {
+			// A config that checks host names checks the one dialled.
+			// (pki.PeerConfigs checks the chain only; see there.)
+			tcfg = tcfg.Clone()
+			tcfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, tcfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			_ = nc.Close()
 			return nil, fmt.Errorf("tls handshake: %w", err)

@@ -54,7 +54,7 @@ func countingHandler(n *atomic.Int64) Handler {
 // with no certificate and a node of another CA reach no handler, and every
 // refusal is counted.
 func TestTCPMutualTLS(t *testing.T) {
-	_, _, issue := peerTLS(t, "cluster")
+	ca, dir, issue := peerTLS(t, "cluster")
 	_, _, foreign := peerTLS(t, "elsewhere")
 	var served atomic.Int64
 	ss, sc := issue("n1")
@@ -71,6 +71,23 @@ func TestTCPMutualTLS(t *testing.T) {
 	if served.Load() != 1 {
 		t.Fatalf("handler ran %d times, want 1", served.Load())
 	}
+
+	t.Run("host-checking client config", func(t *testing.T) {
+		// A dialler config that checks host names (pki.ClientConfig) is
+		// given the dialled host to check.
+		f, err := ca.IssueFiles(dir, "n3", []string{"127.0.0.1"}, pki.Peer, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		strict, err := pki.ClientConfig(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := startTCP(t, "n3", echo, func(c *TCPConfig) { c.ClientTLS = strict })
+		if _, err := tr.Call(callCtx(t, 5*time.Second), srv.Addr(), 1, []byte("x")); err != nil {
+			t.Fatalf("call with a host-checking config: %v", err)
+		}
+	})
 
 	fs, fc := foreign("x1")
 	noCert := cc.Clone()
@@ -122,8 +139,8 @@ func TestTCPMutualTLS(t *testing.T) {
 			t.Fatal("impostor served a request")
 		}
 	})
-	if n := served.Load(); n != 1 {
-		t.Fatalf("handler ran %d times, want only the member's one call", n)
+	if n := served.Load(); n != 2 {
+		t.Fatalf("handler ran %d times, want only the two members' calls", n)
 	}
 	checkFor(t, 5*time.Second, time.Millisecond, func() error {
 		if got := metricValue(t, srv.metrics.refused); got < 3 {
