@@ -24,8 +24,8 @@ type TCPConfig struct {
 	// Addr is the peer address to listen on ("host:port", port 0 in tests).
 	// Ignored when Listener is set.
 	Addr string
-	// Listener, if set, is used instead of listening on Addr; it is how mutual
-	// TLS (design §11) or a test wrapper plugs in. Close closes it.
+	// Listener, if set, is used instead of listening on Addr (a test
+	// wrapper); TLS is ServerTLS's job, on top of it. Close closes it.
 	Listener net.Listener
 	// NodeID is announced in the handshake and passed to handlers as "from".
 	NodeID string
