@@ -120,6 +120,15 @@ type Config struct {
 
 	Password string `flag:"password"`
 
+	// Peer mutual TLS and the gossip key (see security.go).
+	PeerTLSCert   string `flag:"peer-tls-cert"`
+	PeerTLSKey    string `flag:"peer-tls-key"`
+	PeerTLSCA     string `flag:"peer-tls-ca"`
+	GossipKeyFile string `flag:"gossip-key-file"`
+	// Insecure lets a listener that is not loopback run without
+	// protection; without it such a node refuses to start.
+	Insecure bool `flag:"insecure"`
+
 	EventLoops int  `flag:"event-loops"`
 	HugePages  bool `flag:"huge-pages"`
 
@@ -390,6 +399,7 @@ func (c *Config) Validate() error {
 	if c.EventLoops < -1 || c.EventLoops > 1024 {
 		bad("event-loops", "%d, want -1 (none), 0 (half the CPUs) or a count up to 1024", c.EventLoops)
 	}
+	c.checkPeerSecurity(bad)
 	return errors.Join(errs...)
 }
 

@@ -244,6 +244,11 @@ hot-keys-k: 20
 hot-keys-min-rate: 250.5
 hot-cache-ttl: 50ms
 password: hunter2
+peer-tls-cert: /etc/ringkv/peer.crt
+peer-tls-key: /etc/ringkv/peer.key
+peer-tls-ca: /etc/ringkv/ca.crt
+gossip-key-file: /etc/ringkv/gossip.keys
+insecure: true
 event-loops: 3
 huge-pages: false
 low-priority-background: false
@@ -268,7 +273,10 @@ debug-endpoints: true
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
 		RepairInterval: time.Minute, RepairRate: 500, AllowStaleData: true,
 		StreamRate: 8 << 20, HotKeysWindow: 30 * time.Second, HotKeysK: 20, HotKeysMinRate: 250.5, HotCacheTTL: 50 * time.Millisecond,
-		Password: "hunter2", EventLoops: 3, HugePages: false, LowPriorityBackground: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
+		Password:    "hunter2",
+		PeerTLSCert: "/etc/ringkv/peer.crt", PeerTLSKey: "/etc/ringkv/peer.key", PeerTLSCA: "/etc/ringkv/ca.crt",
+		GossipKeyFile: "/etc/ringkv/gossip.keys", Insecure: true,
+		EventLoops: 3, HugePages: false, LowPriorityBackground: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
 		DebugEndpoints: true,
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -80,6 +80,12 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 
 	fs.StringVar(&c.Password, "password", c.Password, "password clients must AUTH with (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
 
+	fs.StringVar(&c.PeerTLSCert, "peer-tls-cert", c.PeerTLSCert, "certificate (PEM) this node serves the peer port with and dials peers with; with --peer-tls-key and --peer-tls-ca the peer port speaks only mutual TLS")
+	fs.StringVar(&c.PeerTLSKey, "peer-tls-key", c.PeerTLSKey, "private key (PEM) of --peer-tls-cert")
+	fs.StringVar(&c.PeerTLSCA, "peer-tls-ca", c.PeerTLSCA, "CA certificate (PEM) every peer's certificate must be signed by")
+	fs.StringVar(&c.GossipKeyFile, "gossip-key-file", c.GossipKeyFile, "file of base64 gossip keys, one a line (16, 24 or 32 bytes): the first encrypts, all are accepted; gossip without a key is refused")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a port that is not loopback to run without protection (peer port without peer TLS, gossip without a key)")
+
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "event loops that serve client connections inline while they only read (Linux; 0: half the CPUs, -1: a goroutine per connection)")
 	fs.BoolVar(&c.HugePages, "huge-pages", c.HugePages, "advise the heap the node grows into for transparent huge pages when the kernel grants them only on request (Linux, mode madvise)")
 	fs.BoolVar(&c.LowPriorityBackground, "low-priority-background", c.LowPriorityBackground, "run storage flushes and compactions at the lowest CPU priority, so requests go first when the CPUs are short (Linux, nice 19)")

@@ -124,9 +124,13 @@ func (s *Server) Start() (err error) {
 	// The coordinator is the transport's handler, and the transport is the
 	// coordinator's caller: servePeer reads s.coord once it is set.
 	var coord *replication.Coordinator
+	peerTLS, gossipKeys, err := s.peerSecurity()
+	if err != nil {
+		return err
+	}
 	s.peers, err = transport.Listen(transport.TCPConfig{
 		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log.With("component", "transport"), Registerer: s.reg,
-		Handler: s.servePeer,
+		Handler: s.servePeer, ServerTLS: peerTLS.server, ClientTLS: peerTLS.client,
 	})
 	if err != nil {
 		return fmt.Errorf("server: peer listener: %w", err)
@@ -150,7 +154,7 @@ func (s *Server) Start() (err error) {
 		return fmt.Errorf("server: reading known peers: %w", err)
 	}
 	s.member, err = membership.New(membership.Config{
-		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: seeds,
+		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: seeds, Keys: gossipKeys,
 		Profile: gossipProfile(cfg.GossipAddr),
 		Logger:  s.log.With("component", "membership"),
 		Meta: membership.Meta{
@@ -161,6 +165,9 @@ func (s *Server) Start() (err error) {
 	})
 	if err != nil {
 		return fmt.Errorf("server: membership: %w", err)
+	}
+	if err := s.registerGossipMetrics(); err != nil {
+		return err
 	}
 	s.topo = newTopology(cfg.NodeID, cfg.Replicas, cfg.VNodes, ringSettle(cfg))
 
