@@ -262,3 +262,28 @@ func refusingNode(t *testing.T, refusal error) *Coordinator {
 	topo := &simTopo{reps: []Replica{{ID: "n1", Addr: "n1", Up: true}}}
 	return New(cfg, clock.NewHLC(clock.System{}, 500*time.Millisecond), refusingStore(t, refusal), nil, topo, nil)
 }
+
+// UNAVAILABLE promises that nothing landed, so a write one replica refused
+// while the others still had it on the wire is a TIMEOUT, even when the
+// refusal alone leaves it short (ALL): here the others apply it.
+func TestRefusalWithRequestsOutIsTimeout(t *testing.T) {
+	c := newSimCluster(t, 3)
+	n1 := c.nodes[0]
+	full := &diskspace.FullError{Dir: "n1", Free: 1 << 20, Reserve: 64 << 20}
+	co := New(n1.coord.cfg, n1.coord.hlc, refusingStore(t, full), n1.tr, c.topo, nil)
+	_, _, putErr := co.Put(t.Context(), []byte("put"), Mutation{Value: []byte("v")}, All)
+	batchErr := co.PutBatch(t.Context(), [][]byte{[]byte("batch")}, []Mutation{{Value: []byte("v")}}, All)[0]
+	for name, err := range map[string]error{"put": putErr, "batch": batchErr} {
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("%s: ALL write refused by the coordinator's replica: %v, want TIMEOUT", name, err)
+		}
+		for _, n := range c.nodes[1:] {
+			checkFor(t, 2*time.Second, func() error {
+				if v, ok := localValue(t, n, name); !ok || v != "v" {
+					return fmt.Errorf("%s: %s = %q, %v; want the write the others took", n.id, name, v, ok)
+				}
+				return nil
+			})
+		}
+	}
+}

@@ -62,10 +62,19 @@ func (t *writeTally) check() error {
 	return nil
 }
 
-// done reports whether the verdict is in: the acks are there, or too few
-// replicas are left unanswered to bring them.
+// done reports whether the verdict is in: the acks are there, every replica
+// sent the write answered, or too few are left unanswered to bring the
+// acks and the write already may have landed (TIMEOUT). While every answer
+// says the write is not there, the replicas still out decide between
+// UNAVAILABLE and TIMEOUT: their requests are on the wire and may land.
 func (t *writeTally) done() bool {
-	return t.acks >= t.need || t.acks+t.unanswered < t.need
+	switch {
+	case t.acks >= t.need || t.unanswered == 0:
+		return true
+	case t.acks+t.unanswered >= t.need:
+		return false
+	}
+	return t.acks > 0 || t.mayHaveLanded
 }
 
 // ack counts a replica's acknowledgement. newer, when not nil, is a version
