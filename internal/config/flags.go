@@ -78,7 +78,10 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 	fs.DurationVar(&c.HotCacheTTL, "hot-cache-ttl", c.HotCacheTTL, "serve reads of hot keys from a coordinator cache this old at most; writes through other nodes go unseen that long (0: off)")
 	fs.Var(newBytesValue(&c.StreamRate), "stream-rate", "bytes per second this node pulls when streaming ranges on join, decommission or removenode (KiB, MiB, GiB suffixes allowed)")
 
-	fs.StringVar(&c.Password, "password", c.Password, "password clients must AUTH with (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
+	fs.StringVar(&c.Password, "password", c.Password, "password of the \"default\" user, who has every right (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
+	fs.StringVar(&c.UsersFile, "users-file", c.UsersFile, "YAML file of users with bcrypt-hashed passwords (ringkv hash-password) and rights: read, write, admin")
+	fs.BoolVar(&c.MetricsOpen, "metrics-open", c.MetricsOpen, "serve /metrics without credentials (key names are left out of it); by default it needs the admin right")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "let a node listen beyond loopback without authentication; without it such a node refuses to start")
 
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "event loops that serve client connections inline while they only read (Linux; 0: half the CPUs, -1: a goroutine per connection)")
 	fs.BoolVar(&c.HugePages, "huge-pages", c.HugePages, "advise the heap the node grows into for transparent huge pages when the kernel grants them only on request (Linux, mode madvise)")
