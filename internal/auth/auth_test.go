@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -120,7 +121,8 @@ func TestCacheMakesRepeatQuick(t *testing.T) {
 
 func TestFailedLoginsLimitedPerSource(t *testing.T) {
 	clk := newClock()
-	a, err := New(Config{Password: "secret", FailBurst: 3, FailRate: 1, now: clk.now})
+	reg := prometheus.NewRegistry()
+	a, err := New(Config{Password: "secret", FailBurst: 3, FailRate: 1, now: clk.now, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +149,9 @@ func TestFailedLoginsLimitedPerSource(t *testing.T) {
 	clk.add(time.Second)
 	if _, err := verify(a, "default", "secret", "10.0.0.1"); err != nil {
 		t.Fatalf("a second later one attempt is allowed again: %v", err)
+	}
+	if f, r := sum(t, reg, "ringkv_auth_failures_total"), sum(t, reg, "ringkv_auth_rate_limited_total"); f != 6 || r != 2 {
+		t.Fatalf("metrics: %v failures, %v refused; want 6 and 2", f, r)
 	}
 }
 
@@ -219,4 +224,22 @@ func TestHashPassword(t *testing.T) {
 	if _, err := HashPassword(bytes.Repeat([]byte("x"), 73)); err == nil {
 		t.Fatal("a password past bcrypt's 72 bytes was hashed")
 	}
+}
+
+// sum adds up the counter name's series in reg.
+func sum(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return v
 }
