@@ -99,6 +99,9 @@ func New(cfg Config) (*Authenticator, error) {
 		if err != nil {
 			return nil, err
 		}
+		if len(users) == 0 && cfg.Password == "" {
+			return nil, errors.New("auth: users file " + cfg.UsersFile + " lists no user and --password is empty: no one could log in")
+		}
 		for _, u := range users {
 			a.users[u.name] = u
 		}

@@ -213,6 +213,19 @@ func TestUsersFileErrors(t *testing.T) {
 	}
 }
 
+func TestEmptyUsersFileWithoutPasswordRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(path, []byte("users: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{UsersFile: path}); err == nil {
+		t.Fatal("no users and no password: want an error, no one could log in")
+	}
+	if _, err := New(Config{UsersFile: path, Password: "pw"}); err != nil {
+		t.Fatalf("no users but a password: %v", err)
+	}
+}
+
 func TestHashPassword(t *testing.T) {
 	h, err := HashPassword([]byte("pw"))
 	if err != nil {

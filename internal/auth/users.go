@@ -7,6 +7,7 @@
 package auth
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -115,7 +116,7 @@ func loadUsers(path string) ([]user, error) {
 
 func parseUsers(data []byte) ([]user, error) {
 	var f usersFile
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
 		return nil, err

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -49,5 +51,22 @@ func TestMetricsOpenLeavesOutKeyNames(t *testing.T) {
 		if got := strings.Contains(string(body), "secret-key"); got == open {
 			t.Fatalf("open=%v: key name served = %v:\n%s", open, got, body)
 		}
+	}
+}
+
+// TestBadUsersFileStopsStart: a users file with a plain password stops the
+// node before it opens storage or binds a port.
+func TestBadUsersFileStopsStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(path, []byte("users:\n  - {name: a, password: hunter2, rights: [read]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(t, func(c *config.Config) { c.UsersFile = path })
+	err := s.Start()
+	if err == nil || !strings.Contains(err.Error(), "not a bcrypt hash") {
+		t.Fatalf("Start = %v, want the users file's error", err)
+	}
+	if s.respLn != nil || s.store != nil {
+		t.Fatal("a listener or the store was opened before the users file was checked")
 	}
 }

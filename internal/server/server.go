@@ -101,6 +101,15 @@ func (s *Server) Start() (err error) {
 	s.wall = clock.NewOffset(clock.System{}, 0)
 	s.hlc = clock.NewHLC(s.wall, cfg.MaxClockSkew)
 	s.guard = clock.NewGuard(s.wall, cfg.MaxClockSkew)
+	// Users first: a bad users file must stop the node before it opens
+	// its storage or joins the gossip.
+	users, err := auth.New(auth.Config{
+		Password: cfg.Password, UsersFile: cfg.UsersFile,
+		Logger: s.log, Registerer: s.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 
 	sync := storage.SyncPeriodic
 	if cfg.Sync == config.SyncAlways {
@@ -214,13 +223,6 @@ func (s *Server) Start() (err error) {
 	s.hints.Start()
 	s.startRestore()
 
-	users, err := auth.New(auth.Config{
-		Password: cfg.Password, UsersFile: cfg.UsersFile,
-		Logger: s.log, Registerer: s.reg,
-	})
-	if err != nil {
-		return fmt.Errorf("server: %w", err)
-	}
 	s.resp = resp.New(resp.Config{
 		Addr: cfg.ClientAddr, MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
 		// Twice the value limit: a value somewhat over it is read and refused
