@@ -20,8 +20,9 @@ type Config struct {
 	// of the cluster's nodes. The client asks them for the topology at start;
 	// later refreshes also ask every node the topology lists.
 	Seeds []string
-	// Username and Password authenticate each connection (AUTH). Leave both
-	// empty when the cluster has no password.
+	// Username and Password authenticate each connection (AUTH) and the
+	// topology requests (HTTP Basic). Leave both empty when the cluster has
+	// no password; Username empty is the "default" user of --password.
 	Username, Password string
 	// Consistency is the level of calls that do not choose one with
 	// WithConsistency. Default Quorum, the servers' default.
@@ -158,7 +159,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.cache = newNearCache(cfg.NearCache.Size, cfg.NearCache.TTL)
 	}
 	c.mu.pools = map[string]*nodePool{}
-	t, err := fetchTopology(ctx, cfg.HTTPClient, cfg.Seeds)
+	t, err := fetchTopology(ctx, cfg.HTTPClient, cfg.Username, cfg.Password, cfg.Seeds)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +255,7 @@ func (c *Client) refresh() {
 		}
 	}
 	addrs = append(addrs, c.cfg.Seeds...)
-	t, err := fetchTopology(ctx, c.cfg.HTTPClient, addrs)
+	t, err := fetchTopology(ctx, c.cfg.HTTPClient, c.cfg.Username, c.cfg.Password, addrs)
 	if err != nil {
 		c.m.refreshes.WithLabelValues("error").Inc()
 		c.log.Warn("refreshing the cluster topology", "err", err)

@@ -32,11 +32,12 @@ type nodeInfo struct {
 }
 
 // fetchTopology asks the nodes at addrs (HTTP addresses) in turn for
-// /v1/cluster and returns the first answer.
-func fetchTopology(ctx context.Context, hc *http.Client, addrs []string) (*topology, error) {
+// /v1/cluster and returns the first answer. The nodes ask for the same
+// credentials on HTTP as on RESP, so the client sends the connections' ones.
+func fetchTopology(ctx context.Context, hc *http.Client, user, password string, addrs []string) (*topology, error) {
 	var errs []error
 	for _, a := range addrs {
-		t, err := fetchOne(ctx, hc, a)
+		t, err := fetchOne(ctx, hc, user, password, a)
 		if err == nil {
 			return t, nil
 		}
@@ -48,7 +49,7 @@ func fetchTopology(ctx context.Context, hc *http.Client, addrs []string) (*topol
 	return nil, fmt.Errorf("%w: no node answered with the cluster topology: %w", ErrUnavailable, errors.Join(errs...))
 }
 
-func fetchOne(ctx context.Context, hc *http.Client, addr string) (*topology, error) {
+func fetchOne(ctx context.Context, hc *http.Client, user, password, addr string) (*topology, error) {
 	url := addr
 	if !strings.Contains(url, "://") {
 		url = "http://" + url
@@ -56,6 +57,12 @@ func fetchOne(ctx context.Context, hc *http.Client, addr string) (*topology, err
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/v1/cluster", nil)
 	if err != nil {
 		return nil, err
+	}
+	if password != "" {
+		if user == "" {
+			user = "default"
+		}
+		req.SetBasicAuth(user, password)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

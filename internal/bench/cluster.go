@@ -50,10 +50,14 @@ func discover(ctx context.Context, cfg Config) (*slotMap, error) {
 	if err := nc.SetDeadline(time.Now().Add(cfg.DialTimeout)); err != nil {
 		return nil, err
 	}
+	rr := newReplyReader(nc)
+	if err := login(nc, rr, cfg.User, cfg.Password); err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", seed, err)
+	}
 	if _, err := nc.Write(appendCommand(nil, "CLUSTER", "SLOTS")); err != nil {
 		return nil, fmt.Errorf("bench: CLUSTER SLOTS on %s: %w", seed, err)
 	}
-	v, err := newReplyReader(nc).value(0)
+	v, err := rr.value(0)
 	var se serverError
 	if errors.As(err, &se) {
 		// "ERR unknown command 'cluster'" (ringkv) or "ERR This instance
@@ -80,6 +84,7 @@ type clusterConns struct {
 	slots       *slotMap
 	dialTimeout time.Duration
 	consistency string
+	user, pass  string
 
 	mu     sync.Mutex // guards nodes and closed against Run's closing on cancel
 	nodes  []*nodeConn
@@ -109,7 +114,8 @@ type nodeConn struct {
 }
 
 func newClusterConns(slots *slotMap, cfg Config) *clusterConns {
-	return &clusterConns{slots: slots.clone(), dialTimeout: cfg.DialTimeout, consistency: cfg.Consistency}
+	return &clusterConns{slots: slots.clone(), dialTimeout: cfg.DialTimeout, consistency: cfg.Consistency,
+		user: cfg.User, pass: cfg.Password}
 }
 
 // conn returns the connection to node i, dialling it the first time: the
@@ -136,7 +142,7 @@ func (c *clusterConns) conn(ctx context.Context, i int) (*nodeConn, error) {
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
 	}
 	n := &nodeConn{addr: addr, nc: nc, rr: newReplyReader(nc)}
-	if err := handshake(nc, n.rr, c.consistency, c.dialTimeout); err != nil {
+	if err := handshake(nc, n.rr, c.user, c.pass, c.consistency, c.dialTimeout); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
 	}

@@ -70,6 +70,9 @@ type Config struct {
 	// Consistency, when not empty, is sent as RINGKV.CONSISTENCY on every
 	// connection before the run; leave it empty for redis-server.
 	Consistency string
+	// User and Password, when Password is set, are sent as AUTH on every
+	// connection first (AUTH password alone when User is empty).
+	User, Password string
 	// Pipeline is the number of requests a connection keeps in flight.
 	Pipeline int
 	// Conns is the number of connections, each served by one goroutine.

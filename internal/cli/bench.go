@@ -8,7 +8,8 @@ import (
 	"github.com/ringkv/ringkv/internal/bench"
 )
 
-func newBenchCommand() *cobra.Command {
+func newBenchCommand(e *env) *cobra.Command {
+	var cr creds
 	c := bench.DefaultConfig()
 	var (
 		addrs, ratio string
@@ -61,6 +62,8 @@ A live line goes to stderr every second; the result goes to stdout.`,
 			if err := c.Validate(); err != nil {
 				return usageError{err: err, cmd: cmd.CommandPath()}
 			}
+			cr := resolveCreds(cmd, e, cr)
+			c.User, c.Password = cr.user, cr.password
 			res, err := bench.Run(cmd.Context(), c)
 			if err != nil {
 				return err
@@ -91,5 +94,6 @@ A live line goes to stderr every second; the result goes to stdout.`,
 	f.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the key and request sequence")
 	f.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no live progress line")
+	addCredFlags(cmd, &cr)
 	return cmd
 }

@@ -16,7 +16,8 @@ import (
 	"github.com/ringkv/ringkv/internal/server"
 )
 
-func newStatusCommand() *cobra.Command {
+func newStatusCommand(e *env) *cobra.Command {
+	var cr creds
 	var (
 		addr    string
 		timeout time.Duration
@@ -35,7 +36,7 @@ Nodes disagree only briefly, while gossip spreads a change.`,
 			if err != nil {
 				return usageError{err: err, cmd: cmd.CommandPath()}
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
 			var s httpapi.ClusterStatus
 			if err := getJSON(ctx, addr, "/v1/cluster", &s); err != nil {
@@ -63,6 +64,7 @@ Nodes disagree only briefly, while gossip spreads a change.`,
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8379", "HTTP address (host:port or URL) of any node")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	addOutputFlag(cmd, &output)
+	addCredFlags(cmd, &cr)
 	return cmd
 }
 
@@ -93,6 +95,7 @@ func callJSON(ctx context.Context, method, addr, path string, v any) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err

@@ -118,16 +118,20 @@ type Config struct {
 	HotKeysMinRate float64       `flag:"hot-keys-min-rate"`
 	HotCacheTTL    time.Duration `flag:"hot-cache-ttl"`
 
-	Password string `flag:"password"`
+	Password    string `flag:"password"`
+	UsersFile   string `flag:"users-file"`
+	MetricsOpen bool   `flag:"metrics-open"`
+	// Insecure lets a listener beyond loopback run without protection:
+	// the client and HTTP ports without --password or --users-file, the
+	// peer port without TLS, gossip without a key. Without it such a node
+	// refuses to start.
+	Insecure bool `flag:"insecure"`
 
 	// Peer mutual TLS and the gossip key (see security.go).
 	PeerTLSCert   string `flag:"peer-tls-cert"`
 	PeerTLSKey    string `flag:"peer-tls-key"`
 	PeerTLSCA     string `flag:"peer-tls-ca"`
 	GossipKeyFile string `flag:"gossip-key-file"`
-	// Insecure lets a listener that is not loopback run without
-	// protection; without it such a node refuses to start.
-	Insecure bool `flag:"insecure"`
 
 	EventLoops int  `flag:"event-loops"`
 	HugePages  bool `flag:"huge-pages"`
@@ -244,6 +248,14 @@ func Default() Config {
 		HotCacheTTL: 0,
 		// No password: the default listeners are loopback only (§11).
 		Password: "",
+		// No users file: --password alone is the single-user setup.
+		UsersFile: "",
+		// Closed: /metrics needs a user with the admin right, as it tells
+		// an attacker the cluster's shape and load.
+		MetricsOpen: false,
+		// Off: as Redis' protected mode, a node reachable beyond loopback
+		// must have authentication, or say so with --insecure.
+		Insecure: false,
 		// Info logs lifecycle events, not requests.
 		LogLevel: slog.LevelInfo,
 		// Text reads well in a terminal; set json for log shippers.
@@ -400,6 +412,16 @@ func (c *Config) Validate() error {
 		bad("event-loops", "%d, want -1 (none), 0 (half the CPUs) or a count up to 1024", c.EventLoops)
 	}
 	c.checkPeerSecurity(bad)
+	if c.Password == "" && c.UsersFile == "" && !c.Insecure {
+		// Protected mode, as Redis': a port anyone on the network can reach
+		// with no credentials is a mistake until the operator says otherwise.
+		for _, a := range []struct{ flag, addr string }{{"client-addr", c.ClientAddr}, {"http-addr", c.HTTPAddr}} {
+			if !isLoopback(a.addr) {
+				bad(a.flag, "%s is not a loopback address and neither --password nor --users-file is set: "+
+					"anyone who can reach it could read and write every key; set one of them, or --insecure to run unprotected", a.addr)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -407,10 +429,10 @@ func (c *Config) Validate() error {
 // wants; the server logs them at startup.
 func (c *Config) Warnings() []string {
 	var w []string
-	if c.Password == "" {
+	if c.Password == "" && c.UsersFile == "" {
 		for _, a := range []struct{ flag, addr string }{{"client-addr", c.ClientAddr}, {"http-addr", c.HTTPAddr}} {
 			if !isLoopback(a.addr) {
-				w = append(w, fmt.Sprintf("--%s %s is not a loopback address and no --password is set: anyone who can reach it can read and write every key", a.flag, a.addr))
+				w = append(w, fmt.Sprintf("--%s %s is not a loopback address and no --password or --users-file is set (--insecure): anyone who can reach it can read and write every key", a.flag, a.addr))
 			}
 		}
 	}

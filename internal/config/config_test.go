@@ -42,7 +42,12 @@ func TestValidate(t *testing.T) {
 		{"default", func(*Config) {}, ""},
 		{"in-memory without data dir", func(c *Config) { c.InMemory, c.DataDir = true, "" }, ""},
 		{"port zero twice", func(c *Config) { c.ClientAddr, c.PeerAddr = "127.0.0.1:0", "127.0.0.1:0" }, ""},
-		{"all interfaces", func(c *Config) { c.ClientAddr = ":7379" }, ""},
+		{"all interfaces with a password", func(c *Config) { c.ClientAddr, c.Password = ":7379", "pw" }, ""},
+		{"all interfaces with users", func(c *Config) { c.ClientAddr, c.UsersFile = ":7379", "/etc/u.yaml" }, ""},
+		{"all interfaces, insecure", func(c *Config) { c.ClientAddr, c.Insecure = ":7379", true }, ""},
+		{"all interfaces, no auth", func(c *Config) { c.ClientAddr = ":7379" }, "--insecure"},
+		{"http beyond loopback, no auth", func(c *Config) { c.HTTPAddr = "10.0.0.1:8379" }, "--http-addr"},
+		{"localhost, no auth", func(c *Config) { c.HTTPAddr = "localhost:8379" }, ""},
 		{"one replica", func(c *Config) { c.Replicas = 1 }, ""},
 		{"empty node id", func(c *Config) { c.NodeID = "" }, "--node-id"},
 		{"node id with space", func(c *Config) { c.NodeID = "a b" }, "--node-id"},
@@ -113,6 +118,7 @@ func TestWarnings(t *testing.T) {
 		t.Fatalf("loopback, QUORUM, gc-grace > hint window: warnings %q", w)
 	}
 	c.ClientAddr = "0.0.0.0:7379"
+	c.Insecure = true
 	c.Consistency = replication.One
 	c.GCGrace = time.Hour
 	w := strings.Join(c.Warnings(), "\n")
@@ -248,6 +254,8 @@ peer-tls-cert: /etc/ringkv/peer.crt
 peer-tls-key: /etc/ringkv/peer.key
 peer-tls-ca: /etc/ringkv/ca.crt
 gossip-key-file: /etc/ringkv/gossip.keys
+users-file: /etc/ringkv/users.yaml
+metrics-open: true
 insecure: true
 event-loops: 3
 huge-pages: false
@@ -273,7 +281,7 @@ debug-endpoints: true
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
 		RepairInterval: time.Minute, RepairRate: 500, AllowStaleData: true,
 		StreamRate: 8 << 20, HotKeysWindow: 30 * time.Second, HotKeysK: 20, HotKeysMinRate: 250.5, HotCacheTTL: 50 * time.Millisecond,
-		Password:    "hunter2",
+		Password: "hunter2", UsersFile: "/etc/ringkv/users.yaml", MetricsOpen: true,
 		PeerTLSCert: "/etc/ringkv/peer.crt", PeerTLSKey: "/etc/ringkv/peer.key", PeerTLSCA: "/etc/ringkv/ca.crt",
 		GossipKeyFile: "/etc/ringkv/gossip.keys", Insecure: true,
 		EventLoops: 3, HugePages: false, LowPriorityBackground: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,

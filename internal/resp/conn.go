@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/metric"
 	"github.com/ringkv/ringkv/internal/replication"
@@ -44,6 +45,9 @@ type conn struct {
 	id      int64
 	created time.Time
 	authed  bool
+	// user and rights are who the client authenticated as and what it may do.
+	user    string
+	rights  auth.Rights
 	level   replication.Level
 	name    string
 	libName string
@@ -68,11 +72,14 @@ func newConn(s *Server, nc net.Conn, fd int) *conn {
 		s:       s,
 		id:      s.nextID.Add(1),
 		created: time.Now(),
-		authed:  s.cfg.Password == "",
+		authed:  !s.cfg.Auth.Enabled(),
 		level:   s.cfg.DefaultLevel,
 		raddr:   nc.RemoteAddr(),
 		laddr:   nc.LocalAddr(),
 		io:      connIO{fd: fd},
+	}
+	if c.authed {
+		c.user, c.rights = auth.Anonymous.Name, auth.Anonymous.Rights
 	}
 	if fd < 0 {
 		c.nc, c.io.nc = nc, sockio.Wrap(nc)

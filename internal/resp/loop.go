@@ -138,7 +138,13 @@ func (c *conn) waitless(args [][]byte, alone bool) bool {
 		return alone
 	}
 	cmd := c.s.lookup(args[0])
-	return cmd != nil && cmd.waitless
+	if cmd == nil || !cmd.waitless {
+		return false
+	}
+	if cmd.noAuth && (cmd.name == "auth" || cmd.name == "hello") {
+		return c.authQuick(args)
+	}
+	return true
 }
 
 // numLoops is how many event loops cfg asks for.

@@ -29,6 +29,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
 )
@@ -75,7 +76,11 @@ type Config struct {
 	// read, so a stuck client cannot pin a goroutine and its buffers forever.
 	WriteTimeout time.Duration
 	// Password enables AUTH for the "default" user; empty means no auth.
+	// Ignored when Auth is set.
 	Password string
+	// Auth verifies AUTH and HELLO ... AUTH credentials and gives each
+	// user its rights; nil builds one from Password.
+	Auth *auth.Authenticator
 	// DefaultLevel is a new connection's consistency level.
 	DefaultLevel replication.Level
 	// ConcurrentPipeline runs the plain GETs and SETs of a pipeline as
@@ -226,6 +231,14 @@ func New(cfg Config, b Backend) *Server {
 		panic(err)
 	}
 	cfg = cfg.withDefaults()
+	if cfg.Auth == nil {
+		// With only a password there is no users file to fail on.
+		a, err := auth.New(auth.Config{Password: cfg.Password, Logger: cfg.Logger})
+		if err != nil {
+			panic(err)
+		}
+		cfg.Auth = a
+	}
 	s := &Server{
 		cfg:     cfg,
 		b:       b,
@@ -292,7 +305,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.loopsOnce.Do(s.startLoops)
-	if s.cfg.Password == "" {
+	if !s.cfg.Auth.Enabled() {
 		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 			s.log.Warn("RESP port is reachable beyond loopback and has no password: anyone who can connect can read and write all data",
 				"addr", ln.Addr().String())
