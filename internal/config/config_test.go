@@ -244,6 +244,13 @@ hot-keys-k: 20
 hot-keys-min-rate: 250.5
 hot-cache-ttl: 50ms
 password: hunter2
+tls-cert: /etc/ringkv/server.crt
+tls-key: /etc/ringkv/server.key
+tls-ca: /etc/ringkv/ca.crt
+tls-require-client-cert: true
+max-client-memory: 256mb
+client-idle-timeout: 10m
+client-read-timeout: 5s
 event-loops: 3
 huge-pages: false
 low-priority-background: false
@@ -268,7 +275,10 @@ debug-endpoints: true
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
 		RepairInterval: time.Minute, RepairRate: 500, AllowStaleData: true,
 		StreamRate: 8 << 20, HotKeysWindow: 30 * time.Second, HotKeysK: 20, HotKeysMinRate: 250.5, HotCacheTTL: 50 * time.Millisecond,
-		Password: "hunter2", EventLoops: 3, HugePages: false, LowPriorityBackground: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
+		Password: "hunter2",
+		TLSCert:  "/etc/ringkv/server.crt", TLSKey: "/etc/ringkv/server.key", TLSCA: "/etc/ringkv/ca.crt", TLSRequireClientCert: true,
+		MaxClientMemory: 256 << 20, ClientIdleTimeout: 10 * time.Minute, ClientReadTimeout: 5 * time.Second,
+		EventLoops: 3, HugePages: false, LowPriorityBackground: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
 		DebugEndpoints: true,
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -79,6 +79,13 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 	fs.Var(newBytesValue(&c.StreamRate), "stream-rate", "bytes per second this node pulls when streaming ranges on join, decommission or removenode (KiB, MiB, GiB suffixes allowed)")
 
 	fs.StringVar(&c.Password, "password", c.Password, "password clients must AUTH with (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "certificate (PEM) the client (RESP) and HTTP ports serve TLS with; with --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "private key (PEM) of --tls-cert")
+	fs.StringVar(&c.TLSCA, "tls-ca", c.TLSCA, "CA (PEM) that verifies client certificates on the client and HTTP ports when a client presents one")
+	fs.BoolVar(&c.TLSRequireClientCert, "tls-require-client-cert", c.TLSRequireClientCert, "refuse clients without a certificate from --tls-ca (mutual TLS)")
+	fs.Var((*memoryValue)(&c.MaxClientMemory), "max-client-memory", "cap on all client connections' query buffers together; past it the largest are closed, as Redis' maxmemory-clients (0: min(1GiB, 10% of RAM))")
+	fs.DurationVar(&c.ClientIdleTimeout, "client-idle-timeout", c.ClientIdleTimeout, "close a client or HTTP connection that sends nothing this long")
+	fs.DurationVar(&c.ClientReadTimeout, "client-read-timeout", c.ClientReadTimeout, "close a client connection whose command, or an HTTP request whose headers and body, took longer than this to arrive")
 
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "event loops that serve client connections inline while they only read (Linux; 0: half the CPUs, -1: a goroutine per connection)")
 	fs.BoolVar(&c.HugePages, "huge-pages", c.HugePages, "advise the heap the node grows into for transparent huge pages when the kernel grants them only on request (Linux, mode madvise)")
