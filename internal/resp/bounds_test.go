@@ -1,0 +1,156 @@
+package resp
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// closedCount reads ringkv_resp_closed_connections_total{reason}.
+func (ts *testServer) closedCount(tb testing.TB, reason string) int {
+	tb.Helper()
+	for _, mf := range must(ts.reg.Gather()) {
+		if mf.GetName() != "ringkv_resp_closed_connections_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return int(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// loopModes runs fn with connections on an event loop first and on
+// goroutines from the start, the two paths a connection may take.
+func loopModes(t *testing.T, fn func(t *testing.T, loops int)) {
+	for _, loops := range []int{1, -1} {
+		t.Run(fmt.Sprintf("event-loops=%d", loops), func(t *testing.T) { fn(t, loops) })
+	}
+}
+
+// TestReadTimeoutClosesHalfSentCommand: a client that begins a command and
+// never finishes it is closed after ReadTimeout, while a connection that
+// sent whole commands and waits stays open (its limit is IdleTimeout).
+func TestReadTimeoutClosesHalfSentCommand(t *testing.T) {
+	loopModes(t, func(t *testing.T, loops int) {
+		ts := startServer(t, func(c *Config) { c.EventLoops = loops; c.ReadTimeout = 200 * time.Millisecond })
+		idle, idleRd := dial(t, ts.addr)
+		send(t, idle, "PING\r\n")
+		expect(t, idleRd, "+PONG\r\n")
+
+		half, halfRd := dial(t, ts.addr)
+		send(t, half, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1000\r\nab")
+		expectClosed(t, halfRd)
+		equal(t, "read timeouts counted", ts.closedCount(t, "read_timeout"), 1)
+
+		// The idle connection outlived the half-sent one's deadline.
+		send(t, idle, "PING\r\n")
+		expect(t, idleRd, "+PONG\r\n")
+	})
+}
+
+// TestReadTimeoutCountsFromCommandStart: trickling a byte at a time does
+// not renew the deadline; a command must be whole within ReadTimeout.
+func TestReadTimeoutCountsFromCommandStart(t *testing.T) {
+	loopModes(t, func(t *testing.T, loops int) {
+		ts := startServer(t, func(c *Config) { c.EventLoops = loops; c.ReadTimeout = 300 * time.Millisecond })
+		nc, rd := dial(t, ts.addr)
+		send(t, nc, "*2\r\n$4\r\nECHO\r\n$100000\r\n")
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+					if _, err := nc.Write([]byte("x")); err != nil {
+						return
+					}
+				}
+			}
+		}()
+		expectClosed(t, rd)
+		equal(t, "read timeouts counted", ts.closedCount(t, "read_timeout"), 1)
+	})
+}
+
+// TestDeclaredSizeNotAllocated: a bulk that declares 60 MiB and sends
+// 20 KiB costs the server a buffer for what was sent, not what was declared:
+// the initial 16 KiB doubled once.
+func TestDeclaredSizeNotAllocated(t *testing.T) {
+	loopModes(t, func(t *testing.T, loops int) {
+		ts := startServer(t, func(c *Config) {
+			c.EventLoops = loops
+			c.MaxValueBytes = 64 << 20
+			c.MaxBulkBytes = 64 << 20
+		})
+		const conns = 20
+		for range conns {
+			nc, _ := dial(t, ts.addr)
+			send(t, nc, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$62914560\r\n"+strings.Repeat("v", 20<<10))
+		}
+		want := int64(conns * initialBuf)
+		checkFor(t, 5*time.Second, func() error {
+			if n := ts.srv.clientMem.Load(); n != want {
+				return fmt.Errorf("client buffers beyond the initial ones: %d bytes, want %d", n, want)
+			}
+			return nil
+		})
+	})
+}
+
+// TestMaxClientMemoryClosesLargest: past the cap, the connection holding
+// the largest buffer is closed; the others finish their commands.
+func TestMaxClientMemoryClosesLargest(t *testing.T) {
+	loopModes(t, func(t *testing.T, loops int) {
+		ts := startServer(t, func(c *Config) { c.EventLoops = loops; c.MaxClientMemory = 6 << 20 })
+		const kib = 1 << 10
+		partial := func(total, sent int) (net.Conn, *bufio.Reader) {
+			nc, rd := dial(t, ts.addr)
+			send(t, nc, fmt.Sprintf("*2\r\n$4\r\nECHO\r\n$%d\r\n%s", total, strings.Repeat("v", sent)))
+			return nc, rd
+		}
+		waitMem := func(atLeast int64) {
+			checkFor(t, 5*time.Second, func() error {
+				if n := ts.srv.clientMem.Load(); n < atLeast {
+					return fmt.Errorf("client buffers %d bytes, want at least %d", n, atLeast)
+				}
+				return nil
+			})
+		}
+		// Buffers double as input arrives: 3 MiB sent holds 4 MiB, 1.2 MiB
+		// holds 2 MiB, 600 KiB holds 1 MiB; each counts beyond 16 KiB.
+		const big, mid, small = 3 << 20, 1200 * kib, 600 * kib
+		_, bigRd := partial(4<<20, big)
+		waitMem(4<<20 - 16*kib)
+		midC, midRd := partial(2<<20, mid)
+		waitMem(6<<20 - 32*kib)
+		smallC, smallRd := partial(1<<20, small)
+
+		expectClosed(t, bigRd)
+		equal(t, "evictions counted", ts.closedCount(t, "client_memory"), 1)
+
+		send(t, midC, strings.Repeat("v", 2<<20-mid)+"\r\n")
+		expect(t, midRd, fmt.Sprintf("$%d\r\n", 2<<20))
+		readN(t, midRd, 2<<20+2)
+		send(t, smallC, strings.Repeat("v", 1<<20-small)+"\r\n")
+		expect(t, smallRd, fmt.Sprintf("$%d\r\n", 1<<20))
+		readN(t, smallRd, 1<<20+2)
+		checkFor(t, 5*time.Second, func() error {
+			if n := ts.srv.clientMem.Load(); n != 0 {
+				return fmt.Errorf("client buffers %d bytes after the commands ended", n)
+			}
+			return nil
+		})
+	})
+}
