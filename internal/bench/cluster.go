@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,7 +43,7 @@ func discover(ctx context.Context, cfg Config) (*slotMap, error) {
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", seed)
+	nc, err := dial(dctx, &d, seed, cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("bench: connect %s: %w", seed, err)
 	}
@@ -80,6 +81,7 @@ type clusterConns struct {
 	slots       *slotMap
 	dialTimeout time.Duration
 	consistency string
+	tls         *tls.Config
 
 	mu     sync.Mutex // guards nodes and closed against Run's closing on cancel
 	nodes  []*nodeConn
@@ -109,7 +111,7 @@ type nodeConn struct {
 }
 
 func newClusterConns(slots *slotMap, cfg Config) *clusterConns {
-	return &clusterConns{slots: slots.clone(), dialTimeout: cfg.DialTimeout, consistency: cfg.Consistency}
+	return &clusterConns{slots: slots.clone(), dialTimeout: cfg.DialTimeout, consistency: cfg.Consistency, tls: cfg.TLS}
 }
 
 // conn returns the connection to node i, dialling it the first time: the
@@ -131,7 +133,7 @@ func (c *clusterConns) conn(ctx context.Context, i int) (*nodeConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", addr)
+	nc, err := dial(dctx, &d, addr, c.tls)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
 	}

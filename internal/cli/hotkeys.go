@@ -63,6 +63,7 @@ send clients through all of them, to see the whole cluster.`,
 	cmd.Flags().IntVarP(&n, "n", "n", 20, "show at most this many keys (0: all the node tracks)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	addOutputFlag(cmd, &output)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 

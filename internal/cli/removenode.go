@@ -47,5 +47,6 @@ with its old data.`,
 	cmd.Flags().StringVar(&id, "id", "", "id of the dead node to remove")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up waiting after this long (the removal goes on)")
 	cmd.Flags().BoolVar(&wait, "wait", true, "follow progress until the node is removed")
+	addNodeTLSFlags(cmd)
 	return cmd
 }

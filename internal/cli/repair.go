@@ -77,6 +77,7 @@ node is joined, not started twice. The node paces the work at its
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up waiting after this long (the repair goes on)")
 	cmd.Flags().DurationVar(&every, "interval", 500*time.Millisecond, "how often to print progress")
 	addOutputFlag(cmd, &output)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 
