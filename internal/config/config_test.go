@@ -61,6 +61,18 @@ func TestValidate(t *testing.T) {
 		{"huge key limit", func(c *Config) { c.MaxKeyBytes = 2 << 20 }, "--max-key-bytes"},
 		{"negative value limit", func(c *Config) { c.MaxValueBytes = -1 }, "--max-value-bytes"},
 		{"huge value limit", func(c *Config) { c.MaxValueBytes = 1 << 30 }, "--max-value-bytes"},
+		{"tls", func(c *Config) { c.TLSCert, c.TLSKey = "s.crt", "s.key" }, ""},
+		{"mutual tls", func(c *Config) {
+			c.TLSCert, c.TLSKey, c.TLSCA, c.TLSRequireClientCert = "s.crt", "s.key", "ca.crt", true
+		}, ""},
+		{"tls cert without key", func(c *Config) { c.TLSCert = "s.crt" }, "--tls-cert"},
+		{"tls ca without cert", func(c *Config) { c.TLSCA = "ca.crt" }, "--tls-ca"},
+		{"client certs required without ca", func(c *Config) {
+			c.TLSCert, c.TLSKey, c.TLSRequireClientCert = "s.crt", "s.key", true
+		}, "--tls-require-client-cert"},
+		{"negative client memory", func(c *Config) { c.MaxClientMemory = -1 }, "--max-client-memory"},
+		{"zero idle timeout", func(c *Config) { c.ClientIdleTimeout = 0 }, "--client-idle-timeout"},
+		{"zero read timeout", func(c *Config) { c.ClientReadTimeout = 0 }, "--client-read-timeout"},
 		{"zero replicas", func(c *Config) { c.Replicas = 0 }, "--replicas"},
 		{"zero vnodes", func(c *Config) { c.VNodes = 0 }, "--vnodes"},
 		{"too many vnodes", func(c *Config) { c.VNodes = 100000 }, "--vnodes"},

@@ -2,7 +2,9 @@ package resp
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -153,4 +155,74 @@ func TestMaxClientMemoryClosesLargest(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// repeatReader returns the same bytes on every Read.
+type repeatReader struct{ p []byte }
+
+func (r repeatReader) Read(p []byte) (int, error) { return copy(p, r.p), nil }
+
+// TestReaderAllocations: reading and parsing a pipeline of small commands,
+// with the grow hook set as a connection sets it, allocates nothing.
+func TestReaderAllocations(t *testing.T) {
+	pipeline := strings.Repeat("*2\r\n$3\r\nGET\r\n$5\r\nkey:1\r\n", 32)
+	grows := 0
+	r := NewReader(repeatReader{[]byte(pipeline)}, testLimits)
+	r.SetGrowHook(func(int) bool { grows++; return true })
+	allocs := testing.AllocsPerRun(200, func() {
+		if err := r.Fill(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			args, err := r.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if args == nil {
+				return
+			}
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per fill and parse", allocs)
+	}
+	equal(t, "buffer growths", grows, 0)
+}
+
+// TestReaderGrowsWithInput: a bulk that declares far more than it sends
+// grows the buffer only with the bytes received, and a refused growth ends
+// the reader with errClientMemory.
+func TestReaderGrowsWithInput(t *testing.T) {
+	head := "*2\r\n$4\r\nECHO\r\n$" + fmt.Sprint(4<<20) + "\r\n"
+	in := &chunkReader{data: []byte(head + strings.Repeat("v", 40<<10)), sizes: []int{4 << 10}}
+	lim := Limits{MaxArgs: 10, MaxBulk: 8 << 20, MaxQuery: 16 << 20}
+	var grown int
+	r := NewReader(in, lim)
+	r.SetGrowHook(func(d int) bool { grown += d; return true })
+	for {
+		if err := r.Fill(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+		if args, err := r.Next(); args != nil || err != nil {
+			t.Fatalf("Next: %v, %v", args, err)
+		}
+	}
+	// 40 KiB and the header fit in 64 KiB: two doublings of 16 KiB.
+	equal(t, "buffer size", r.Cap(), 64<<10)
+	equal(t, "growth reported", grown, 48<<10)
+
+	in = &chunkReader{data: []byte(head + strings.Repeat("v", 40<<10)), sizes: []int{4 << 10}}
+	r = NewReader(in, lim)
+	r.SetGrowHook(func(int) bool { return false })
+	var err error
+	for err == nil {
+		err = r.Fill()
+	}
+	if !errors.Is(err, errClientMemory) {
+		t.Fatalf("refused growth: %v, want errClientMemory", err)
+	}
+	equal(t, "buffer size after a refused growth", r.Cap(), initialBuf)
 }
