@@ -2,9 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -105,4 +109,52 @@ func TestMaxClientMemoryCap(t *testing.T) {
 	if got := maxClientMemoryCap(0); got < 64<<20 || got > 1<<30 {
 		t.Errorf("automatic cap %d, want 64 MiB..1 GiB", got)
 	}
+}
+
+// TestClientTimeoutsReachThePorts: a node's --client-read-timeout closes an
+// HTTP PUT that declared 16 MiB and sent 2 bytes, and a RESP command that
+// stopped half way, and the 60 PUTs of issue 30 leave the heap bounded.
+func TestClientTimeoutsReachThePorts(t *testing.T) {
+	cfg := testConfig(t, "n1", t.TempDir())
+	cfg.ClientReadTimeout = time.Second
+	s := startServer(t, cfg)
+	addrs := s.Addrs()
+
+	before := heapInUse()
+	var conns []net.Conn
+	for i := range 60 {
+		nc, err := net.Dial("tcp", addrs.HTTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		fmt.Fprintf(nc, "PUT /v1/kv/k%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\nab", i, 16<<20)
+		conns = append(conns, nc)
+	}
+	resp, err := net.Dial("tcp", addrs.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Close()
+	fmt.Fprintf(resp, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\nab", 16<<20)
+
+	time.Sleep(200 * time.Millisecond) // the handlers have begun to read
+	if grown := int64(heapInUse()) - int64(before); grown > 64<<20 {
+		t.Errorf("heap grew by %d MiB for 60 PUTs that sent 2 bytes each", grown>>20)
+	}
+	for i, nc := range append(conns, resp) {
+		_ = nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err := io.Copy(io.Discard, nc)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("connection %d still open after the read timeout", i)
+		}
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
