@@ -2,11 +2,14 @@ package resp
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -225,4 +228,43 @@ func TestReaderGrowsWithInput(t *testing.T) {
 		t.Fatalf("refused growth: %v, want errClientMemory", err)
 	}
 	equal(t, "buffer size after a refused growth", r.Cap(), initialBuf)
+}
+
+// recordHandler keeps the records logged through it.
+type recordHandler struct {
+	slog.Handler
+	mu      sync.Mutex
+	records []slog.Record
+}
+
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, r)
+	return nil
+}
+
+// TestSampledLog: an event a client repeats is logged once per interval,
+// and the next line says how many were not.
+func TestSampledLog(t *testing.T) {
+	h := &recordHandler{Handler: slog.NewTextHandler(io.Discard, nil)}
+	l := slog.New(h)
+	var s sampledLog
+	for range 100 {
+		s.log(l, slog.LevelInfo, "protocol error")
+	}
+	equal(t, "lines for 100 events in one interval", len(h.records), 1)
+	s.mu.Lock()
+	s.next = 0 // the interval has passed
+	s.mu.Unlock()
+	s.log(l, slog.LevelInfo, "protocol error")
+	equal(t, "lines after the interval", len(h.records), 2)
+	var dropped int64
+	h.records[1].Attrs(func(a slog.Attr) bool {
+		if a.Key == "not_logged_since_last" {
+			dropped = a.Value.Int64()
+		}
+		return true
+	})
+	equal(t, "count of the lines not logged", dropped, int64(99))
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync/atomic"
@@ -119,7 +120,7 @@ func (s *Server) serveConn(c *conn) {
 		_ = tc.SetDeadline(time.Now().Add(s.cfg.ReadTimeout))
 		if err := tc.Handshake(); err != nil {
 			s.m.closed.WithLabelValues("tls_handshake").Inc()
-			log.Info("TLS handshake failed, closing connection", "err", err)
+			s.sampled.tls.log(log, slog.LevelInfo, "TLS handshake failed, closing connection", "err", err)
 			return
 		}
 	}
@@ -142,13 +143,13 @@ func (s *Server) serveConn(c *conn) {
 			case errors.As(err, &pe):
 				c.runBatch() // the commands before the bad one get their replies
 				s.m.protocolErrors.Inc()
-				log.Info("protocol error, closing connection", "err", err)
+				s.sampled.protocol.log(log, slog.LevelInfo, "protocol error, closing connection", "err", err)
 				c.w.Error("ERR " + pe.Error())
 				_ = c.flush()
 				linger = true
 			case errors.Is(err, errHTTP):
 				s.m.protocolErrors.Inc()
-				log.Warn("possible security attack: HTTP request on the RESP port, connection dropped")
+				s.sampled.http.log(log, slog.LevelWarn, "possible security attack: HTTP request on the RESP port, connection dropped")
 			}
 			return
 		}
@@ -195,7 +196,7 @@ func (s *Server) serveConn(c *conn) {
 				// Logged and counted where it was chosen (clientmem.go).
 			case errors.Is(err, os.ErrDeadlineExceeded) && c.partialSince != 0:
 				s.m.closed.WithLabelValues("read_timeout").Inc()
-				log.Info("read timeout: a command took too long to arrive, closing connection",
+				s.sampled.readTimeout.log(log, slog.LevelInfo, "read timeout: a command took too long to arrive, closing connection",
 					"timeout", s.cfg.ReadTimeout, "buffered_bytes", c.rd.Buffered())
 			case errors.Is(err, os.ErrDeadlineExceeded):
 				s.m.closed.WithLabelValues("idle").Inc()

@@ -3,6 +3,7 @@ package resp
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -198,7 +199,7 @@ func (l *eventLoop) sweep(now time.Duration) {
 		switch {
 		case c.partialSince != 0 && now-c.partialSince >= l.s.cfg.ReadTimeout:
 			l.s.m.closed.WithLabelValues("read_timeout").Inc()
-			l.s.log.Info("read timeout: a command took too long to arrive, closing connection",
+			l.s.sampled.readTimeout.log(l.s.log, slog.LevelInfo, "read timeout: a command took too long to arrive, closing connection",
 				"client", c.raddr.String(), "id", c.id, "timeout", l.s.cfg.ReadTimeout, "buffered_bytes", c.rd.Buffered())
 			l.close(c)
 		case now-c.loopSeen >= l.s.cfg.IdleTimeout:

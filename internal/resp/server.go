@@ -225,6 +225,8 @@ type Server struct {
 	// initial buffers; evictMu serialises the choice of whom to close.
 	clientMem atomic.Int64
 	evictMu   sync.Mutex
+	// sampled rate-limits the lines clients can provoke (logsample.go).
+	sampled sampledLogs
 
 	nextID   atomic.Int64
 	closing  atomic.Bool
