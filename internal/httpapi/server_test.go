@@ -181,3 +181,55 @@ func TestHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteTimeout: a client that asks for a large value and does not read
+// it is cut off once the write timeout passes, while a keep-alive
+// connection idle for longer than it still serves its next request.
+func TestWriteTimeout(t *testing.T) {
+	addr, _ := serveBounded(t, ServerConfig{WriteTimeout: 300 * time.Millisecond})
+	hc := &http.Client{Timeout: 20 * time.Second}
+	defer hc.CloseIdleConnections()
+	value := strings.Repeat("v", DefaultMaxValueBytes)
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/kv/big", strings.NewReader(value))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("PUT: status %d", resp.StatusCode)
+	}
+
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "GET /v1/kv/big HTTP/1.1\r\nHost: x\r\n\r\n")
+	time.Sleep(time.Second) // not reading: the server's write blocks
+	_ = nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got, _ := io.ReadAll(nc)
+	if len(got) >= len(value) {
+		t.Fatalf("a client that did not read got all %d bytes", len(got))
+	}
+
+	// The deadline does not outlive its request.
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		resp, err := hc.Get("http://" + addr + "/livez")
+		if err != nil {
+			t.Fatalf("request %d on a keep-alive connection: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+	}
+}
