@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,7 +53,15 @@ type Config struct {
 	// NearCache, when its Size is above zero, caches Get results in the
 	// client. See NearCache.
 	NearCache NearCache
-	// HTTPClient fetches the topology. Default: a client with a 5 s timeout.
+	// TLSConfig, when set, makes every connection to a node's client port
+	// TLS (ringkv's --tls-cert), and the seeds and the nodes' HTTP
+	// addresses are asked over HTTPS when they name no scheme. RootCAs
+	// verifies the nodes; Certificates holds a client certificate for nodes
+	// run with --tls-require-client-cert. The server name checked is the
+	// host of the address dialled unless ServerName is set.
+	TLSConfig *tls.Config
+	// HTTPClient fetches the topology. Default: a client with a 5 s timeout,
+	// using TLSConfig when it is set.
 	HTTPClient *http.Client
 	// Logger receives the client's few log lines (topology changes, refresh
 	// failures). Default: discard.
@@ -110,11 +119,22 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+		if c.TLSConfig != nil {
+			c.HTTPClient.Transport = &http.Transport{TLSClientConfig: c.TLSConfig}
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
+}
+
+// scheme is the one an HTTP address without its own gets.
+func (c *Config) scheme() string {
+	if c.TLSConfig != nil {
+		return "https://"
+	}
+	return "http://"
 }
 
 // Client is a ringkv cluster client. It is safe for concurrent use; create one
@@ -159,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.cache = newNearCache(cfg.NearCache.Size, cfg.NearCache.TTL)
 	}
 	c.mu.pools = map[string]*nodePool{}
-	t, err := fetchTopology(ctx, cfg.HTTPClient, cfg.Username, cfg.Password, cfg.Seeds)
+	t, err := fetchTopology(ctx, cfg.HTTPClient, cfg.scheme(), cfg.Username, cfg.Password, cfg.Seeds)
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +275,7 @@ func (c *Client) refresh() {
 		}
 	}
 	addrs = append(addrs, c.cfg.Seeds...)
-	t, err := fetchTopology(ctx, c.cfg.HTTPClient, c.cfg.Username, c.cfg.Password, addrs)
+	t, err := fetchTopology(ctx, c.cfg.HTTPClient, c.cfg.scheme(), c.cfg.Username, c.cfg.Password, addrs)
 	if err != nil {
 		c.m.refreshes.WithLabelValues("error").Inc()
 		c.log.Warn("refreshing the cluster topology", "err", err)

@@ -16,6 +16,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -218,7 +219,7 @@ func dialAll(ctx context.Context, cfg Config, slots *slotMap) ([]*worker, error)
 		}
 		w.addr = cfg.Addrs[i%len(cfg.Addrs)]
 		dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-		nc, err := d.DialContext(dctx, "tcp", w.addr)
+		nc, err := dial(dctx, &d, w.addr, cfg.TLS)
 		cancel()
 		if err != nil {
 			return fail(fmt.Errorf("bench: connect %s: %w", w.addr, err))
@@ -230,6 +231,16 @@ func dialAll(ctx context.Context, cfg Config, slots *slotMap) ([]*worker, error)
 		}
 	}
 	return workers, nil
+}
+
+// dial connects to addr, over TLS when tc is set; the server's name is
+// checked against addr's host.
+func dial(ctx context.Context, d *net.Dialer, addr string, tc *tls.Config) (net.Conn, error) {
+	if tc == nil {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	td := tls.Dialer{NetDialer: d, Config: tc}
+	return td.DialContext(ctx, "tcp", addr)
 }
 
 // close closes the worker's connections; a worker blocked on a reply

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,7 +43,7 @@ func discover(ctx context.Context, cfg Config) (*slotMap, error) {
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", seed)
+	nc, err := dial(dctx, &d, seed, cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("bench: connect %s: %w", seed, err)
 	}
@@ -85,6 +86,7 @@ type clusterConns struct {
 	dialTimeout time.Duration
 	consistency string
 	user, pass  string
+	tls         *tls.Config
 
 	mu     sync.Mutex // guards nodes and closed against Run's closing on cancel
 	nodes  []*nodeConn
@@ -115,7 +117,7 @@ type nodeConn struct {
 
 func newClusterConns(slots *slotMap, cfg Config) *clusterConns {
 	return &clusterConns{slots: slots.clone(), dialTimeout: cfg.DialTimeout, consistency: cfg.Consistency,
-		user: cfg.User, pass: cfg.Password}
+		user: cfg.User, pass: cfg.Password, tls: cfg.TLS}
 }
 
 // conn returns the connection to node i, dialling it the first time: the
@@ -137,7 +139,7 @@ func (c *clusterConns) conn(ctx context.Context, i int) (*nodeConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", addr)
+	nc, err := dial(dctx, &d, addr, c.tls)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
 	}

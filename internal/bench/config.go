@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,9 @@ type Config struct {
 	// round-robin. Against a Redis Cluster only the first is used, as the
 	// seed the topology is asked of.
 	Addrs []string
+	// TLS, when set, is how every connection is made: the servers speak
+	// TLS (ringkv's --tls-cert, redis-server's tls-port).
+	TLS *tls.Config
 	// Cluster is ClusterAuto, ClusterOn or ClusterOff (empty means auto).
 	Cluster string
 	// Keys is the size of the keyspace: keys are KeyPrefix + a 12-digit index

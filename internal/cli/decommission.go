@@ -52,6 +52,7 @@ turns "removed": out of the ring, still running until you stop it. With
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up waiting after this long (the change goes on)")
 	cmd.Flags().BoolVar(&wait, "wait", true, "follow progress until the node is removed")
 	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 
@@ -92,9 +93,10 @@ func waitGone(ctx context.Context, cmd *cobra.Command, addr, id string) error {
 
 // postAdmin POSTs to an admin endpoint and returns the status it reports.
 func postAdmin(ctx context.Context, addr, path string) (string, error) {
+	hc, scheme := nodeClient(ctx)
 	base := addr
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		base = scheme + base
 	}
 	url := strings.TrimSuffix(base, "/") + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
@@ -102,7 +104,7 @@ func postAdmin(ctx context.Context, addr, path string) (string, error) {
 		return "", err
 	}
 	authorize(req)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return "", err
 	}

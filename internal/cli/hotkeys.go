@@ -65,6 +65,7 @@ send clients through all of them, to see the whole cluster.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	addOutputFlag(cmd, &output)
 	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 

@@ -49,5 +49,6 @@ with its old data.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up waiting after this long (the removal goes on)")
 	cmd.Flags().BoolVar(&wait, "wait", true, "follow progress until the node is removed")
 	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }

@@ -79,6 +79,7 @@ node is joined, not started twice. The node paces the work at its
 	cmd.Flags().DurationVar(&every, "interval", 500*time.Millisecond, "how often to print progress")
 	addOutputFlag(cmd, &output)
 	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 

@@ -65,6 +65,7 @@ Nodes disagree only briefly, while gossip spreads a change.`,
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	addOutputFlag(cmd, &output)
 	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 
@@ -85,9 +86,10 @@ func postJSON(ctx context.Context, addr, path string, v any) error {
 // callJSON is the admin commands' one HTTP call: it turns a node's JSON error
 // body into a readable error and says so when addr is not a ringkv HTTP port.
 func callJSON(ctx context.Context, method, addr, path string, v any) error {
+	hc, scheme := nodeClient(ctx)
 	base := addr
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		base = scheme + base
 	}
 	url := strings.TrimSuffix(base, "/") + path
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
@@ -96,7 +98,7 @@ func callJSON(ctx context.Context, method, addr, path string, v any) error {
 	}
 	req.Header.Set("Accept", "application/json")
 	authorize(req)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

@@ -133,6 +133,23 @@ type Config struct {
 	PeerTLSCA     string `flag:"peer-tls-ca"`
 	GossipKeyFile string `flag:"gossip-key-file"`
 
+	// TLS on the client (RESP) and HTTP ports: a certificate and key to
+	// serve, and a CA that verifies client certificates when presented
+	// (TLSRequireClientCert: and requires them).
+	TLSCert              string `flag:"tls-cert"`
+	TLSKey               string `flag:"tls-key"`
+	TLSCA                string `flag:"tls-ca"`
+	TLSRequireClientCert bool   `flag:"tls-require-client-cert"`
+
+	// MaxClientMemory caps the query buffers of all client connections
+	// together, as Redis' maxmemory-clients; 0 picks min(1 GiB, 10% of RAM).
+	MaxClientMemory int64 `flag:"max-client-memory"`
+	// ClientIdleTimeout closes a client connection that sends nothing this
+	// long; ClientReadTimeout bounds how long one command or HTTP request
+	// may take to arrive once it has begun.
+	ClientIdleTimeout time.Duration `flag:"client-idle-timeout"`
+	ClientReadTimeout time.Duration `flag:"client-read-timeout"`
+
 	EventLoops int  `flag:"event-loops"`
 	HugePages  bool `flag:"huge-pages"`
 
@@ -256,6 +273,18 @@ func Default() Config {
 		// Off: as Redis' protected mode, a node reachable beyond loopback
 		// must have authentication, or say so with --insecure.
 		Insecure: false,
+		// No TLS: the default listeners are loopback only (§11).
+		TLSCert: "", TLSKey: "", TLSCA: "", TLSRequireClientCert: false,
+		// 0: min(1 GiB, 10% of RAM), enough for dozens of maximal commands
+		// in flight while a flood of half-sent ones cannot exhaust the host.
+		MaxClientMemory: 0,
+		// Redis closes no idle clients by default; we do, after long enough
+		// that pooled clients (go-redis keeps idle conns 30 min) see few
+		// closures, so that abandoned connections do not pile up forever.
+		ClientIdleTimeout: time.Hour,
+		// A maximal 16 MiB value arrives in 30 s at 0.6 MB/s; a client that
+		// is slower than that is more likely holding buffers on purpose.
+		ClientReadTimeout: 30 * time.Second,
 		// Info logs lifecycle events, not requests.
 		LogLevel: slog.LevelInfo,
 		// Text reads well in a terminal; set json for log shippers.
@@ -407,6 +436,24 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "%v, must be positive", c.ShutdownTimeout)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert", "--tls-cert and --tls-key go together")
+	}
+	if c.TLSCert == "" && (c.TLSCA != "" || c.TLSRequireClientCert) {
+		bad("tls-ca", "client certificates need TLS: set --tls-cert and --tls-key")
+	}
+	if c.TLSRequireClientCert && c.TLSCA == "" {
+		bad("tls-require-client-cert", "needs --tls-ca to verify client certificates with")
+	}
+	if c.MaxClientMemory < 0 {
+		bad("max-client-memory", "%d, must not be negative (0 picks min(1GiB, 10%% of RAM))", c.MaxClientMemory)
+	}
+	if c.ClientIdleTimeout <= 0 {
+		bad("client-idle-timeout", "%v, must be positive", c.ClientIdleTimeout)
+	}
+	if c.ClientReadTimeout <= 0 {
+		bad("client-read-timeout", "%v, must be positive", c.ClientReadTimeout)
 	}
 	if c.EventLoops < -1 || c.EventLoops > 1024 {
 		bad("event-loops", "%d, want -1 (none), 0 (half the CPUs) or a count up to 1024", c.EventLoops)

@@ -66,6 +66,18 @@ func TestValidate(t *testing.T) {
 		{"huge key limit", func(c *Config) { c.MaxKeyBytes = 2 << 20 }, "--max-key-bytes"},
 		{"negative value limit", func(c *Config) { c.MaxValueBytes = -1 }, "--max-value-bytes"},
 		{"huge value limit", func(c *Config) { c.MaxValueBytes = 1 << 30 }, "--max-value-bytes"},
+		{"tls", func(c *Config) { c.TLSCert, c.TLSKey = "s.crt", "s.key" }, ""},
+		{"mutual tls", func(c *Config) {
+			c.TLSCert, c.TLSKey, c.TLSCA, c.TLSRequireClientCert = "s.crt", "s.key", "ca.crt", true
+		}, ""},
+		{"tls cert without key", func(c *Config) { c.TLSCert = "s.crt" }, "--tls-cert"},
+		{"tls ca without cert", func(c *Config) { c.TLSCA = "ca.crt" }, "--tls-ca"},
+		{"client certs required without ca", func(c *Config) {
+			c.TLSCert, c.TLSKey, c.TLSRequireClientCert = "s.crt", "s.key", true
+		}, "--tls-require-client-cert"},
+		{"negative client memory", func(c *Config) { c.MaxClientMemory = -1 }, "--max-client-memory"},
+		{"zero idle timeout", func(c *Config) { c.ClientIdleTimeout = 0 }, "--client-idle-timeout"},
+		{"zero read timeout", func(c *Config) { c.ClientReadTimeout = 0 }, "--client-read-timeout"},
 		{"zero replicas", func(c *Config) { c.Replicas = 0 }, "--replicas"},
 		{"zero vnodes", func(c *Config) { c.VNodes = 0 }, "--vnodes"},
 		{"too many vnodes", func(c *Config) { c.VNodes = 100000 }, "--vnodes"},
@@ -257,6 +269,13 @@ gossip-key-file: /etc/ringkv/gossip.keys
 users-file: /etc/ringkv/users.yaml
 metrics-open: true
 insecure: true
+tls-cert: /etc/ringkv/server.crt
+tls-key: /etc/ringkv/server.key
+tls-ca: /etc/ringkv/ca.crt
+tls-require-client-cert: true
+max-client-memory: 256mb
+client-idle-timeout: 10m
+client-read-timeout: 5s
 event-loops: 3
 huge-pages: false
 low-priority-background: false
@@ -284,6 +303,8 @@ debug-endpoints: true
 		Password: "hunter2", UsersFile: "/etc/ringkv/users.yaml", MetricsOpen: true,
 		PeerTLSCert: "/etc/ringkv/peer.crt", PeerTLSKey: "/etc/ringkv/peer.key", PeerTLSCA: "/etc/ringkv/ca.crt",
 		GossipKeyFile: "/etc/ringkv/gossip.keys", Insecure: true,
+		TLSCert: "/etc/ringkv/server.crt", TLSKey: "/etc/ringkv/server.key", TLSCA: "/etc/ringkv/ca.crt", TLSRequireClientCert: true,
+		MaxClientMemory: 256 << 20, ClientIdleTimeout: 10 * time.Minute, ClientReadTimeout: 5 * time.Second,
 		EventLoops: 3, HugePages: false, LowPriorityBackground: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
 		DebugEndpoints: true,
 	}

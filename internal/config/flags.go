@@ -80,6 +80,13 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 
 	fs.StringVar(&c.Password, "password", c.Password, "password of the \"default\" user, who has every right (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
 	fs.StringVar(&c.UsersFile, "users-file", c.UsersFile, "YAML file of users with bcrypt-hashed passwords (ringkv hash-password) and rights: read, write, admin")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "certificate (PEM) the client (RESP) and HTTP ports serve TLS with; with --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "private key (PEM) of --tls-cert")
+	fs.StringVar(&c.TLSCA, "tls-ca", c.TLSCA, "CA (PEM) that verifies client certificates on the client and HTTP ports when a client presents one")
+	fs.BoolVar(&c.TLSRequireClientCert, "tls-require-client-cert", c.TLSRequireClientCert, "refuse clients without a certificate from --tls-ca (mutual TLS)")
+	fs.Var((*memoryValue)(&c.MaxClientMemory), "max-client-memory", "cap on all client connections' query buffers together; past it the largest are closed, as Redis' maxmemory-clients (0: min(1GiB, 10% of RAM))")
+	fs.DurationVar(&c.ClientIdleTimeout, "client-idle-timeout", c.ClientIdleTimeout, "close a client or HTTP connection that sends nothing this long")
+	fs.DurationVar(&c.ClientReadTimeout, "client-read-timeout", c.ClientReadTimeout, "close a client connection whose command, or an HTTP request whose headers and body, took longer than this to arrive")
 	fs.BoolVar(&c.MetricsOpen, "metrics-open", c.MetricsOpen, "serve /metrics without credentials (key names are left out of it); by default it needs the admin right")
 
 	fs.StringVar(&c.PeerTLSCert, "peer-tls-cert", c.PeerTLSCert, "certificate (PEM) this node serves the peer port with and dials peers with; with --peer-tls-key and --peer-tls-ca the peer port speaks only mutual TLS")

@@ -145,6 +145,10 @@ func (s *Server) Start() (err error) {
 		return fmt.Errorf("server: peer listener: %w", err)
 	}
 
+	clientTLS, err := clientTLS(cfg)
+	if err != nil {
+		return err
+	}
 	s.respLn, err = net.Listen("tcp", cfg.ClientAddr)
 	if err != nil {
 		return fmt.Errorf("server: client listener: %w", err)
@@ -237,6 +241,8 @@ func (s *Server) Start() (err error) {
 		// larger input is a protocol error that closes it, as in Redis.
 		MaxBulkBytes: 2 * max(cfg.MaxValueBytes, cfg.MaxKeyBytes),
 		Auth:         users, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
+		TLS: clientTLS, MaxClientMemory: maxClientMemoryCap(cfg.MaxClientMemory),
+		IdleTimeout: cfg.ClientIdleTimeout, ReadTimeout: cfg.ClientReadTimeout,
 		Info: s.info, MemoryInfo: s.memoryInfo, Logger: s.log.With("component", "resp"), Registerer: s.reg,
 		// A pipeline's plain GETs and SETs run as batches: a clustered
 		// node sends each peer one request for them, and every node looks
@@ -268,9 +274,16 @@ func (s *Server) Start() (err error) {
 	s.mountClock(api)
 	s.mountPprof(api)
 	s.mountHotKeys(api)
-	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.http = httpapi.NewServer(api.Handler(), httpapi.ServerConfig{
+		ReadTimeout: cfg.ClientReadTimeout, IdleTimeout: cfg.ClientIdleTimeout,
+		TLS: clientTLS, Logger: s.log.With("component", "http"),
+	})
 	go func() {
-		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if clientTLS != nil {
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http listener stopped", "err", err)
 		}
 	}()
