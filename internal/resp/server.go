@@ -114,6 +114,9 @@ type Config struct {
 	// RequestTimeout is how long the backend may take per request; the
 	// backend enforces it (the coordinator bounds every replica request).
 	RequestTimeout time.Duration
+	// Cluster returns the ring as slot ranges for the CLUSTER commands; nil
+	// (or an empty view) describes a single node holding every slot.
+	Cluster func() ClusterView
 	// Info returns extra fields for the "# Ringkv" section of INFO; may be nil.
 	Info func() map[string]string
 	// MemoryInfo returns the "# Memory" section of INFO in Redis' field
