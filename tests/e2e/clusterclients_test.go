@@ -259,6 +259,30 @@ func TestClusterClients(t *testing.T) {
 		}
 	})
 
+	t.Run("ringkv bench --cluster on", func(t *testing.T) {
+		// One key: every SET of the run must land on its primary alone.
+		const key = "key:000000000000"
+		want := cr.primary(key)
+		before := make([]int, len(nodes))
+		for i, n := range nodes {
+			before[i] = commandCount(t, n, "set")
+		}
+		out, err := exec.CommandContext(ctx, binary, "bench", "--addr", nodes[1].Client, "--cluster", "on",
+			"--keys", "1", "--ratio", "0:1:0", "--requests", "500", "--warmup", "0s", "--conns", "2", "-q").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ringkv bench: %v\n%s", err, out)
+		}
+		for i, n := range nodes {
+			d := commandCount(t, n, "set") - before[i]
+			switch {
+			case n == want && d < 500:
+				t.Errorf("primary %s of %s served %d SETs, want the run's 500", n.ID, key, d)
+			case n != want && d != 0:
+				t.Errorf("node %s served %d SETs of %s, whose primary is %s", n.ID, d, key, want.ID)
+			}
+		}
+	})
+
 	t.Run("redis-benchmark --cluster", func(t *testing.T) {
 		tests := "set,get,mset"
 		// INCR is served once counters land; until then the benchmark
