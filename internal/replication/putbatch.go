@@ -316,7 +316,11 @@ func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 			w := &ws[0]
 			ws = ws[1:]
 			if err = w.Err; err == nil {
-				scratch = appendApplyResp(scratch[:0], w.Result.Applied, &w.Result.Prev, w.Result.PrevFound)
+				// The coordinator reads a batched write's previous record
+				// only when it was not applied (superseding): an applied
+				// write's answer leaves it out, and with it a copy of the
+				// old value on the wire for every replica of every write.
+				scratch = appendApplyResp(scratch[:0], w.Result.Applied, &w.Result.Prev, w.Result.PrevFound && !w.Result.Applied)
 			}
 		}
 		out = appendAnswer(out, scratch, err)
