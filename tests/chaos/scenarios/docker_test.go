@@ -273,7 +273,9 @@ func (c *dockerCluster) run(ctx context.Context, i int, findFlag, findValue stri
 		"server", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", "/data",
 		"--client-addr", ip + ":" + clientPort, "--http-addr", ip + ":" + httpPort,
 		"--peer-addr", ip + ":" + peerPort, "--gossip-addr", ip + ":" + gossipPort,
-		findFlag, findValue, "--debug-endpoints", "--log-level", "warn",
+		// --insecure: the containers' client ports are on the Docker
+		// network without credentials, which protected mode refuses.
+		findFlag, findValue, "--debug-endpoints", "--insecure", "--log-level", "warn",
 		"--replicas", fmt.Sprint(replicas), "--vnodes", fmt.Sprint(vnodes),
 		"--repair-interval", repairInterval.String(), "--request-timeout", "1s"}
 	if _, err := docker(ctx, append(args, extra...)...); err != nil {
