@@ -630,7 +630,15 @@ func (ix *Index) releaseChunk(c *chunk) {
 }
 
 func (sh *shard) publishLocked() {
-	sh.count.Store(int64(sh.mu.live))
-	sh.kvBytes.Store(sh.mu.kv)
-	sh.memBytes.Store(sh.mu.mem)
+	// An atomic store is a locked instruction on amd64; a load is not. Most
+	// puts change nothing here (an overwrite in place) or one figure.
+	if v := int64(sh.mu.live); sh.count.Load() != v {
+		sh.count.Store(v)
+	}
+	if sh.kvBytes.Load() != sh.mu.kv {
+		sh.kvBytes.Store(sh.mu.kv)
+	}
+	if sh.memBytes.Load() != sh.mu.mem {
+		sh.memBytes.Store(sh.mu.mem)
+	}
 }
