@@ -136,6 +136,7 @@ Run a node:
 		newRemoveNodeCommand(),
 		newBenchCommand(),
 		newHotKeysCommand(),
+		newCertCommand(),
 	)
 	return root
 }
