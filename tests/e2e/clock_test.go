@@ -15,7 +15,7 @@ import (
 // setClockOffset moves a node's wall clock through the debug endpoint.
 func setClockOffset(t *testing.T, n *node, d time.Duration) {
 	t.Helper()
-	resp, err := http.Post("http://"+n.HTTP+"/debug/clock-offset?d="+d.String(), "", nil)
+	resp, err := httpc.Post("http://"+n.HTTP+"/debug/clock-offset?d="+d.String(), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func setClockOffset(t *testing.T, n *node, d time.Duration) {
 
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := httpc.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}

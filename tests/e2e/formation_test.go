@@ -18,7 +18,7 @@ import (
 // readyz returns a node's /readyz status code and body.
 func readyz(t testing.TB, n *node) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTP + "/readyz")
+	resp, err := httpc.Get("http://" + n.HTTP + "/readyz")
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -51,7 +51,7 @@ func waitNotReady(t testing.TB, n *node, want ...string) string {
 // metrics returns a node's /metrics text.
 func metrics(t testing.TB, n *node) string {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	resp, err := httpc.Get("http://" + n.HTTP + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestReadyzRemovedNodeRefusesClients(t *testing.T) {
 		t.Fatalf("GET on the removed node: %v, want an error", err)
 	}
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPut, "http://"+gone.HTTP+"/v1/kv/k", strings.NewReader("v"))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ type repairStatus struct {
 
 func getRepairStatus(n *node) (repairStatus, error) {
 	var st repairStatus
-	resp, err := http.Get("http://" + n.HTTP + "/v1/repair/status?roots=true")
+	resp, err := httpc.Get("http://" + n.HTTP + "/v1/repair/status?roots=true")
 	if err != nil {
 		return st, err
 	}
@@ -67,7 +67,7 @@ func waitSettled(t testing.TB, nodes ...*node) {
 					State string `json:"state"`
 				} `json:"nodes"`
 			}
-			resp, err := http.Get("http://" + n.HTTP + "/v1/cluster")
+			resp, err := httpc.Get("http://" + n.HTTP + "/v1/cluster")
 			if err != nil {
 				return err
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -47,7 +46,7 @@ func TestInMemoryNeedsNoDataDir(t *testing.T) {
 					t.Fatalf("exited (%v):\n%s", waitErr, out.String())
 				default:
 				}
-				resp, err := http.Get("http://" + httpAddr + "/readyz")
+				resp, err := httpc.Get("http://" + httpAddr + "/readyz")
 				if err != nil {
 					return err
 				}
@@ -57,7 +56,7 @@ func TestInMemoryNeedsNoDataDir(t *testing.T) {
 				}
 				return nil
 			})
-			c := redis.NewClient(&redis.Options{Addr: client})
+			c := redis.NewClient(&redis.Options{Addr: client, Password: e2ePassword})
 			defer c.Close()
 			if err := c.Set(t.Context(), "k", "v", 0).Err(); err != nil {
 				t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -36,7 +35,7 @@ type memberState struct {
 }
 
 func states(n *node) (map[string]memberState, error) {
-	resp, err := http.Get("http://" + n.HTTP + "/v1/cluster")
+	resp, err := httpc.Get("http://" + n.HTTP + "/v1/cluster")
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +303,7 @@ func TestRemoveNodeRereplicates(t *testing.T) {
 }
 
 func streamedBytes(t *testing.T, n *node) int64 {
-	resp, err := http.Get("http://" + n.HTTP + "/v1/cluster")
+	resp, err := httpc.Get("http://" + n.HTTP + "/v1/cluster")
 	if err != nil {
 		return 0
 	}
