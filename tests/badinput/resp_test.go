@@ -121,7 +121,8 @@ func respProbes() []probe {
 			}},
 		{"resp", "no-auth-get", "GET a data key before AUTH", unauthenticated("GET", dataKey(5))},
 		{"resp", "no-auth-set", "SET a data key before AUTH", unauthenticated("SET", dataKey(5), "owned")},
-		{"resp", "no-auth-keys", "KEYS * before AUTH", unauthenticated("KEYS", "*")},
+		{"resp", "no-auth-scan", "SCAN 0 before AUTH", unauthenticated("SCAN", "0")},
+		{"resp", "no-auth-mget", "MGET of data keys before AUTH", unauthenticated("MGET", dataKey(5), dataKey(6))},
 		{"resp", "auth-wrong-right", "AUTH user with a wrong password, then the right one",
 			func(t *testing.T, c *cluster) string {
 				conn := c.respConn(t, c.nodes[2], noCreds)
@@ -226,7 +227,18 @@ func respProbes() []probe {
 		{"resp", "bulks-64MiB-unauthenticated", "200 connections before AUTH declare 64 MiB bulks, send 2 bytes", bulkFlood(200, noCreds)},
 		{"resp", "bulks-64MiB-authenticated", "60 authenticated connections declare 64 MiB bulks, send 2 bytes", bulkFlood(60, asWriter)},
 		{"resp", "bad-type-byte", "a frame starting with '?'", malformed("?what\r\n")},
-		{"resp", "negative-array", "*-5", malformed("*-5\r\n")},
+		{"resp", "negative-array", "*-5, then PING",
+			func(t *testing.T, c *cluster) string {
+				// Redis reads an array of length 0 or less as nothing at
+				// all; what follows must then be read as the next command.
+				conn := c.respConn(t, c.nodes[0], asAdmin)
+				conn.Write(append([]byte("*-5\r\n"), command("PING")...))
+				a := readLine(conn)
+				if !bytes.HasPrefix(a.data, []byte("+PONG")) {
+					errorOrClosed(t, "*-5", a)
+				}
+				return a.String()
+			}},
 		{"resp", "negative-bulk", "*1 then $-7", malformed("*1\r\n$-7\r\n")},
 		{"resp", "huge-array", "*99999999999999", malformed("*99999999999999\r\n")},
 		{"resp", "huge-bulk-length", "*1 then $99999999999999999999", malformed("*1\r\n$99999999999999999999\r\n")},
