@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -133,7 +132,7 @@ func TestClockFarAheadHidesNoWrite(t *testing.T) {
 			t.Errorf("n1 metrics lack %s", want)
 		}
 	}
-	out, err := exec.CommandContext(ctx, binary, "status", "--addr", n1.HTTP).CombinedOutput()
+	out, err := operatorCommand(ctx, "status", "--addr", n1.HTTP).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "SKEWED") || !strings.Contains(string(out), "not accepting writes") {
 		t.Fatalf("ringkv status of n1: %v\n%s", err, out)
 	}

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -191,7 +190,7 @@ func TestReadyzJoinNeverAnswers(t *testing.T) {
 	if m := metrics(t, n); !strings.Contains(m, `ringkv_node_not_ready{reason="joining"} 1`) || !strings.Contains(m, "ringkv_node_ready 0") {
 		t.Errorf("metrics lack ringkv_node_ready 0 and the joining reason")
 	}
-	out, err := exec.Command(binary, "status", "--addr", n.HTTP).CombinedOutput()
+	out, err := operatorCommand(context.Background(), "status", "--addr", n.HTTP).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "readiness: joining") {
 		t.Errorf("ringkv status: %v\n%s", err, out)
 	}
@@ -224,7 +223,7 @@ func readLog(t testing.TB, n *node) string {
 func TestReadyzRemovedNodeRefusesClients(t *testing.T) {
 	nodes := startCluster(t, 3, "--in-memory")
 	waitRing(t, 30*time.Second, nodes, "n1", "n2", "n3")
-	out, err := exec.Command(binary, "decommission", "--addr", nodes[2].HTTP, "--timeout", "60s").CombinedOutput()
+	out, err := operatorCommand(context.Background(), "decommission", "--addr", nodes[2].HTTP, "--timeout", "60s").CombinedOutput()
 	if err != nil {
 		t.Fatalf("decommission: %v: %s", err, out)
 	}

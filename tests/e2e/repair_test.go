@@ -1,11 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,7 +43,7 @@ func getRepairStatus(n *node) (repairStatus, error) {
 // output; it fails the test if the command fails.
 func runRepair(t testing.TB, n *node) string {
 	t.Helper()
-	out, err := exec.Command(binary, "repair", "--addr", n.HTTP, "--timeout", "2m", "--interval", "200ms").CombinedOutput()
+	out, err := operatorCommand(context.Background(), "repair", "--addr", n.HTTP, "--timeout", "2m", "--interval", "200ms").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ringkv repair --addr %s: %v\n%s", n.HTTP, err, out)
 	}

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,9 +19,7 @@ import (
 // encrypted gossip keyring, and a password on the client and HTTP ports.
 // The client ports stay plain: they listen on loopback.
 
-// e2ePassword is the default user's password on every node. TestMain also
-// puts it in RINGKV_PASSWORD, so the ringkv commands the tests run (status,
-// repair, decommission) log in as an operator's shell would.
+// e2ePassword is the default user's password on every node.
 const e2ePassword = "e2e-default-password"
 
 var (
@@ -46,7 +46,16 @@ func setUpSecrets(dir string) error {
 		return err
 	}
 	testCA, caFile = ca, filepath.Join(dir, "ca.crt")
-	return os.Setenv("RINGKV_PASSWORD", e2ePassword)
+	return nil
+}
+
+// operatorCommand runs a ringkv command that talks to a node (status,
+// repair, decommission, removenode) logged in as an operator's shell would
+// be, through RINGKV_PASSWORD.
+func operatorCommand(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = append(os.Environ(), "RINGKV_PASSWORD="+e2ePassword)
+	return cmd
 }
 
 // securityArgs are the flags that protect a node: its own peer certificate,

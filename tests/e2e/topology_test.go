@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -257,7 +256,7 @@ func TestDecommissionStreamsUnderTraffic(t *testing.T) {
 	clients := []*redis.Client{nodes[0].redis(), nodes[1].redis(), nodes[2].redis()}
 	tr := startTraffic(t, clients, topoKeys)
 
-	out, err := exec.Command(binary, "decommission", "--addr", nodes[3].HTTP, "--timeout", "80s").CombinedOutput()
+	out, err := operatorCommand(context.Background(), "decommission", "--addr", nodes[3].HTTP, "--timeout", "80s").CombinedOutput()
 	if err != nil {
 		t.Fatalf("decommission: %v: %s", err, out)
 	}
@@ -287,7 +286,7 @@ func TestRemoveNodeRereplicates(t *testing.T) {
 	nodes[3].kill()
 	waitDown(t, nodes[0], "n4")
 
-	out, err := exec.Command(binary, "removenode", "--id", "n4", "--addr", nodes[0].HTTP, "--timeout", "60s").CombinedOutput()
+	out, err := operatorCommand(context.Background(), "removenode", "--id", "n4", "--addr", nodes[0].HTTP, "--timeout", "60s").CombinedOutput()
 	if err != nil {
 		t.Fatalf("removenode: %v: %s", err, out)
 	}
