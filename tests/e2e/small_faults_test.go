@@ -56,7 +56,7 @@ func TestInMemoryNeedsNoDataDir(t *testing.T) {
 				}
 				return nil
 			})
-			c := redis.NewClient(&redis.Options{Addr: client, Password: e2ePassword})
+			c := redis.NewClient(&redis.Options{Addr: client})
 			defer c.Close()
 			if err := c.Set(t.Context(), "k", "v", 0).Err(); err != nil {
 				t.Fatal(err)
