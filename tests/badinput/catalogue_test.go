@@ -63,8 +63,9 @@ func TestCatalogue(t *testing.T) {
 		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", i+1, r.p.port, r.p.name, r.p.attack, oneLine(r.observed), result)
 	}
 	w.Flush()
-	t.Logf("bad-input catalogue, %d probes; after each: every node alive and serving, RSS <= %d MiB, heap <= %d MiB, %d keys unchanged, 3 nodes normal\n%s",
-		len(rows), rssBound>>20, heapBound>>20, dataSetSize, b.String())
+	t.Logf("bad-input catalogue, %d probes; after each: every node alive and serving, RSS <= %d MiB, heap <= %d MiB, %d keys unchanged, 3 nodes normal\n%s"+
+		"largest RSS seen %d MiB, largest heap in use %d MiB",
+		len(rows), rssBound>>20, heapBound>>20, dataSetSize, b.String(), c.maxRSS>>20, c.maxHeap>>20)
 	if path := os.Getenv("RINGKV_BADINPUT_TABLE"); path != "" {
 		os.WriteFile(path, b.Bytes(), 0o644)
 	}

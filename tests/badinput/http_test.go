@@ -147,13 +147,13 @@ func httpProbes() []probe {
 				}
 				return fmt.Sprintf("%d, %d bytes, no password", r.status, len(r.body))
 			}},
-		{"http", "slow-bodies-16MiB", "60 authenticated PUTs declare 16 MiB bodies, send 2 bytes",
+		{"http", "slow-bodies-16MiB", "60 authenticated PUTs declare 16 MiB bodies (a legal size), send 2 bytes",
 			func(t *testing.T, c *cluster) string {
 				var conns []net.Conn
 				for i := range 60 {
 					conn := c.dialTLS(t, c.nodes[i%3].HTTP)
 					fmt.Fprintf(conn, "PUT /v1/kv/slow%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\nab",
-						i, defaultPassword, 16<<20)
+						i, defaultPassword, maxValueBytes)
 					conns = append(conns, conn)
 				}
 				time.Sleep(500 * time.Millisecond) // let the nodes read what they were sent

@@ -84,18 +84,19 @@ func unauthenticated(args ...string) func(t *testing.T, c *cluster) string {
 	}
 }
 
-// bulkFlood opens n connections that each declare a 64 MiB bulk and send 2
-// bytes of it, checks the nodes' memory while they are open, and closes them.
-func bulkFlood(n int, who creds) func(t *testing.T, c *cluster) string {
+// bulkFlood opens n connections that each declare a bulk of size bytes and
+// send 2 bytes of it, checks the nodes' memory while they are open, and
+// closes them.
+func bulkFlood(n, size int, who creds) func(t *testing.T, c *cluster) string {
 	return func(t *testing.T, c *cluster) string {
 		var conns []net.Conn
 		for i := range n {
 			conn := c.respConn(t, c.nodes[i%3], who)
-			fmt.Fprintf(conn, "*3\r\n$3\r\nSET\r\n$6\r\nflood%d\r\n$%d\r\nab", i%10, 64<<20)
+			fmt.Fprintf(conn, "*3\r\n$3\r\nSET\r\n$6\r\nflood%d\r\n$%d\r\nab", i%10, size)
 			conns = append(conns, conn)
 		}
 		time.Sleep(500 * time.Millisecond) // let the nodes read what they were sent
-		c.checkMemory(t, fmt.Sprintf("with %d bulks of 64 MiB declared", n))
+		c.checkMemory(t, fmt.Sprintf("with %d bulks of %d MiB declared", n, size>>20))
 		answered := 0
 		for _, conn := range conns {
 			if a := readAnswer(conn, 50*time.Millisecond, nil); len(a.data) > 0 || a.closed {
@@ -224,8 +225,11 @@ func respProbes() []probe {
 				}
 				return fmt.Sprintf("%d WRONGPASS, then limited (%s; %d held back, %d dropped); %d log lines", wrongpass, firstOther, held, dropped, logged)
 			}},
-		{"resp", "bulks-64MiB-unauthenticated", "200 connections before AUTH declare 64 MiB bulks, send 2 bytes", bulkFlood(200, noCreds)},
-		{"resp", "bulks-64MiB-authenticated", "60 authenticated connections declare 64 MiB bulks, send 2 bytes", bulkFlood(60, asWriter)},
+		{"resp", "bulks-64MiB-unauthenticated", "200 connections before AUTH declare 64 MiB bulks, send 2 bytes", bulkFlood(200, 64<<20, noCreds)},
+		{"resp", "bulks-64MiB-authenticated", "60 authenticated connections declare 64 MiB bulks, send 2 bytes", bulkFlood(60, 64<<20, asWriter)},
+		// Under the largest argument a node takes (2 × --max-value-bytes):
+		// the declaration is legal, so only growing as bytes arrive bounds it.
+		{"resp", "bulks-30MiB-authenticated", "60 authenticated connections declare 30 MiB bulks (a legal size), send 2 bytes", bulkFlood(60, 30<<20, asWriter)},
 		{"resp", "bad-type-byte", "a frame starting with '?'", malformed("?what\r\n")},
 		{"resp", "negative-array", "*-5, then PING",
 			func(t *testing.T, c *cluster) string {
@@ -268,12 +272,12 @@ func respProbes() []probe {
 				errorOrClosed(t, "a 16 KiB key", a)
 				return a.String()
 			}},
-		{"resp", "oversized-value", "SET with a 2 MiB value (limit 1 MiB)",
+		{"resp", "oversized-value", "SET with a 17 MiB value (limit 16 MiB)",
 			func(t *testing.T, c *cluster) string {
 				conn := c.respConn(t, c.nodes[1], asAdmin)
-				conn.Write(command("SET", "big", strings.Repeat("v", 2<<20)))
+				conn.Write(command("SET", "big", strings.Repeat("v", maxValueBytes+1<<20)))
 				a := readLine(conn)
-				errorOrClosed(t, "a 2 MiB value", a)
+				errorOrClosed(t, "a 17 MiB value", a)
 				return a.String()
 			}},
 		{"resp", "endless-inline", "1 MiB inline command without a line end",
