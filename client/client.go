@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,8 +21,9 @@ type Config struct {
 	// of the cluster's nodes. The client asks them for the topology at start;
 	// later refreshes also ask every node the topology lists.
 	Seeds []string
-	// Username and Password authenticate each connection (AUTH). Leave both
-	// empty when the cluster has no password.
+	// Username and Password authenticate each connection (AUTH) and the
+	// topology requests (HTTP Basic). Leave both empty when the cluster has
+	// no password; Username empty is the "default" user of --password.
 	Username, Password string
 	// Consistency is the level of calls that do not choose one with
 	// WithConsistency. Default Quorum, the servers' default.
@@ -51,7 +53,15 @@ type Config struct {
 	// NearCache, when its Size is above zero, caches Get results in the
 	// client. See NearCache.
 	NearCache NearCache
-	// HTTPClient fetches the topology. Default: a client with a 5 s timeout.
+	// TLSConfig, when set, makes every connection to a node's client port
+	// TLS (ringkv's --tls-cert), and the seeds and the nodes' HTTP
+	// addresses are asked over HTTPS when they name no scheme. RootCAs
+	// verifies the nodes; Certificates holds a client certificate for nodes
+	// run with --tls-require-client-cert. The server name checked is the
+	// host of the address dialled unless ServerName is set.
+	TLSConfig *tls.Config
+	// HTTPClient fetches the topology. Default: a client with a 5 s timeout,
+	// using TLSConfig when it is set.
 	HTTPClient *http.Client
 	// Logger receives the client's few log lines (topology changes, refresh
 	// failures). Default: discard.
@@ -109,11 +119,22 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+		if c.TLSConfig != nil {
+			c.HTTPClient.Transport = &http.Transport{TLSClientConfig: c.TLSConfig}
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return nil
+}
+
+// scheme is the one an HTTP address without its own gets.
+func (c *Config) scheme() string {
+	if c.TLSConfig != nil {
+		return "https://"
+	}
+	return "http://"
 }
 
 // Client is a ringkv cluster client. It is safe for concurrent use; create one
@@ -158,7 +179,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		c.cache = newNearCache(cfg.NearCache.Size, cfg.NearCache.TTL)
 	}
 	c.mu.pools = map[string]*nodePool{}
-	t, err := fetchTopology(ctx, cfg.HTTPClient, cfg.Seeds)
+	t, err := fetchTopology(ctx, cfg.HTTPClient, cfg.scheme(), cfg.Username, cfg.Password, cfg.Seeds)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +275,7 @@ func (c *Client) refresh() {
 		}
 	}
 	addrs = append(addrs, c.cfg.Seeds...)
-	t, err := fetchTopology(ctx, c.cfg.HTTPClient, addrs)
+	t, err := fetchTopology(ctx, c.cfg.HTTPClient, c.cfg.scheme(), c.cfg.Username, c.cfg.Password, addrs)
 	if err != nil {
 		c.m.refreshes.WithLabelValues("error").Inc()
 		c.log.Warn("refreshing the cluster topology", "err", err)

@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -71,7 +72,14 @@ func (c *conn) lostError(cause error) error {
 // dialConn opens a connection to a node and authenticates it.
 func dialConn(ctx context.Context, cfg *Config, node, addr string) (*conn, error) {
 	d := net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if cfg.TLSConfig != nil {
+		td := tls.Dialer{NetDialer: &d, Config: cfg.TLSConfig}
+		nc, err = td.DialContext(ctx, "tcp", addr)
+	} else {
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -31,12 +31,14 @@ type nodeInfo struct {
 	up                       bool
 }
 
-// fetchTopology asks the nodes at addrs (HTTP addresses) in turn for
-// /v1/cluster and returns the first answer.
-func fetchTopology(ctx context.Context, hc *http.Client, addrs []string) (*topology, error) {
+// fetchTopology asks the nodes at addrs (HTTP addresses; scheme for those
+// without one) in turn for /v1/cluster and returns the first answer. The
+// nodes ask for the same credentials on HTTP as on RESP, so the client sends
+// the connections' ones.
+func fetchTopology(ctx context.Context, hc *http.Client, scheme, user, password string, addrs []string) (*topology, error) {
 	var errs []error
 	for _, a := range addrs {
-		t, err := fetchOne(ctx, hc, a)
+		t, err := fetchOne(ctx, hc, scheme, user, password, a)
 		if err == nil {
 			return t, nil
 		}
@@ -48,14 +50,20 @@ func fetchTopology(ctx context.Context, hc *http.Client, addrs []string) (*topol
 	return nil, fmt.Errorf("%w: no node answered with the cluster topology: %w", ErrUnavailable, errors.Join(errs...))
 }
 
-func fetchOne(ctx context.Context, hc *http.Client, addr string) (*topology, error) {
+func fetchOne(ctx context.Context, hc *http.Client, scheme, user, password, addr string) (*topology, error) {
 	url := addr
 	if !strings.Contains(url, "://") {
-		url = "http://" + url
+		url = scheme + url
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(url, "/")+"/v1/cluster", nil)
 	if err != nil {
 		return nil, err
+	}
+	if password != "" {
+		if user == "" {
+			user = "default"
+		}
+		req.SetBasicAuth(user, password)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

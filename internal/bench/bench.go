@@ -16,6 +16,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -218,18 +219,28 @@ func dialAll(ctx context.Context, cfg Config, slots *slotMap) ([]*worker, error)
 		}
 		w.addr = cfg.Addrs[i%len(cfg.Addrs)]
 		dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-		nc, err := d.DialContext(dctx, "tcp", w.addr)
+		nc, err := dial(dctx, &d, w.addr, cfg.TLS)
 		cancel()
 		if err != nil {
 			return fail(fmt.Errorf("bench: connect %s: %w", w.addr, err))
 		}
 		w.nc, w.rr = nc, newReplyReader(nc)
 		workers = append(workers, w)
-		if err := handshake(nc, w.rr, cfg.Consistency, cfg.DialTimeout); err != nil {
+		if err := handshake(nc, w.rr, cfg.User, cfg.Password, cfg.Consistency, cfg.DialTimeout); err != nil {
 			return fail(fmt.Errorf("bench: connect %s: %w", w.addr, err))
 		}
 	}
 	return workers, nil
+}
+
+// dial connects to addr, over TLS when tc is set; the server's name is
+// checked against addr's host.
+func dial(ctx context.Context, d *net.Dialer, addr string, tc *tls.Config) (net.Conn, error) {
+	if tc == nil {
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	td := tls.Dialer{NetDialer: d, Config: tc}
+	return td.DialContext(ctx, "tcp", addr)
 }
 
 // close closes the worker's connections; a worker blocked on a reply
@@ -243,14 +254,46 @@ func (w *worker) close() {
 }
 
 // handshake sets the connection's consistency level, if one was asked for.
-func handshake(nc net.Conn, rr *replyReader, consistency string, timeout time.Duration) error {
-	if consistency == "" {
+func handshake(nc net.Conn, rr *replyReader, user, password, consistency string, timeout time.Duration) error {
+	if consistency == "" && password == "" {
 		return nil
 	}
 	if err := nc.SetDeadline(time.Now().Add(timeout)); err != nil {
 		return err
 	}
-	if _, err := nc.Write(appendCommand(nil, "RINGKV.CONSISTENCY", consistency)); err != nil {
+	if err := login(nc, rr, user, password); err != nil {
+		return err
+	}
+	if consistency != "" {
+		if _, err := nc.Write(appendCommand(nil, "RINGKV.CONSISTENCY", consistency)); err != nil {
+			return err
+		}
+		msg, err := rr.next()
+		if err != nil {
+			return err
+		}
+		if msg != "" {
+			hint := ""
+			if strings.Contains(msg, "unknown command") {
+				hint = ` (not ringkv? a Redis server takes no consistency level: --consistency "")`
+			}
+			return fmt.Errorf("RINGKV.CONSISTENCY %s: %s%s", consistency, msg, hint)
+		}
+	}
+	return nc.SetDeadline(time.Time{})
+}
+
+// login sends AUTH [user] password when a password is set; the caller has
+// set the connection's deadline.
+func login(nc net.Conn, rr *replyReader, user, password string) error {
+	if password == "" {
+		return nil
+	}
+	args := []string{"AUTH", password}
+	if user != "" {
+		args = []string{"AUTH", user, password}
+	}
+	if _, err := nc.Write(appendCommand(nil, args...)); err != nil {
 		return err
 	}
 	msg, err := rr.next()
@@ -258,13 +301,9 @@ func handshake(nc net.Conn, rr *replyReader, consistency string, timeout time.Du
 		return err
 	}
 	if msg != "" {
-		hint := ""
-		if strings.Contains(msg, "unknown command") {
-			hint = ` (not ringkv? a Redis server takes no consistency level: --consistency "")`
-		}
-		return fmt.Errorf("RINGKV.CONSISTENCY %s: %s%s", consistency, msg, hint)
+		return fmt.Errorf("AUTH: %s", msg)
 	}
-	return nc.SetDeadline(time.Time{})
+	return nil
 }
 
 func (w *worker) loop(ctx context.Context, r *run) error {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -42,7 +43,7 @@ func discover(ctx context.Context, cfg Config) (*slotMap, error) {
 	dctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", seed)
+	nc, err := dial(dctx, &d, seed, cfg.TLS)
 	if err != nil {
 		return nil, fmt.Errorf("bench: connect %s: %w", seed, err)
 	}
@@ -50,10 +51,14 @@ func discover(ctx context.Context, cfg Config) (*slotMap, error) {
 	if err := nc.SetDeadline(time.Now().Add(cfg.DialTimeout)); err != nil {
 		return nil, err
 	}
+	rr := newReplyReader(nc)
+	if err := login(nc, rr, cfg.User, cfg.Password); err != nil {
+		return nil, fmt.Errorf("bench: %s: %w", seed, err)
+	}
 	if _, err := nc.Write(appendCommand(nil, "CLUSTER", "SLOTS")); err != nil {
 		return nil, fmt.Errorf("bench: CLUSTER SLOTS on %s: %w", seed, err)
 	}
-	v, err := newReplyReader(nc).value(0)
+	v, err := rr.value(0)
 	var se serverError
 	if errors.As(err, &se) {
 		// "ERR unknown command 'cluster'" (ringkv) or "ERR This instance
@@ -80,6 +85,8 @@ type clusterConns struct {
 	slots       *slotMap
 	dialTimeout time.Duration
 	consistency string
+	user, pass  string
+	tls         *tls.Config
 
 	mu     sync.Mutex // guards nodes and closed against Run's closing on cancel
 	nodes  []*nodeConn
@@ -109,7 +116,8 @@ type nodeConn struct {
 }
 
 func newClusterConns(slots *slotMap, cfg Config) *clusterConns {
-	return &clusterConns{slots: slots.clone(), dialTimeout: cfg.DialTimeout, consistency: cfg.Consistency}
+	return &clusterConns{slots: slots.clone(), dialTimeout: cfg.DialTimeout, consistency: cfg.Consistency,
+		user: cfg.User, pass: cfg.Password, tls: cfg.TLS}
 }
 
 // conn returns the connection to node i, dialling it the first time: the
@@ -131,12 +139,12 @@ func (c *clusterConns) conn(ctx context.Context, i int) (*nodeConn, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.dialTimeout)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", addr)
+	nc, err := dial(dctx, &d, addr, c.tls)
 	if err != nil {
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
 	}
 	n := &nodeConn{addr: addr, nc: nc, rr: newReplyReader(nc)}
-	if err := handshake(nc, n.rr, c.consistency, c.dialTimeout); err != nil {
+	if err := handshake(nc, n.rr, c.user, c.pass, c.consistency, c.dialTimeout); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("connect %s: %w", addr, err)
 	}

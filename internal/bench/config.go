@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,9 @@ type Config struct {
 	// round-robin. Against a Redis Cluster only the first is used, as the
 	// seed the topology is asked of.
 	Addrs []string
+	// TLS, when set, is how every connection is made: the servers speak
+	// TLS (ringkv's --tls-cert, redis-server's tls-port).
+	TLS *tls.Config
 	// Cluster is ClusterAuto, ClusterOn or ClusterOff (empty means auto).
 	Cluster string
 	// Keys is the size of the keyspace: keys are KeyPrefix + a 12-digit index
@@ -70,6 +74,9 @@ type Config struct {
 	// Consistency, when not empty, is sent as RINGKV.CONSISTENCY on every
 	// connection before the run; leave it empty for redis-server.
 	Consistency string
+	// User and Password, when Password is set, are sent as AUTH on every
+	// connection first (AUTH password alone when User is empty).
+	User, Password string
 	// Pipeline is the number of requests a connection keeps in flight.
 	Pipeline int
 	// Conns is the number of connections, each served by one goroutine.

@@ -37,6 +37,7 @@ func startCluster(tb testing.TB, n int, mutate func(*config.Config)) []string {
 	var (
 		clients, https []string
 		join           []string
+		password       string
 	)
 	for i := range n {
 		c := config.Default()
@@ -53,6 +54,7 @@ func startCluster(tb testing.TB, n int, mutate func(*config.Config)) []string {
 		if err := c.Validate(); err != nil {
 			tb.Fatal(err)
 		}
+		password = c.Password
 		s, err := server.New(c, testLogger(tb))
 		if err != nil {
 			tb.Fatal(err)
@@ -76,7 +78,7 @@ func startCluster(tb testing.TB, n int, mutate func(*config.Config)) []string {
 	checkFor(tb, 30*time.Second, func() error {
 		for _, h := range https {
 			var st httpapi.ClusterStatus
-			if err := getJSON(h, &st); err != nil {
+			if err := getJSON(h, password, &st); err != nil {
 				return err
 			}
 			normal := 0
@@ -105,8 +107,16 @@ func freeAddr(tb testing.TB) string {
 	return ln.Addr().String()
 }
 
-func getJSON(addr string, v any) error {
-	resp, err := http.Get("http://" + addr + "/v1/cluster")
+// getJSON reads /v1/cluster from addr, as the default user when password is set.
+func getJSON(addr, password string, v any) error {
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/cluster", nil)
+	if err != nil {
+		return err
+	}
+	if password != "" {
+		req.Header.Set("Authorization", "Bearer "+password)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}

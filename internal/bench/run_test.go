@@ -187,6 +187,28 @@ func TestRunConsistencyHandshake(t *testing.T) {
 	}
 }
 
+func TestRunAuthenticates(t *testing.T) {
+	addrs := startCluster(t, 1, func(c *config.Config) { c.Replicas, c.Password = 1, "s3cret" })
+	c := testConfig(addrs)
+	c.Requests = 200
+	_, err := Run(t.Context(), c)
+	if err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("no password: error %v, want the server's NOAUTH", err)
+	}
+	c.Password = "wrong"
+	if _, err := Run(t.Context(), c); err == nil || !strings.Contains(err.Error(), "WRONGPASS") {
+		t.Fatalf("wrong password: error %v, want WRONGPASS", err)
+	}
+	c.User, c.Password = "default", "s3cret"
+	res, err := Run(t.Context(), c)
+	if err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if res.Total().Errors != 0 {
+		t.Fatalf("right password: %d error replies", res.Total().Errors)
+	}
+}
+
 func TestRunFailsOnRefusedConnection(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

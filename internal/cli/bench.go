@@ -6,14 +6,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ringkv/ringkv/internal/bench"
+	"github.com/ringkv/ringkv/internal/pki"
 )
 
-func newBenchCommand() *cobra.Command {
+func newBenchCommand(e *env) *cobra.Command {
+	var cr creds
 	c := bench.DefaultConfig()
 	var (
 		addrs, ratio string
 		jsonOut      bool
 		quiet        bool
+		tlsFiles     pki.Files
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
@@ -61,6 +64,16 @@ A live line goes to stderr every second; the result goes to stdout.`,
 			if err := c.Validate(); err != nil {
 				return usageError{err: err, cmd: cmd.CommandPath()}
 			}
+			cr := resolveCreds(cmd, e, cr)
+			c.User, c.Password = cr.user, cr.password
+			if tlsFiles != (pki.Files{}) {
+				if tlsFiles.CA == "" {
+					return usageError{err: errNeedTLSCA, cmd: cmd.CommandPath()}
+				}
+				if c.TLS, err = pki.ClientConfig(tlsFiles); err != nil {
+					return err
+				}
+			}
 			res, err := bench.Run(cmd.Context(), c)
 			if err != nil {
 				return err
@@ -91,5 +104,9 @@ A live line goes to stderr every second; the result goes to stdout.`,
 	f.Uint64Var(&c.Seed, "seed", c.Seed, "seed of the key and request sequence")
 	f.BoolVar(&jsonOut, "json", false, "print the result as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no live progress line")
+	addCredFlags(cmd, &cr)
+	f.StringVar(&tlsFiles.CA, "tls-ca", "", "CA (PEM) that verifies the servers' certificates; set, every connection uses TLS")
+	f.StringVar(&tlsFiles.Cert, "tls-cert", "", "client certificate (PEM) to present, for servers that require one")
+	f.StringVar(&tlsFiles.Key, "tls-key", "", "private key (PEM) of --tls-cert")
 	return cmd
 }

@@ -14,11 +14,14 @@ import (
 )
 
 // startRealNode starts one in-memory ringkv node on free ports.
-func startRealNode(t *testing.T) server.Addrs {
+func startRealNode(t *testing.T, edit ...func(*config.Config)) server.Addrs {
 	t.Helper()
 	c := config.Default()
 	c.NodeID, c.InMemory, c.DataDir, c.Replicas = "benchcli", true, "", 1
 	c.ClientAddr, c.HTTPAddr, c.PeerAddr, c.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	for _, e := range edit {
+		e(&c)
+	}
 	s, err := server.New(c, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

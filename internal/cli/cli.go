@@ -42,6 +42,7 @@ type node interface {
 // env is everything the commands take from the process, so tests can replace it.
 type env struct {
 	stdout, stderr io.Writer
+	stdin          io.Reader
 	lookupEnv      func(string) (string, bool)
 	newNode        func(config.Config, *slog.Logger) (node, error)
 	// reserveHeap is hugepages.Reserve in a real process; nil skips it.
@@ -51,6 +52,7 @@ type env struct {
 func processEnv() *env {
 	return &env{
 		stdout:    os.Stdout,
+		stdin:     os.Stdin,
 		stderr:    os.Stderr,
 		lookupEnv: os.LookupEnv,
 		newNode: func(cfg config.Config, logger *slog.Logger) (node, error) {
@@ -130,12 +132,13 @@ Run a node:
 	root.AddCommand(
 		newServerCommand(e),
 		newDemoCommand(e),
-		newStatusCommand(),
-		newRepairCommand(),
-		newDecommissionCommand(),
-		newRemoveNodeCommand(),
-		newBenchCommand(),
-		newHotKeysCommand(),
+		newStatusCommand(e),
+		newRepairCommand(e),
+		newDecommissionCommand(e),
+		newRemoveNodeCommand(e),
+		newBenchCommand(e),
+		newHotKeysCommand(e),
+		newHashPasswordCommand(e),
 		newCertCommand(),
 	)
 	return root

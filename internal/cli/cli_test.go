@@ -72,6 +72,7 @@ func (n *fakeNode) Addrs() server.Addrs {
 type testEnv struct {
 	env
 	stdout, stderr syncBuffer
+	stdin          strings.Reader
 	vars           map[string]string
 	startErr       error
 
@@ -87,6 +88,7 @@ func newTestEnv(tb testing.TB) *testEnv {
 	te.env = env{
 		stdout:    &te.stdout,
 		stderr:    &te.stderr,
+		stdin:     &te.stdin,
 		lookupEnv: func(k string) (string, bool) { v, ok := te.vars[k]; return v, ok },
 		newNode: func(cfg config.Config, _ *slog.Logger) (node, error) {
 			te.mu.Lock()

@@ -14,7 +14,8 @@ import (
 	"github.com/ringkv/ringkv/internal/httpapi"
 )
 
-func newDecommissionCommand() *cobra.Command {
+func newDecommissionCommand(e *env) *cobra.Command {
+	var cr creds
 	var (
 		addr    string
 		timeout time.Duration
@@ -30,7 +31,7 @@ turns "removed": out of the ring, still running until you stop it. With
 		Example: `  ringkv decommission --addr 10.0.0.4:8379`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
 			var self httpapi.ClusterStatus
 			if err := getJSON(ctx, addr, "/v1/cluster", &self); err != nil {
@@ -50,6 +51,8 @@ turns "removed": out of the ring, still running until you stop it. With
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8379", "HTTP address (host:port or URL) of the node to decommission")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up waiting after this long (the change goes on)")
 	cmd.Flags().BoolVar(&wait, "wait", true, "follow progress until the node is removed")
+	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 
@@ -90,16 +93,18 @@ func waitGone(ctx context.Context, cmd *cobra.Command, addr, id string) error {
 
 // postAdmin POSTs to an admin endpoint and returns the status it reports.
 func postAdmin(ctx context.Context, addr, path string) (string, error) {
+	hc, scheme := nodeClient(ctx)
 	base := addr
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		base = scheme + base
 	}
 	url := strings.TrimSuffix(base, "/") + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	authorize(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return "", err
 	}

@@ -22,7 +22,8 @@ var (
 	_ hotKeysPrinter = jsonPrinter{}
 )
 
-func newHotKeysCommand() *cobra.Command {
+func newHotKeysCommand(e *env) *cobra.Command {
+	var cr creds
 	var (
 		addr    string
 		n       int
@@ -49,7 +50,7 @@ send clients through all of them, to see the whole cluster.`,
 			if err != nil {
 				return usageError{err: err, cmd: cmd.CommandPath()}
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
 			var rep server.HotKeysReport
 			path := "/v1/hotkeys?" + url.Values{"n": {strconv.Itoa(n)}}.Encode()
@@ -63,6 +64,8 @@ send clients through all of them, to see the whole cluster.`,
 	cmd.Flags().IntVarP(&n, "n", "n", 20, "show at most this many keys (0: all the node tracks)")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	addOutputFlag(cmd, &output)
+	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 

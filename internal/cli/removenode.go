@@ -9,7 +9,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newRemoveNodeCommand() *cobra.Command {
+func newRemoveNodeCommand(e *env) *cobra.Command {
+	var cr creds
 	var (
 		addr    string
 		id      string
@@ -30,7 +31,7 @@ with its old data.`,
 			if id == "" {
 				return usageError{err: fmt.Errorf("--id is required"), cmd: cmd.CommandPath()}
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
 			msg, err := postAdmin(ctx, addr, "/v1/admin/removenode?id="+url.QueryEscape(id))
 			if err != nil {
@@ -47,5 +48,7 @@ with its old data.`,
 	cmd.Flags().StringVar(&id, "id", "", "id of the dead node to remove")
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up waiting after this long (the removal goes on)")
 	cmd.Flags().BoolVar(&wait, "wait", true, "follow progress until the node is removed")
+	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }

@@ -11,7 +11,8 @@ import (
 	"github.com/ringkv/ringkv/internal/server"
 )
 
-func newRepairCommand() *cobra.Command {
+func newRepairCommand(e *env) *cobra.Command {
+	var cr creds
 	var (
 		addr    string
 		timeout time.Duration
@@ -36,7 +37,7 @@ node is joined, not started twice. The node paces the work at its
 				return usageError{err: err, cmd: cmd.CommandPath()}
 			}
 			rp := p.(repairPrinter)
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
 			var st server.RepairStatus
 			if err := postJSON(ctx, addr, "/v1/repair", &st); err != nil {
@@ -77,6 +78,8 @@ node is joined, not started twice. The node paces the work at its
 	cmd.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up waiting after this long (the repair goes on)")
 	cmd.Flags().DurationVar(&every, "interval", 500*time.Millisecond, "how often to print progress")
 	addOutputFlag(cmd, &output)
+	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 

@@ -16,7 +16,8 @@ import (
 	"github.com/ringkv/ringkv/internal/server"
 )
 
-func newStatusCommand() *cobra.Command {
+func newStatusCommand(e *env) *cobra.Command {
+	var cr creds
 	var (
 		addr    string
 		timeout time.Duration
@@ -35,7 +36,7 @@ Nodes disagree only briefly, while gossip spreads a change.`,
 			if err != nil {
 				return usageError{err: err, cmd: cmd.CommandPath()}
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
 			var s httpapi.ClusterStatus
 			if err := getJSON(ctx, addr, "/v1/cluster", &s); err != nil {
@@ -63,6 +64,8 @@ Nodes disagree only briefly, while gossip spreads a change.`,
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8379", "HTTP address (host:port or URL) of any node")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	addOutputFlag(cmd, &output)
+	addCredFlags(cmd, &cr)
+	addNodeTLSFlags(cmd)
 	return cmd
 }
 
@@ -83,9 +86,10 @@ func postJSON(ctx context.Context, addr, path string, v any) error {
 // callJSON is the admin commands' one HTTP call: it turns a node's JSON error
 // body into a readable error and says so when addr is not a ringkv HTTP port.
 func callJSON(ctx context.Context, method, addr, path string, v any) error {
+	hc, scheme := nodeClient(ctx)
 	base := addr
 	if !strings.Contains(base, "://") {
-		base = "http://" + base
+		base = scheme + base
 	}
 	url := strings.TrimSuffix(base, "/") + path
 	req, err := http.NewRequestWithContext(ctx, method, url, nil)
@@ -93,7 +97,8 @@ func callJSON(ctx context.Context, method, addr, path string, v any) error {
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	authorize(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

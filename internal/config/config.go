@@ -118,7 +118,37 @@ type Config struct {
 	HotKeysMinRate float64       `flag:"hot-keys-min-rate"`
 	HotCacheTTL    time.Duration `flag:"hot-cache-ttl"`
 
-	Password string `flag:"password"`
+	Password    string `flag:"password"`
+	UsersFile   string `flag:"users-file"`
+	MetricsOpen bool   `flag:"metrics-open"`
+	// Insecure lets a listener beyond loopback run without protection:
+	// the client and HTTP ports without --password or --users-file, the
+	// peer port without TLS, gossip without a key. Without it such a node
+	// refuses to start.
+	Insecure bool `flag:"insecure"`
+
+	// Peer mutual TLS and the gossip key (see security.go).
+	PeerTLSCert   string `flag:"peer-tls-cert"`
+	PeerTLSKey    string `flag:"peer-tls-key"`
+	PeerTLSCA     string `flag:"peer-tls-ca"`
+	GossipKeyFile string `flag:"gossip-key-file"`
+
+	// TLS on the client (RESP) and HTTP ports: a certificate and key to
+	// serve, and a CA that verifies client certificates when presented
+	// (TLSRequireClientCert: and requires them).
+	TLSCert              string `flag:"tls-cert"`
+	TLSKey               string `flag:"tls-key"`
+	TLSCA                string `flag:"tls-ca"`
+	TLSRequireClientCert bool   `flag:"tls-require-client-cert"`
+
+	// MaxClientMemory caps the query buffers of all client connections
+	// together, as Redis' maxmemory-clients; 0 picks min(1 GiB, 10% of RAM).
+	MaxClientMemory int64 `flag:"max-client-memory"`
+	// ClientIdleTimeout closes a client connection that sends nothing this
+	// long; ClientReadTimeout bounds how long one command or HTTP request
+	// may take to arrive once it has begun.
+	ClientIdleTimeout time.Duration `flag:"client-idle-timeout"`
+	ClientReadTimeout time.Duration `flag:"client-read-timeout"`
 
 	EventLoops int  `flag:"event-loops"`
 	HugePages  bool `flag:"huge-pages"`
@@ -235,6 +265,26 @@ func Default() Config {
 		HotCacheTTL: 0,
 		// No password: the default listeners are loopback only (§11).
 		Password: "",
+		// No users file: --password alone is the single-user setup.
+		UsersFile: "",
+		// Closed: /metrics needs a user with the admin right, as it tells
+		// an attacker the cluster's shape and load.
+		MetricsOpen: false,
+		// Off: as Redis' protected mode, a node reachable beyond loopback
+		// must have authentication, or say so with --insecure.
+		Insecure: false,
+		// No TLS: the default listeners are loopback only (§11).
+		TLSCert: "", TLSKey: "", TLSCA: "", TLSRequireClientCert: false,
+		// 0: min(1 GiB, 10% of RAM), enough for dozens of maximal commands
+		// in flight while a flood of half-sent ones cannot exhaust the host.
+		MaxClientMemory: 0,
+		// Redis closes no idle clients by default; we do, after long enough
+		// that pooled clients (go-redis keeps idle conns 30 min) see few
+		// closures, so that abandoned connections do not pile up forever.
+		ClientIdleTimeout: time.Hour,
+		// A maximal 16 MiB value arrives in 30 s at 0.6 MB/s; a client that
+		// is slower than that is more likely holding buffers on purpose.
+		ClientReadTimeout: 30 * time.Second,
 		// Info logs lifecycle events, not requests.
 		LogLevel: slog.LevelInfo,
 		// Text reads well in a terminal; set json for log shippers.
@@ -387,8 +437,37 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("shutdown-timeout", "%v, must be positive", c.ShutdownTimeout)
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls-cert", "--tls-cert and --tls-key go together")
+	}
+	if c.TLSCert == "" && (c.TLSCA != "" || c.TLSRequireClientCert) {
+		bad("tls-ca", "client certificates need TLS: set --tls-cert and --tls-key")
+	}
+	if c.TLSRequireClientCert && c.TLSCA == "" {
+		bad("tls-require-client-cert", "needs --tls-ca to verify client certificates with")
+	}
+	if c.MaxClientMemory < 0 {
+		bad("max-client-memory", "%d, must not be negative (0 picks min(1GiB, 10%% of RAM))", c.MaxClientMemory)
+	}
+	if c.ClientIdleTimeout <= 0 {
+		bad("client-idle-timeout", "%v, must be positive", c.ClientIdleTimeout)
+	}
+	if c.ClientReadTimeout <= 0 {
+		bad("client-read-timeout", "%v, must be positive", c.ClientReadTimeout)
+	}
 	if c.EventLoops < -1 || c.EventLoops > 1024 {
 		bad("event-loops", "%d, want -1 (none), 0 (half the CPUs) or a count up to 1024", c.EventLoops)
+	}
+	c.checkPeerSecurity(bad)
+	if c.Password == "" && c.UsersFile == "" && !c.Insecure {
+		// Protected mode, as Redis': a port anyone on the network can reach
+		// with no credentials is a mistake until the operator says otherwise.
+		for _, a := range []struct{ flag, addr string }{{"client-addr", c.ClientAddr}, {"http-addr", c.HTTPAddr}} {
+			if !isLoopback(a.addr) {
+				bad(a.flag, "%s is not a loopback address and neither --password nor --users-file is set: "+
+					"anyone who can reach it could read and write every key; set one of them, or --insecure to run unprotected", a.addr)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -397,10 +476,10 @@ func (c *Config) Validate() error {
 // wants; the server logs them at startup.
 func (c *Config) Warnings() []string {
 	var w []string
-	if c.Password == "" {
+	if c.Password == "" && c.UsersFile == "" {
 		for _, a := range []struct{ flag, addr string }{{"client-addr", c.ClientAddr}, {"http-addr", c.HTTPAddr}} {
 			if !isLoopback(a.addr) {
-				w = append(w, fmt.Sprintf("--%s %s is not a loopback address and no --password is set: anyone who can reach it can read and write every key", a.flag, a.addr))
+				w = append(w, fmt.Sprintf("--%s %s is not a loopback address and no --password or --users-file is set (--insecure): anyone who can reach it can read and write every key", a.flag, a.addr))
 			}
 		}
 	}

@@ -42,7 +42,12 @@ func TestValidate(t *testing.T) {
 		{"default", func(*Config) {}, ""},
 		{"in-memory without data dir", func(c *Config) { c.InMemory, c.DataDir = true, "" }, ""},
 		{"port zero twice", func(c *Config) { c.ClientAddr, c.PeerAddr = "127.0.0.1:0", "127.0.0.1:0" }, ""},
-		{"all interfaces", func(c *Config) { c.ClientAddr = ":7379" }, ""},
+		{"all interfaces with a password", func(c *Config) { c.ClientAddr, c.Password = ":7379", "pw" }, ""},
+		{"all interfaces with users", func(c *Config) { c.ClientAddr, c.UsersFile = ":7379", "/etc/u.yaml" }, ""},
+		{"all interfaces, insecure", func(c *Config) { c.ClientAddr, c.Insecure = ":7379", true }, ""},
+		{"all interfaces, no auth", func(c *Config) { c.ClientAddr = ":7379" }, "--insecure"},
+		{"http beyond loopback, no auth", func(c *Config) { c.HTTPAddr = "10.0.0.1:8379" }, "--http-addr"},
+		{"localhost, no auth", func(c *Config) { c.HTTPAddr = "localhost:8379" }, ""},
 		{"one replica", func(c *Config) { c.Replicas = 1 }, ""},
 		{"empty node id", func(c *Config) { c.NodeID = "" }, "--node-id"},
 		{"node id with space", func(c *Config) { c.NodeID = "a b" }, "--node-id"},
@@ -61,6 +66,18 @@ func TestValidate(t *testing.T) {
 		{"huge key limit", func(c *Config) { c.MaxKeyBytes = 2 << 20 }, "--max-key-bytes"},
 		{"negative value limit", func(c *Config) { c.MaxValueBytes = -1 }, "--max-value-bytes"},
 		{"huge value limit", func(c *Config) { c.MaxValueBytes = 1 << 30 }, "--max-value-bytes"},
+		{"tls", func(c *Config) { c.TLSCert, c.TLSKey = "s.crt", "s.key" }, ""},
+		{"mutual tls", func(c *Config) {
+			c.TLSCert, c.TLSKey, c.TLSCA, c.TLSRequireClientCert = "s.crt", "s.key", "ca.crt", true
+		}, ""},
+		{"tls cert without key", func(c *Config) { c.TLSCert = "s.crt" }, "--tls-cert"},
+		{"tls ca without cert", func(c *Config) { c.TLSCA = "ca.crt" }, "--tls-ca"},
+		{"client certs required without ca", func(c *Config) {
+			c.TLSCert, c.TLSKey, c.TLSRequireClientCert = "s.crt", "s.key", true
+		}, "--tls-require-client-cert"},
+		{"negative client memory", func(c *Config) { c.MaxClientMemory = -1 }, "--max-client-memory"},
+		{"zero idle timeout", func(c *Config) { c.ClientIdleTimeout = 0 }, "--client-idle-timeout"},
+		{"zero read timeout", func(c *Config) { c.ClientReadTimeout = 0 }, "--client-read-timeout"},
 		{"zero replicas", func(c *Config) { c.Replicas = 0 }, "--replicas"},
 		{"zero vnodes", func(c *Config) { c.VNodes = 0 }, "--vnodes"},
 		{"too many vnodes", func(c *Config) { c.VNodes = 100000 }, "--vnodes"},
@@ -113,6 +130,7 @@ func TestWarnings(t *testing.T) {
 		t.Fatalf("loopback, QUORUM, gc-grace > hint window: warnings %q", w)
 	}
 	c.ClientAddr = "0.0.0.0:7379"
+	c.Insecure = true
 	c.Consistency = replication.One
 	c.GCGrace = time.Hour
 	w := strings.Join(c.Warnings(), "\n")
@@ -244,6 +262,20 @@ hot-keys-k: 20
 hot-keys-min-rate: 250.5
 hot-cache-ttl: 50ms
 password: hunter2
+peer-tls-cert: /etc/ringkv/peer.crt
+peer-tls-key: /etc/ringkv/peer.key
+peer-tls-ca: /etc/ringkv/ca.crt
+gossip-key-file: /etc/ringkv/gossip.keys
+users-file: /etc/ringkv/users.yaml
+metrics-open: true
+insecure: true
+tls-cert: /etc/ringkv/server.crt
+tls-key: /etc/ringkv/server.key
+tls-ca: /etc/ringkv/ca.crt
+tls-require-client-cert: true
+max-client-memory: 256mb
+client-idle-timeout: 10m
+client-read-timeout: 5s
 event-loops: 3
 huge-pages: false
 low-priority-background: false
@@ -268,7 +300,12 @@ debug-endpoints: true
 		HintedHandoff: false, MaxHintWindow: time.Hour, MaxHintBytes: 2 << 30, MaxClockSkew: 250 * time.Millisecond,
 		RepairInterval: time.Minute, RepairRate: 500, AllowStaleData: true,
 		StreamRate: 8 << 20, HotKeysWindow: 30 * time.Second, HotKeysK: 20, HotKeysMinRate: 250.5, HotCacheTTL: 50 * time.Millisecond,
-		Password: "hunter2", EventLoops: 3, HugePages: false, LowPriorityBackground: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
+		Password: "hunter2", UsersFile: "/etc/ringkv/users.yaml", MetricsOpen: true,
+		PeerTLSCert: "/etc/ringkv/peer.crt", PeerTLSKey: "/etc/ringkv/peer.key", PeerTLSCA: "/etc/ringkv/ca.crt",
+		GossipKeyFile: "/etc/ringkv/gossip.keys", Insecure: true,
+		TLSCert: "/etc/ringkv/server.crt", TLSKey: "/etc/ringkv/server.key", TLSCA: "/etc/ringkv/ca.crt", TLSRequireClientCert: true,
+		MaxClientMemory: 256 << 20, ClientIdleTimeout: 10 * time.Minute, ClientReadTimeout: 5 * time.Second,
+		EventLoops: 3, HugePages: false, LowPriorityBackground: false, LogLevel: slog.LevelDebug, LogFormat: LogFormatJSON, ShutdownTimeout: 10 * time.Second,
 		DebugEndpoints: true,
 	}
 	if !reflect.DeepEqual(c, want) {

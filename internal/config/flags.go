@@ -78,7 +78,22 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 	fs.DurationVar(&c.HotCacheTTL, "hot-cache-ttl", c.HotCacheTTL, "serve reads of hot keys from a coordinator cache this old at most; writes through other nodes go unseen that long (0: off)")
 	fs.Var(newBytesValue(&c.StreamRate), "stream-rate", "bytes per second this node pulls when streaming ranges on join, decommission or removenode (KiB, MiB, GiB suffixes allowed)")
 
-	fs.StringVar(&c.Password, "password", c.Password, "password clients must AUTH with (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
+	fs.StringVar(&c.Password, "password", c.Password, "password of the \"default\" user, who has every right (empty: none); prefer RINGKV_PASSWORD or --config, as other users can read command lines")
+	fs.StringVar(&c.UsersFile, "users-file", c.UsersFile, "YAML file of users with bcrypt-hashed passwords (ringkv hash-password) and rights: read, write, admin")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "certificate (PEM) the client (RESP) and HTTP ports serve TLS with; with --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "private key (PEM) of --tls-cert")
+	fs.StringVar(&c.TLSCA, "tls-ca", c.TLSCA, "CA (PEM) that verifies client certificates on the client and HTTP ports when a client presents one")
+	fs.BoolVar(&c.TLSRequireClientCert, "tls-require-client-cert", c.TLSRequireClientCert, "refuse clients without a certificate from --tls-ca (mutual TLS)")
+	fs.Var((*memoryValue)(&c.MaxClientMemory), "max-client-memory", "cap on all client connections' query buffers together; past it the largest are closed, as Redis' maxmemory-clients (0: min(1GiB, 10% of RAM))")
+	fs.DurationVar(&c.ClientIdleTimeout, "client-idle-timeout", c.ClientIdleTimeout, "close a client or HTTP connection that sends nothing this long")
+	fs.DurationVar(&c.ClientReadTimeout, "client-read-timeout", c.ClientReadTimeout, "close a client connection whose command, or an HTTP request whose headers and body, took longer than this to arrive")
+	fs.BoolVar(&c.MetricsOpen, "metrics-open", c.MetricsOpen, "serve /metrics without credentials (key names are left out of it); by default it needs the admin right")
+
+	fs.StringVar(&c.PeerTLSCert, "peer-tls-cert", c.PeerTLSCert, "certificate (PEM) this node serves the peer port with and dials peers with; with --peer-tls-key and --peer-tls-ca the peer port speaks only mutual TLS")
+	fs.StringVar(&c.PeerTLSKey, "peer-tls-key", c.PeerTLSKey, "private key (PEM) of --peer-tls-cert")
+	fs.StringVar(&c.PeerTLSCA, "peer-tls-ca", c.PeerTLSCA, "CA certificate (PEM) every peer's certificate must be signed by")
+	fs.StringVar(&c.GossipKeyFile, "gossip-key-file", c.GossipKeyFile, "file of base64 gossip keys, one a line (16, 24 or 32 bytes): the first encrypts, all are accepted; gossip without a key is refused")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "let a node listen beyond loopback without protection (client and HTTP ports without credentials, peer port without peer TLS, gossip without a key); without it such a node refuses to start")
 
 	fs.IntVar(&c.EventLoops, "event-loops", c.EventLoops, "event loops that serve client connections inline while they only read (Linux; 0: half the CPUs, -1: a goroutine per connection)")
 	fs.BoolVar(&c.HugePages, "huge-pages", c.HugePages, "advise the heap the node grows into for transparent huge pages when the kernel grants them only on request (Linux, mode madvise)")

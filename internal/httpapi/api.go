@@ -1,6 +1,8 @@
 // Package httpapi serves ringkv's HTTP interface (design §8): reads and writes
 // of single keys under /v1/kv/, liveness and readiness probes, and a mux the
-// server extends with /metrics, /v1/cluster and the dashboard.
+// server extends with /metrics, /v1/cluster and the dashboard. Every route is
+// behind a guard (guard.go) that checks credentials and rights and refuses
+// cross-site requests.
 //
 // Keys are the URL path after /v1/kv/, percent-decoded, so any byte string can
 // be addressed by escaping it. A single '/' inside a key may be sent as is, but
@@ -17,6 +19,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
 )
@@ -58,6 +61,12 @@ type Config struct {
 	// the ring), or nil once it can; /readyz calls it on every probe, so it
 	// must be cheap and safe for concurrent use.
 	Ready func() error
+	// Auth checks every request's credentials (see guard.go); nil or one
+	// with no password and no users serves everyone as the default user.
+	Auth *auth.Authenticator
+	// MetricsOpen serves /metrics without credentials; the server then
+	// takes key names out of it.
+	MetricsOpen bool
 }
 
 // API is the HTTP interface of one node. Its handler is safe for concurrent
@@ -66,6 +75,7 @@ type API struct {
 	cfg     Config
 	backend Backend
 	mux     *http.ServeMux
+	handler http.Handler // mux behind the guard
 }
 
 // New builds the API over b.
@@ -86,16 +96,20 @@ func New(cfg Config, b Backend) *API {
 		cfg.Ready = func() error { return nil }
 	}
 	a := &API{cfg: cfg, backend: b, mux: http.NewServeMux()}
+	a.handler = a.guard(a.mux)
 	a.mux.HandleFunc("GET /v1/kv/{key...}", a.handleGet)
 	a.mux.HandleFunc("PUT /v1/kv/{key...}", a.handlePut)
 	a.mux.HandleFunc("DELETE /v1/kv/{key...}", a.handleDelete)
 	a.mux.HandleFunc("GET /livez", a.handleLivez)
+	a.mux.HandleFunc("GET /healthz", a.handleLivez)
 	a.mux.HandleFunc("GET /readyz", a.handleReadyz)
 	return a
 }
 
-// Handler returns the handler to serve on --http-addr.
-func (a *API) Handler() http.Handler { return a.mux }
+// Handler returns the handler to serve on --http-addr: every route behind
+// the guard, which authenticates, checks rights and refuses cross-site
+// requests.
+func (a *API) Handler() http.Handler { return a.handler }
 
 // Handle mounts h on pattern (net/http.ServeMux syntax, e.g. "GET /v1/cluster").
 // Like ServeMux.Handle it panics when pattern conflicts with a route already

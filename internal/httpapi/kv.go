@@ -221,6 +221,9 @@ func (a *API) level(q url.Values) (replication.Level, error) {
 	return lvl, nil
 }
 
+// initialBody is the most readValue sets aside before a body arrives.
+const initialBody = 64 << 10
+
 // readValue reads the body, refusing it whole (never truncating) past the limit.
 func (a *API) readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	limit := int64(a.cfg.MaxValueBytes)
@@ -229,9 +232,11 @@ func (a *API) readValue(w http.ResponseWriter, r *http.Request) ([]byte, error) 
 		return nil, tooLarge
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
+	// Grown as the bytes arrive, never to the declared length up front: a
+	// client that declares 16 MiB and sends two bytes must not cost 16 MiB.
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		buf.Grow(int(min(r.ContentLength, initialBody)))
 	}
 	if _, err := buf.ReadFrom(body); err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {

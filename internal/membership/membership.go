@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"slices"
@@ -42,9 +43,12 @@ type Config struct {
 	Join []string
 	// Meta is gossiped to the cluster. Its ID must be empty or NodeID.
 	Meta Meta
-	// SecretKey, when set, encrypts gossip (AES, 16, 24 or 32 bytes). Every
-	// node needs the same key.
-	SecretKey []byte
+	// Keys, when set, encrypt and authenticate gossip (AES-GCM; each key 16,
+	// 24 or 32 bytes): the first encrypts what this node sends, every one is
+	// accepted, and a packet or stream under none of them is dropped, so a
+	// process without a key can neither join nor feed the cluster a word.
+	// More than one key is how a key is rotated.
+	Keys [][]byte
 	// Logger receives memberlist's logs too. Nil discards.
 	Logger *slog.Logger
 	// Profile is ProfileLAN (the default) or ProfileLocal.
@@ -67,10 +71,12 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("membership: address %q: %w", a, err)
 		}
 	}
-	switch len(c.SecretKey) {
-	case 0, 16, 24, 32:
-	default:
-		return fmt.Errorf("membership: secret key is %d bytes, want 16, 24 or 32", len(c.SecretKey))
+	for i, k := range c.Keys {
+		switch len(k) {
+		case 16, 24, 32:
+		default:
+			return fmt.Errorf("membership: gossip key %d is %d bytes, want 16, 24 or 32", i+1, len(k))
+		}
 	}
 	switch c.Profile {
 	case "", ProfileLAN, ProfileLocal:
@@ -108,6 +114,8 @@ type Membership struct {
 	reconnectEvery time.Duration
 
 	ml atomic.Pointer[memberlist.Memberlist] // set by Start
+	// logw carries memberlist's log lines, sampled; it counts bad input.
+	logw *logWriter
 	// reannounced counts the updates reannounce sent again.
 	// joinFailures counts the failed seed joins in a row (see JoinFailures).
 	joinFailures atomic.Int64
@@ -185,10 +193,22 @@ func New(cfg Config) (*Membership, error) {
 			return nil, err
 		}
 	}
-	if len(cfg.SecretKey) > 0 {
-		mlc.SecretKey = slices.Clone(cfg.SecretKey)
+	if len(cfg.Keys) > 0 {
+		keys := make([][]byte, len(cfg.Keys))
+		for i, k := range cfg.Keys {
+			keys[i] = slices.Clone(k)
+		}
+		kr, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("membership: keyring: %w", err)
+		}
+		mlc.Keyring = kr
+		// Both on: a node with the key never falls back to the clear, and
+		// takes nothing in the clear.
+		mlc.GossipVerifyIncoming, mlc.GossipVerifyOutgoing = true, true
 	}
-	mlc.Logger = newStdLogger(logger)
+	m.logw = newLogWriter(logger)
+	mlc.Logger = log.New(m.logw, "", 0)
 	mlc.LogOutput = nil
 	mlc.Delegate = delegate{m}
 	mlc.Events = events{m}
@@ -718,3 +738,25 @@ var (
 	_ memberlist.Delegate      = delegate{}
 	_ memberlist.EventDelegate = events{}
 )
+
+// BadGossip counts warnings memberlist logged about what other hosts sent
+// (packets it could not decrypt or decode, streams it refused), the ones
+// the log shows only once per interval.
+func (m *Membership) BadGossip() uint64 { return m.logw.bad.Load() }
+
+// Alive reports whether gossip currently holds node id alive: not suspected,
+// not dead, not left. It is what a node asked from the wire to mark id
+// removed checks first (a live node is decommissioned through its own
+// admin API, never marked away by a peer).
+func (m *Membership) Alive(id string) bool {
+	ml := m.ml.Load()
+	if ml == nil {
+		return false
+	}
+	for _, n := range ml.Members() {
+		if n.Name == id {
+			return n.State == memberlist.StateAlive
+		}
+	}
+	return false
+}

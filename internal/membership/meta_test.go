@@ -83,7 +83,7 @@ func TestConfigValidate(t *testing.T) {
 		"meta id":     {NodeID: "a", Meta: Meta{ID: "b"}},
 		"bad addr":    {NodeID: "a", BindAddr: "nohostport"},
 		"bad port":    {NodeID: "a", BindAddr: "127.0.0.1:99999"},
-		"bad key":     {NodeID: "a", SecretKey: []byte("short")},
+		"bad key":     {NodeID: "a", Keys: [][]byte{make([]byte, 16), []byte("short")}},
 		"bad profile": {NodeID: "a", Profile: "wan9"},
 		"big meta":    {NodeID: "a", Meta: Meta{Zone: strings.Repeat("z", 600)}},
 	} {
@@ -91,7 +91,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: Validate passed", name)
 		}
 	}
-	ok := Config{NodeID: "a", BindAddr: "127.0.0.1:0", Profile: ProfileLocal, SecretKey: make([]byte, 16)}
+	ok := Config{NodeID: "a", BindAddr: "127.0.0.1:0", Profile: ProfileLocal, Keys: [][]byte{make([]byte, 16)}}
 	if err := ok.Validate(); err != nil {
 		t.Errorf("valid config: %v", err)
 	}

@@ -216,27 +216,14 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level
 		// began before the write may be served from the cache after it.
 		defer c.cfg.HotCache.Invalidate(key)
 	}
-	reps := c.topo.Replicas(key)
-	need := lvl.Required(len(reps))
-	if pending := c.topo.Pending(key); len(pending) > 0 {
-		reps = append(append(make([]Replica, 0, len(reps)+len(pending)), reps...), pending...)
-		need += len(pending)
-	}
-	if live := countUp(reps); live < need {
-		return prev, false, fmt.Errorf("%w: %s write needs %d of %d replicas, %d up", ErrUnavailable, lvl, need, len(reps), live)
+	reps, tally := c.writeReplicas(key, lvl)
+	if err := tally.check(); err != nil {
+		return prev, false, err
 	}
 	for attempt := 0; ; attempt++ {
-		rec := record.Record{
-			Value:     m.Value,
-			Version:   record.Version{TS: c.hlc.Now(), Node: c.cfg.NodeID},
-			ExpireAt:  m.ExpireAt,
-			Tombstone: m.Tombstone,
-		}
-		if rec.Tombstone {
-			rec.Value = nil
-		}
+		rec := c.stamp(m)
 		var newer *record.Record
-		prev, prevFound, newer, err = c.write(ctx, key, &rec, reps, need, lvl)
+		prev, prevFound, newer, err = c.write(ctx, key, &rec, reps, tally)
 		if err != nil || newer == nil || attempt == maxSupersededRetries {
 			return prev, prevFound, err
 		}
@@ -259,12 +246,28 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level
 // would only matter against a concurrent writer, whose order LWW leaves open.
 const maxSupersededRetries = 1
 
-// write sends rec to every live replica and waits for need acks. Replicas that
-// are down, or fail in a way that may mean they missed it, get a hint.
+// stamp returns the record a write of m sends: m under a fresh version from
+// this node's clock.
+func (c *Coordinator) stamp(m Mutation) record.Record {
+	rec := record.Record{
+		Value:     m.Value,
+		Version:   record.Version{TS: c.hlc.Now(), Node: c.cfg.NodeID},
+		ExpireAt:  m.ExpireAt,
+		Tombstone: m.Tombstone,
+	}
+	if rec.Tombstone {
+		rec.Value = nil
+	}
+	return rec
+}
+
+// write sends rec to every live replica and waits for the acks tally asks
+// for. Replicas that are down, or fail in a way that may mean they missed
+// it, get a hint.
 //
 // newer, when set, is a version newer than rec that an acknowledging replica
 // already held, so that rec was not applied there.
-func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record, reps []Replica, need int, lvl Level) (prev record.Record, prevFound bool, newer *record.Record, err error) {
+func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record, reps []Replica, tally writeTally) (prev record.Record, prevFound bool, newer *record.Record, err error) {
 	// One replica and it is this node (a single node, RF 1): no fan-out.
 	if len(reps) == 1 && reps[0].Up && c.isLocal(&reps[0]) {
 		res, err := c.local.Apply(key, *rec)
@@ -277,25 +280,21 @@ func (c *Coordinator) write(ctx context.Context, key []byte, rec *record.Record,
 		}
 		return res.Prev, res.PrevFound, newer, nil
 	}
-	return c.fanOut(ctx, key, rec, reps, need, lvl)
+	return c.fanOut(ctx, key, rec, reps, tally)
 }
 
 // fanOut is write to several replicas. It is apart from write so that the
 // single-node path above pays nothing for a fan-out it never makes.
-func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record, reps []Replica, need int, lvl Level) (prev record.Record, prevFound bool, newer *record.Record, err error) {
+func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record, reps []Replica, tally writeTally) (prev record.Record, prevFound bool, newer *record.Record, err error) {
 	st := &fanOutState{c: c, results: make(chan applyResult, len(reps)), key: key, rec: *in}
-	pending := 0
-	hinted := false
 	var localRep *Replica
 	for i := range reps {
 		r := &reps[i]
 		switch {
 		case !r.Up:
 			c.hint(r.ID, st.key, &st.rec)
-			hinted = true
 		case c.isLocal(r):
 			localRep = r
-			pending++
 		default:
 			if st.payload == nil {
 				st.payload = encodeApply(st.key, &st.rec)
@@ -312,7 +311,6 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 				// early finisher cannot end the context of a later one.
 				st.flight.add(1)
 			}
-			pending++
 			st.flight.add(1)
 			callers.run(func() { st.remote(r) })
 		}
@@ -330,43 +328,19 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 		res, err := c.local.Apply(st.key, st.rec)
 		st.results <- applyResult{rep: localRep, applied: res.Applied, prev: res.Prev, prevFound: res.PrevFound, err: err}
 	}
-	acks, mayHaveLanded, superseded := 0, hinted, false
-	var lastErr error
-	for pending > 0 && acks < need {
+	for !tally.done() {
 		select {
 		case res := <-st.results:
-			pending--
 			if res.err != nil {
-				lastErr = res.err
-				if !definite(res.err) {
-					mayHaveLanded = true
-				}
-				if acks+pending < need {
-					pending = 0 // cannot reach need any more
-				}
+				tally.fail(res.err)
 				continue
 			}
-			if sup := superseding(res.applied, res.prevFound, &res.prev, &st.rec); sup != nil && c.future(sup) {
-				// The replica kept a version from the future over the
-				// write, one no read returns: no ack, or a QUORUM read
-				// could miss the write.
-				lastErr = errHeldFuture
-				if acks+pending < need {
-					pending = 0
-				}
-				continue
-			}
-			acks++
-			if res.prevFound && (!prevFound || record.Newer(&res.prev, &prev)) {
+			acked := c.tallyApplied(&tally, res.applied, res.prevFound, &res.prev, &st.rec)
+			if acked && res.prevFound && (!prevFound || record.Newer(&res.prev, &prev)) {
 				prev, prevFound = res.prev, true
 			}
-			if superseding(res.applied, res.prevFound, &res.prev, &st.rec) != nil {
-				superseded = true
-			}
 		case <-ctx.Done():
-			mayHaveLanded = true
-			lastErr = ctx.Err()
-			pending = 0
+			tally.abandon(ctx.Err())
 		case <-timeout:
 			if errors.Is(st.bg.Err(), context.Canceled) {
 				// Every remote request finished, and its result is
@@ -374,29 +348,13 @@ func (c *Coordinator) fanOut(ctx context.Context, key []byte, in *record.Record,
 				timeout = nil
 				continue
 			}
-			mayHaveLanded = true
-			lastErr = context.DeadlineExceeded
-			pending = 0
+			tally.abandon(context.DeadlineExceeded)
 		}
 	}
-	if superseded {
-		// An acknowledging replica held a version newer than the write;
-		// prev, the newest any of them held, is at least as new.
-		held := prev
-		newer = &held
+	if err := tally.err(); err != nil {
+		return prev, false, nil, err
 	}
-	if acks >= need {
-		return prev, prevFound, newer, nil
-	}
-	if acks == 0 && errors.Is(lastErr, storage.ErrOutOfMemory) {
-		// Refused for memory, not lost in flight: the client gets Redis'
-		// own OOM reply (--max-memory), not a TIMEOUT.
-		return prev, false, nil, fmt.Errorf("replication: %s write refused: %w", lvl, lastErr)
-	}
-	if acks > 0 || mayHaveLanded {
-		return prev, false, nil, fmt.Errorf("%w: %s write got %d of %d acks: %w", ErrTimeout, lvl, acks, need, lastErr)
-	}
-	return prev, false, nil, fmt.Errorf("%w: %s write reached no replica: %w", ErrUnavailable, lvl, lastErr)
+	return prev, prevFound, tally.newer, nil
 }
 
 // fanOutState is what fanOut shares with its remote requests, which may
@@ -746,7 +704,8 @@ func countUp(reps []Replica) int {
 // errHeldFuture is a replica's answer to a write that it did not apply,
 // because it holds a version of the key from the future (stamped by a node
 // whose clock ran ahead), which no read returns.
-var errHeldFuture = fmt.Errorf("%w: the replica holds a version of the key from the future", clock.ErrClockSkew)
+// It is a refusal: the write is not there.
+var errHeldFuture error = refusal{fmt.Errorf("%w: the replica holds a version of the key from the future", clock.ErrClockSkew)}
 
 // errFuture marks a local read whose record the clock guard refuses.
 var errFuture = errors.New("replication: local replica holds a version from the future")

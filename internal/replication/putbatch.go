@@ -28,17 +28,10 @@ const maxBatchWrites = 1 << 12
 type batchOp struct {
 	key      []byte
 	rec      record.Record
-	need     int
-	acks     int
-	pending  int // replicas asked that have not answered
-	landed   bool
-	lastErr  error
-	done     bool
-	err      error
 	replicas []Replica
-	// newer is a version newer than rec that an acknowledging replica
-	// already held (see Put).
-	newer *record.Record
+	// unsent is why the write was not sent at all (too few replicas up).
+	unsent error
+	tally  writeTally
 }
 
 // batchReply is one replica's answer to its share of a batch.
@@ -78,39 +71,21 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		if c.cfg.HotCache != nil {
 			defer c.cfg.HotCache.Invalidate(key)
 		}
-		reps := c.topo.Replicas(key)
-		op.need = lvl.Required(len(reps))
-		if pending := c.topo.Pending(key); len(pending) > 0 {
-			reps = append(append(make([]Replica, 0, len(reps)+len(pending)), reps...), pending...)
-			op.need += len(pending)
-		}
+		reps, tally := c.writeReplicas(key, lvl)
 		op.replicas = reps
-		if live := countUp(reps); live < op.need {
-			op.done = true
-			op.err = fmt.Errorf("%w: %s write needs %d of %d replicas, %d up", ErrUnavailable, lvl, op.need, len(reps), live)
+		if op.unsent = tally.check(); op.unsent != nil {
 			continue
 		}
-		m := muts[i]
-		op.rec = record.Record{
-			Value:     m.Value,
-			Version:   record.Version{TS: c.hlc.Now(), Node: c.cfg.NodeID},
-			ExpireAt:  m.ExpireAt,
-			Tombstone: m.Tombstone,
-		}
-		if op.rec.Tombstone {
-			op.rec.Value = nil
-		}
+		op.tally = tally
+		op.rec = c.stamp(muts[i])
 		for j := range reps {
 			r := &reps[j]
 			switch {
 			case !r.Up:
-				op.landed = true
 				outlive = true
 			case c.isLocal(r):
 				local = append(local, i)
-				op.pending++
 			default:
-				op.pending++
 				groups = addToGroup(groups, r, i, len(keys))
 			}
 		}
@@ -123,14 +98,14 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		// One copy of every key and value, not two allocations per write.
 		size := 0
 		for i := range ops {
-			if !ops[i].done {
+			if ops[i].unsent == nil {
 				size += len(ops[i].key) + len(ops[i].rec.Value)
 			}
 		}
 		slab := make([]byte, 0, size)
 		for i := range ops {
 			op := &ops[i]
-			if op.done {
+			if op.unsent != nil {
 				continue
 			}
 			op.key, slab = carve(slab, op.key)
@@ -169,42 +144,19 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		c.applyLocal(ws)
 		for k, i := range local {
 			op, w := &ops[i], &ws[k]
-			op.pending--
 			if w.Err != nil {
-				op.lastErr = w.Err
-				op.landed = true // as Put: a local failure's outcome is unknown
+				op.tally.fail(w.Err)
 				continue
 			}
-			if sup := superseding(w.Result.Applied, w.Result.PrevFound, &w.Result.Prev, &op.rec); sup != nil {
-				if c.future(sup) {
-					op.lastErr = errHeldFuture // as in fanOut: not an ack
-					continue
-				}
-				held := w.Result.Prev // only this escapes, not every write's result
-				op.noteNewer(&held)
-			}
-			op.acks++
+			c.tallyApplied(&op.tally, w.Result.Applied, w.Result.PrevFound, &w.Result.Prev, &op.rec)
 		}
 	}
 	open := 0
 	for i := range ops {
-		if !ops[i].done {
+		if ops[i].unsent == nil && !ops[i].tally.done() {
 			open++
 		}
 	}
-	settle := func() {
-		for i := range ops {
-			op := &ops[i]
-			if op.done {
-				continue
-			}
-			if op.acks >= op.need || op.acks+op.pending < op.need {
-				op.done = true
-				open--
-			}
-		}
-	}
-	settle()
 	var timeout <-chan struct{}
 	if bg != nil {
 		timeout = bg.Done()
@@ -214,28 +166,28 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		case rp := <-replies:
 			inflight--
 			for k, i := range rp.ops {
-				op := &ops[i]
-				op.pending--
+				t := &ops[i].tally
+				if t.done() {
+					continue
+				}
 				err := rp.err
 				if err == nil {
 					err = rp.errs[k]
 				}
 				if err == nil && rp.newer[k] != nil && c.future(rp.newer[k]) {
-					err = errHeldFuture // as in fanOut: not an ack
+					err = errHeldFuture // as in tallyApplied: not an ack
 				}
-				if err == nil {
-					op.acks++
-					op.noteNewer(rp.newer[k])
-					continue
+				if err != nil {
+					t.fail(err)
+				} else {
+					t.ack(rp.newer[k])
 				}
-				op.lastErr = err
-				if !definite(err) {
-					op.landed = true
+				if t.done() {
+					open--
 				}
 			}
-			settle()
 		case <-ctx.Done():
-			c.failOpen(ops, ctx.Err())
+			abandonOpen(ops, ctx.Err())
 			open = 0
 		case <-timeout:
 			if errors.Is(bg.Err(), context.Canceled) {
@@ -243,30 +195,26 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 				timeout = nil
 				continue
 			}
-			c.failOpen(ops, context.DeadlineExceeded)
+			abandonOpen(ops, context.DeadlineExceeded)
 			open = 0
 		}
 	}
 	took := clock.Mono() - start
 	for i := range ops {
 		op := &ops[i]
-		switch {
-		case op.err != nil:
-		case op.acks >= op.need:
-		case op.acks > 0 || op.landed:
-			op.err = fmt.Errorf("%w: %s write got %d of %d acks: %w", ErrTimeout, lvl, op.acks, op.need, op.lastErr)
-		default:
-			op.err = fmt.Errorf("%w: %s write reached no replica: %w", ErrUnavailable, lvl, op.lastErr)
+		err := op.unsent
+		if err == nil {
+			err = op.tally.err()
 		}
-		errs[i] = op.err
-		if op.err == nil && op.newer != nil && c.hlc.Update(op.newer.Version.TS) == nil {
+		errs[i] = err
+		if newer := op.tally.newer; err == nil && newer != nil && c.hlc.Update(newer.Version.TS) == nil {
 			// As Put does: go again under a version newer than the one
 			// that superseded this write.
 			c.metrics.superseded.Inc()
 			_, _, errs[i] = c.Put(ctx, keys[i], muts[i], lvl)
 			continue
 		}
-		c.metrics.observeTook("write", lvl, took, op.err)
+		c.metrics.observeTook("write", lvl, took, err)
 	}
 	return errs
 }
@@ -277,13 +225,6 @@ func carve(slab, b []byte) (cp, rest []byte) {
 	n := len(slab)
 	slab = append(slab, b...)
 	return slab[n:len(slab):len(slab)], slab
-}
-
-// noteNewer keeps the newest version that superseded op's write.
-func (op *batchOp) noteNewer(r *record.Record) {
-	if r != nil && (op.newer == nil || record.Newer(r, op.newer)) {
-		op.newer = r
-	}
 }
 
 // replicaGroup is the part of a batch that goes to one replica node.
@@ -308,13 +249,12 @@ func addToGroup(groups []replicaGroup, r *Replica, i, n int) []replicaGroup {
 	return groups
 }
 
-// failOpen marks every unfinished write as possibly landed with err: its
+// abandonOpen ends the wait for every write still open with err: its
 // requests are out and their outcome is unknown.
-func (c *Coordinator) failOpen(ops []batchOp, err error) {
+func abandonOpen(ops []batchOp, err error) {
 	for i := range ops {
-		if op := &ops[i]; !op.done && op.acks < op.need {
-			op.landed = true
-			op.lastErr = err
+		if op := &ops[i]; op.unsent == nil {
+			op.tally.abandon(err)
 		}
 	}
 }

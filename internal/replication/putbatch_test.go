@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/storage"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -191,6 +194,96 @@ func TestApplyLenIsEncodedLength(t *testing.T) {
 			if got, want := applyLen(key, &rec), len(encodeApply(key, &rec)); got != want {
 				t.Fatalf("key %d, value %d bytes: applyLen %d, encoded %d", kl, vl, got, want)
 			}
+		}
+	}
+}
+
+// A refusal by this node's own store is told alike by Put and by PutBatch
+// (a pipeline's SETs): a full disk as a write that landed nowhere, a full
+// memory as the store's OOM, neither as a TIMEOUT, which would tell the
+// client the write may have been applied. They share one tally; PutBatch
+// once told every local failure as a TIMEOUT.
+func TestPutAndPutBatchTellLocalRefusalsAlike(t *testing.T) {
+	full := &diskspace.FullError{Dir: "n1", Free: 1 << 20, Reserve: 64 << 20}
+	for _, tc := range []struct {
+		name    string
+		refusal error
+		want    error
+	}{
+		{"disk full", full, diskspace.ErrDiskFull},
+		{"out of memory", storage.ErrOutOfMemory, storage.ErrOutOfMemory},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			co := refusingNode(t, tc.refusal)
+			_, _, putErr := co.Put(t.Context(), []byte("k"), Mutation{Value: []byte("v")}, Quorum)
+			batchErr := co.PutBatch(t.Context(), [][]byte{[]byte("k")}, []Mutation{{Value: []byte("v")}}, Quorum)[0]
+			for name, err := range map[string]error{"Put": putErr, "PutBatch": batchErr} {
+				if !errors.Is(err, tc.want) || errors.Is(err, ErrTimeout) {
+					t.Errorf("%s refused by its own store: %v, want %v and no TIMEOUT", name, err, tc.want)
+				}
+			}
+		})
+	}
+	// With the peers unreachable as well, every replica refused or was never
+	// sent the write, through the fan-out of both paths: UNAVAILABLE.
+	c := newSimCluster(t, 3)
+	c.net.Down("n2")
+	c.net.Down("n3")
+	n1 := c.nodes[0]
+	co := New(n1.coord.cfg, n1.coord.hlc, refusingStore(t, full), n1.tr, c.topo, nil)
+	_, _, putErr := co.Put(t.Context(), []byte("k"), Mutation{Value: []byte("v")}, Quorum)
+	batchErr := co.PutBatch(t.Context(), [][]byte{[]byte("k")}, []Mutation{{Value: []byte("v")}}, Quorum)[0]
+	for name, err := range map[string]error{"Put": putErr, "PutBatch": batchErr} {
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrTimeout) {
+			t.Errorf("%s refused everywhere: %v, want UNAVAILABLE", name, err)
+		}
+	}
+}
+
+// refusingStore is a store whose guard refuses every write with refusal.
+func refusingStore(t *testing.T, refusal error) *storage.Store {
+	t.Helper()
+	st, err := storage.Open(storage.Options{
+		Dir: "refusing", InMemory: true, ExpiryInterval: -1, Logger: slog.New(slog.DiscardHandler),
+		Guard: func(storage.Guarded) error { return refusal },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// refusingNode is a one-node cluster on a refusingStore.
+func refusingNode(t *testing.T, refusal error) *Coordinator {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.NodeID = "n1"
+	topo := &simTopo{reps: []Replica{{ID: "n1", Addr: "n1", Up: true}}}
+	return New(cfg, clock.NewHLC(clock.System{}, 500*time.Millisecond), refusingStore(t, refusal), nil, topo, nil)
+}
+
+// UNAVAILABLE promises that nothing landed, so a write one replica refused
+// while the others still had it on the wire is a TIMEOUT, even when the
+// refusal alone leaves it short (ALL): here the others apply it.
+func TestRefusalWithRequestsOutIsTimeout(t *testing.T) {
+	c := newSimCluster(t, 3)
+	n1 := c.nodes[0]
+	full := &diskspace.FullError{Dir: "n1", Free: 1 << 20, Reserve: 64 << 20}
+	co := New(n1.coord.cfg, n1.coord.hlc, refusingStore(t, full), n1.tr, c.topo, nil)
+	_, _, putErr := co.Put(t.Context(), []byte("put"), Mutation{Value: []byte("v")}, All)
+	batchErr := co.PutBatch(t.Context(), [][]byte{[]byte("batch")}, []Mutation{{Value: []byte("v")}}, All)[0]
+	for name, err := range map[string]error{"put": putErr, "batch": batchErr} {
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("%s: ALL write refused by the coordinator's replica: %v, want TIMEOUT", name, err)
+		}
+		for _, n := range c.nodes[1:] {
+			checkFor(t, 2*time.Second, func() error {
+				if v, ok := localValue(t, n, name); !ok || v != "v" {
+					return fmt.Errorf("%s: %s = %q, %v; want the write the others took", n.id, name, v, ok)
+				}
+				return nil
+			})
 		}
 	}
 }

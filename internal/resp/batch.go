@@ -5,6 +5,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
@@ -80,6 +81,13 @@ func (c *conn) batchable(args [][]byte) bool {
 		set = true
 	default:
 		return false
+	}
+	need := auth.Read
+	if set {
+		need = auth.Write
+	}
+	if !c.rights.Has(need) {
+		return false // exec answers NOPERM
 	}
 	key := args[1]
 	if len(key) == 0 || len(key) > c.s.cfg.MaxKeyBytes || (set && len(args[2]) > c.s.cfg.MaxValueBytes) {

@@ -1,13 +1,16 @@
 package resp
 
 import (
-	"crypto/subtle"
+	"errors"
 	"maps"
+	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/replication"
 )
 
@@ -53,29 +56,49 @@ const (
 	math32Max = 1<<31 - 1
 )
 
-// checkPassword compares in constant time so response timing does not leak the
-// password. user is "default" or empty; named users are not supported yet.
-func (c *conn) checkPassword(user, pass []byte) bool {
-	if user != nil && str(user) != "default" {
+// login verifies the credentials and, when they hold, authenticates the
+// connection as their user; otherwise it writes the error reply. A nil user
+// is the default one, as AUTH <password> means.
+func (c *conn) login(user, pass []byte) bool {
+	if user == nil {
+		user = []byte(auth.DefaultUser)
+	}
+	if !c.s.cfg.Auth.Enabled() && str(user) != auth.DefaultUser {
+		// Like Redis with its nopass default user: no other user exists.
+		c.fail(errWrongPass)
 		return false
 	}
-	if c.s.cfg.Password == "" {
-		// Like Redis' nopass default user: any password is accepted.
-		return true
+	id, err := c.s.cfg.Auth.Verify(user, pass, remoteIP(c.raddr), "resp")
+	switch {
+	case errors.Is(err, auth.ErrTooMany):
+		c.fail("ERR " + err.Error())
+		return false
+	case err != nil:
+		c.fail(errWrongPass)
+		return false
 	}
-	return subtle.ConstantTimeCompare(pass, []byte(c.s.cfg.Password)) == 1
+	c.user, c.rights = id.Name, id.Rights
+	if !c.authed {
+		c.authed = true
+		c.rd.SetLimits(c.limits())
+	}
+	return true
 }
 
-func (c *conn) authenticate() {
-	c.authed = true
-	c.rd.SetLimits(c.limits())
+// remoteIP is a client's address without its port, for the failed-login limit.
+func remoteIP(a net.Addr) netip.Addr {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort().Addr()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap.Addr()
 }
 
 func cmdAuth(c *conn, args [][]byte) {
 	var user, pass []byte
 	switch len(args) {
 	case 2:
-		if c.s.cfg.Password == "" {
+		if !c.s.cfg.Auth.Enabled() {
 			c.fail(errNoPassword)
 			return
 		}
@@ -86,12 +109,47 @@ func cmdAuth(c *conn, args [][]byte) {
 		c.fail(errSyntax)
 		return
 	}
-	if !c.checkPassword(user, pass) {
-		c.fail(errWrongPass)
-		return
+	if c.login(user, pass) {
+		c.w.OK()
 	}
-	c.authenticate()
-	c.w.OK()
+}
+
+// authQuick reports whether the AUTH or HELLO ... AUTH in args can be checked
+// without a bcrypt, so an event loop may run it without stalling the other
+// connections it serves.
+func (c *conn) authQuick(args [][]byte) bool {
+	a := c.s.cfg.Auth
+	if !a.Enabled() {
+		return true
+	}
+	if eq(args[0], "auth") {
+		switch len(args) {
+		case 2:
+			return true // the default user
+		case 3:
+			return a.Quick(args[1], args[2])
+		}
+		return true // a syntax error
+	}
+	for i := 2; i+2 < len(args); i++ {
+		if eq(args[i], "auth") {
+			return a.Quick(args[i+1], args[i+2])
+		}
+	}
+	return true
+}
+
+// cmdAcl serves ACL WHOAMI, the one ACL subcommand clients use to ask who
+// they are; users come from --users-file, not from ACL SETUSER.
+func cmdAcl(c *conn, args [][]byte) {
+	switch sub := strings.ToLower(string(args[1])); {
+	case sub == "whoami" && len(args) == 2:
+		c.w.BulkString(c.user)
+	case sub == "whoami":
+		c.fail("ERR wrong number of arguments for 'acl|whoami' command")
+	default:
+		c.fail("ERR unknown subcommand '" + string(truncate(args[1], 128)) + "'. Try ACL HELP.")
+	}
 }
 
 // cmdHello serves HELLO [protover [AUTH user pass] [SETNAME name]].
@@ -125,12 +183,8 @@ func cmdHello(c *conn, args [][]byte) {
 			return
 		}
 	}
-	if hasAuth {
-		if !c.checkPassword(user, pass) {
-			c.fail(errWrongPass)
-			return
-		}
-		c.authenticate()
+	if hasAuth && !c.login(user, pass) {
+		return
 	}
 	if !c.authed {
 		c.fail(errHelloNoAuth)
@@ -236,7 +290,7 @@ func (c *conn) info() string {
 	b.WriteString(" qbuf=" + strconv.Itoa(c.rd.Buffered()))
 	b.WriteString(" qbuf-free=" + strconv.Itoa(len(c.rd.buf)-c.rd.w))
 	b.WriteString(" argv-mem=0 multi-mem=0 rbs=" + strconv.Itoa(len(c.rd.buf)))
-	b.WriteString(" rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|info user=default redir=-1")
+	b.WriteString(" rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|info user=" + c.user + " redir=-1")
 	b.WriteString(" resp=" + strconv.Itoa(c.w.proto))
 	b.WriteString(" lib-name=" + c.libName + " lib-ver=" + c.libVer)
 	b.WriteString(" ringkv-consistency=" + c.level.String() + "\n")

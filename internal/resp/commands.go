@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unsafe"
 
+	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/metric"
 	"github.com/ringkv/ringkv/internal/record"
@@ -30,7 +31,10 @@ type command struct {
 	waitless bool
 	// data commands read or write keys: a loading node refuses them.
 	data bool
-	fn   func(c *conn, args [][]byte)
+	// right is what a user needs to run the command; 0: none beyond
+	// being authenticated.
+	right auth.Rights
+	fn    func(c *conn, args [][]byte)
 	// count and latency are this command's children of the server's metric
 	// vectors; a connection adds to them through its tally.
 	count   *metric.Counter
@@ -51,7 +55,8 @@ func commandTable() map[string]*command {
 		{name: "select", arity: 2, flags: []string{"fast"}, waitless: true, fn: cmdSelect},
 		{name: "client", arity: -2, flags: []string{"admin"}, waitless: true, fn: cmdClient},
 		{name: "command", arity: -1, flags: []string{"loading"}, fn: cmdCommand},
-		{name: "config", arity: -2, flags: []string{"admin"}, fn: cmdConfig},
+		{name: "config", arity: -2, flags: []string{"admin"}, right: auth.Admin, fn: cmdConfig},
+		{name: "acl", arity: -2, flags: []string{"noscript"}, waitless: true, fn: cmdAcl},
 		{name: "info", arity: -1, flags: []string{"loading"}, fn: cmdInfo},
 		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, fn: cmdDBSize},
 		{name: "ringkv.consistency", arity: -1, flags: []string{"fast"}, fn: cmdConsistency},
@@ -83,6 +88,12 @@ func commandTable() map[string]*command {
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
 		c.data = slices.Contains(c.flags, "readonly") || slices.Contains(c.flags, "write")
+		switch {
+		case slices.Contains(c.flags, "write"):
+			c.right = auth.Write
+		case slices.Contains(c.flags, "readonly"):
+			c.right = auth.Read
+		}
 		m[c.name] = c
 	}
 	return m
@@ -130,6 +141,10 @@ func (c *conn) exec(args [][]byte) {
 	}
 	if !c.authed && !cmd.noAuth {
 		c.errorf(cmd.name, errNoAuth)
+		return
+	}
+	if !c.rights.Has(cmd.right) {
+		c.errorf(cmd.name, "NOPERM this user has no permissions to run the '"+cmd.name+"' command")
 		return
 	}
 	if cmd.data && s.cfg.Loading != nil {

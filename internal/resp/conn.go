@@ -3,12 +3,16 @@ package resp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/metric"
 	"github.com/ringkv/ringkv/internal/replication"
@@ -44,6 +48,9 @@ type conn struct {
 	id      int64
 	created time.Time
 	authed  bool
+	// user and rights are who the client authenticated as and what it may do.
+	user    string
+	rights  auth.Rights
 	level   replication.Level
 	name    string
 	libName string
@@ -59,6 +66,14 @@ type conn struct {
 	// Timing a command from the mark reads the clock once per command
 	// instead of twice.
 	mark time.Duration
+	// partialSince is when the command now arriving began (clock.Mono),
+	// 0 when none has: ReadTimeout counts from it.
+	partialSince time.Duration
+	// bufMem is the read buffer's size beyond its initial one; evicted says
+	// the server chose to close the connection to stay within
+	// MaxClientMemory (clientmem.go). Both are read by other connections.
+	bufMem  atomic.Int64
+	evicted atomic.Bool
 }
 
 // newConn returns the conn for nc; fd >= 0 is nc's socket duplicated for an
@@ -68,16 +83,20 @@ func newConn(s *Server, nc net.Conn, fd int) *conn {
 		s:       s,
 		id:      s.nextID.Add(1),
 		created: time.Now(),
-		authed:  s.cfg.Password == "",
+		authed:  !s.cfg.Auth.Enabled(),
 		level:   s.cfg.DefaultLevel,
 		raddr:   nc.RemoteAddr(),
 		laddr:   nc.LocalAddr(),
 		io:      connIO{fd: fd},
 	}
+	if c.authed {
+		c.user, c.rights = auth.Anonymous.Name, auth.Anonymous.Rights
+	}
 	if fd < 0 {
 		c.nc, c.io.nc = nc, sockio.Wrap(nc)
 	}
 	c.rd = NewReader(&c.io, c.limits())
+	c.rd.SetGrowHook(c.growBuffer)
 	c.w = newWriter(bufio.NewWriterSize(&c.io, 16<<10))
 	return c
 }
@@ -103,6 +122,15 @@ func (s *Server) serveConn(c *conn) {
 		c.nc.Close()
 	}()
 	log := s.log.With("client", c.raddr.String(), "id", c.id)
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The handshake is input like a command's: bounded by ReadTimeout.
+		_ = tc.SetDeadline(time.Now().Add(s.cfg.ReadTimeout))
+		if err := tc.Handshake(); err != nil {
+			s.m.closed.WithLabelValues("tls_handshake").Inc()
+			s.sampled.tls.log(log, slog.LevelInfo, "TLS handshake failed, closing connection", "err", err)
+			return
+		}
+	}
 	// Replies an event loop could not send without waiting go first.
 	_ = c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	if err := c.io.flushPending(); err != nil {
@@ -122,17 +150,18 @@ func (s *Server) serveConn(c *conn) {
 			case errors.As(err, &pe):
 				c.runBatch() // the commands before the bad one get their replies
 				s.m.protocolErrors.Inc()
-				log.Info("protocol error, closing connection", "err", err)
+				s.sampled.protocol.log(log, slog.LevelInfo, "protocol error, closing connection", "err", err)
 				c.w.Error("ERR " + pe.Error())
 				_ = c.flush()
 				linger = true
 			case errors.Is(err, errHTTP):
 				s.m.protocolErrors.Inc()
-				log.Warn("possible security attack: HTTP request on the RESP port, connection dropped")
+				s.sampled.http.log(log, slog.LevelWarn, "possible security attack: HTTP request on the RESP port, connection dropped")
 			}
 			return
 		}
 		if args != nil {
+			c.partialSince = 0
 			if c.batchable(args) {
 				c.add(args)
 				continue
@@ -153,13 +182,16 @@ func (s *Server) serveConn(c *conn) {
 			log.Debug("write failed", "err", err)
 			return
 		}
-		if err := c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
+		if err := c.nc.SetReadDeadline(c.readDeadline()); err != nil {
 			return
 		}
-		// Checked after setting the deadline, so that Shutdown's expired
-		// deadline cannot be overwritten unseen.
+		// Checked after setting the deadline, so that Shutdown's or an
+		// eviction's expired deadline cannot be overwritten unseen.
 		if s.closing.Load() {
 			linger = true
+			return
+		}
+		if c.evicted.Load() {
 			return
 		}
 		if err := c.rd.Fill(); err != nil {
@@ -167,7 +199,14 @@ func (s *Server) serveConn(c *conn) {
 			case errors.Is(err, io.EOF):
 			case s.closing.Load():
 				linger = true
+			case c.evicted.Load(), errors.Is(err, errClientMemory):
+				// Logged and counted where it was chosen (clientmem.go).
+			case errors.Is(err, os.ErrDeadlineExceeded) && c.partialSince != 0:
+				s.m.closed.WithLabelValues("read_timeout").Inc()
+				s.sampled.readTimeout.log(log, slog.LevelInfo, "read timeout: a command took too long to arrive, closing connection",
+					"timeout", s.cfg.ReadTimeout, "buffered_bytes", c.rd.Buffered())
 			case errors.Is(err, os.ErrDeadlineExceeded):
+				s.m.closed.WithLabelValues("idle").Inc()
 				log.Debug("idle timeout, closing connection")
 			case errors.Is(err, errQueryBufferMax):
 				s.m.protocolErrors.Inc()
@@ -182,6 +221,23 @@ func (s *Server) serveConn(c *conn) {
 		c.mark = clock.Mono()
 		_ = c.nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	}
+}
+
+// readDeadline is when the connection's next read gives up: IdleTimeout
+// from now while no command has begun to arrive, and ReadTimeout from the
+// start of one that has.
+func (c *conn) readDeadline() time.Time {
+	now := time.Now()
+	if c.rd.Buffered() == 0 {
+		c.partialSince = 0
+		return now.Add(c.s.cfg.IdleTimeout)
+	}
+	mono := clock.Mono()
+	if c.partialSince == 0 {
+		c.partialSince = mono
+	}
+	left := c.s.cfg.ReadTimeout - (mono - c.partialSince)
+	return now.Add(min(left, c.s.cfg.IdleTimeout))
 }
 
 // flush publishes the tallied metrics, then writes the buffered replies: a

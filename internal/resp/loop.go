@@ -103,6 +103,11 @@ func (c *conn) serveReady(alone bool) loopStep {
 		return loopClose // EOF or a reset
 	}
 	c.mark = clock.Mono()
+	if c.rd.Cap() > initialBuf {
+		// A large command is arriving: its goroutine waits for the rest,
+		// where a deadline, and an eviction (clientmem.go), can reach it.
+		return loopHandOff
+	}
 	for len(c.io.pending) == 0 {
 		args, err := c.rd.Next()
 		if err != nil || (args != nil && !c.waitless(args, alone)) {
@@ -110,6 +115,12 @@ func (c *conn) serveReady(alone bool) loopStep {
 			return loopHandOff
 		}
 		if args == nil {
+			switch {
+			case c.rd.Buffered() == 0:
+				c.partialSince = 0
+			case c.partialSince == 0:
+				c.partialSince = c.loopSeen // the loop's sweep times it out
+			}
 			c.runBatch()
 			if err := c.flush(); err != nil {
 				return loopClose
@@ -120,6 +131,7 @@ func (c *conn) serveReady(alone bool) loopStep {
 			}
 			return loopKeep
 		}
+		c.partialSince = 0
 		if c.batchable(args) {
 			c.add(args)
 			continue
@@ -138,7 +150,13 @@ func (c *conn) waitless(args [][]byte, alone bool) bool {
 		return alone
 	}
 	cmd := c.s.lookup(args[0])
-	return cmd != nil && cmd.waitless
+	if cmd == nil || !cmd.waitless {
+		return false
+	}
+	if cmd.noAuth && (cmd.name == "auth" || cmd.name == "hello") {
+		return c.authQuick(args)
+	}
+	return true
 }
 
 // numLoops is how many event loops cfg asks for.
@@ -155,7 +173,8 @@ func numLoops(n int) int {
 	return max(1, runtime.GOMAXPROCS(0)/2)
 }
 
-// sweepEvery is how often a loop looks for idle connections.
-func sweepEvery(idle time.Duration) time.Duration {
-	return min(time.Second, max(idle/4, time.Millisecond))
+// sweepEvery is how often a loop looks for idle connections and commands
+// that take too long to arrive.
+func sweepEvery(idle, read time.Duration) time.Duration {
+	return min(time.Second, max(min(idle, read)/4, time.Millisecond))
 }

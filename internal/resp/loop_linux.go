@@ -3,6 +3,7 @@ package resp
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -91,7 +92,7 @@ func (l *eventLoop) wakeUp() {
 func (l *eventLoop) run() {
 	defer close(l.done)
 	events := make([]unix.EpollEvent, 128)
-	every := sweepEvery(l.s.cfg.IdleTimeout)
+	every := sweepEvery(l.s.cfg.IdleTimeout, l.s.cfg.ReadTimeout)
 	lastSweep := clock.Mono()
 	for {
 		n, err := unix.EpollWait(l.ep, events, int(every/time.Millisecond))
@@ -191,10 +192,18 @@ func (l *eventLoop) forget(c *conn) {
 	l.s.m.loopConns.Dec()
 }
 
-// sweep closes the connections that sent nothing for IdleTimeout.
+// sweep closes the connections that sent nothing for IdleTimeout, and those
+// whose command began to arrive ReadTimeout ago and is still not complete.
 func (l *eventLoop) sweep(now time.Duration) {
 	for _, c := range l.conns {
-		if now-c.loopSeen >= l.s.cfg.IdleTimeout {
+		switch {
+		case c.partialSince != 0 && now-c.partialSince >= l.s.cfg.ReadTimeout:
+			l.s.m.closed.WithLabelValues("read_timeout").Inc()
+			l.s.sampled.readTimeout.log(l.s.log, slog.LevelInfo, "read timeout: a command took too long to arrive, closing connection",
+				"client", c.raddr.String(), "id", c.id, "timeout", l.s.cfg.ReadTimeout, "buffered_bytes", c.rd.Buffered())
+			l.close(c)
+		case now-c.loopSeen >= l.s.cfg.IdleTimeout:
+			l.s.m.closed.WithLabelValues("idle").Inc()
 			l.s.log.Debug("idle timeout, closing connection", "client", c.raddr.String(), "id", c.id)
 			l.close(c)
 		}

@@ -18,6 +18,7 @@ type metrics struct {
 	loopConns      prometheus.Gauge
 	rejected       prometheus.Counter
 	protocolErrors prometheus.Counter
+	closed         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -52,10 +53,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Namespace: ns, Subsystem: sub, Name: "protocol_errors_total",
 			Help: "Connections closed for malformed input or for speaking HTTP.",
 		}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "closed_connections_total",
+			Help: "Connections the server closed, by reason: idle, read_timeout (a command too slow to arrive), client_memory (over max-client-memory), tls_handshake.",
+		}, []string{"reason"}),
 	}
 	m.unknown = m.commands.With("unknown")
 	if reg != nil {
-		reg.MustRegister(m.commands, m.errors, m.latency, m.conns, m.loopConns, m.rejected, m.protocolErrors)
+		reg.MustRegister(m.commands, m.errors, m.latency, m.conns, m.loopConns, m.rejected, m.protocolErrors, m.closed)
 	}
 	return m
 }

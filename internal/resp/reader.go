@@ -27,6 +27,10 @@ var (
 	errQueryBufferMax = &ProtocolError{"command exceeds the query buffer limit"}
 )
 
+// errClientMemory ends a connection closed to keep all clients' buffers
+// under the server's cap (Config.MaxClientMemory).
+var errClientMemory = errors.New("resp: client buffers over max-client-memory; connection closed")
+
 // errHTTP reports a client that speaks HTTP to the RESP port. It is dropped
 // without a reply, like Redis does: a browser tricked into posting to the port
 // must not be able to run commands or read answers.
@@ -76,12 +80,23 @@ type Reader struct {
 	spans  []span
 	args   [][]byte
 	closed error
+
+	// grow, when set, is told of every change in the buffer's size; when
+	// it refuses a growth, Fill fails with errClientMemory.
+	grow func(delta int) bool
 }
 
 // NewReader returns a Reader on rd.
 func NewReader(rd io.Reader, lim Limits) *Reader {
 	return &Reader{rd: rd, lim: lim, buf: make([]byte, initialBuf)}
 }
+
+// SetGrowHook sets the function told of every change in the buffer's size
+// (see Reader.grow); nil removes it.
+func (r *Reader) SetGrowHook(grow func(delta int) bool) { r.grow = grow }
+
+// Cap is the size of the read buffer.
+func (r *Reader) Cap() int { return len(r.buf) }
 
 // SetLimits changes the limits for the commands not yet started; the server
 // tightens them until a client has authenticated, as Redis does.
@@ -98,8 +113,11 @@ func (r *Reader) Fill() error {
 	}
 	if r.r == r.w {
 		r.r, r.w = 0, 0
-		if cap(r.buf) > initialBuf {
+		if len(r.buf) > initialBuf {
 			// Give back the memory of a large command once it is done.
+			if r.grow != nil {
+				r.grow(initialBuf - len(r.buf))
+			}
 			r.buf = make([]byte, initialBuf)
 		}
 	}
@@ -114,6 +132,10 @@ func (r *Reader) Fill() error {
 		size := min(2*len(r.buf), r.lim.MaxQuery+maxHeaderLine)
 		if size <= len(r.buf) {
 			return errQueryBufferMax
+		}
+		if r.grow != nil && !r.grow(size-len(r.buf)) {
+			r.closed = errClientMemory
+			return errClientMemory
 		}
 		nb := make([]byte, size)
 		copy(nb, r.buf[:r.w])

@@ -19,6 +19,7 @@ package resp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,8 +30,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/sockio"
 )
 
 // Backend is the node's data path. Safe for concurrent use.
@@ -71,11 +74,27 @@ type Config struct {
 	MaxClients int
 	// IdleTimeout closes a connection that sends nothing for this long.
 	IdleTimeout time.Duration
+	// ReadTimeout closes a connection whose command has begun to arrive
+	// but is not complete this long after, and bounds a TLS handshake: a
+	// client that trickles a large command cannot hold its buffer forever.
+	ReadTimeout time.Duration
+	// MaxClientMemory caps the query buffers of all connections together
+	// beyond each one's initial 16 KiB (which MaxClients bounds): past it the
+	// connections holding the largest buffers are closed, as Redis'
+	// maxmemory-clients. 0 means no cap.
+	MaxClientMemory int64
+	// TLS, when set, makes the port speak only TLS. Such connections are
+	// served by goroutines: the event loops read raw sockets.
+	TLS *tls.Config
 	// WriteTimeout bounds how long a reply may wait on a client that does not
 	// read, so a stuck client cannot pin a goroutine and its buffers forever.
 	WriteTimeout time.Duration
 	// Password enables AUTH for the "default" user; empty means no auth.
+	// Ignored when Auth is set.
 	Password string
+	// Auth verifies AUTH and HELLO ... AUTH credentials and gives each
+	// user its rights; nil builds one from Password.
+	Auth *auth.Authenticator
 	// DefaultLevel is a new connection's consistency level.
 	DefaultLevel replication.Level
 	// ConcurrentPipeline runs the plain GETs and SETs of a pipeline as
@@ -120,7 +139,9 @@ func DefaultConfig() Config {
 		MaxClients:    10000, // Redis' default maxclients
 		// Redis closes no idle clients by default; we do, after long enough that
 		// pooled clients (go-redis keeps idle conns 30 min) see few closures.
-		IdleTimeout:  time.Hour,
+		IdleTimeout: time.Hour,
+		// A maximal value arrives in 30 s at 0.6 MB/s.
+		ReadTimeout:  30 * time.Second,
 		WriteTimeout: 30 * time.Second,
 		DefaultLevel: replication.DefaultLevel,
 		// Above go-redis' 3 s read timeout would be pointless; below it lets the
@@ -154,6 +175,9 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = d.IdleTimeout
 	}
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = d.ReadTimeout
+	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = d.WriteTimeout
 	}
@@ -177,6 +201,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("resp: %w: %v", replication.ErrBadLevel, c.DefaultLevel)
 	case c.MaxBulkBytes < c.MaxValueBytes || c.MaxBulkBytes < c.MaxKeyBytes:
 		return errors.New("resp: max bulk bytes is below the key or value limit")
+	case c.MaxClientMemory < 0:
+		return errors.New("resp: max client memory is negative")
 	}
 	return nil
 }
@@ -199,6 +225,13 @@ type Server struct {
 	// Shutdown runs out of time.
 	baseCtx context.Context
 	cancel  context.CancelFunc
+
+	// clientMem is the query-buffer memory of all connections beyond their
+	// initial buffers; evictMu serialises the choice of whom to close.
+	clientMem atomic.Int64
+	evictMu   sync.Mutex
+	// sampled rate-limits the lines clients can provoke (logsample.go).
+	sampled sampledLogs
 
 	nextID   atomic.Int64
 	closing  atomic.Bool
@@ -226,6 +259,14 @@ func New(cfg Config, b Backend) *Server {
 		panic(err)
 	}
 	cfg = cfg.withDefaults()
+	if cfg.Auth == nil {
+		// With only a password there is no users file to fail on.
+		a, err := auth.New(auth.Config{Password: cfg.Password, Logger: cfg.Logger})
+		if err != nil {
+			panic(err)
+		}
+		cfg.Auth = a
+	}
 	s := &Server{
 		cfg:     cfg,
 		b:       b,
@@ -242,6 +283,12 @@ func New(cfg Config, b Backend) *Server {
 		// pipelined GET.
 		cmd.count = s.m.commands.With(cmd.name)
 		cmd.latency = s.m.latency.With(cmd.name)
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "ringkv", Subsystem: "resp", Name: "client_buffer_bytes",
+			Help: "Query-buffer memory all client connections hold beyond their initial buffers, which max-client-memory caps.",
+		}, func() float64 { return float64(s.clientMem.Load()) }))
 	}
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.mu.listeners = make(map[net.Listener]struct{})
@@ -292,7 +339,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		return ErrServerClosed
 	}
 	s.loopsOnce.Do(s.startLoops)
-	if s.cfg.Password == "" {
+	if !s.cfg.Auth.Enabled() {
 		if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
 			s.log.Warn("RESP port is reachable beyond loopback and has no password: anyone who can connect can read and write all data",
 				"addr", ln.Addr().String())
@@ -367,7 +414,9 @@ func (s *Server) newConn(nc net.Conn) (c *conn, onLoop bool) {
 	}
 	var l *eventLoop
 	fd := -1
-	if n := len(s.mu.loops); n > 0 {
+	if s.cfg.TLS != nil {
+		nc = tls.Server(sockio.Wrap(nc), s.cfg.TLS)
+	} else if n := len(s.mu.loops); n > 0 {
 		var err error
 		if fd, err = dupFD(nc); err == nil {
 			l = s.mu.loops[s.mu.nextLoop%n]
@@ -393,6 +442,7 @@ func (s *Server) newConn(nc net.Conn) (c *conn, onLoop bool) {
 
 func (s *Server) dropConn(c *conn) {
 	c.tally.Flush()
+	s.clientMem.Add(-c.bufMem.Swap(0))
 	s.mu.Lock()
 	delete(s.mu.conns, c)
 	s.mu.Unlock()

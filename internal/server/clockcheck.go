@@ -16,7 +16,12 @@ import (
 // guard, so that no path lets in a version from the future that the others
 // would refuse (issue 29: local read repair used to skip it). The disk guard
 // follows, for the same reason: no path may write into the disk's reserve.
+// Before both, the size limits (sizeGuard): a peer's write meets the ones a
+// client's does.
 func (s *Server) storeGuard(w storage.Guarded) error {
+	if err := s.sizeGuard(w); err != nil {
+		return err
+	}
 	if err := s.guard.Check(w.TS); err != nil {
 		return err
 	}

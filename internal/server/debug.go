@@ -31,7 +31,9 @@ func (s *Server) mountDebug(api *httpapi.API) {
 	if !s.cfg.DebugEndpoints {
 		return
 	}
-	s.log.Warn("debug endpoints enabled: anyone reaching the HTTP port can skew this node's clock")
+	// Behind the guard these need the admin right; with authentication off
+	// (loopback, or --insecure) anyone who reaches the port has it.
+	s.log.Warn("debug endpoints enabled: a user with the admin right can skew this node's clock")
 	api.Handle("GET /debug/clock-offset", http.HandlerFunc(s.handleClockOffset))
 	api.Handle("POST /debug/clock-offset", http.HandlerFunc(s.handleClockOffset))
 	api.Handle("POST /debug/disk-reserve", http.HandlerFunc(s.handleDiskReserve))

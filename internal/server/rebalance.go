@@ -156,6 +156,9 @@ func (s *Server) serveRebalance(ctx context.Context, from string, method uint8, 
 		if err != nil {
 			return nil, err
 		}
+		if err := s.checkWireMark(from, id, membership.State(st)); err != nil {
+			return nil, err
+		}
 		if _, err := s.member.MarkState(id, membership.State(st)); err != nil {
 			return nil, err
 		}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/handoff"
@@ -101,6 +101,15 @@ func (s *Server) Start() (err error) {
 	s.wall = clock.NewOffset(clock.System{}, 0)
 	s.hlc = clock.NewHLC(s.wall, cfg.MaxClockSkew)
 	s.guard = clock.NewGuard(s.wall, cfg.MaxClockSkew)
+	// Users first: a bad users file must stop the node before it opens
+	// its storage or joins the gossip.
+	users, err := auth.New(auth.Config{
+		Password: cfg.Password, UsersFile: cfg.UsersFile,
+		Logger: s.log, Registerer: s.reg,
+	})
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
 
 	sync := storage.SyncPeriodic
 	if cfg.Sync == config.SyncAlways {
@@ -124,14 +133,22 @@ func (s *Server) Start() (err error) {
 	// The coordinator is the transport's handler, and the transport is the
 	// coordinator's caller: servePeer reads s.coord once it is set.
 	var coord *replication.Coordinator
+	peerTLS, gossipKeys, err := s.peerSecurity()
+	if err != nil {
+		return err
+	}
 	s.peers, err = transport.Listen(transport.TCPConfig{
 		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log.With("component", "transport"), Registerer: s.reg,
-		Handler: s.servePeer,
+		Handler: s.servePeer, ServerTLS: peerTLS.server, ClientTLS: peerTLS.client,
 	})
 	if err != nil {
 		return fmt.Errorf("server: peer listener: %w", err)
 	}
 
+	clientTLS, err := clientTLS(cfg)
+	if err != nil {
+		return err
+	}
 	s.respLn, err = net.Listen("tcp", cfg.ClientAddr)
 	if err != nil {
 		return fmt.Errorf("server: client listener: %w", err)
@@ -150,7 +167,7 @@ func (s *Server) Start() (err error) {
 		return fmt.Errorf("server: reading known peers: %w", err)
 	}
 	s.member, err = membership.New(membership.Config{
-		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: seeds,
+		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: seeds, Keys: gossipKeys,
 		Profile: gossipProfile(cfg.GossipAddr),
 		Logger:  s.log.With("component", "membership"),
 		Meta: membership.Meta{
@@ -161,6 +178,9 @@ func (s *Server) Start() (err error) {
 	})
 	if err != nil {
 		return fmt.Errorf("server: membership: %w", err)
+	}
+	if err := s.registerGossipMetrics(); err != nil {
+		return err
 	}
 	s.topo = newTopology(cfg.NodeID, cfg.Replicas, cfg.VNodes, ringSettle(cfg))
 
@@ -220,7 +240,9 @@ func (s *Server) Start() (err error) {
 		// with a clear error on a connection that stays usable; only far
 		// larger input is a protocol error that closes it, as in Redis.
 		MaxBulkBytes: 2 * max(cfg.MaxValueBytes, cfg.MaxKeyBytes),
-		Password:     cfg.Password, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
+		Auth:         users, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
+		TLS: clientTLS, MaxClientMemory: maxClientMemoryCap(cfg.MaxClientMemory),
+		IdleTimeout: cfg.ClientIdleTimeout, ReadTimeout: cfg.ClientReadTimeout,
 		Info: s.info, MemoryInfo: s.memoryInfo, Logger: s.log.With("component", "resp"), Registerer: s.reg,
 		// A pipeline's plain GETs and SETs run as batches: a clustered
 		// node sends each peer one request for them, and every node looks
@@ -241,9 +263,10 @@ func (s *Server) Start() (err error) {
 	api := httpapi.New(httpapi.Config{
 		MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes, DefaultLevel: cfg.Consistency,
 		Logger: s.log.With("component", "http"), Ready: s.readyCheck,
+		Auth: users, MetricsOpen: cfg.MetricsOpen,
 	}, s.clientGate(coord))
 	s.reg.MustRegister(s.newReadinessCollector())
-	api.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	api.Handle("GET /metrics", s.metricsHandler())
 	api.Handle("GET /v1/cluster", http.HandlerFunc(s.handleCluster))
 	s.mountAntiEntropy(api)
 	s.mountRebalance(api)
@@ -251,9 +274,16 @@ func (s *Server) Start() (err error) {
 	s.mountClock(api)
 	s.mountPprof(api)
 	s.mountHotKeys(api)
-	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	s.http = httpapi.NewServer(api.Handler(), httpapi.ServerConfig{
+		ReadTimeout: cfg.ClientReadTimeout, IdleTimeout: cfg.ClientIdleTimeout,
+		TLS: clientTLS, Logger: s.log.With("component", "http"),
+	})
 	go func() {
-		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.http.Serve
+		if clientTLS != nil {
+			serve = func(ln net.Listener) error { return s.http.ServeTLS(ln, "", "") }
+		}
+		if err := serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http listener stopped", "err", err)
 		}
 	}()

@@ -158,6 +158,9 @@ type Guarded struct {
 	Tombstone bool
 	// Bytes is the key's and the value's length together.
 	Bytes int
+	// KeyBytes is the key's length alone, so a guard can hold a write from
+	// a peer to the key and value limits a client write meets.
+	KeyBytes int
 }
 
 // fs returns the filesystem the store lives on once Open has resolved it.
@@ -456,7 +459,7 @@ func (s *Store) check(key []byte, rec *record.Record, now int64) error {
 		return err
 	}
 	if g := s.opts.Guard; g != nil {
-		if err := g(Guarded{TS: rec.Version.TS, Tombstone: rec.Tombstone, Bytes: len(key) + len(rec.Value)}); err != nil {
+		if err := g(Guarded{TS: rec.Version.TS, Tombstone: rec.Tombstone, Bytes: len(key) + len(rec.Value), KeyBytes: len(key)}); err != nil {
 			return err
 		}
 	}

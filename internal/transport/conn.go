@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"errors"
@@ -241,9 +240,9 @@ func (c *conn) writeLoop() {
 }
 
 // readResponses runs on dialled conns: it matches responses to calls by id.
-func (c *conn) readResponses(br *bufio.Reader) {
+func (c *conn) readResponses(fr *frameReader) {
 	for {
-		f, err := readFrame(br, c.maxIn)
+		f, err := fr.read(c.maxIn)
 		if err != nil {
 			c.fail(fmt.Errorf("read: %w", err))
 			return
@@ -273,11 +272,11 @@ func (c *conn) readResponses(br *bufio.Reader) {
 // backpressure rather than making us spawn without bound. Long-lived workers
 // keep the stacks they grew through Pebble's deep calls: a goroutine per
 // request spent a tenth of a cluster node's CPU growing fresh stacks.
-func (c *conn) serveRequests(br *bufio.Reader, h Handler, sem chan struct{}, wg *sync.WaitGroup) {
+func (c *conn) serveRequests(fr *frameReader, h Handler, sem chan struct{}, wg *sync.WaitGroup) {
 	work := make(chan frame)
 	workers := 0
 	for {
-		f, err := readFrame(br, c.maxIn)
+		f, err := fr.read(c.maxIn)
 		if err != nil {
 			c.fail(fmt.Errorf("read: %w", err))
 			return

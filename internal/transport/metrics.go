@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dialsFailed:        dials.WithLabelValues("error"),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "refused_connections_total",
-			Help: "Inbound connections closed for a bad handshake (not a ringkv peer, or another protocol version).",
+			Help: "Inbound connections closed for a bad handshake: a failed TLS handshake (no certificate, or one the cluster CA did not sign), not a ringkv peer, or another protocol version.",
 		}),
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: sub, Name: "connections",

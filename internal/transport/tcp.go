@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/logsample"
 	"github.com/ringkv/ringkv/internal/sockio"
 )
 
@@ -22,8 +24,8 @@ type TCPConfig struct {
 	// Addr is the peer address to listen on ("host:port", port 0 in tests).
 	// Ignored when Listener is set.
 	Addr string
-	// Listener, if set, is used instead of listening on Addr; it is how mutual
-	// TLS (design §11) or a test wrapper plugs in. Close closes it.
+	// Listener, if set, is used instead of listening on Addr (a test
+	// wrapper); TLS is ServerTLS's job, on top of it. Close closes it.
 	Listener net.Listener
 	// NodeID is announced in the handshake and passed to handlers as "from".
 	NodeID string
@@ -35,8 +37,19 @@ type TCPConfig struct {
 	// none. Two transports cannot share one Registerer.
 	Registerer prometheus.Registerer
 	// Dial opens outbound connections; nil uses a net.Dialer. Like Listener,
-	// it is the seam for TLS and for tests that count syscalls.
+	// it is the seam for tests that count syscalls.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+
+	// ServerTLS, when set, makes the peer port speak only TLS: an accepted
+	// connection must finish a TLS handshake with it, within
+	// HandshakeTimeout, before a byte of the peer protocol is read. With
+	// pki.PeerConfigs it requires a certificate from the cluster's CA, so
+	// a process without one can call no method at all.
+	ServerTLS *tls.Config
+	// ClientTLS, when set, is used for every outbound connection (dialling
+	// peers that set ServerTLS): it presents this node's certificate and
+	// verifies the peer's.
+	ClientTLS *tls.Config
 
 	// DialTimeout bounds connecting plus the handshake. Default 2s: peers sit
 	// on one network, and a longer wait only delays the hint path.
@@ -45,6 +58,11 @@ type TCPConfig struct {
 	// identify itself. Default 5s, generous for a loaded peer but short enough
 	// that idle scanners do not hold sockets.
 	HandshakeTimeout time.Duration
+	// FrameTimeout bounds each wait for more of a frame that has begun to
+	// arrive, so a half-sent frame cannot hold a connection and its buffer
+	// forever. Default 15s: longer than any stall of a live peer, which
+	// writes a frame in one go. Between frames there is no deadline.
+	FrameTimeout time.Duration
 	// WriteTimeout bounds one batched write. Default 10s: a peer that stops
 	// reading for that long is treated as gone and its calls fail.
 	WriteTimeout time.Duration
@@ -75,6 +93,7 @@ func DefaultTCPConfig() TCPConfig {
 		DialTimeout:           2 * time.Second,
 		HandshakeTimeout:      5 * time.Second,
 		WriteTimeout:          10 * time.Second,
+		FrameTimeout:          15 * time.Second,
 		MaxFrame:              64 << 20,
 		ConnsPerPeer:          2,
 		MaxConcurrentRequests: 1024,
@@ -88,6 +107,7 @@ func (c TCPConfig) withDefaults() TCPConfig {
 	setDefault(&c.DialTimeout, d.DialTimeout)
 	setDefault(&c.HandshakeTimeout, d.HandshakeTimeout)
 	setDefault(&c.WriteTimeout, d.WriteTimeout)
+	setDefault(&c.FrameTimeout, d.FrameTimeout)
 	setDefault(&c.MaxFrame, d.MaxFrame)
 	setDefault(&c.ConnsPerPeer, d.ConnsPerPeer)
 	setDefault(&c.MaxConcurrentRequests, d.MaxConcurrentRequests)
@@ -115,7 +135,7 @@ func (c TCPConfig) Validate() error {
 		return fmt.Errorf("transport: config: NodeID longer than %d bytes", maxNodeID)
 	case c.MaxFrame < minMaxFrame || c.MaxFrame > 1<<31-1:
 		return fmt.Errorf("transport: config: MaxFrame %d outside [%d, 2^31)", c.MaxFrame, minMaxFrame)
-	case c.DialTimeout < 0 || c.HandshakeTimeout < 0 || c.WriteTimeout < 0:
+	case c.DialTimeout < 0 || c.HandshakeTimeout < 0 || c.WriteTimeout < 0 || c.FrameTimeout < 0:
 		return errors.New("transport: config: timeouts must not be negative")
 	case c.ConnsPerPeer < 0 || c.MaxConcurrentRequests < 0:
 		return errors.New("transport: config: ConnsPerPeer and MaxConcurrentRequests must not be negative")
@@ -132,6 +152,9 @@ type TCP struct {
 	logger  *slog.Logger
 	metrics *metrics
 	ln      net.Listener
+	// refusedLog samples the refused-connection warning: anyone who can
+	// reach the port can cause one, and must not fill the log with them.
+	refusedLog *logsample.Sampler
 
 	// ctx is cancelled by Close; it parents dials and handler contexts.
 	ctx    context.Context
@@ -158,6 +181,10 @@ var _ Transport = (*TCP)(nil)
 // takes longer to write than the small ones queued behind it take to fill a
 // batch.
 const LargeFrame = 64 << 10
+
+// refusedLogEvery is how often a refused inbound connection is logged at
+// most; the refused_connections_total metric counts every one.
+const refusedLogEvery = 10 * time.Second
 
 // peer is the connection pool for one address.
 type peer struct {
@@ -204,7 +231,8 @@ func Listen(cfg TCPConfig) (*TCP, error) {
 			return d.DialContext(ctx, "tcp", addr)
 		}
 	}
-	t := &TCP{cfg: cfg, ln: ln, metrics: m, logger: logger.With("component", "transport", "addr", ln.Addr().String())}
+	t := &TCP{cfg: cfg, ln: ln, metrics: m, logger: logger.With("component", "transport", "addr", ln.Addr().String()),
+		refusedLog: logsample.New(refusedLogEvery)}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.mu.peers = make(map[string]*peer)
 	t.mu.conns = make(map[*conn]struct{})
@@ -381,15 +409,32 @@ func (t *TCP) dial(addr string) (*conn, error) {
 	nc = sockio.Wrap(nc)
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
-	// Close the socket if the transport closes mid-handshake.
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	// Close the socket if the transport closes mid-handshake. The closure
+	// holds the raw socket: nc becomes the TLS connection below.
+	raw := nc
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	if tcfg := t.cfg.ClientTLS; tcfg != nil {
+		if tcfg.ServerName == "" && !tcfg.InsecureSkipVerify {
+			// A config that checks host names checks the one dialled.
+			// (pki.PeerConfigs checks the chain only; see there.)
+			tcfg = tcfg.Clone()
+			tcfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(nc, tcfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		nc = tc
+	}
 	if _, err := nc.Write(appendHandshake(nil, handshake{nodeID: t.cfg.NodeID, maxFrame: uint32(t.cfg.MaxFrame)})); err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	br := bufio.NewReaderSize(nc, readBufSize)
-	hs, err := readHandshake(br)
+	// Straight from the socket, not through the read buffer: the buffer is
+	// only made for a connection that has handshaken (see serveConn).
+	hs, err := readHandshake(nc)
 	if err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("handshake: %w", err)
@@ -404,12 +449,18 @@ func (t *TCP) dial(addr string) (*conn, error) {
 		_ = nc.Close()
 		return nil, ErrClosed
 	}
+	fr := t.frameReader(nc)
 	t.wg.Go(c.writeLoop)
 	t.wg.Go(func() {
-		c.readResponses(br)
+		c.readResponses(fr)
 		t.untrack(c)
 	})
 	return c, nil
+}
+
+// frameReader makes the reader for a handshaken connection.
+func (t *TCP) frameReader(nc net.Conn) *frameReader {
+	return &frameReader{br: bufio.NewReaderSize(nc, readBufSize), nc: nc, timeout: t.cfg.FrameTimeout}
 }
 
 // track registers a live connection; false once the transport is closed.
@@ -471,9 +522,23 @@ func (t *TCP) serveConn(nc net.Conn) {
 	nc = sockio.Wrap(nc) // as in dial
 	remote := nc.RemoteAddr().String()
 	_ = nc.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout))
-	stop := context.AfterFunc(t.ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
-	br := bufio.NewReaderSize(nc, readBufSize)
-	hs, err := readHandshake(br)
+	raw := nc // as in dial
+	stop := context.AfterFunc(t.ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
+	var err error
+	if t.cfg.ServerTLS != nil {
+		tc := tls.Server(nc, t.cfg.ServerTLS)
+		if err = tc.HandshakeContext(t.ctx); err != nil {
+			err = fmt.Errorf("tls handshake: %w", err)
+		}
+		nc = tc
+	}
+	// Before the handshake the peer is unknown, so all it can make this side
+	// hold is the handshake itself, at most 265 bytes read straight from the
+	// socket; the frame buffer is made only after it.
+	var hs handshake
+	if err == nil {
+		hs, err = readHandshake(nc)
+	}
 	if err == nil {
 		_, err = nc.Write(appendHandshake(nil, handshake{nodeID: t.cfg.NodeID, maxFrame: uint32(t.cfg.MaxFrame)}))
 	}
@@ -483,7 +548,9 @@ func (t *TCP) serveConn(nc net.Conn) {
 	if err != nil {
 		if !t.closed.Load() {
 			t.metrics.refusedConn()
-			t.logger.Warn("refused peer connection", "remote", remote, "err", err)
+			if ok, suppressed := t.refusedLog.Allow(); ok {
+				t.logger.Warn("refused peer connection", "remote", remote, "err", err, "refused_since_last_logged", suppressed)
+			}
 		}
 		_ = nc.Close()
 		return
@@ -496,7 +563,7 @@ func (t *TCP) serveConn(nc net.Conn) {
 	}
 	defer t.untrack(c)
 	t.wg.Go(c.writeLoop)
-	c.serveRequests(br, t.cfg.Handler, make(chan struct{}, t.cfg.MaxConcurrentRequests), &t.wg)
+	c.serveRequests(t.frameReader(nc), t.cfg.Handler, make(chan struct{}, t.cfg.MaxConcurrentRequests), &t.wg)
 }
 
 // Close stops listening, fails outstanding calls with ErrClosed, closes every

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"time"
 )
 
 // Wire format (big endian).
@@ -100,11 +102,67 @@ type frame struct {
 	payload []byte
 }
 
-// readFrame reads one frame, refusing any longer than maxFrame before
-// allocating for it. The header is parsed where it lies in r's buffer: read
-// into an array of its own, through io.ReadFull's interface, the array went
-// to the heap, one allocation per frame.
+// Growing a large payload: a frame's length is only what the peer declares,
+// so memory for it is taken as its bytes arrive, never up front (issue 30:
+// twelve connections declaring 64 MiB frames and sending two bytes cost 512
+// MiB). Payloads up to frameChunk are allocated at once, as before: that is
+// every frame of the hot path, and a sender must have been let in to send
+// one. Past it the buffer grows by doubling, each step at most maxGrowStep,
+// so what a stalled frame holds is at most twice what it sent plus a chunk,
+// and a real 16 MiB value is copied a handful of times.
+const (
+	frameChunk  = 64 << 10
+	maxGrowStep = 4 << 20
+)
+
+// frameReader reads frames from one connection. With nc and timeout set, a
+// frame that has begun must keep arriving: each wait for more of it may last
+// timeout, after which the read fails and the connection is closed. Between
+// frames it waits without a deadline, since a pooled peer connection idles
+// legitimately for as long as no call needs it.
+type frameReader struct {
+	br      *bufio.Reader
+	nc      net.Conn
+	timeout time.Duration
+	armed   bool // a read deadline is set on nc
+}
+
+// readFrame reads one frame from r with no deadline (tests, and callers
+// without a connection).
 func readFrame(r *bufio.Reader, maxFrame int) (frame, error) {
+	fr := frameReader{br: r}
+	return fr.read(maxFrame)
+}
+
+// arm gives the next wait for bytes of the current frame timeout.
+func (fr *frameReader) arm() {
+	if fr.nc == nil || fr.timeout <= 0 {
+		return
+	}
+	_ = fr.nc.SetReadDeadline(time.Now().Add(fr.timeout))
+	fr.armed = true
+}
+
+// read reads one frame, refusing any longer than maxFrame before allocating
+// for it. The header is parsed where it lies in r's buffer: read into an
+// array of its own, through io.ReadFull's interface, the array went to the
+// heap, one allocation per frame.
+func (fr *frameReader) read(maxFrame int) (frame, error) {
+	r := fr.br
+	if r.Buffered() == 0 {
+		// Idle between frames: no deadline, and none left over from the
+		// last frame's wait.
+		if fr.armed {
+			_ = fr.nc.SetReadDeadline(time.Time{})
+			fr.armed = false
+		}
+		if _, err := r.Peek(1); err != nil {
+			return frame{}, err
+		}
+	}
+	if r.Buffered() < frameHeader {
+		fr.arm()
+	}
 	hdr, err := r.Peek(frameHeader)
 	if err != nil {
 		if errors.Is(err, io.EOF) && len(hdr) > 0 {
@@ -128,9 +186,51 @@ func readFrame(r *bufio.Reader, maxFrame int) (frame, error) {
 		return frame{}, fmt.Errorf("%w: unknown frame kind %d", ErrProtocol, f.kind)
 	}
 	_, _ = r.Discard(frameHeader) // cannot fail: Peek buffered it
-	f.payload = make([]byte, n-frameOverhead)
-	if _, err := io.ReadFull(r, f.payload); err != nil {
+	size := int(n - frameOverhead)
+	if size <= frameChunk {
+		if r.Buffered() < size {
+			fr.arm()
+		}
+		f.payload = make([]byte, size)
+		if _, err := io.ReadFull(r, f.payload); err != nil {
+			return frame{}, unexpected(err)
+		}
+		return f, nil
+	}
+	f.payload, err = fr.readLarge(size)
+	if err != nil {
 		return frame{}, err
 	}
 	return f, nil
+}
+
+// readLarge reads a payload of size bytes, growing its buffer as they
+// arrive (see frameChunk).
+func (fr *frameReader) readLarge(size int) ([]byte, error) {
+	buf := make([]byte, 0, frameChunk)
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			step := min(cap(buf), maxGrowStep)
+			next := make([]byte, len(buf), min(size, cap(buf)+step))
+			copy(next, buf)
+			buf = next
+		}
+		if fr.br.Buffered() == 0 {
+			fr.arm()
+		}
+		k, err := fr.br.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err != nil && len(buf) < size {
+			return nil, unexpected(err)
+		}
+	}
+	return buf, nil
+}
+
+// unexpected reports a frame cut short by EOF as io.ErrUnexpectedEOF.
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
