@@ -87,7 +87,7 @@ func gossipProbes() []probe {
 			}},
 		{"gossip", "memberlist-no-key", "a bare memberlist with no key joins n1", memberlistJoin(nil)},
 		{"gossip", "memberlist-wrong-key", "a bare memberlist with another 32-byte key joins n1", memberlistJoin(otherKey)},
-		{"gossip", "garbage-packets", "3000 random UDP packets and 30 TCP streams of random bytes to every gossip port",
+		{"gossip", "garbage-packets", "1000 random UDP packets and 10 TCP streams of random bytes to each gossip port",
 			func(t *testing.T, c *cluster) string {
 				before := make([]int, len(c.nodes))
 				for i, n := range c.nodes {

@@ -246,10 +246,10 @@ func respProbes() []probe {
 		{"resp", "negative-bulk", "*1 then $-7", malformed("*1\r\n$-7\r\n")},
 		{"resp", "huge-array", "*99999999999999", malformed("*99999999999999\r\n")},
 		{"resp", "huge-bulk-length", "*1 then $99999999999999999999", malformed("*1\r\n$99999999999999999999\r\n")},
-		{"resp", "non-numeric-length", "*x and $y", malformed("*1\r\n$y\r\n")},
+		{"resp", "non-numeric-length", "a bulk length that is no number ($y)", malformed("*1\r\n$y\r\n")},
 		{"resp", "wrong-arity", "GET with no key", malformed(string(command("GET")))},
 		{"resp", "unknown-command", "FLUSHEVERYTHING", malformed(string(command("FLUSHEVERYTHING", "now")))},
-		{"resp", "bad-ttl", "SET with EX -1, EX abc, PX 0",
+		{"resp", "bad-ttl", "SET with EX -1, EX abc, PX 0, a 20-digit EX",
 			func(t *testing.T, c *cluster) string {
 				conn := c.respConn(t, c.nodes[2], asAdmin)
 				var got []string
