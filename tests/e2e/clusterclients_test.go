@@ -3,7 +3,7 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
-	"net/http"
+	"os"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -28,7 +28,7 @@ type clusterRing struct {
 
 func ringOf(t *testing.T, nodes []*node) clusterRing {
 	t.Helper()
-	resp, err := http.Get("http://" + nodes[0].HTTP + "/v1/cluster")
+	resp, err := httpc.Get("http://" + nodes[0].HTTP + "/v1/cluster")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func (cr clusterRing) primary(key string) *node {
 // commandCount reads a node's own count of RESP commands named cmd.
 func commandCount(t *testing.T, n *node, cmd string) int {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	resp, err := httpc.Get("http://" + n.HTTP + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestClusterClients(t *testing.T) {
 	}
 
 	t.Run("go-redis ClusterClient", func(t *testing.T) {
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, MaxRetries: -1, ReadTimeout: 10 * time.Second})
+		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Password: e2ePassword, MaxRetries: -1, ReadTimeout: 10 * time.Second})
 		defer c.Close()
 		checkRouting(t, c, "gocluster:")
 		// A pipeline across slots, and keys that share a hash tag.
@@ -161,7 +161,7 @@ func TestClusterClients(t *testing.T) {
 			t.Fatalf("WATCH: %v, want the refusal", err)
 		}
 		// ReadOnly clients may read from any replica; every one serves.
-		ro := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ReadOnly: true, RouteRandomly: true, MaxRetries: -1})
+		ro := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, Password: e2ePassword, ReadOnly: true, RouteRandomly: true, MaxRetries: -1})
 		defer ro.Close()
 		for i := range 12 {
 			key := "gocluster:" + strconv.Itoa(i)
@@ -173,7 +173,7 @@ func TestClusterClients(t *testing.T) {
 	})
 
 	t.Run("go-redis UniversalClient", func(t *testing.T) {
-		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, MaxRetries: -1, ReadTimeout: 10 * time.Second})
+		c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs, Password: e2ePassword, MaxRetries: -1, ReadTimeout: 10 * time.Second})
 		defer c.Close()
 		if _, ok := c.(*redis.ClusterClient); !ok {
 			t.Fatalf("UniversalClient over %d addresses is a %T, want a *redis.ClusterClient", len(addrs), c)
@@ -188,6 +188,7 @@ func TestClusterClients(t *testing.T) {
 		}
 		// Debian's python3-redis lives with the system interpreter.
 		cmd := exec.CommandContext(ctx, "/usr/bin/python3", args...)
+		cmd.Env = append(os.Environ(), "RINGKV_PASSWORD="+e2ePassword)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr // redis-py logs the refusal it is shown there
 		out, err := cmd.Output()
@@ -232,7 +233,7 @@ func TestClusterClients(t *testing.T) {
 		cli := func(n *node, args ...string) string {
 			t.Helper()
 			host, port, _ := strings.Cut(n.Client, ":")
-			out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-c", "-h", host, "-p", port}, args...)...).CombinedOutput()
+			out, err := exec.CommandContext(ctx, "redis-cli", append([]string{"-c", "-h", host, "-p", port, "-a", e2ePassword, "--no-auth-warning"}, args...)...).CombinedOutput()
 			if err != nil {
 				t.Fatalf("redis-cli %v: %v\n%s", args, err, out)
 			}
@@ -267,7 +268,7 @@ func TestClusterClients(t *testing.T) {
 		for i, n := range nodes {
 			before[i] = commandCount(t, n, "set")
 		}
-		out, err := exec.CommandContext(ctx, binary, "bench", "--addr", nodes[1].Client, "--cluster", "on",
+		out, err := operatorCommand(ctx, "bench", "--addr", nodes[1].Client, "--cluster", "on",
 			"--keys", "1", "--ratio", "0:1:0", "--requests", "500", "--warmup", "0s", "--conns", "2", "-q").CombinedOutput()
 		if err != nil {
 			t.Fatalf("ringkv bench: %v\n%s", err, out)
@@ -296,7 +297,7 @@ func TestClusterClients(t *testing.T) {
 			before[i] = commandCount(t, n, "set")
 		}
 		const requests = 3000
-		out, err := exec.CommandContext(ctx, "redis-benchmark", "--cluster", "-h", host, "-p", port,
+		out, err := exec.CommandContext(ctx, "redis-benchmark", "--cluster", "-h", host, "-p", port, "-a", e2ePassword,
 			"-t", tests, "-n", strconv.Itoa(requests), "-c", "6", "--csv").CombinedOutput()
 		if err != nil {
 			t.Fatalf("redis-benchmark --cluster: %v\n%s", err, out)

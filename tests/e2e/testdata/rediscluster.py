@@ -1,11 +1,13 @@
 """Drives a ringkv cluster with redis-py's RedisCluster (Debian's python3-redis).
 
-Usage: rediscluster.py CLIENT_ADDR=HTTP_ADDR ... Prints one JSON object: for
+Usage: rediscluster.py CLIENT_ADDR=HTTP_ADDR ..., with the nodes' password in
+RINGKV_PASSWORD when they ask for one. Prints one JSON object: for
 each key written and read, the client address of the node whose own counter
 of that command rose, so the Go test can check it against the ring; then the
 results of the other checks. Any failure raises, and the exit status says so.
 """
 import json
+import os
 import sys
 import urllib.request
 
@@ -13,6 +15,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ResponseError
 
 nodes = dict(arg.split("=", 1) for arg in sys.argv[1:])
+password = os.environ.get("RINGKV_PASSWORD") or None
 
 
 def counters(cmd):
@@ -20,7 +23,10 @@ def counters(cmd):
     prefix = 'ringkv_resp_commands_total{command="%s"} ' % cmd
     for client, http in nodes.items():
         n = 0
-        with urllib.request.urlopen("http://%s/metrics" % http) as r:
+        req = urllib.request.Request("http://%s/metrics" % http)
+        if password:
+            req.add_header("Authorization", "Bearer " + password)
+        with urllib.request.urlopen(req) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(prefix):
                     n = int(float(line[len(prefix):]))
@@ -42,7 +48,7 @@ startup = []
 for client in nodes:
     host, port = client.rsplit(":", 1)
     startup.append(ClusterNode(host, int(port)))
-rc = RedisCluster(startup_nodes=startup, decode_responses=True)
+rc = RedisCluster(startup_nodes=startup, password=password, decode_responses=True)
 
 result = {"set": {}, "get": {}}
 for i in range(12):
