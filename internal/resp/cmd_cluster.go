@@ -47,7 +47,7 @@ func clusterNodeID(id string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// view returns the cluster view, or a single-node one owning every slot when
+// clusterView returns the cluster view, or a single-node one owning every slot when
 // the server has no cluster (tests, embedding).
 func (c *conn) clusterView() ClusterView {
 	if f := c.s.cfg.Cluster; f != nil {
@@ -122,18 +122,26 @@ func cmdCluster(c *conn, args [][]byte) {
 // clusterSlots writes CLUSTER SLOTS in Redis 7's form: start, end, then each
 // replica as ip, port, id and an empty metadata map.
 func (c *conn) clusterSlots(v ClusterView) {
+	// Each node's name and endpoint once: a ring lists them hundreds of times.
+	type endpoint struct {
+		host, id string
+		port     int64
+	}
+	eps := make([]endpoint, len(v.Nodes))
+	for i, n := range v.Nodes {
+		host, port := c.hostPort(n.Addr)
+		eps[i] = endpoint{host: host, id: clusterNodeID(n.ID), port: int64(port)}
+	}
 	c.w.Array(len(v.Slots))
 	for _, g := range v.Slots {
 		c.w.Array(2 + len(g.Replicas))
 		c.w.Int(int64(g.First))
 		c.w.Int(int64(g.Last))
 		for _, i := range g.Replicas {
-			n := v.Nodes[i]
-			host, port := c.hostPort(n.Addr)
 			c.w.Array(4)
-			c.w.BulkString(host)
-			c.w.Int(int64(port))
-			c.w.BulkString(clusterNodeID(n.ID))
+			c.w.BulkString(eps[i].host)
+			c.w.Int(eps[i].port)
+			c.w.BulkString(eps[i].id)
 			c.w.Map(0)
 		}
 	}

@@ -2,7 +2,10 @@
 // port: it parses commands with its own bounded reader, runs them against the
 // node's data path (Backend) with single-node Redis 7 semantics, and encodes
 // replies exactly as Redis does, so redis-cli, redis-benchmark and go-redis work
-// unmodified.
+// unmodified. CLUSTER SLOTS and its kin describe the node's ring as Redis
+// Cluster hash slots (cmd_cluster.go), so cluster-mode clients send each key
+// straight to a replica of it; commands ringkv does not serve are refused with
+// the reason (refused.go).
 //
 // Each connection is served by one goroutine, or on Linux first by an event
 // loop while it sends only commands that never wait (loop.go): either parses
