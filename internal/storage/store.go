@@ -489,11 +489,25 @@ func validWrite(key []byte, rec *record.Record) error {
 // admit reports whether rec is to be written over prev (the stored record, if
 // found), counting the writes it turns away: a stale one, or a dead one with
 // nothing stored that is past its GC deadline. A dead rec is rewritten as
-// its tombstone first, as it is to be stored.
+// its tombstone first, as it is to be stored; a counter of the stored
+// counter's incarnation is rewritten as the merge of the two.
 func (s *Store) admit(rec, prev *record.Record, found bool, now int64) bool {
 	if !rec.Live(now) {
 		rec.Tombstone = true
 		rec.Value = nil
+		rec.Counter = nil
+	}
+	if found && record.Mergeable(rec, prev) {
+		// Two states of one counter: the join is stored, whichever
+		// version is newer, so no replica's increments are lost. A join
+		// that adds nothing to prev is a stale write.
+		m := record.Merge(rec, prev)
+		if record.Equal(&m, prev) {
+			s.counters.staleApplies.Add(1)
+			return false
+		}
+		*rec = m
+		return true
 	}
 	if found && !record.Newer(rec, prev) {
 		s.counters.staleApplies.Add(1)
