@@ -84,6 +84,13 @@ func commandTable() map[string]*command {
 		{name: "pexpiretime", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdTTL},
 		{name: "persist", arity: 2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPersist},
 		{name: "scan", arity: -2, flags: []string{"readonly"}, fn: cmdScan},
+
+		// Counters (cmd_counter.go).
+		{name: "incr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncr},
+		{name: "decr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecr},
+		{name: "incrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrBy},
+		{name: "decrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecrBy},
+		{name: "incrbyfloat", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrByFloat},
 	}
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
