@@ -149,7 +149,8 @@ func TestCounterReplies(t *testing.T) {
 
 	expect("OK", "SET", "f", "10.50")
 	expect("10.6", "INCRBYFLOAT", "f", "0.1")
-	expect("5200", "INCRBYFLOAT", "nf", "5.0e3")
+	expect("OK", "SET", "nf", "5.0e3")
+	expect("5200", "INCRBYFLOAT", "nf", "2.0e2")
 	expect("5200", "GET", "nf")
 	expectErr("ERR value is not a valid float", "INCRBYFLOAT", "f", "abc")
 	expectErr("ERR value is not a valid float", "INCRBYFLOAT", "str", "1")
