@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ringkv/ringkv/internal/clock"
 )
@@ -22,6 +23,10 @@ type Flusher interface {
 	SetBarrier(ts clock.Timestamp) error
 	PurgeBelowBarrier() (int, error)
 }
+
+// flushSyncTimeout bounds a FLUSHALL SYNC, whose nodes each purge all
+// their data before they answer.
+const flushSyncTimeout = 5 * time.Minute
 
 // ErrFlushPartial is a FLUSHALL that did not reach every node: those it
 // reached hold the barrier, the others not yet. Running it again finishes it.
@@ -53,6 +58,12 @@ func (c *Coordinator) FlushAll(ctx context.Context, sync bool) error {
 	if len(down) > 0 {
 		return fmt.Errorf("%w: FLUSHALL needs every node up, %s down", ErrUnavailable, strings.Join(down, ", "))
 	}
+	timeout := c.cfg.RequestTimeout
+	if sync {
+		timeout = flushSyncTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	barrier := c.hlc.Now()
 	payload := binary.BigEndian.AppendUint64(nil, uint64(barrier))
 	if sync {

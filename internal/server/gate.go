@@ -77,6 +77,13 @@ func (g clientGate) Incr(ctx context.Context, key []byte, delta int64, lvl repli
 	return g.Coordinator.Incr(ctx, key, delta, lvl)
 }
 
+func (g clientGate) FlushAll(ctx context.Context, sync bool) error {
+	if err := g.admit(); err != nil {
+		return err
+	}
+	return g.Coordinator.FlushAll(ctx, sync)
+}
+
 func (g clientGate) Scan(ctx context.Context, cursor uint64, count int, lvl replication.Level) ([][]byte, uint64, error) {
 	if err := g.admit(); err != nil {
 		return nil, 0, err
@@ -129,5 +136,6 @@ var (
 	_ resp.GetBatcher  = clientGate{}
 	_ resp.SoloReader  = clientGate{}
 	_ resp.Incrementer = clientGate{}
+	_ resp.Flusher     = clientGate{}
 	_ httpapi.Backend  = clientGate{}
 )
