@@ -139,6 +139,7 @@ Run a node:
 		newBenchCommand(e),
 		newHotKeysCommand(e),
 		newHashPasswordCommand(e),
+		newCertCommand(),
 	)
 	return root
 }
