@@ -216,7 +216,7 @@ func TestComposeCluster(t *testing.T) {
 				t.Logf("compose logs:\n%s", out)
 			}
 		}
-		if out, err := c.run(ctx, "down", "-v", "--timeout", "15"); err != nil {
+		if out, err := c.run(ctx, "down", "-v", "--timeout", "40"); err != nil {
 			t.Errorf("compose down: %v\n%s", err, out)
 		}
 	})
@@ -299,7 +299,7 @@ func TestComposeCluster(t *testing.T) {
 
 	// One node down: QUORUM (2 of 3) still writes and reads, through both
 	// survivors.
-	if _, err := c.run(ctx, "stop", "--timeout", "15", "n3"); err != nil {
+	if _, err := c.run(ctx, "stop", "--timeout", "40", "n3"); err != nil {
 		t.Fatal(err)
 	}
 	write("n1", "during:", "d")
