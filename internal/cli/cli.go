@@ -136,6 +136,7 @@ Run a node:
 		newBenchCommand(e),
 		newHotKeysCommand(e),
 		newHashPasswordCommand(e),
+		newCertCommand(),
 		newReadyCommand(),
 		newVersionCommand(),
 	)
