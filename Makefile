@@ -49,9 +49,21 @@ image:
 	cp deploy/docker/passwd deploy/docker/group bin/image/
 	docker build -q -t $(IMAGE) -f deploy/docker/Dockerfile bin/image
 
-# The CA, node certificates and gossip key deploy/compose.yaml mounts.
+# The CA (ringkv cert), a peer certificate per node and a gossip key that
+# deploy/compose.yaml mounts. A directory that holds a CA is left alone: a
+# new CA would orphan the running nodes' certificates. The node keys are made
+# 0644 because compose bind-mounts each file into containers whose user
+# (uid 65532) is not the one that made them; the directory stays 0700.
+COMPOSE_SECRETS ?= deploy/compose/secrets
 compose-secrets:
-	$(GO) run ./deploy/compose/mksecrets -dir deploy/compose/secrets
+	@if [ -e $(COMPOSE_SECRETS)/ca.crt ]; then echo "$(COMPOSE_SECRETS) already holds a CA; left as it is"; else \
+		set -e; \
+		$(GO) run ./cmd/ringkv cert ca --dir $(COMPOSE_SECRETS) --name ringkv-compose-ca; \
+		for n in n1 n2 n3; do $(GO) run ./cmd/ringkv cert node --dir $(COMPOSE_SECRETS) --name $$n --host $$n; done; \
+		chmod 0644 $(COMPOSE_SECRETS)/n1.key $(COMPOSE_SECRETS)/n2.key $(COMPOSE_SECRETS)/n3.key; \
+		head -c 32 /dev/urandom | base64 > $(COMPOSE_SECRETS)/gossip.keys; \
+		chmod 0644 $(COMPOSE_SECRETS)/gossip.keys; \
+	fi
 
 # The whole suite, race detector on; the allocation tests again without it
 # (its sync.Pool drops objects at random); then a short fuzz pass over every

@@ -194,10 +194,9 @@ func TestComposeCluster(t *testing.T) {
 	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", image).Run() })
 
 	secrets := filepath.Join(t.TempDir(), "secrets")
-	gen := exec.CommandContext(ctx, "go", "run", "./deploy/compose/mksecrets", "-dir", secrets)
-	gen.Dir = repoRoot
+	gen := exec.CommandContext(ctx, "make", "-C", repoRoot, "compose-secrets", "COMPOSE_SECRETS="+secrets)
 	if out, err := gen.CombinedOutput(); err != nil {
-		t.Fatalf("mksecrets: %v\n%s", err, out)
+		t.Fatalf("make compose-secrets: %v\n%s", err, out)
 	}
 
 	c.env = append(os.Environ(), "RINGKV_IMAGE="+image, "RINGKV_SECRETS="+secrets, "RINGKV_PASSWORD="+c.password)
