@@ -224,33 +224,51 @@ func TestComposeCluster(t *testing.T) {
 	}
 	c.waitHealthy(ctx, nodes...)
 
-	// Every node reports the version the build stamped, the same way.
+	// Every node reports the version the build stamped, as the binary's own
+	// `ringkv version` does.
+	out, err := exec.CommandContext(ctx, "docker", "run", "--rm", image, "version", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("ringkv version in the image: %v", err)
+	}
+	var bin struct {
+		Version string `json:"version"`
+		Commit  string `json:"commit"`
+		Date    string `json:"date"`
+	}
+	if err := json.Unmarshal(out, &bin); err != nil || bin.Version != testVersion || bin.Commit == "unknown" || bin.Date == "unknown" {
+		t.Fatalf("ringkv version -o json = %s (%v), want version %s with a commit and a date", out, err, testVersion)
+	}
 	for _, n := range nodes {
 		info, err := c.redisCLIRaw(ctx, n, "INFO server\n")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(info), "ringkv_version:"+testVersion+"\r\n") {
-			t.Fatalf("%s: INFO server does not report %s:\n%s", n, testVersion, info)
+		for _, kv := range []string{"ringkv_version:" + bin.Version, "ringkv_commit:" + bin.Commit, "ringkv_build_date:" + bin.Date} {
+			if !strings.Contains(string(info), kv+"\r\n") {
+				t.Fatalf("%s: INFO server lacks %s:\n%s", n, kv, info)
+			}
 		}
 		code, body, err := c.getHTTP(ctx, n, "/v1/cluster")
 		if err != nil || code != http.StatusOK {
 			t.Fatalf("%s: /v1/cluster: %d %v %s", n, code, err, body)
 		}
 		var st struct {
-			Version string `json:"version"`
-			Nodes   []struct {
+			Version   string `json:"version"`
+			Commit    string `json:"commit"`
+			BuildDate string `json:"build_date"`
+			Nodes     []struct {
 				ID string `json:"id"`
 				Up bool   `json:"up"`
 			} `json:"nodes"`
 		}
-		if err := json.Unmarshal(body, &st); err != nil || st.Version != testVersion || len(st.Nodes) != 3 {
-			t.Fatalf("%s: /v1/cluster = %+v (%v), want version %s and 3 nodes", n, st, err, testVersion)
+		if err := json.Unmarshal(body, &st); err != nil || st.Version != bin.Version || st.Commit != bin.Commit || st.BuildDate != bin.Date || len(st.Nodes) != 3 {
+			t.Fatalf("%s: /v1/cluster = %+v (%v), want %+v and 3 nodes", n, st, err, bin)
 		}
 		code, body, err = c.getHTTP(ctx, n, "/metrics")
-		if err != nil || code != http.StatusOK || !strings.Contains(string(body), `ringkv_build_info{`) ||
-			!strings.Contains(string(body), `version="`+testVersion+`"`) {
-			t.Fatalf("%s: /metrics has no ringkv_build_info for %s: %d %v", n, testVersion, code, err)
+		wantMetric := fmt.Sprintf(`ringkv_build_info{commit=%q,date=%q,`, bin.Commit, bin.Date)
+		if err != nil || code != http.StatusOK || !strings.Contains(string(body), wantMetric) ||
+			!strings.Contains(string(body), `version="`+bin.Version+`"} 1`) {
+			t.Fatalf("%s: /metrics has no %s...version=%q} 1: %d %v", n, wantMetric, bin.Version, code, err)
 		}
 	}
 
