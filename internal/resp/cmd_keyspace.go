@@ -64,8 +64,12 @@ func cmdTime(c *conn, _ [][]byte) {
 
 // objectEncoding is Redis' encoding name for a live string record: "int" for
 // a value that reads as a 64-bit integer, "embstr" up to 44 bytes, "raw"
-// beyond. A record kind of its own (a counter) answers here too.
+// beyond. A counter record (INCR's CRDT) is "int", as Redis answers for a key
+// INCR made.
 func objectEncoding(rec record.Record) string {
+	if rec.Counter != nil {
+		return "int"
+	}
 	v := rec.Value
 	if len(v) > 0 && len(v) <= 20 {
 		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil && strconv.FormatInt(n, 10) == string(v) {

@@ -90,12 +90,23 @@ func commandTable() map[string]*command {
 		{name: "keys", arity: 2, flags: []string{"readonly"}, fn: cmdKeys},
 		{name: "object", arity: -2, flags: []string{"readonly"}, firstKey: 2, lastKey: 2, step: 1, fn: cmdObject},
 		{name: "time", arity: 1, flags: []string{"fast"}, fn: cmdTime},
+		// FLUSHALL and FLUSHDB empty the whole cluster: admin only.
+		{name: "flushall", arity: -1, flags: []string{"write"}, right: auth.Admin, fn: cmdFlushAll},
+		{name: "flushdb", arity: -1, flags: []string{"write"}, right: auth.Admin, fn: cmdFlushAll},
+
+		// Counters (cmd_counter.go).
+		{name: "incr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncr},
+		{name: "decr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecr},
+		{name: "incrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrBy},
+		{name: "decrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecrBy},
+		{name: "incrbyfloat", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrByFloat},
 	}
 	cmds = append(cmds, refusedCommands()...)
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
 		c.data = slices.Contains(c.flags, "readonly") || slices.Contains(c.flags, "write")
 		switch {
+		case c.right != 0: // a command stricter than its flags say (FLUSHALL)
 		case slices.Contains(c.flags, "write"):
 			c.right = auth.Write
 		case slices.Contains(c.flags, "readonly"):

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/record"
 )
 
 func TestKeysTimeObject(t *testing.T) {
@@ -37,6 +39,13 @@ func TestKeysTimeObject(t *testing.T) {
 		equal(t, "OBJECT ENCODING raw", must(c.ObjectEncoding(ctx, "big").Result()), "raw")
 		_, err := c.ObjectEncoding(ctx, "missing").Result()
 		isNil(t, "OBJECT ENCODING missing", err)
+		// A counter record is "int" whatever its value, as in Redis after INCR.
+		ts.b.mu.Lock()
+		ts.b.mu.seq++
+		ts.b.mu.data["hits"] = record.Record{Value: []byte("12"), Counter: []byte{1}, Version: record.Version{TS: ts.b.mu.seq, Node: "n1"}}
+		ts.b.mu.Unlock()
+		equal(t, "OBJECT ENCODING counter", must(c.ObjectEncoding(ctx, "hits").Result()), "int")
+		equal(t, "TYPE counter", must(c.Type(ctx, "hits").Result()), "string")
 		equal(t, "OBJECT REFCOUNT", must(c.ObjectRefCount(ctx, "small").Result()), int64(1))
 		equal(t, "TYPE", must(c.Type(ctx, "user:7").Result()), "string")
 		wantErr(t, c.ObjectIdleTime(ctx, "small").Err(),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/version"
 )
 
 // Status returns the node's view of the cluster. Hints are the backlog this
@@ -17,7 +18,9 @@ func (s *Server) Status() httpapi.ClusterStatus {
 	v := s.topo.cur.Load()
 	own := v.ring.Ownership()
 	backlog := s.hints.Backlog()
-	st := httpapi.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness()}
+	b := version.Get()
+	st := httpapi.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness(),
+		Version: b.Version, Commit: b.Commit, BuildDate: b.Date}
 	for _, m := range v.members {
 		st.Nodes = append(st.Nodes, httpapi.NodeStatus{
 			ID: m.ID, ClientAddr: m.ClientAddr, PeerAddr: m.PeerAddr, HTTPAddr: m.HTTPAddr,
@@ -62,7 +65,7 @@ func (s *Server) info() map[string]string {
 	m := s.store.Metrics()
 	return map[string]string{
 		"redis_version":     "7.2.0",
-		"ringkv_version":    "0.1.0",
+		"ringkv_version":    version.Get().Version,
 		"ringkv_node_id":    s.cfg.NodeID,
 		"redis_mode":        "standalone",
 		"os":                runtime.GOOS + "/" + runtime.GOARCH,
