@@ -156,6 +156,13 @@ func TestClusterClients(t *testing.T) {
 		if got, want := cr.primary("{user:7}:name"), cr.primary("{user:7}:mail"); got != want {
 			t.Fatalf("keys with one hash tag have primaries %s and %s", got.ID, want.ID)
 		}
+		// Counters route like any key.
+		for i := range 6 {
+			key := "gocounter:" + strconv.Itoa(i)
+			if got, want := servedBy(t, nodes, "incr", func() error { return c.Incr(ctx, key).Err() }), cr.primary(key); got != want {
+				t.Errorf("INCR %s went to %s, want its primary %s", key, got.ID, want.ID)
+			}
+		}
 		err = c.Watch(ctx, func(tx *redis.Tx) error { return nil }, "gocluster:1")
 		if err == nil || !strings.Contains(err.Error(), "WATCH is not supported") {
 			t.Fatalf("WATCH: %v, want the refusal", err)
@@ -285,12 +292,7 @@ func TestClusterClients(t *testing.T) {
 	})
 
 	t.Run("redis-benchmark --cluster", func(t *testing.T) {
-		tests := "set,get,mset"
-		// INCR is served once counters land; until then the benchmark
-		// would abort at it.
-		if info, err := nodes[0].redis().Do(ctx, "COMMAND", "INFO", "incr").Slice(); err == nil && len(info) == 1 && info[0] != nil {
-			tests += ",incr"
-		}
+		const tests = "set,get,incr,mset"
 		host, port, _ := strings.Cut(nodes[0].Client, ":")
 		before := make([]int, len(nodes))
 		for i, n := range nodes {
