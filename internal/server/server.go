@@ -55,10 +55,13 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 	respLn net.Listener
-	ae     aeState      // anti-entropy; see antientropy.go
-	hot    hotKeyState  // hot keys; see hotkeys.go
-	disk   diskState    // the data disk's guard; see diskguard.go
-	salv   salvageState // restoring after a salvage; see salvage.go
+	ae     aeState       // anti-entropy; see antientropy.go
+	hot    hotKeyState   // hot keys; see hotkeys.go
+	stats  *statsSampler // the dashboard's history; see dashboard.go
+	// started is when Start began: INFO's uptime and the dashboard's.
+	started time.Time
+	disk    diskState    // the data disk's guard; see diskguard.go
+	salv    salvageState // restoring after a salvage; see salvage.go
 
 	form formationState // cluster formation; see formation.go
 
@@ -94,6 +97,7 @@ func (s *Server) Start() (err error) {
 		}
 	}()
 	cfg := s.cfg
+	s.started = time.Now()
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The offset lets the fault suite skew this one process's clock; it is
@@ -274,6 +278,8 @@ func (s *Server) Start() (err error) {
 	s.mountClock(api)
 	s.mountPprof(api)
 	s.mountHotKeys(api)
+	s.mountUI(api)
+	s.startStats()
 	s.http = httpapi.NewServer(api.Handler(), httpapi.ServerConfig{
 		ReadTimeout: cfg.ClientReadTimeout, IdleTimeout: cfg.ClientIdleTimeout,
 		TLS: clientTLS, Logger: s.log.With("component", "http"),
@@ -376,6 +382,8 @@ func (s *Server) servePeer(ctx context.Context, from string, method uint8, paylo
 		return s.serveAntiEntropy(ctx, from, method, payload)
 	case method < methodsRebalanceEnd:
 		return s.serveRebalance(ctx, from, method, payload)
+	case method >= methodsStats && method < methodsStatsEnd:
+		return s.serveStats(method)
 	}
 	return nil, fmt.Errorf("server: unknown peer method %d", method)
 }
@@ -427,6 +435,7 @@ func (s *Server) close(ctx context.Context) error {
 		<-s.watchDone
 	}
 	s.stopRestore()
+	s.stopStats()
 	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx), s.stopClockCheck(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))
