@@ -199,4 +199,3 @@ func screenshot(t *testing.T, ctx context.Context, path string) {
 	abs, _ := filepath.Abs(path)
 	t.Logf("screenshot: %s", abs)
 }
-
