@@ -212,7 +212,7 @@ async function pollHotKeys() {
     el("td", {}, k.key),
     el("td", { class: "num" }, k.rate.toFixed(1)),
     el("td", { class: "num" }, (k.share * 100).toFixed(1) + "%"),
-    el("td", {}, (k.hot !== undefined ? k.hot : k.rate >= rep.min_rate) ? "yes" : "no"))));
+    el("td", {}, k.hot ? "yes" : "no"))));
   note.textContent = rep.keys.length ? "" : "No key is hot on this node.";
 }
 
