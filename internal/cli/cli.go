@@ -25,6 +25,9 @@ import (
 // -ldflags "-X github.com/ringkv/ringkv/internal/cli.Version=v1.2.3".
 var Version = "dev"
 
+// INFO reports the same version as --version and the start-up log line.
+func init() { server.Version = Version }
+
 // Exit codes.
 const (
 	exitOK    = 0
@@ -145,7 +148,7 @@ Run a node:
 
 // newLogger builds the process logger in the configured format.
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: oneLineAttr}
 	if format == config.LogFormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -142,7 +142,7 @@ func (s *Server) Start() (err error) {
 		return err
 	}
 	s.peers, err = transport.Listen(transport.TCPConfig{
-		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log.With("component", "transport"), Registerer: s.reg,
+		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log, Registerer: s.reg,
 		Handler: s.servePeer, ServerTLS: peerTLS.server, ClientTLS: peerTLS.client,
 	})
 	if err != nil {
@@ -173,7 +173,7 @@ func (s *Server) Start() (err error) {
 	s.member, err = membership.New(membership.Config{
 		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: seeds, Keys: gossipKeys,
 		Profile: gossipProfile(cfg.GossipAddr),
-		Logger:  s.log.With("component", "membership"),
+		Logger:  s.log,
 		Meta: membership.Meta{
 			ID: cfg.NodeID, Zone: cfg.Zone,
 			ClientAddr: s.respLn.Addr().String(), PeerAddr: s.peers.Addr(), HTTPAddr: s.httpLn.Addr().String(),
@@ -247,7 +247,7 @@ func (s *Server) Start() (err error) {
 		Auth:         users, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
 		TLS: clientTLS, MaxClientMemory: maxClientMemoryCap(cfg.MaxClientMemory),
 		IdleTimeout: cfg.ClientIdleTimeout, ReadTimeout: cfg.ClientReadTimeout,
-		Info: s.info, MemoryInfo: s.memoryInfo, Logger: s.log.With("component", "resp"), Registerer: s.reg,
+		Info: s.info, MemoryInfo: s.memoryInfo, Started: s.started, Logger: s.log, Registerer: s.reg,
 		// A pipeline's plain GETs and SETs run as batches: a clustered
 		// node sends each peer one request for them, and every node looks
 		// up a batch's keys together (Store.Prefetch), which overlaps their
@@ -293,8 +293,6 @@ func (s *Server) Start() (err error) {
 			s.log.Error("http listener stopped", "err", err)
 		}
 	}()
-	s.log.Info("ringkv node started", "client", s.respLn.Addr().String(), "http", s.httpLn.Addr().String(),
-		"peer", s.peers.Addr(), "gossip", cfg.GossipAddr, "replicas", cfg.Replicas)
 	return nil
 }
 
