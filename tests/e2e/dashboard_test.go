@@ -84,7 +84,11 @@ func TestDashboard(t *testing.T) {
 		// CI runs as root, where Chromium refuses its sandbox.
 		chromedp.NoSandbox,
 	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	// A bound on the whole browser session: a hung Chromium fails the test
+	// instead of holding the suite until go test's own timeout.
+	limit, cancelLimit := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancelLimit()
+	actx, cancelAlloc := chromedp.NewExecAllocator(limit, opts...)
 	defer cancelAlloc()
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	defer cancelBrowser()
