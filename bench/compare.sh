@@ -56,6 +56,10 @@
 #   RINGKV_ENGINE        --engine for every ringkv server (memory or pebble;
 #                        default: unset, the binary's own default). The
 #                        table's first line says which was used
+#   RINGKV_PEER_TLS      1: every ringkv server protects its peer and gossip
+#                        ports as in production (mutual TLS with certificates
+#                        from `ringkv cert`, a gossip key), to measure their
+#                        cost; the table's first line says which was used
 #   RINGKV_BIN           a prebuilt ringkv binary (default: go build)
 #   RINGKV_BIN_B         a second ringkv binary to measure against the first:
 #                        each round then runs every ringkv system twice, on
@@ -97,6 +101,8 @@ BASE_PORT=${BASE_PORT:-30000}
 WARMUP_S=2 # each ringkv bench run's warmup, in seconds
 RINGKV_PROCS=${RINGKV_PROCS:-}
 RINGKV_ENGINE=${RINGKV_ENGINE:-}
+RINGKV_PEER_TLS=${RINGKV_PEER_TLS:-0}
+[[ $RINGKV_PEER_TLS =~ ^[01]$ ]] || { echo "compare.sh: RINGKV_PEER_TLS must be 0 or 1" >&2; exit 1; }
 [[ -z $RINGKV_ENGINE || $RINGKV_ENGINE =~ ^(memory|pebble)$ ]] || { echo "compare.sh: RINGKV_ENGINE must be memory or pebble" >&2; exit 1; }
 [[ -z $RINGKV_PROCS || $RINGKV_PROCS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: RINGKV_PROCS must be a positive integer" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: ROUNDS must be a positive integer" >&2; exit 1; }
@@ -146,6 +152,10 @@ if [[ -z ${RINGKV_BIN:-} ]]; then
 	log "building ringkv"
 	(cd "$(dirname "$0")/.." && go build -o "$RINGKV_BIN" ./cmd/ringkv)
 fi
+if [[ $RINGKV_PEER_TLS == 1 ]]; then
+	"$RINGKV_BIN" cert ca --dir "$OUT/certs" >/dev/null
+	head -c 32 /dev/urandom | base64 >"$OUT/certs/gossip.key"
+fi
 
 wait_ping() { # port
 	local i
@@ -175,16 +185,28 @@ want() { [[ " $SYSTEMS " == *" $1 "* ]]; }
 # every client is $RINGKV_BIN.
 SERVER_BIN=
 ringkv_node() {
-	local name=$1 port=$2 join=$3
+	ringkv_start "$@"
+	wait_ping "$2"
+}
+
+# ringkv_start name client-port join [extra flags]: ringkv_node without the
+# wait, for nodes that form a cluster together (--initial-cluster) and
+# answer no client until all of them are up.
+ringkv_start() {
+	local name=$1 port=$2 join=$3 tls=()
 	shift 3
 	mkdir -p "$OUT/data/$name"
+	if [[ $RINGKV_PEER_TLS == 1 ]]; then
+		[[ -f $OUT/certs/$name.crt ]] || "$RINGKV_BIN" cert node --dir "$OUT/certs" --name "$name" --host 127.0.0.1 >/dev/null
+		tls=(--peer-tls-cert "$OUT/certs/$name.crt" --peer-tls-key "$OUT/certs/$name.key" --peer-tls-ca "$OUT/certs/ca.crt"
+			--gossip-key-file "$OUT/certs/gossip.key")
+	fi
 	env ${RINGKV_PROCS:+GOMAXPROCS=$RINGKV_PROCS} "${SERVER_BIN:-$RINGKV_BIN}" server --node-id "$name" --data-dir "$OUT/data/$name" \
 		--client-addr "127.0.0.1:$port" --http-addr "127.0.0.1:$((port + 1))" \
 		--peer-addr "127.0.0.1:$((port + 2))" --gossip-addr "127.0.0.1:$((port + 3))" \
-		${join:+--join "$join"} ${RINGKV_ENGINE:+--engine "$RINGKV_ENGINE"} --sync periodic --log-level warn "$@" \
+		${join:+--join "$join"} ${RINGKV_ENGINE:+--engine "$RINGKV_ENGINE"} --sync periodic --log-level warn "${tls[@]}" "$@" \
 		>"$OUT/$name.log" 2>&1 &
 	PIDS+=($!)
-	wait_ping "$port"
 }
 
 # wait_members http-port n: until the node sees n members up and normal.
@@ -417,9 +439,15 @@ ringkv_round() {
 
 	if want ringkv-3; then
 		log "ringkv$sfx, 3 nodes, RF 3, QUORUM, --sync periodic ($SERVER_BIN)"
-		ringkv_node n1 $((q + 200)) "" --replicas 3 --consistency QUORUM
-		ringkv_node n2 $((q + 210)) "127.0.0.1:$((q + 203))" --replicas 3 --consistency QUORUM
-		ringkv_node n3 $((q + 220)) "127.0.0.1:$((q + 203))" --replicas 3 --consistency QUORUM
+		# Formed as docs/operations.md says a new cluster is: every node
+		# names all three and they start serving together.
+		local members="n1=127.0.0.1:$((q + 203)),n2=127.0.0.1:$((q + 213)),n3=127.0.0.1:$((q + 223))"
+		ringkv_start n1 $((q + 200)) "" --replicas 3 --consistency QUORUM --initial-cluster "$members"
+		ringkv_start n2 $((q + 210)) "" --replicas 3 --consistency QUORUM --initial-cluster "$members"
+		ringkv_start n3 $((q + 220)) "" --replicas 3 --consistency QUORUM --initial-cluster "$members"
+		wait_ping $((q + 200))
+		wait_ping $((q + 210))
+		wait_ping $((q + 220))
 		wait_members $((q + 201)) 3
 		wait_members $((q + 221)) 3
 		rb "ringkv-3$sfx" 16 "$REQ_P16" -p $((q + 200))
@@ -453,7 +481,7 @@ done
 # rounds), then its throughput as a ratio of the reference systems' same tool
 # and test, and a B binary's throughput and CPU per request as ratios of A's.
 echo
-echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}; ringkv engine: ${RINGKV_ENGINE:-default}"
+echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}; ringkv engine: ${RINGKV_ENGINE:-default}; ringkv peer TLS: $([[ $RINGKV_PEER_TLS == 1 ]] && echo on || echo off)"
 [[ -n $RINGKV_BIN_B ]] && echo "ringkv servers: A $RINGKV_BIN, B $RINGKV_BIN_B (A's rows are ringkv-N, B's ringkv-N-B; the client is A's)"
 [[ $ROUNDS -gt 1 ]] && echo "each figure is the median of $ROUNDS rounds; every round's rows are in $RESULTS"
 awk -F'\t' '

@@ -200,7 +200,7 @@ func TestDriftedBucketHeals(t *testing.T) {
 	a.start(t)
 	b.start(t)
 	bucket := BucketOf(tokenOf("k7"))
-	xor(&b.svc.Tree().leaves[bucket], 0xdeadbeef)
+	xor(&b.svc.Tree().buckets[bucket].hash, 0xdeadbeef)
 	rg := topo.Ranges()[0]
 	res, err := a.svc.SyncRange(t.Context(), "b", rg.Start, rg.End)
 	if err != nil || !res.Mismatch || res.Pulled+res.Pushed != 0 {

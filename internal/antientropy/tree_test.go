@@ -1,12 +1,16 @@
 package antientropy
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 	"testing/quick"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
@@ -164,6 +168,31 @@ func TestLeavesCoverRange(t *testing.T) {
 		}
 		if math.Abs(covered-want) > want*1e-9+1 {
 			t.Fatalf("(%d,%d] leaves cover %g tokens, want %g", start, end, covered, want)
+		}
+	}
+}
+
+// RecordHash hashes one byte string however it is computed: the one-shot path
+// for short keys and the streaming one for long keys must agree, as every
+// node must (a mixed cluster compares these hashes).
+func TestRecordHashOneShotMatchesStreaming(t *testing.T) {
+	stream := func(key []byte, v record.Version) uint64 {
+		var d xxhash.Digest
+		d.Reset()
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(key)))
+		d.Write(n[:])
+		d.Write(key)
+		binary.BigEndian.PutUint64(n[:], uint64(v.TS))
+		d.Write(n[:])
+		d.WriteString(v.Node)
+		return d.Sum64()
+	}
+	for _, kl := range []int{0, 1, 100, 200, 239, 240, 241, 1000} {
+		key := bytes.Repeat([]byte{'k'}, kl)
+		v := record.Version{TS: 1735689600123 << 16, Node: "node-1"}
+		if got, want := RecordHash(key, v), stream(key, v); got != want {
+			t.Errorf("key of %d bytes: RecordHash %x, streaming %x", kl, got, want)
 		}
 	}
 }

@@ -19,14 +19,8 @@ import (
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/hugepages"
 	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/version"
 )
-
-// Version is the binary's version, set at build time with
-// -ldflags "-X github.com/ringkv/ringkv/internal/cli.Version=v1.2.3".
-var Version = "dev"
-
-// INFO reports the same version as --version and the start-up log line.
-func init() { server.Version = Version }
 
 // Exit codes.
 const (
@@ -125,7 +119,7 @@ Start a local cluster to try it:
 Run a node:
   ringkv server --node-id n1 --data-dir /var/lib/ringkv
   ringkv server --node-id n2 --join 10.0.0.1:7946 ...`,
-		Version:       Version,
+		Version:       version.Get().Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -142,6 +136,9 @@ Run a node:
 		newBenchCommand(e),
 		newHotKeysCommand(e),
 		newHashPasswordCommand(e),
+		newCertCommand(),
+		newReadyCommand(),
+		newVersionCommand(),
 	)
 	return root
 }

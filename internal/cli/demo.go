@@ -43,7 +43,12 @@ func newDemoCommand(e *env) *cobra.Command {
 		Short: "Run a local cluster in this process, for trying ringkv out",
 		Long: `Start a cluster of --nodes nodes in this one process, on loopback ports
 derived from --base-port, print how to connect, and run until Ctrl-C. Data lives
-in a temporary directory removed at exit, or in memory with --in-memory.`,
+in a temporary directory removed at exit, or in memory with --in-memory.
+
+The nodes talk to each other as a production cluster's do: the demo makes a CA
+and a gossip key in its temporary directory, and its nodes speak mutual TLS on
+their peer ports and encrypt their gossip. Their client and HTTP ports stay
+plain and without a password, on loopback only.`,
 		Example: `  ringkv demo
   ringkv demo --nodes 3 --in-memory --base-port 17379`,
 		Args: noArgs,
@@ -90,7 +95,8 @@ func (o demoOptions) port(i, offset int) int {
 	return o.basePort + demoPortStride*i + offset
 }
 
-// config returns node i's configuration; join lists the seeds' gossip addresses.
+// config returns node i's configuration; join lists the seeds' gossip
+// addresses, and sec the demo's CA and gossip key.
 //
 // With a fixed base port every node's gossip address is known up front, so
 // the nodes name each other in --initial-cluster and the cluster forms as a
@@ -98,16 +104,19 @@ func (o demoOptions) port(i, offset int) int {
 // up, and then every key has its full replica set at once. With --base-port 0
 // the ports are the kernel's choice, known only once a node bound them; the
 // nodes then join node 1 one after another, as a cluster grows.
-func (o demoOptions) config(i int, dataRoot string, join []string) config.Config {
+func (o demoOptions) config(i int, dataRoot string, sec demoSecrets, join []string) config.Config {
 	addr := func(offset int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(o.port(i, offset))) }
 	c := config.Default()
 	c.NodeID = fmt.Sprintf("node%d", i+1)
 	c.InMemory = o.inMemory
 	c.Engine = o.engine
 	c.DataDir = ""
-	if dataRoot != "" {
+	if !o.inMemory {
 		c.DataDir = filepath.Join(dataRoot, c.NodeID)
 	}
+	peer := sec.peer[i]
+	c.PeerTLSCert, c.PeerTLSKey, c.PeerTLSCA = peer.Cert, peer.Key, peer.CA
+	c.GossipKeyFile = sec.gossipKey
 	c.ClientAddr, c.PeerAddr, c.GossipAddr, c.HTTPAddr = addr(0), addr(1), addr(2), addr(demoHTTPOffset)
 	c.Join = join
 	if o.basePort != 0 {
@@ -124,15 +133,18 @@ func (o demoOptions) config(i int, dataRoot string, join []string) config.Config
 }
 
 func runDemo(ctx context.Context, out io.Writer, logger *slog.Logger, e *env, o demoOptions) (err error) {
-	dataRoot := ""
-	if !o.inMemory {
-		if dataRoot, err = os.MkdirTemp("", "ringkv-demo-"); err != nil {
-			return err
-		}
-		// Runs after the nodes are shut down (defers run last-in first-out).
-		defer func() {
-			err = errors.Join(err, os.RemoveAll(dataRoot))
-		}()
+	// The directory holds the CA and keys even when the data is in memory.
+	dataRoot, err := os.MkdirTemp("", "ringkv-demo-")
+	if err != nil {
+		return err
+	}
+	// Runs after the nodes are shut down (defers run last-in first-out).
+	defer func() {
+		err = errors.Join(err, os.RemoveAll(dataRoot))
+	}()
+	sec, err := makeDemoSecrets(filepath.Join(dataRoot, "certs"), o.nodes)
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
 	}
 
 	var (
@@ -150,7 +162,7 @@ func runDemo(ctx context.Context, out io.Writer, logger *slog.Logger, e *env, o 
 		if ctx.Err() != nil {
 			return nil // Interrupted while starting: stop what runs, quietly.
 		}
-		cfg := o.config(i, dataRoot, join)
+		cfg := o.config(i, dataRoot, sec, join)
 		if err := cfg.Validate(); err != nil {
 			return fmt.Errorf("demo: %s: %w", cfg.NodeID, err)
 		}
@@ -173,7 +185,7 @@ func runDemo(ctx context.Context, out io.Writer, logger *slog.Logger, e *env, o 
 	if ctx.Err() != nil {
 		return nil // Interrupted while waiting: stop what runs, quietly.
 	}
-	if err := printDemoBanner(out, nodes, cfgs, dataRoot); err != nil {
+	if err := printDemoBanner(out, nodes, cfgs, dataRoot, o.inMemory); err != nil {
 		return err
 	}
 	<-ctx.Done()
@@ -212,10 +224,10 @@ func waitDemoReady(ctx context.Context, logger *slog.Logger, nodes []node, cfgs 
 	}
 }
 
-func printDemoBanner(w io.Writer, nodes []node, cfgs []config.Config, dataRoot string) error {
-	where := "in memory"
-	if dataRoot != "" {
-		where = "in " + dataRoot + " (removed at exit)"
+func printDemoBanner(w io.Writer, nodes []node, cfgs []config.Config, dataRoot string, inMemory bool) error {
+	where := "in " + dataRoot + " (removed at exit)"
+	if inMemory {
+		where = "in memory"
 	}
 	fmt.Fprintf(w, "ringkv demo: %d node(s) running, %d replica(s) per key, data %s\n\n", len(nodes), cfgs[0].Replicas, where)
 	rows := make([][]string, len(nodes))
@@ -226,6 +238,7 @@ func printDemoBanner(w io.Writer, nodes []node, cfgs []config.Config, dataRoot s
 	if err := writeTable(w, []string{"NODE", "REDIS", "HTTP", "PEER", "GOSSIP"}, rows); err != nil {
 		return err
 	}
+	fmt.Fprintf(w, "\nPeer ports: mutual TLS with the demo's CA; gossip encrypted (%s).\n", filepath.Dir(cfgs[0].PeerTLSCA))
 	first := nodes[0].Addrs()
 	host, port, err := net.SplitHostPort(first.Client)
 	if err != nil {

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/pki"
 )
 
 // startDemo runs the demo command until its banner is printed; stop ends it
@@ -74,6 +77,7 @@ func TestDemo(t *testing.T) {
 	if _, err := os.Stat(root); err != nil {
 		t.Fatalf("data root: %v", err)
 	}
+	checkDemoSecrets(t, nodes, root)
 	for _, want := range []string{"redis-cli -h 127.0.0.1 -p 20000", "curl http://127.0.0.1:21000/v1/kv/foo", "http://127.0.0.1:21000/ui", "node3"} {
 		if !strings.Contains(te.stdout.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, te.stdout.String())
@@ -104,6 +108,47 @@ func TestDemoSingleNodeInMemory(t *testing.T) {
 	c := nodes[0].cfg
 	if !c.InMemory || c.DataDir != "" || c.Replicas != 1 || c.ClientAddr != "127.0.0.1:0" {
 		t.Fatalf("config %+v: want in-memory, one replica, port 0", c)
+	}
+	// In memory too, the peer port has its certificate, and the
+	// directory holding it is gone after the demo.
+	root := filepath.Dir(filepath.Dir(c.PeerTLSCert))
+	if c.PeerTLSCert == "" || c.GossipKeyFile == "" {
+		t.Fatalf("in-memory demo node without peer TLS or gossip key: %+v", c)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the demo's directory %s was not removed: %v", root, err)
+	}
+}
+
+// checkDemoSecrets checks that every demo node has its own peer certificate
+// from one CA and the same gossip key, all under the demo's directory, and
+// that they load as the server would load them.
+func checkDemoSecrets(t *testing.T, nodes []*fakeNode, root string) {
+	t.Helper()
+	var certs []string
+	for _, n := range nodes {
+		c := n.cfg
+		for _, f := range []string{c.PeerTLSCert, c.PeerTLSKey, c.PeerTLSCA, c.GossipKeyFile} {
+			if !strings.HasPrefix(f, root+string(filepath.Separator)) {
+				t.Errorf("%s: %q is not under the demo's directory %s", c.NodeID, f, root)
+			}
+		}
+		if c.PeerTLSCA != nodes[0].cfg.PeerTLSCA || c.GossipKeyFile != nodes[0].cfg.GossipKeyFile {
+			t.Errorf("%s: CA %s and gossip key %s differ from node1's", c.NodeID, c.PeerTLSCA, c.GossipKeyFile)
+		}
+		if _, _, err := pki.PeerConfigs(pki.Files{Cert: c.PeerTLSCert, Key: c.PeerTLSKey, CA: c.PeerTLSCA}); err != nil {
+			t.Errorf("%s: peer TLS files do not load: %v", c.NodeID, err)
+		}
+		if keys, err := config.ReadGossipKeys(c.GossipKeyFile); err != nil || len(keys) != 1 {
+			t.Errorf("%s: gossip key file: %d keys, %v", c.NodeID, len(keys), err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", c.NodeID, err)
+		}
+		certs = append(certs, c.PeerTLSCert)
+	}
+	if len(slices.Compact(slices.Sorted(slices.Values(certs)))) != len(nodes) {
+		t.Errorf("nodes share peer certificates: %v", certs)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
@@ -58,9 +59,10 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		c.metrics.observeN("write", lvl, clock.Mono()-start, err, uint64(len(keys)))
 		return errs
 	}
-	ops := make([]batchOp, len(keys))
+	sc := getPutBatchScratch(len(keys))
+	ops := sc.ops
 	var groups []replicaGroup
-	var local []int
+	local := sc.local
 	outlive := false // hints for a down replica outlive this call
 	for i, key := range keys {
 		op := &ops[i]
@@ -119,25 +121,19 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 			}
 		}
 	}
-	replies := make(chan batchReply, len(groups))
+	var replies chan batchReply
 	var bg context.Context
 	if len(groups) > 0 {
+		replies = make(chan batchReply, len(groups))
 		// The requests outlive this call once every write has its acks.
 		flight := &inFlight{}
 		bg, flight.cancel = c.detached(ctx)
-		flight.add(int32(len(groups)))
-		for _, g := range groups {
-			payload := encodeApplyBatch(ops, g.idx)
-			callers.run(func() {
-				replies <- c.remoteApplyBatch(bg, g.rep, g.idx, ops, payload)
-				flight.done()
-			})
-		}
+		c.sendBatch(bg, flight, groups, ops, replies)
 	}
 	// The local replica goes after the requests are on their way.
 	c.prefetch(keys, local)
 	if len(local) > 0 {
-		ws := make([]storage.Write, len(local))
+		ws := sc.writes(len(local))
 		for k, i := range local {
 			ws[k] = storage.Write{Key: ops[i].key, Rec: ops[i].rec}
 		}
@@ -161,7 +157,8 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	if bg != nil {
 		timeout = bg.Done()
 	}
-	for inflight := len(groups); open > 0 && inflight > 0; {
+	inflight := len(groups)
+	for open > 0 && inflight > 0 {
 		select {
 		case rp := <-replies:
 			inflight--
@@ -216,7 +213,67 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		}
 		c.metrics.observeTook("write", lvl, took, err)
 	}
+	if inflight == 0 && !outlive {
+		// No request still out reads ops (remoteApplyBatch), and no hint
+		// was taken from them: the scratch can serve the next batch.
+		sc.local = local
+		sc.put()
+	}
 	return errs
+}
+
+// putBatchScratch is the working memory of one PutBatch, pooled: a batch's
+// ops and local writes are a few KiB (records, tallies, results), and
+// allocating them for every pipeline of SETs was nine tenths of a
+// single-node SET's garbage.
+type putBatchScratch struct {
+	ops   []batchOp
+	ws    []storage.Write
+	local []int
+}
+
+var putBatchScratches = sync.Pool{New: func() any { return new(putBatchScratch) }}
+
+func getPutBatchScratch(n int) *putBatchScratch {
+	sc := putBatchScratches.Get().(*putBatchScratch)
+	if cap(sc.ops) < n {
+		sc.ops = make([]batchOp, n)
+	}
+	sc.ops = sc.ops[:n]
+	sc.local = sc.local[:0]
+	return sc
+}
+
+func (sc *putBatchScratch) writes(n int) []storage.Write {
+	if cap(sc.ws) < n {
+		sc.ws = make([]storage.Write, n)
+	}
+	sc.ws = sc.ws[:n]
+	return sc.ws
+}
+
+func (sc *putBatchScratch) put() {
+	if cap(sc.ops) > maxPooledBatch || cap(sc.ws) > maxPooledBatch {
+		return
+	}
+	// Nothing the pool holds may keep a caller's keys and values alive.
+	clear(sc.ops[:cap(sc.ops)])
+	clear(sc.ws[:cap(sc.ws)])
+	putBatchScratches.Put(sc)
+}
+
+// sendBatch sends each group its share of ops and answers on replies. It is
+// apart from PutBatch so that only a batch with remote replicas moves the
+// variables its goroutines share to the heap.
+func (c *Coordinator) sendBatch(ctx context.Context, flight *inFlight, groups []replicaGroup, ops []batchOp, replies chan<- batchReply) {
+	flight.add(int32(len(groups)))
+	for _, g := range groups {
+		payload := encodeApplyBatch(ops, g.idx)
+		callers.run(func() {
+			replies <- c.remoteApplyBatch(ctx, g.rep, g.idx, ops, payload)
+			flight.done()
+		})
+	}
 }
 
 // carve appends b to slab, which has room for it, and returns the copy,
@@ -316,7 +373,11 @@ func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 			w := &ws[0]
 			ws = ws[1:]
 			if err = w.Err; err == nil {
-				scratch = appendApplyResp(scratch[:0], w.Result.Applied, &w.Result.Prev, w.Result.PrevFound)
+				// The coordinator reads a batched write's previous record
+				// only when it was not applied (superseding): an applied
+				// write's answer leaves it out, and with it a copy of the
+				// old value on the wire for every replica of every write.
+				scratch = appendApplyResp(scratch[:0], w.Result.Applied, &w.Result.Prev, w.Result.PrevFound && !w.Result.Applied)
 			}
 		}
 		out = appendAnswer(out, scratch, err)

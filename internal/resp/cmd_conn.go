@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/version"
 )
 
 // redisVersion is the Redis version whose replies this package reproduces;
@@ -439,10 +440,14 @@ func cmdInfo(c *conn, args [][]byte) {
 	}
 	if want("server") {
 		up := time.Since(s.started)
+		build := version.Get()
 		section("Server",
 			"redis_version", redisVersion,
 			"redis_mode", "standalone",
 			"ringkv_compat", "resp",
+			"ringkv_version", build.Version,
+			"ringkv_commit", build.Commit,
+			"ringkv_build_date", build.Date,
 			"tcp_port", portOf(s.Addr()),
 			"uptime_in_seconds", strconv.FormatInt(int64(up/time.Second), 10),
 			"uptime_in_days", strconv.FormatInt(int64(up/(24*time.Hour)), 10))

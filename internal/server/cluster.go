@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/version"
 )
 
 // Status returns the node's view of the cluster. Hints are the backlog this
@@ -16,7 +17,9 @@ func (s *Server) Status() httpapi.ClusterStatus {
 	v := s.topo.cur.Load()
 	own := v.ring.Ownership()
 	backlog := s.hints.Backlog()
-	st := httpapi.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness()}
+	b := version.Get()
+	st := httpapi.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness(),
+		Version: b.Version, Commit: b.Commit, BuildDate: b.Date}
 	for _, m := range v.members {
 		st.Nodes = append(st.Nodes, httpapi.NodeStatus{
 			ID: m.ID, ClientAddr: m.ClientAddr, PeerAddr: m.PeerAddr, HTTPAddr: m.HTTPAddr,
@@ -47,12 +50,8 @@ func (s *Server) handleCluster(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-// Version is the binary's version, which INFO reports; the command sets it
-// from its own (cli.Version, set at link time).
-var Version = "dev"
-
 // info fills the RESP INFO command's "# Ringkv" section: what is ringkv's
-// own. The Redis sections (version, uptime, port) come from the RESP server,
+// own. The Server section (versions, uptime, port) comes from the RESP server,
 // once, so that no field appears twice with two values.
 func (s *Server) info() map[string]string {
 	st := s.Status()
@@ -64,7 +63,6 @@ func (s *Server) info() map[string]string {
 	}
 	m := s.store.Metrics()
 	return map[string]string{
-		"ringkv_version":   Version,
 		"ringkv_node_id":   s.cfg.NodeID,
 		"os":               runtime.GOOS + "/" + runtime.GOARCH,
 		"cluster_nodes":    strconv.Itoa(len(st.Nodes)),

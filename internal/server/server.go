@@ -99,7 +99,7 @@ func (s *Server) Start() (err error) {
 	cfg := s.cfg
 	s.started = time.Now()
 	s.reg = prometheus.NewRegistry()
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 	// The offset lets the fault suite skew this one process's clock; it is
 	// zero unless a test sets it through the debug endpoint.
 	s.wall = clock.NewOffset(clock.System{}, 0)

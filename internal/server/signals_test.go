@@ -110,7 +110,7 @@ func TestSignalsAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, field := range []string{"redis_version:", "uptime_in_seconds:", "tcp_port:"} {
+	for _, field := range []string{"redis_version:", "ringkv_version:", "uptime_in_seconds:", "tcp_port:"} {
 		if n := strings.Count(info, "\n"+field); n != 1 {
 			t.Errorf("INFO has %s %d times:\n%s", field, n, info)
 		}

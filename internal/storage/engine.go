@@ -36,6 +36,9 @@ type engine interface {
 	get(token uint64, key []byte) (record.Record, bool, error)
 	// read is get under key's lock: the read before a write.
 	read(token uint64, key []byte) (record.Record, bool, error)
+	// peek is read without the record's Value (nil): what a write needs
+	// to decide and account for itself, without copying the old value out.
+	peek(token uint64, key []byte) (record.Record, bool, error)
 	// write makes every change durable (per the SyncMode, when durable is
 	// true; expiry changes pass false, see expireEntryLocked) and then
 	// visible to get and scan, all of them or none.

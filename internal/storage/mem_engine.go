@@ -214,6 +214,17 @@ func (e *memEngine) read(token uint64, key []byte) (record.Record, bool, error) 
 	return e.get(token, key)
 }
 
+func (e *memEngine) peek(token uint64, key []byte) (rec record.Record, found bool, err error) {
+	found = e.idx.View(token, key, func(v []byte) {
+		rec, err = record.Decode(v)
+		rec.Value = nil // it points into the index's slab
+	})
+	if err != nil {
+		return record.Record{}, false, fmt.Errorf("%w: record %q: %w", ErrCorrupt, key, err)
+	}
+	return rec, found, nil
+}
+
 // writeScratch is the working memory of one write, pooled.
 type writeScratch struct {
 	buf     []byte

@@ -122,7 +122,8 @@ type Options struct {
 	// OnApply, when set, is called after every change to a stored record:
 	// Apply, expiry conversion and GC purge. old has a zero Version when
 	// nothing was stored, new one when the record was removed (no stored
-	// record has a zero Version). The records come by value: pointers handed
+	// record has a zero Version). old's Value may be nil: ApplyBatch reads
+	// only what a write needs of the record it replaces. The records come by value: pointers handed
 	// to a hook escape, and cost every Apply two allocations. Calls for one key are
 	// ordered, since they run under its key lock; calls for different keys
 	// run concurrently. key, old and new are only valid during the call, and

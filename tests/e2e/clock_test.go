@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 // setClockOffset moves a node's wall clock through the debug endpoint.
 func setClockOffset(t *testing.T, n *node, d time.Duration) {
 	t.Helper()
-	resp, err := http.Post("http://"+n.HTTP+"/debug/clock-offset?d="+d.String(), "", nil)
+	resp, err := httpc.Post("http://"+n.HTTP+"/debug/clock-offset?d="+d.String(), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +27,7 @@ func setClockOffset(t *testing.T, n *node, d time.Duration) {
 
 func httpGet(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := httpc.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +132,7 @@ func TestClockFarAheadHidesNoWrite(t *testing.T) {
 			t.Errorf("n1 metrics lack %s", want)
 		}
 	}
-	out, err := exec.CommandContext(ctx, binary, "status", "--addr", n1.HTTP).CombinedOutput()
+	out, err := operatorCommand(ctx, "status", "--addr", n1.HTTP).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "SKEWED") || !strings.Contains(string(out), "not accepting writes") {
 		t.Fatalf("ringkv status of n1: %v\n%s", err, out)
 	}

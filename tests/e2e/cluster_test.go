@@ -24,7 +24,7 @@ type clusterStatus struct {
 func status(t testing.TB, n *node) (clusterStatus, error) {
 	t.Helper()
 	var st clusterStatus
-	resp, err := http.Get("http://" + n.HTTP + "/v1/cluster")
+	resp, err := httpc.Get("http://" + n.HTTP + "/v1/cluster")
 	if err != nil {
 		return st, err
 	}
@@ -81,7 +81,7 @@ func waitDown(t testing.TB, n *node, id string) {
 // localValue reads one node's own replica over HTTP.
 func localValue(t testing.TB, n *node, key string) (string, bool) {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTP + "/v1/kv/" + key + "?local=true")
+	resp, err := httpc.Get("http://" + n.HTTP + "/v1/kv/" + key + "?local=true")
 	if err != nil {
 		t.Fatal(err)
 	}

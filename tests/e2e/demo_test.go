@@ -98,6 +98,19 @@ func TestDemoCluster(t *testing.T) {
 	if v, err := n3.Get(ctx, "demo").Result(); err != nil || v != "works" {
 		t.Fatalf("GET through node 3: %q %v", v, err)
 	}
+	// Its nodes speak mutual TLS between themselves: a peer handshake in the
+	// clear gets no peer answer, only a closed connection.
+	peer, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", base+1), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	peer.Write([]byte("RKVT\x01\x00\x10\x00\x00\x08intruder"))
+	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(peer) // EOF or a reset: both end it
+	if ne, ok := err.(net.Error); ok && ne.Timeout() || strings.Contains(string(got), "RKVT") {
+		t.Fatalf("the demo's peer port answered a plain handshake with %q (%v), want a closed connection", got, err)
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case err := <-exited:

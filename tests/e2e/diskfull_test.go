@@ -1,10 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,7 +155,7 @@ func checkFullNode(t *testing.T, n *node, c *redis.Client) {
 	if v, err := metricValue(n, "ringkv_disk_free_bytes"); err != nil || v <= 0 || v > 40<<20 {
 		t.Fatalf("ringkv_disk_free_bytes = %v, %v", v, err)
 	}
-	out, err := exec.Command(binary, "status", "--addr", n.HTTP).CombinedOutput()
+	out, err := operatorCommand(context.Background(), "status", "--addr", n.HTTP).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ALARM on n1: disk full") {
 		t.Fatalf("ringkv status on a full disk: %v\n%s", err, out)
 	}

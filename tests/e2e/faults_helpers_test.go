@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,7 +69,7 @@ func fill(t *testing.T, path string, size int64) {
 
 // nodeReadyz returns the node's /readyz status code and body.
 func nodeReadyz(n *node) (int, string, error) {
-	resp, err := http.Get("http://" + n.HTTP + "/readyz")
+	resp, err := httpc.Get("http://" + n.HTTP + "/readyz")
 	if err != nil {
 		return 0, "", err
 	}
@@ -81,7 +80,7 @@ func nodeReadyz(n *node) (int, string, error) {
 
 // metricValue reads one unlabelled series from the node's /metrics.
 func metricValue(n *node, name string) (float64, error) {
-	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	resp, err := httpc.Get("http://" + n.HTTP + "/metrics")
 	if err != nil {
 		return 0, err
 	}

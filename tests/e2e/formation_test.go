@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +17,7 @@ import (
 // readyz returns a node's /readyz status code and body.
 func readyz(t testing.TB, n *node) (int, string) {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTP + "/readyz")
+	resp, err := httpc.Get("http://" + n.HTTP + "/readyz")
 	if err != nil {
 		return 0, err.Error()
 	}
@@ -51,7 +50,7 @@ func waitNotReady(t testing.TB, n *node, want ...string) string {
 // metrics returns a node's /metrics text.
 func metrics(t testing.TB, n *node) string {
 	t.Helper()
-	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	resp, err := httpc.Get("http://" + n.HTTP + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +190,7 @@ func TestReadyzJoinNeverAnswers(t *testing.T) {
 	if m := metrics(t, n); !strings.Contains(m, `ringkv_node_not_ready{reason="joining"} 1`) || !strings.Contains(m, "ringkv_node_ready 0") {
 		t.Errorf("metrics lack ringkv_node_ready 0 and the joining reason")
 	}
-	out, err := exec.Command(binary, "status", "--addr", n.HTTP).CombinedOutput()
+	out, err := operatorCommand(context.Background(), "status", "--addr", n.HTTP).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "readiness: joining") {
 		t.Errorf("ringkv status: %v\n%s", err, out)
 	}
@@ -224,7 +223,7 @@ func readLog(t testing.TB, n *node) string {
 func TestReadyzRemovedNodeRefusesClients(t *testing.T) {
 	nodes := startCluster(t, 3, "--in-memory")
 	waitRing(t, 30*time.Second, nodes, "n1", "n2", "n3")
-	out, err := exec.Command(binary, "decommission", "--addr", nodes[2].HTTP, "--timeout", "60s").CombinedOutput()
+	out, err := operatorCommand(context.Background(), "decommission", "--addr", nodes[2].HTTP, "--timeout", "60s").CombinedOutput()
 	if err != nil {
 		t.Fatalf("decommission: %v: %s", err, out)
 	}
@@ -241,7 +240,7 @@ func TestReadyzRemovedNodeRefusesClients(t *testing.T) {
 		t.Fatalf("GET on the removed node: %v, want an error", err)
 	}
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPut, "http://"+gone.HTTP+"/v1/kv/k", strings.NewReader("v"))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "ringkv")
+	if err := setUpSecrets(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "making the tests' CA and gossip key:", err)
+		os.Exit(1)
+	}
 	build := exec.Command("go", "build", "-o", binary, "../../cmd/ringkv")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -70,9 +74,11 @@ type node struct {
 	DataDir string
 	Extra   []string
 	Join    []string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	log     *os.File
+	// Secure are the flags that protect the node (securityArgs).
+	Secure []string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    *os.File
 }
 
 func newNode(t testing.TB, id string, extra ...string) *node {
@@ -82,6 +88,7 @@ func newNode(t testing.TB, id string, extra ...string) *node {
 		Client: freePort(t), HTTP: freePort(t), Peer: freePort(t), Gossip: freePort(t),
 		DataDir: filepath.Join(t.TempDir(), id),
 		Extra:   extra,
+		Secure:  securityArgs(t, id),
 	}
 }
 
@@ -93,6 +100,7 @@ func (n *node) args() []string {
 		"--data-dir", n.DataDir,
 		"--log-level", "info",
 	}
+	a = append(a, n.Secure...)
 	if len(n.Join) > 0 {
 		a = append(a, "--join", strings.Join(n.Join, ","))
 	}
@@ -147,7 +155,7 @@ func (n *node) waitReady() {
 			return fmt.Errorf("%s exited: %s", n.ID, tail)
 		default:
 		}
-		resp, err := http.Get("http://" + n.HTTP + "/readyz")
+		resp, err := httpc.Get("http://" + n.HTTP + "/readyz")
 		if err != nil {
 			return err
 		}
@@ -199,7 +207,7 @@ func (n *node) logTail() string {
 
 // redis returns a go-redis client for the node; closed at cleanup.
 func (n *node) redis(opts ...func(*redis.Options)) *redis.Client {
-	o := &redis.Options{Addr: n.Client, MaxRetries: -1, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	o := &redis.Options{Addr: n.Client, Password: e2ePassword, MaxRetries: -1, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	for _, f := range opts {
 		f(o)
 	}

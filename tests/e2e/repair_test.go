@@ -1,11 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -28,7 +28,7 @@ type repairStatus struct {
 
 func getRepairStatus(n *node) (repairStatus, error) {
 	var st repairStatus
-	resp, err := http.Get("http://" + n.HTTP + "/v1/repair/status?roots=true")
+	resp, err := httpc.Get("http://" + n.HTTP + "/v1/repair/status?roots=true")
 	if err != nil {
 		return st, err
 	}
@@ -43,7 +43,7 @@ func getRepairStatus(n *node) (repairStatus, error) {
 // output; it fails the test if the command fails.
 func runRepair(t testing.TB, n *node) string {
 	t.Helper()
-	out, err := exec.Command(binary, "repair", "--addr", n.HTTP, "--timeout", "2m", "--interval", "200ms").CombinedOutput()
+	out, err := operatorCommand(context.Background(), "repair", "--addr", n.HTTP, "--timeout", "2m", "--interval", "200ms").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ringkv repair --addr %s: %v\n%s", n.HTTP, err, out)
 	}
@@ -67,7 +67,7 @@ func waitSettled(t testing.TB, nodes ...*node) {
 					State string `json:"state"`
 				} `json:"nodes"`
 			}
-			resp, err := http.Get("http://" + n.HTTP + "/v1/cluster")
+			resp, err := httpc.Get("http://" + n.HTTP + "/v1/cluster")
 			if err != nil {
 				return err
 			}

@@ -260,7 +260,7 @@ func TestRedisToolsWork(t *testing.T) {
 	n.start()
 	host, port, _ := net.SplitHostPort(n.Client)
 	cli := func(args ...string) string {
-		out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+		out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port, "-a", e2ePassword, "--no-auth-warning"}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("redis-cli %v: %v\n%s", args, err, out)
 		}
@@ -272,7 +272,7 @@ func TestRedisToolsWork(t *testing.T) {
 	if got := cli("GET", "tool"); got != "works" {
 		t.Fatalf("redis-cli GET: %q", got)
 	}
-	out, err := exec.Command("redis-benchmark", "-h", host, "-p", port, "-t", "set,get", "-n", "5000", "-P", "16", "-q").CombinedOutput()
+	out, err := exec.Command("redis-benchmark", "-h", host, "-p", port, "-a", e2ePassword, "-t", "set,get", "-n", "5000", "-P", "16", "-q").CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-benchmark: %v\n%s", err, out)
 	}
@@ -289,7 +289,7 @@ func TestHTTPAPI(t *testing.T) {
 	base := "http://" + n.HTTP + "/v1/kv/"
 	do := func(method, url, body string) (int, string) {
 		req, _ := http.NewRequest(method, url, strings.NewReader(body))
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -47,7 +46,7 @@ func TestInMemoryNeedsNoDataDir(t *testing.T) {
 					t.Fatalf("exited (%v):\n%s", waitErr, out.String())
 				default:
 				}
-				resp, err := http.Get("http://" + httpAddr + "/readyz")
+				resp, err := httpc.Get("http://" + httpAddr + "/readyz")
 				if err != nil {
 					return err
 				}

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,7 +34,7 @@ type memberState struct {
 }
 
 func states(n *node) (map[string]memberState, error) {
-	resp, err := http.Get("http://" + n.HTTP + "/v1/cluster")
+	resp, err := httpc.Get("http://" + n.HTTP + "/v1/cluster")
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +256,7 @@ func TestDecommissionStreamsUnderTraffic(t *testing.T) {
 	clients := []*redis.Client{nodes[0].redis(), nodes[1].redis(), nodes[2].redis()}
 	tr := startTraffic(t, clients, topoKeys)
 
-	out, err := exec.Command(binary, "decommission", "--addr", nodes[3].HTTP, "--timeout", "80s").CombinedOutput()
+	out, err := operatorCommand(context.Background(), "decommission", "--addr", nodes[3].HTTP, "--timeout", "80s").CombinedOutput()
 	if err != nil {
 		t.Fatalf("decommission: %v: %s", err, out)
 	}
@@ -288,7 +286,7 @@ func TestRemoveNodeRereplicates(t *testing.T) {
 	nodes[3].kill()
 	waitDown(t, nodes[0], "n4")
 
-	out, err := exec.Command(binary, "removenode", "--id", "n4", "--addr", nodes[0].HTTP, "--timeout", "60s").CombinedOutput()
+	out, err := operatorCommand(context.Background(), "removenode", "--id", "n4", "--addr", nodes[0].HTTP, "--timeout", "60s").CombinedOutput()
 	if err != nil {
 		t.Fatalf("removenode: %v: %s", err, out)
 	}
@@ -304,7 +302,7 @@ func TestRemoveNodeRereplicates(t *testing.T) {
 }
 
 func streamedBytes(t *testing.T, n *node) int64 {
-	resp, err := http.Get("http://" + n.HTTP + "/v1/cluster")
+	resp, err := httpc.Get("http://" + n.HTTP + "/v1/cluster")
 	if err != nil {
 		return 0
 	}

@@ -118,6 +118,23 @@ func (ix *Index) Get(token uint64, key, dst []byte) (val []byte, found bool) {
 	return dst, found
 }
 
+// View calls fn with the value stored for (token, key), under the shard's
+// read lock, and reports whether there was one; fn must not keep val nor
+// call the Index. It is Get without the copy, for a caller that needs a
+// few bytes of the value (the engine's record header before a write).
+func (ix *Index) View(token uint64, key []byte, fn func(val []byte)) bool {
+	sh := ix.shardOf(token)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	i := sh.findLocked(token, key)
+	if i < 0 {
+		return false
+	}
+	_, _, v := sh.entryLocked(sh.mu.tab[i].loc())
+	fn(v)
+	return true
+}
+
 // Put stores val for (token, key), replacing any value; it copies key and
 // val. It may compact the shard, under the shard's lock only.
 func (ix *Index) Put(token uint64, key, val []byte) {

@@ -365,10 +365,22 @@ func TestCompactionReclaims(t *testing.T) {
 		m[k] = val
 	}
 	full := ix.MemoryBytes()
-	// Overwrites leave the old copies dead; compaction keeps the memory
-	// within about twice the live data.
+	// Overwrites of the same length go in place and leave nothing dead.
+	dead := ix.Stats().DeadBytes
+	same := bytes.Repeat([]byte("s"), 100)
+	for i := range n {
+		k := key(i)
+		ix.Put(k.tok, []byte(k.key), same)
+		m[k] = same
+	}
+	check(t, ix, m)
+	if st := ix.Stats(); st.DeadBytes != dead || ix.MemoryBytes() != full {
+		t.Fatalf("same-length overwrites: %+v, MemoryBytes %d, want DeadBytes %d and %d", st, ix.MemoryBytes(), dead, full)
+	}
+	// Overwrites of another length leave the old copies dead; compaction
+	// keeps the memory within about twice the live data.
 	for round := range 5 {
-		v := bytes.Repeat([]byte{byte('a' + round)}, 100)
+		v := bytes.Repeat([]byte{byte('a' + round)}, 100+(round+1)%2)
 		for i := range n {
 			k := key(i)
 			ix.Put(k.tok, []byte(k.key), v)

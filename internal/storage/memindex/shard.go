@@ -236,6 +236,16 @@ func (sh *shard) findFreeLocked(tok uint64, key []byte) (at, free int) {
 
 func (sh *shard) putLocked(ix *Index, tok uint64, key, val []byte) {
 	sz := entrySize(len(key), len(val))
+	// A value replaced by one of the same length (a counter, a fixed-size
+	// record: most overwrites) is written over in place: no new space, no
+	// dead entry for compaction to copy around later. Readers hold the
+	// shard's lock, and the key and header stay byte for byte the same.
+	if at := sh.findLocked(tok, key); at >= 0 {
+		if _, _, old := sh.entryLocked(sh.mu.tab[at].loc()); len(old) == len(val) {
+			copy(old, val)
+			return
+		}
+	}
 	// Space first: allocating can compact, which rebuilds the table, so
 	// slot positions are looked up only afterwards.
 	loc := sh.allocLocked(ix, sz)
@@ -620,7 +630,15 @@ func (ix *Index) releaseChunk(c *chunk) {
 }
 
 func (sh *shard) publishLocked() {
-	sh.count.Store(int64(sh.mu.live))
-	sh.kvBytes.Store(sh.mu.kv)
-	sh.memBytes.Store(sh.mu.mem)
+	// An atomic store is a locked instruction on amd64; a load is not. Most
+	// puts change nothing here (an overwrite in place) or one figure.
+	if v := int64(sh.mu.live); sh.count.Load() != v {
+		sh.count.Store(v)
+	}
+	if sh.kvBytes.Load() != sh.mu.kv {
+		sh.kvBytes.Store(sh.mu.kv)
+	}
+	if sh.memBytes.Load() != sh.mu.mem {
+		sh.memBytes.Store(sh.mu.mem)
+	}
 }

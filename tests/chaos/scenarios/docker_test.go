@@ -64,6 +64,7 @@ type dockerCluster struct {
 	base   net.IP // the network's .0; node i is .(10+i)
 	useIPT bool
 	httpc  *http.Client
+	sec    *dockerSecrets
 	// data holds each node's data directory on the host (data/n1, ...),
 	// bind-mounted at /data, so a fault can damage a stopped node's files.
 	data string
@@ -112,7 +113,7 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 	if _, err := docker(ctx, "version", "--format", "{{.Server.Version}}"); err != nil {
 		t.Fatalf("chaos: Docker is required for the multi-host suite and is not usable here: %v", err)
 	}
-	c := &dockerCluster{t: t, prefix: fmt.Sprintf("ringkv-chaos-%d", seed%1_000_000_000), httpc: &http.Client{Timeout: 5 * time.Second}}
+	c := &dockerCluster{t: t, prefix: fmt.Sprintf("ringkv-chaos-%d", seed%1_000_000_000), httpc: &http.Client{Timeout: 5 * time.Second, Transport: bearer{http.DefaultTransport}}}
 	c.mu.clients = map[string][]*redis.Client{}
 	_, err := exec.LookPath("iptables")
 	_, err2 := exec.LookPath("nsenter")
@@ -123,6 +124,9 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 
 	dir := t.TempDir()
 	c.data = filepath.Join(dir, "data")
+	if c.sec, err = newDockerSecrets(filepath.Join(dir, "certs")); err != nil {
+		t.Fatalf("chaos: making the run's CA and gossip key: %v", err)
+	}
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(dir, "ringkv"), "../../../cmd/ringkv")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -250,7 +254,7 @@ func (c *dockerCluster) start(ctx context.Context, findFlag, findValue string) e
 	c.mu.find = append(c.mu.find, [2]string{findFlag, findValue})
 	for _, lvl := range []string{traffic.One, traffic.Quorum, traffic.All} {
 		cl := redis.NewClient(&redis.Options{
-			Addr: ip + ":" + clientPort, DialTimeout: time.Second, MaxRetries: -1,
+			Addr: ip + ":" + clientPort, Password: chaosPassword, DialTimeout: time.Second, MaxRetries: -1,
 			ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, PoolSize: 8,
 			OnConnect: func(ctx context.Context, cn *redis.Conn) error {
 				return cn.Do(ctx, "RINGKV.CONSISTENCY", lvl).Err()
@@ -268,16 +272,20 @@ func (c *dockerCluster) start(ctx context.Context, findFlag, findValue string) e
 // the usual ones.
 func (c *dockerCluster) run(ctx context.Context, i int, findFlag, findValue string, extra ...string) error {
 	ip := c.ip(i)
+	secure, err := c.sec.nodeArgs(i, ip)
+	if err != nil {
+		return fmt.Errorf("certificate for n%d: %w", i+1, err)
+	}
 	args := []string{"run", "-d", "--name", c.name(i), "--network", c.prefix, "--ip", ip,
-		"-v", c.hostDir(i) + ":/data", c.image,
+		"-v", c.hostDir(i) + ":/data"}
+	args = append(append(args, c.sec.mount()...), c.image,
 		"server", "--node-id", fmt.Sprintf("n%d", i+1), "--data-dir", "/data",
-		"--client-addr", ip + ":" + clientPort, "--http-addr", ip + ":" + httpPort,
-		"--peer-addr", ip + ":" + peerPort, "--gossip-addr", ip + ":" + gossipPort,
-		// --insecure: the containers' client ports are on the Docker
-		// network without credentials, which protected mode refuses.
-		findFlag, findValue, "--debug-endpoints", "--insecure", "--log-level", "warn",
+		"--client-addr", ip+":"+clientPort, "--http-addr", ip+":"+httpPort,
+		"--peer-addr", ip+":"+peerPort, "--gossip-addr", ip+":"+gossipPort,
+		findFlag, findValue, "--debug-endpoints", "--log-level", "warn",
 		"--replicas", fmt.Sprint(replicas), "--vnodes", fmt.Sprint(vnodes),
-		"--repair-interval", repairInterval.String(), "--request-timeout", "1s"}
+		"--repair-interval", repairInterval.String(), "--request-timeout", "1s")
+	args = append(args, secure...)
 	if _, err := docker(ctx, append(args, extra...)...); err != nil {
 		return fmt.Errorf("starting container n%d: %w", i+1, err)
 	}
