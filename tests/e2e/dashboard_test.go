@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -52,8 +56,10 @@ func chromium(t *testing.T) string {
 const rowStatus = `Object.fromEntries([...document.querySelectorAll("#nodes tbody tr")].map(r => [r.dataset.node, r.dataset.status]))`
 
 // TestDashboard loads /ui in headless Chromium against a real three-node
-// cluster under traffic: the page loads with no console error and shows
-// three nodes up; a node killed with SIGKILL shows as down within 5 s.
+// cluster under traffic, its nodes protected as every node of these tests is
+// (password, peer mutual TLS, gossip key): /ui asks for credentials; with
+// them the page loads with no console error and shows three nodes up; a
+// node killed with SIGKILL shows as down within 5 s.
 func TestDashboard(t *testing.T) {
 	exe := chromium(t)
 	nodes := startCluster(t, 3)
@@ -132,8 +138,26 @@ func TestDashboard(t *testing.T) {
 		}
 	}
 
-	url := "http://" + nodes[0].HTTP + "/ui"
+	// The nodes have a password (securityArgs): the page asks for it, as
+	// the rest of the HTTP port does, and the browser then sends it with
+	// the page's every request.
+	url := "http://" + nodes[0].HTTP + "/ui/"
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic") {
+		t.Fatalf("/ui without credentials: %s %q, want 401 with a Basic challenge", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("default:"+e2ePassword))
 	if err := chromedp.Do(bctx,
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+				Headers: network.Headers{"Authorization": basic},
+			})
+			return err
+		}),
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.CSS(`#nodes tbody tr`)),
 	); err != nil {
