@@ -522,7 +522,10 @@ func (s *Store) applied(token uint64, key []byte, rec, prev *record.Record, foun
 	if !found {
 		s.count.Add(1)
 	}
-	s.expiring.Add(expiringDelta(rec, prev, found))
+	if d := expiringDelta(rec, prev, found); d != 0 {
+		// Most writes leave the count alone: skip the shared cache line.
+		s.expiring.Add(d)
+	}
 	var old record.Record
 	if found {
 		old = *prev
