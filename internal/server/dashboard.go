@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/transport"
 	"github.com/ringkv/ringkv/internal/ui"
 )
 
@@ -62,9 +64,11 @@ type NodeStats struct {
 
 // PeerStats is one member's figures in the overview, or why there are none.
 type PeerStats struct {
-	// Reachable is false when the answering node could not get the figures
+	// Reachable is false when the answering node could not reach the node
 	// over the peer port; Error says why. A node whose process died is
-	// unreachable at once, before the failure detector declares it down.
+	// unreachable at once, before the failure detector declares it down. A
+	// node that answered with an error is reachable, with Error and no
+	// Stats.
 	Reachable bool       `json:"reachable"`
 	Error     string     `json:"error,omitempty"`
 	Stats     *NodeStats `json:"stats,omitempty"`
@@ -259,6 +263,12 @@ func (s *Server) peerStats(ctx context.Context, id, addr string) PeerStats {
 	cctx, cancel := context.WithTimeout(ctx, statsPeerTimeout)
 	defer cancel()
 	b, err := s.peers.Call(cctx, addr, methodsStats, nil)
+	var remote *transport.RemoteError
+	if errors.As(err, &remote) {
+		// It answered: up, but without figures (a node still starting, or
+		// of a version before the dashboard).
+		return PeerStats{Reachable: true, Error: remote.Message}
+	}
 	if err != nil {
 		return PeerStats{Error: err.Error()}
 	}

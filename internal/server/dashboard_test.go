@@ -1,10 +1,15 @@
 package server
 
 import (
+	"context"
+	"errors"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/transport"
 )
 
 func TestStatPointRateAndP99(t *testing.T) {
@@ -52,5 +57,41 @@ func TestRingArcsCoverTheRingByPrimary(t *testing.T) {
 		if d := got[id] - want; d > 1e-9 || d < -1e-9 {
 			t.Fatalf("%s: arcs cover %v of the ring, ownership says %v", id, got[id], want)
 		}
+	}
+}
+
+// TestOverviewTellsDeadFromWithoutFigures: a peer that answers the figures
+// request with an error (an older version, a node still starting) is shown
+// reachable, without figures; one whose port refuses connections is not.
+func TestOverviewTellsDeadFromWithoutFigures(t *testing.T) {
+	s := newTestServer(t, nil)
+	tr, err := transport.Listen(transport.TCPConfig{Addr: "127.0.0.1:0", NodeID: "old",
+		Handler: func(context.Context, string, uint8, []byte) ([]byte, error) {
+			return nil, errors.New("server: unknown peer method 64")
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	caller, err := transport.Listen(transport.TCPConfig{Addr: "127.0.0.1:0", NodeID: "n1",
+		Handler: func(context.Context, string, uint8, []byte) ([]byte, error) { return nil, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	s.peers = caller
+
+	ps := s.peerStats(context.Background(), "old", tr.Addr())
+	if !ps.Reachable || ps.Stats != nil || !strings.Contains(ps.Error, "unknown peer method") {
+		t.Fatalf("a peer that answers with an error: %+v, want reachable without figures", ps)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := l.Addr().String()
+	l.Close()
+	if ps := s.peerStats(context.Background(), "gone", dead); ps.Reachable || ps.Error == "" {
+		t.Fatalf("a peer whose port refuses: %+v, want unreachable with the reason", ps)
 	}
 }

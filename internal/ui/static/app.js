@@ -114,6 +114,7 @@ function drawNodes(ov) {
     let why = "";
     if (!n.up) why = "failure detector: down";
     else if (!ps.reachable) why = "unreachable: " + (ps.error || "");
+    else if (ps.error) why = "no figures: " + ps.error;
     const stream = n.stream_ranges_left ? `${n.stream_ranges_left} ranges left` :
       (n.stream_progress ? (n.stream_progress * 100).toFixed(0) + "%" : "—");
     const tr = el("tr", { "data-node": n.id, "data-status": status, title: why },
