@@ -15,6 +15,8 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 	switch method {
 	case MethodTime:
 		return c.serveTime(), nil
+	case MethodFlush:
+		return c.serveFlush(payload)
 	case MethodApply:
 		return c.serveApply(nil, from, payload)
 	case MethodApplyBatch:

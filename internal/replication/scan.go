@@ -113,6 +113,7 @@ var errPageFull = errors.New("page full")
 // last-token+1 loses nothing.
 func (c *Coordinator) localScan(cursor uint64, count int) (scanPage, error) {
 	now := c.Now().UnixMilli()
+	barrier := c.barrier() // what FLUSHALL killed, not yet purged
 	var p scanPage
 	seen := 0
 	var last uint64
@@ -122,7 +123,7 @@ func (c *Coordinator) localScan(cursor uint64, count int) (scanPage, error) {
 		}
 		seen++
 		last = tok
-		if rec.Live(now) {
+		if rec.Live(now) && rec.Version.TS >= barrier {
 			p.Tokens = append(p.Tokens, tok)
 			p.Keys = append(p.Keys, bytes.Clone(key))
 		}

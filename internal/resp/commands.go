@@ -84,11 +84,22 @@ func commandTable() map[string]*command {
 		{name: "pexpiretime", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdTTL},
 		{name: "persist", arity: 2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPersist},
 		{name: "scan", arity: -2, flags: []string{"readonly"}, fn: cmdScan},
+		// FLUSHALL and FLUSHDB empty the whole cluster: admin only.
+		{name: "flushall", arity: -1, flags: []string{"write"}, right: auth.Admin, fn: cmdFlushAll},
+		{name: "flushdb", arity: -1, flags: []string{"write"}, right: auth.Admin, fn: cmdFlushAll},
+
+		// Counters (cmd_counter.go).
+		{name: "incr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncr},
+		{name: "decr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecr},
+		{name: "incrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrBy},
+		{name: "decrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecrBy},
+		{name: "incrbyfloat", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrByFloat},
 	}
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
 		c.data = slices.Contains(c.flags, "readonly") || slices.Contains(c.flags, "write")
 		switch {
+		case c.right != 0: // a command stricter than its flags say (FLUSHALL)
 		case slices.Contains(c.flags, "write"):
 			c.right = auth.Write
 		case slices.Contains(c.flags, "readonly"):

@@ -8,8 +8,8 @@ import (
 )
 
 // TestExpiringCountsValuesWithAnExpiry: Expiring (INFO's "expires") follows
-// writes with and without a TTL, deletes and expiry, and is counted again
-// from the data at open.
+// writes with and without a TTL, deletes, expiry and a flush's purge, and is
+// counted again from the data at open.
 func TestExpiringCountsValuesWithAnExpiry(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		dir := t.TempDir()
@@ -43,5 +43,14 @@ func TestExpiringCountsValuesWithAnExpiry(t *testing.T) {
 			t.Fatal(err)
 		}
 		check("after a's expiry", 0)
+		mustApply(t, s, "e", withTTL(val(10, "n1", "x"), 90_000))
+		check("a new key with a TTL", 1)
+		if err := s.SetBarrier(ts(20, 0)); err != nil { // FLUSHALL
+			t.Fatal(err)
+		}
+		if _, err := s.PurgeBelowBarrier(); err != nil {
+			t.Fatal(err)
+		}
+		check("after a flush", 0)
 	})
 }

@@ -217,6 +217,12 @@ func (e *memEngine) read(token uint64, key []byte) (record.Record, bool, error) 
 func (e *memEngine) peek(token uint64, key []byte) (rec record.Record, found bool, err error) {
 	found = e.idx.View(token, key, func(v []byte) {
 		rec, err = record.Decode(v)
+		if err == nil && rec.Counter != nil {
+			// A counter is merged with, not just compared to (admit):
+			// it is needed whole, and it is small.
+			rec = rec.Clone()
+			return
+		}
 		rec.Value = nil // it points into the index's slab
 	})
 	if err != nil {

@@ -212,6 +212,10 @@ type Store struct {
 	// expiring counts the stored values with an expiry (Expiring).
 	expiring atomic.Int64
 	counters counters
+	// barrier is the flush barrier (barrier.go), a clock.Timestamp;
+	// barrierMu orders its raises.
+	barrier   atomic.Uint64
+	barrierMu sync.Mutex
 	// memUsed is the engine's memoryUsed as memoryLoop last read it: the
 	// engines sum it over shards, too dear for every write to ask.
 	memUsed   atomic.Int64
@@ -303,6 +307,10 @@ func Open(opts Options) (*Store, error) {
 	n := eng.count()
 	s.count.Store(n)
 	s.expiring.Store(eng.expiring())
+	if err := s.loadBarrier(); err != nil {
+		_ = eng.close()
+		return nil, err
+	}
 
 	if opts.Registerer != nil {
 		s.collector = newCollector(s)
@@ -324,6 +332,14 @@ func Open(opts Options) (*Store, error) {
 	}
 	if me, ok := eng.(*memEngine); ok {
 		s.wg.Go(func() { me.compactLoop(s.stop) })
+	}
+	if s.barrier.Load() != 0 {
+		// A purge cut short by a crash or a stop is finished now.
+		s.wg.Go(func() {
+			if _, err := s.PurgeBelowBarrier(); err != nil && !errors.Is(err, ErrClosed) {
+				s.log.Error("purge below the flush barrier failed", "err", err)
+			}
+		})
 	}
 	log.Info("storage opened", "engine", opts.Engine, "dir", opts.Dir, "in_memory", opts.InMemory,
 		"sync", opts.Sync.String(), "records", n)
@@ -372,7 +388,16 @@ func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
 		return record.Record{}, false, err
 	}
 	defer s.release()
-	return s.eng.get(token, key)
+	return s.flushed(s.eng.get(token, key))
+}
+
+// flushed hides a record below the flush barrier from a read, which sees
+// the key as absent.
+func (s *Store) flushed(rec record.Record, found bool, err error) (record.Record, bool, error) {
+	if found && s.belowBarrier(&rec) {
+		return record.Record{}, false, err
+	}
+	return rec, found, err
 }
 
 // getPebble is Get on the Pebble engine. A read that the row cache answers,
@@ -386,7 +411,7 @@ func (s *Store) getPebble(pe *pebbleEngine, token uint64, key []byte) (record.Re
 		return record.Record{}, false, ErrClosed
 	}
 	if rec, found, done := pe.cached(token, key); done {
-		return rec, found, nil
+		return s.flushed(rec, found, nil)
 	}
 	if err := s.acquire(); err != nil {
 		return record.Record{}, false, err
@@ -397,7 +422,7 @@ func (s *Store) getPebble(pe *pebbleEngine, token uint64, key []byte) (record.Re
 		mu.Lock()
 		defer mu.Unlock()
 	}
-	return pe.get(token, key)
+	return s.flushed(pe.get(token, key))
 }
 
 // deadline returns when rec must next change by itself (0 for never): a live
@@ -498,11 +523,36 @@ func validWrite(key []byte, rec *record.Record) error {
 // admit reports whether rec is to be written over prev (the stored record, if
 // found), counting the writes it turns away: a stale one, or a dead one with
 // nothing stored that is past its GC deadline. A dead rec is rewritten as
-// its tombstone first, as it is to be stored.
+// its tombstone first, as it is to be stored; a counter of the stored
+// counter's incarnation is rewritten as the merge of the two.
 func (s *Store) admit(rec, prev *record.Record, found bool, now int64) bool {
+	if s.belowBarrier(rec) {
+		// Dead by FLUSHALL, whichever path brought it: it is as if
+		// applied and purged at once.
+		s.counters.flushDropped.Add(1)
+		return false
+	}
+	if found && s.belowBarrier(prev) {
+		// What FLUSHALL killed and the purge has not yet removed is
+		// nothing to merge with or lose to.
+		found = false
+	}
 	if !rec.Live(now) {
 		rec.Tombstone = true
 		rec.Value = nil
+		rec.Counter = nil
+	}
+	if found && record.Mergeable(rec, prev) {
+		// Two states of one counter: the join is stored, whichever
+		// version is newer, so no replica's increments are lost. A join
+		// that adds nothing to prev is a stale write.
+		m := record.Merge(rec, prev)
+		if record.Equal(&m, prev) {
+			s.counters.staleApplies.Add(1)
+			return false
+		}
+		*rec = m
+		return true
 	}
 	if found && !record.Newer(rec, prev) {
 		s.counters.staleApplies.Add(1)
@@ -664,6 +714,8 @@ func (s *Store) Metrics() Metrics {
 		GCPurged:          s.counters.gcPurged.Load(),
 		StaleIndexEntries: s.counters.staleIndex.Load(),
 		SyncErrors:        s.counters.syncErrors.Load(),
+		FlushPurged:       s.counters.flushPurged.Load(),
+		FlushDropped:      s.counters.flushDropped.Load(),
 		OOMRefused:        s.counters.oomRefused.Load(),
 		MaxMemoryBytes:    s.opts.MaxMemory,
 

@@ -488,6 +488,10 @@ func (c *dockerCluster) Del(ctx context.Context, node int, key, level string) er
 	return c.client(level, node).Del(ctx, key).Err()
 }
 
+func (c *dockerCluster) Incr(ctx context.Context, node int, key string, delta int64, level string) error {
+	return c.client(level, node).IncrBy(ctx, key, delta).Err()
+}
+
 // Classify reads the server's error prefixes: UNAVAILABLE was not attempted,
 // nor was LOADING (a node restoring after a salvage), nor "ERR clock skew:"
 // (a node whose clock is off refuses before sending), and "ERR disk full" was

@@ -329,6 +329,15 @@ func (c *simCluster) Del(ctx context.Context, node int, key, level string) error
 	return err
 }
 
+func (c *simCluster) Incr(ctx context.Context, node int, key string, delta int64, level string) error {
+	nd := c.nodes[node]
+	if err := nd.gate(ctx); err != nil {
+		return err
+	}
+	_, err := nd.coord.Incr(ctx, []byte(key), delta, c.level(level))
+	return err
+}
+
 // Classify follows the coordinator's contract: UNAVAILABLE and a refusal
 // for the clock were not attempted, everything else that failed may have
 // been applied.
@@ -354,6 +363,10 @@ func (c *simCluster) Versions(_ context.Context, key string) ([]string, error) {
 		}
 		if found {
 			out[i] = rec.Version.String()
+			if rec.Counter != nil {
+				// Two states of a counter can share a version.
+				out[i] += " " + string(rec.Value)
+			}
 		}
 	}
 	return out, nil
@@ -384,7 +397,7 @@ func TestSimulation(t *testing.T) {
 				calm: 300 * time.Millisecond, hold: time.Second,
 				faults: failpoint.Steady(),
 				traffic: traffic.Config{
-					WriteOnceWorkers: 2, Registers: 4, RegisterReaders: 3, DeleteWorkers: 2,
+					WriteOnceWorkers: 2, Registers: 4, RegisterReaders: 3, DeleteWorkers: 2, CounterWorkers: 2,
 					Pause: 5 * time.Millisecond, OpTimeout: time.Second,
 				},
 				convergeWithin: 5 * time.Second,
