@@ -145,7 +145,7 @@ Run a node:
 
 // newLogger builds the process logger in the configured format.
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: oneLineAttr}
 	if format == config.LogFormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -82,7 +82,7 @@ func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger, e *e
 	}
 	a := n.Addrs()
 	logger.Info("ringkv node started", "node", cfg.NodeID, "version", version.Get().Version, "commit", version.Get().Commit,
-		"client", a.Client, "http", a.HTTP, "peer", a.Peer, "gossip", a.Gossip)
+		"client", a.Client, "http", a.HTTP, "peer", a.Peer, "gossip", a.Gossip, "replicas", cfg.Replicas)
 
 	<-ctx.Done()
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)

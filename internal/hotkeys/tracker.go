@@ -104,6 +104,9 @@ type KeyRate struct {
 	Rate float64 `json:"rate"`
 	// Share is the key's fraction of all requests this node saw in the window.
 	Share float64 `json:"share"`
+	// Hot: the rate is at or above MinRate, so the mitigations (reads at ONE
+	// spread over the replicas, the cache) act on the key.
+	Hot bool `json:"hot"`
 }
 
 // Tracker finds the top keys by request rate over a sliding window. Observe,
@@ -404,8 +407,9 @@ func (t *Tracker) Refresh() {
 			if total > 0 {
 				kr.Share = float64(c.est) / float64(total)
 			}
-			snap.top[i] = kr
 			isHot = kr.Rate >= t.cfg.MinRate
+			kr.Hot = isHot
+			snap.top[i] = kr
 		}
 		if isHot {
 			hot++

@@ -164,6 +164,16 @@ func (r *Record) Encode() []byte {
 	return r.AppendEncode(make([]byte, 0, r.EncodedLen()))
 }
 
+// Expiring reports whether the encoded record buf is a value with an expiry
+// (not a tombstone), from its header alone: what counting a store's expiring
+// keys needs, without decoding each record. A short buffer is not.
+func Expiring(buf []byte) bool {
+	if len(buf) < headerLen {
+		return false
+	}
+	return buf[1]&flagTombstone == 0 && binary.BigEndian.Uint64(buf[10:]) != 0
+}
+
 // Decode parses an encoding made by Encode. The returned record's Value aliases
 // buf; callers that keep it past buf's lifetime must copy it.
 func Decode(buf []byte) (Record, error) {

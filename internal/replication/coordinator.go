@@ -50,6 +50,8 @@ type LocalStore interface {
 	Apply(key []byte, rec record.Record) (storage.ApplyResult, error)
 	Scan(from uint64, fn func(token uint64, key []byte, rec *record.Record) error) error
 	ApproxCount() int64
+	// Expiring counts the stored values that have an expiry.
+	Expiring() int64
 }
 
 // Caller sends requests to peers. transport.Transport implements it.

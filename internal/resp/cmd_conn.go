@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net"
@@ -476,6 +477,15 @@ func cmdInfo(c *conn, args [][]byte) {
 		}
 		section("Memory", kv...)
 	}
+	if want("replication") {
+		// Every ringkv node takes writes; its replication is its own (the
+		// Ringkv section's replicas), never Redis' master-replica kind.
+		section("Replication",
+			"role", "master",
+			"connected_slaves", "0",
+			"master_failover_state", "no-failover",
+			"master_repl_offset", "0")
+	}
 	if want("cluster") {
 		// Every node serves every slot's keys; cluster clients read the
 		// map from CLUSTER SLOTS.
@@ -483,10 +493,11 @@ func cmdInfo(c *conn, args [][]byte) {
 	}
 	if want("keyspace") {
 		ctx, cancel := c.ctx()
-		n, err := s.b.DBSize(ctx)
+		n, x, err := keyspace(ctx, s.b)
 		cancel()
 		if err == nil && n > 0 {
-			section("Keyspace", "db0", "keys="+strconv.FormatInt(n, 10)+",expires=0,avg_ttl=0")
+			// avg_ttl is 0, as Redis reports it when it has not sampled one.
+			section("Keyspace", "db0", "keys="+strconv.FormatInt(n, 10)+",expires="+strconv.FormatInt(x, 10)+",avg_ttl=0")
 		} else {
 			section("Keyspace")
 		}
@@ -500,6 +511,20 @@ func cmdInfo(c *conn, args [][]byte) {
 		section("Ringkv", kv...)
 	}
 	c.w.Verbatim(b.String())
+}
+
+// Keyspacer is implemented by a Backend that also counts the keys with an
+// expiry; INFO reports expires=0 for one that does not.
+type Keyspacer interface {
+	Keyspace(ctx context.Context) (keys, expires int64, err error)
+}
+
+func keyspace(ctx context.Context, b Backend) (keys, expires int64, err error) {
+	if k, ok := b.(Keyspacer); ok {
+		return k.Keyspace(ctx)
+	}
+	keys, err = b.DBSize(ctx)
+	return keys, 0, err
 }
 
 func portOf(addr string) string {

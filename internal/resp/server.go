@@ -122,6 +122,9 @@ type Config struct {
 	Cluster func() ClusterView
 	// Info returns extra fields for the "# Ringkv" section of INFO; may be nil.
 	Info func() map[string]string
+	// Started is when the node started: INFO's uptime counts from it, so
+	// that it agrees with the node's other figures. Zero: from New.
+	Started time.Time
 	// MemoryInfo returns the "# Memory" section of INFO in Redis' field
 	// names (used_memory, maxmemory...); may be nil.
 	MemoryInfo func() map[string]string
@@ -278,7 +281,10 @@ func New(cfg Config, b Backend) *Server {
 		b:       b,
 		log:     cfg.Logger.With("component", "resp"),
 		m:       newMetrics(cfg.Registerer),
-		started: time.Now(),
+		started: cfg.Started,
+	}
+	if s.started.IsZero() {
+		s.started = time.Now()
 	}
 	s.putBatcher, _ = b.(BatchPutter)
 	s.getBatcher, _ = b.(GetBatcher)

@@ -98,6 +98,13 @@ func (g clientGate) DBSize(ctx context.Context) (int64, error) {
 	return g.Coordinator.DBSize(ctx)
 }
 
+func (g clientGate) Keyspace(ctx context.Context) (keys, expires int64, err error) {
+	if err := g.admit(); err != nil {
+		return 0, 0, err
+	}
+	return g.Coordinator.Keyspace(ctx)
+}
+
 func (g clientGate) GetBatch(ctx context.Context, keys [][]byte, lvl replication.Level) []replication.GetResult {
 	return g.GetBatchInto(ctx, nil, keys, lvl)
 }

@@ -127,6 +127,9 @@ func (s *Store) purgeOne(key []byte) (bool, error) {
 		return false, fmt.Errorf("storage: flush purge: %w", err)
 	}
 	s.count.Add(-1)
+	if d := expiringDelta(&record.Record{Tombstone: true}, &rec, true); d != 0 {
+		s.expiring.Add(d)
+	}
 	s.counters.flushPurged.Add(1)
 	s.notify(token, key, rec, record.Record{})
 	return true, nil

@@ -92,7 +92,7 @@ func openMemEngine(opts *Options) (*memEngine, error) {
 	start := time.Now()
 	wal, err := applog.Open(applog.Options{
 		FS: fs, Dir: dir, Sync: opts.Sync == SyncAlways, Salvage: opts.Salvage,
-		Logger: opts.Logger.With("log", dir),
+		Logger: opts.Logger,
 	}, r.replay)
 	if rerr := r.finish(); err == nil && rerr != nil {
 		_ = wal.Close()
@@ -161,6 +161,17 @@ func isLogFile(name string) bool {
 }
 
 func (e *memEngine) count() int64 { return e.idx.Len() }
+
+func (e *memEngine) expiring() int64 {
+	var n int64
+	_ = e.idx.Range(0, 0, &sync.Mutex{}, func(_ uint64, _, val []byte) error {
+		if record.Expiring(val) {
+			n++
+		}
+		return nil
+	})
+	return n
+}
 
 func (e *memEngine) prefetch(keys [][]byte) {
 	var tokens [16]uint64

@@ -54,8 +54,12 @@ type Metrics struct {
 	// evicted to stay within RowCacheSize.
 	RowCacheHits, RowCacheMisses, RowCacheEvictions uint64
 
+	// DiskUsageBytes is what the data directory occupies on disk (allocated
+	// blocks, as du counts them), measured at most every 10 s; 0 for a
+	// store kept in memory.
+	DiskUsageBytes uint64
+
 	// Pebble's own figures.
-	DiskUsageBytes   uint64
 	MemTableBytes    uint64
 	BlockCacheBytes  int64
 	BlockCacheHits   int64
@@ -115,7 +119,7 @@ func newCollector(s *Store) *collector {
 		"row_cache_hits":     d("row_cache_hits_total", "Row cache lookups that found the record."),
 		"row_cache_misses":   d("row_cache_misses_total", "Row cache lookups that did not find the record."),
 		"row_cache_evicted":  d("row_cache_evictions_total", "Row cache entries evicted to stay within its size."),
-		"disk_usage":         d("disk_usage_bytes", "Disk space used by Pebble."),
+		"disk_usage":         d("disk_usage_bytes", "Disk space the data directory occupies (allocated blocks, as du counts them; either engine), measured at most every 10 s."),
 		"memtable":           d("memtable_bytes", "Bytes held by Pebble memtables."),
 		"block_cache":        d("block_cache_bytes", "Bytes held by the Pebble block cache."),
 		"block_cache_hits":   d("block_cache_hits_total", "Pebble block cache hits."),

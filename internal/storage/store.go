@@ -208,7 +208,9 @@ type Store struct {
 	// passes never race over the same index entries.
 	expiryMu sync.Mutex
 
-	count    atomic.Int64
+	count atomic.Int64
+	// expiring counts the stored values with an expiry (Expiring).
+	expiring atomic.Int64
 	counters counters
 	// barrier is the flush barrier (barrier.go), a clock.Timestamp;
 	// barrierMu orders its raises.
@@ -218,6 +220,7 @@ type Store struct {
 	// engines sum it over shards, too dear for every write to ask.
 	memUsed   atomic.Int64
 	collector *collector
+	disk      diskUsage
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -297,8 +300,13 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.eng = eng
+	if s.opts.FS == nil {
+		// On the real disk: the data directory's footprint is measurable.
+		s.disk.dir = s.opts.Dir
+	}
 	n := eng.count()
 	s.count.Store(n)
+	s.expiring.Store(eng.expiring())
 	if err := s.loadBarrier(); err != nil {
 		_ = eng.close()
 		return nil, err
@@ -564,6 +572,10 @@ func (s *Store) applied(token uint64, key []byte, rec, prev *record.Record, foun
 	if !found {
 		s.count.Add(1)
 	}
+	if d := expiringDelta(rec, prev, found); d != 0 {
+		// Most writes leave the count alone: skip the shared cache line.
+		s.expiring.Add(d)
+	}
 	var old record.Record
 	if found {
 		old = *prev
@@ -622,6 +634,23 @@ func (s *Store) ScanRange(from, to uint64, fn func(token uint64, key []byte, rec
 // O(1). It is exact while the process runs; it is an estimate only because
 // callers read it without any lock while writes land.
 func (s *Store) ApproxCount() int64 { return s.count.Load() }
+
+// Expiring counts the stored values that have an expiry, as INFO's keyspace
+// "expires" reports them: exact for this store, it moves with every write,
+// expiry and purge.
+func (s *Store) Expiring() int64 { return s.expiring.Load() }
+
+// expiringDelta is how a write of rec over prev (if found) changes Expiring.
+func expiringDelta(rec, prev *record.Record, found bool) int64 {
+	var d int64
+	if !rec.Tombstone && rec.ExpireAt != 0 {
+		d++
+	}
+	if found && !prev.Tombstone && prev.ExpireAt != 0 {
+		d--
+	}
+	return d
+}
 
 // Flush fsyncs the log now, making every write applied so far durable.
 func (s *Store) Flush() error {
@@ -698,6 +727,7 @@ func (s *Store) Metrics() Metrics {
 	}
 	defer s.release()
 	s.eng.metrics(&m)
+	m.DiskUsageBytes = uint64(s.disk.bytes())
 	return m
 }
 
