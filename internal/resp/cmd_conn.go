@@ -80,6 +80,7 @@ func (c *conn) login(user, pass []byte) bool {
 		return false
 	}
 	c.user, c.rights = id.Name, id.Rights
+	c.publish()
 	if !c.authed {
 		c.authed = true
 		c.rd.SetLimits(c.limits())
@@ -198,8 +199,10 @@ func cmdHello(c *conn, args [][]byte) {
 			return
 		}
 		c.name = string(name)
+		c.publish()
 	}
 	c.w.proto = int(proto)
+	c.publish()
 	c.w.Map(7)
 	c.w.BulkString("server")
 	c.w.BulkString("redis")
@@ -228,7 +231,7 @@ func validName(b []byte) bool {
 }
 
 // clientArity is the exact arity of each CLIENT subcommand served.
-var clientArity = map[string]int{"id": 2, "getname": 2, "info": 2, "setname": 3, "setinfo": 4}
+var clientArity = map[string]int{"id": 2, "getname": 2, "info": 2, "setname": 3, "setinfo": 4, "list": -2}
 
 func cmdClient(c *conn, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
@@ -237,11 +240,13 @@ func cmdClient(c *conn, args [][]byte) {
 	case !known:
 		c.fail("ERR unknown subcommand '" + string(truncate(args[1], 128)) + "'. Try CLIENT HELP.")
 		return
-	case len(args) != n:
+	case (n > 0 && len(args) != n) || len(args) < -n:
 		c.fail("ERR wrong number of arguments for 'client|" + sub + "' command")
 		return
 	}
 	switch sub {
+	case "list":
+		c.clientList(args[2:])
 	case "id":
 		c.w.Int(c.id)
 	case "getname":
@@ -256,6 +261,7 @@ func cmdClient(c *conn, args [][]byte) {
 			return
 		}
 		c.name = string(args[2])
+		c.publish()
 		c.w.OK()
 	case "setinfo":
 		attr := strings.ToLower(string(args[2]))
@@ -272,6 +278,7 @@ func cmdClient(c *conn, args [][]byte) {
 		} else {
 			c.libVer = string(args[3])
 		}
+		c.publish()
 		c.w.OK()
 	case "info":
 		c.w.Verbatim(c.info())
@@ -478,6 +485,11 @@ func cmdInfo(c *conn, args [][]byte) {
 			"connected_slaves", "0",
 			"master_failover_state", "no-failover",
 			"master_repl_offset", "0")
+	}
+	if want("cluster") {
+		// Every node serves every slot's keys; cluster clients read the
+		// map from CLUSTER SLOTS.
+		section("Cluster", "cluster_enabled", "1")
 	}
 	if want("keyspace") {
 		ctx, cancel := c.ctx()

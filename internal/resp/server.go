@@ -2,7 +2,10 @@
 // port: it parses commands with its own bounded reader, runs them against the
 // node's data path (Backend) with single-node Redis 7 semantics, and encodes
 // replies exactly as Redis does, so redis-cli, redis-benchmark and go-redis work
-// unmodified.
+// unmodified. CLUSTER SLOTS and its kin describe the node's ring as Redis
+// Cluster hash slots (cmd_cluster.go), so cluster-mode clients send each key
+// straight to a replica of it; commands ringkv does not serve are refused with
+// the reason (refused.go).
 //
 // Each connection is served by one goroutine, or on Linux first by an event
 // loop while it sends only commands that never wait (loop.go): either parses
@@ -114,6 +117,9 @@ type Config struct {
 	// RequestTimeout is how long the backend may take per request; the
 	// backend enforces it (the coordinator bounds every replica request).
 	RequestTimeout time.Duration
+	// Cluster returns the ring as slot ranges for the CLUSTER commands; nil
+	// (or an empty view) describes a single node holding every slot.
+	Cluster func() ClusterView
 	// Info returns extra fields for the "# Ringkv" section of INFO; may be nil.
 	Info func() map[string]string
 	// Started is when the node started: INFO's uptime counts from it, so

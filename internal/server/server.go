@@ -131,6 +131,9 @@ func (s *Server) Start() (err error) {
 	if err != nil {
 		return s.storageOpenError(err)
 	}
+	if err := s.checkTokenScheme(); err != nil {
+		return err
+	}
 	s.noteSalvage()
 	s.salvageMetrics()
 
@@ -247,7 +250,7 @@ func (s *Server) Start() (err error) {
 		Auth:         users, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
 		TLS: clientTLS, MaxClientMemory: maxClientMemoryCap(cfg.MaxClientMemory),
 		IdleTimeout: cfg.ClientIdleTimeout, ReadTimeout: cfg.ClientReadTimeout,
-		Info: s.info, MemoryInfo: s.memoryInfo, Started: s.started, Logger: s.log, Registerer: s.reg,
+		Cluster: s.clusterView, Info: s.info, MemoryInfo: s.memoryInfo, Started: s.started, Logger: s.log, Registerer: s.reg,
 		// A pipeline's plain GETs and SETs run as batches: a clustered
 		// node sends each peer one request for them, and every node looks
 		// up a batch's keys together (Store.Prefetch), which overlaps their
