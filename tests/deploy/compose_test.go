@@ -1,3 +1,5 @@
+//go:build docker
+
 package deploy
 
 import (
@@ -17,9 +19,6 @@ import (
 	"testing"
 	"time"
 )
-
-// repoRoot is where the Makefile and deploy/ are, from this package.
-const repoRoot = "../.."
 
 // testVersion is stamped into the image the test builds, so that what the
 // nodes report can only have come from the build's -ldflags.
