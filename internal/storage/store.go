@@ -38,9 +38,11 @@ var (
 
 // Defaults for Options fields left zero.
 const (
-	// DefaultGCGrace is design §2's gc-grace: long enough that every hint and
-	// anti-entropy round that could carry an older copy has run.
-	DefaultGCGrace = time.Hour
+	// DefaultGCGrace is design §2's gc-grace, and the --gc-grace default
+	// (package config takes it from here): long enough that every hint and
+	// anti-entropy round that could carry an older copy has run, so the
+	// default 3 h hint window plus an hour.
+	DefaultGCGrace = 4 * time.Hour
 	// DefaultExpiryInterval bounds how long an expired record occupies disk
 	// as a live value. Reads never see it: they check Live themselves.
 	DefaultExpiryInterval = 100 * time.Millisecond
