@@ -1,5 +1,5 @@
-# ringkv build and test entry points. CI (.ci/run) runs `make test` and,
-# beside it, `make test-docker`.
+# ringkv build and test entry points. CI (.ci/run) runs `make lint verify`,
+# then `make test` and, beside it, `make test-docker`.
 GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 10s
@@ -21,7 +21,7 @@ SHIP_LDFLAGS := -s -w $(LDFLAGS)
 IMAGE     ?= ringkv:latest
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: build install release image compose-secrets test test-docker test-short lint vet fmt-check fuzz fuzz-ci verify demo bench-compare chaos chaos-docker chaos-sim chaos-short
+.PHONY: build install release image compose-secrets test test-docker test-short lint golangci-lint-install vet fmt-check fuzz fuzz-ci verify demo bench-compare chaos chaos-docker chaos-sim chaos-short
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ringkv ./cmd/ringkv
@@ -98,7 +98,16 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-lint: vet fmt-check
+# golangci-lint (.golangci.yml), pinned, built from the module proxy into
+# ./bin the first time; a binary there of another version is rebuilt.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := bin/golangci-lint
+golangci-lint-install:
+	@if ! $(GOLANGCI_LINT) version 2>/dev/null | grep -q 'version $(GOLANGCI_LINT_VERSION:v%=%) '; then \
+		GOBIN=$(CURDIR)/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); fi
+
+lint: vet fmt-check golangci-lint-install
+	$(GOLANGCI_LINT) run ./...
 
 # Each fuzz target for FUZZTIME (go test allows one -fuzz target per run).
 fuzz:

@@ -123,16 +123,6 @@ func (c *testCluster) seeds() []string {
 	return out
 }
 
-// node returns the running node with id.
-func (c *testCluster) node(id string) *server.Server {
-	for i, s := range c.nodes {
-		if c.ids[i] == id {
-			return s
-		}
-	}
-	return nil
-}
-
 // kill shuts node id down and forgets it.
 func (c *testCluster) kill(id string) {
 	for i := range c.nodes {
@@ -179,6 +169,7 @@ func newTestClient(t testing.TB, seeds []string, mod func(*Config)) *Client {
 
 // testLogger sends warnings and errors to the test log.
 func testLogger(t testing.TB) *slog.Logger {
+	t.Helper()
 	return slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 

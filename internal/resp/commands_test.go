@@ -96,7 +96,7 @@ func TestSetOptions(t *testing.T) {
 func TestSetExSetNXGetExGetDel(t *testing.T) {
 	eachProto(t, func(t *testing.T, ts *testServer, c *redis.Client) {
 		ctx := t.Context()
-		must(c.SetEx(ctx, "a", "1", 10*time.Second).Result())
+		must(c.SetEx(ctx, "a", "1", 10*time.Second).Result()) //nolint:staticcheck // SETEX is the command under test
 		equal(t, "TTL SETEX", c.TTL(ctx, "a").Val(), 10*time.Second)
 		must(c.Do(ctx, "PSETEX", "a", "2500", "1").Result())
 		equal(t, "PTTL PSETEX", c.PTTL(ctx, "a").Val(), 2500*time.Millisecond)

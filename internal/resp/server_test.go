@@ -103,11 +103,13 @@ func checkFor(tb testing.TB, wait time.Duration, fn func() error) {
 
 // eachProto runs fn against RESP2 and RESP3 clients of a fresh server.
 func eachProto(t *testing.T, fn func(t *testing.T, ts *testServer, c *redis.Client)) {
+	t.Helper()
 	eachProtoWith(t, nil, fn)
 }
 
 // eachProtoWith is eachProto on a server whose config mod adjusts.
 func eachProtoWith(t *testing.T, mod func(*Config), fn func(t *testing.T, ts *testServer, c *redis.Client)) {
+	t.Helper()
 	for _, proto := range []int{2, 3} {
 		t.Run(fmt.Sprintf("resp%d", proto), func(t *testing.T) {
 			ts := startServer(t, mod)
@@ -345,7 +347,7 @@ func TestShutdownDrains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // returns at Shutdown
 	idle, idleRd := dial(t, ln.Addr().String())
 	send(t, idle, "PING\r\n")
 	expect(t, idleRd, "+PONG\r\n")

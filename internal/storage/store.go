@@ -33,7 +33,7 @@ var (
 	// more than Options.MaxMemory. Its text is Redis' own, which the RESP
 	// layer replies as is (with the OOM prefix) so clients that know
 	// Redis' maxmemory error recognise it.
-	ErrOutOfMemory = errors.New("command not allowed when used memory > 'maxmemory'.")
+	ErrOutOfMemory = errors.New("command not allowed when used memory > 'maxmemory'.") //nolint:revive,staticcheck // Redis' own text, period included
 )
 
 // Defaults for Options fields left zero.

@@ -190,7 +190,7 @@ func TestComposeCluster(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("make image: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", image).Run() })
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", image).Run() }) // best effort
 
 	secrets := filepath.Join(t.TempDir(), "secrets")
 	gen := exec.CommandContext(ctx, "make", "-C", repoRoot, "compose-secrets", "COMPOSE_SECRETS="+secrets)
