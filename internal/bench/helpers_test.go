@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/config"
-	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/server"
 )
 
@@ -77,7 +77,7 @@ func startCluster(tb testing.TB, n int, mutate func(*config.Config)) []string {
 	}
 	checkFor(tb, 30*time.Second, func() error {
 		for _, h := range https {
-			var st httpapi.ClusterStatus
+			var st apitypes.ClusterStatus
 			if err := getJSON(h, password, &st); err != nil {
 				return err
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/membership"
@@ -507,7 +508,7 @@ func (s *Server) handleRemoveNode(w http.ResponseWriter, r *http.Request) {
 var _ rebalance.Peers = (*topology)(nil)
 
 // addStreamStatus fills the streaming fields of the status page.
-func (s *Server) addStreamStatus(nodes []httpapi.NodeStatus) {
+func (s *Server) addStreamStatus(nodes []apitypes.NodeStatus) {
 	if s.rebal == nil {
 		return
 	}
