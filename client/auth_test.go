@@ -8,6 +8,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // TestClientAuthenticates runs the client against a node with --password: it
@@ -41,7 +42,7 @@ func TestClientAuthenticates(t *testing.T) {
 		t.Fatalf("no password: New returned %v, want the node's 401", err)
 	}
 	cl := newTestClient(t, seeds, func(c *Config) { c.Password = "s3cret" })
-	checkFor(t, 10*time.Second, func() error { return cl.Set(t.Context(), "k", []byte("v")) })
+	testutil.Eventually(t, 10*time.Second, func() error { return cl.Set(t.Context(), "k", []byte("v")) })
 	got, err := cl.Get(t.Context(), "k")
 	if err != nil || string(got) != "v" {
 		t.Fatalf("Get: %q, %v", got, err)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // respCommands reads a node's count of RESP commands named cmd from /metrics.
@@ -133,7 +135,7 @@ func TestClusterExpireAndTTL(t *testing.T) {
 	if err := c.Set(ctx, "ttl:short", []byte("v"), WithTTL(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		_, err := c.Get(ctx, "ttl:short")
 		if !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("Get after the TTL: %v", err)
@@ -217,7 +219,7 @@ func TestClusterNodeFailures(t *testing.T) {
 	// With two of three replicas gone, QUORUM cannot be met: the nodes
 	// answer UNAVAILABLE once they see n2 down, and nothing is written.
 	cl.kill("n2")
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		err := c.Set(ctx, "fail:quorum", []byte("x"))
 		if !errors.Is(err, ErrUnavailable) {
 			return fmt.Errorf("Set at QUORUM with 1 of 3 replicas: %v, want ErrUnavailable", err)
@@ -315,21 +317,5 @@ func TestClusterNearCacheStalenessBound(t *testing.T) {
 	}
 	if v, err := reader.Get(ctx, key); err != nil || string(v) != "mine" {
 		t.Fatalf("read after own write = %q, %v", v, err)
-	}
-}
-
-// checkFor polls f until it returns nil or timeout passes.
-func checkFor(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // tbWriter sends log lines to t.Log.
@@ -75,7 +76,7 @@ func startCluster(tb testing.TB, n int, mutate func(*config.Config)) []string {
 			join = []string{a.Gossip}
 		}
 	}
-	checkFor(tb, 30*time.Second, func() error {
+	testutil.Eventually(tb, 30*time.Second, func() error {
 		for _, h := range https {
 			var st apitypes.ClusterStatus
 			if err := getJSON(h, password, &st); err != nil {
@@ -126,22 +127,6 @@ func getJSON(addr, password string, v any) error {
 		return err
 	}
 	return json.Unmarshal(body, v)
-}
-
-// checkFor polls cond until it returns nil or the timeout passes.
-func checkFor(tb testing.TB, timeout time.Duration, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {

@@ -18,6 +18,7 @@ import (
 	"github.com/ringkv/ringkv/internal/rebalance"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/testutil"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -50,7 +51,7 @@ func securedCluster(t *testing.T) (n1, n2 *Server, ca *pki.CA, dir, keyFile stri
 	n1 = secured("n1")
 	n2 = secured("n2", n1.Addrs().Gossip)
 	for _, s := range []*Server{n1, n2} {
-		waitFor(t, "two nodes up and normal", func() error { return upAndNormal(s, 2) })
+		testutil.Eventually(t, 60*time.Second, func() error { return upAndNormal(s, 2) })
 	}
 	return n1, n2, ca, dir, keyFile
 }
@@ -175,7 +176,7 @@ func TestSecuredPeerPort(t *testing.T) {
 		cfg := testConfig(t, "n3", filepath.Join(dir, "n3"), n1.Addrs().Gossip)
 		cfg.PeerTLSCert, cfg.PeerTLSKey, cfg.PeerTLSCA = f.Cert, f.Key, f.CA
 		n3 := startServer(t, cfg)
-		waitFor(t, "n3's join refused", func() error {
+		testutil.Eventually(t, 60*time.Second, func() error {
 			if n3.member.JoinFailures() == 0 {
 				return errJoinPending
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // memCluster attaches nodes a, b and c, each counting the requests it served.
@@ -83,7 +85,7 @@ func wantLost(tb testing.TB, mc *memCluster, from, to string) {
 	if !isDeadline(err) || NotSent(err) {
 		tb.Fatalf("%s->%s: err = %v, want DeadlineExceeded, not NotSent", from, to, err)
 	}
-	checkFor(tb, 5*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(tb, 5*time.Second, time.Millisecond, func() error {
 		if got := mc.served[to].Load() - before; got != 1 {
 			return fmt.Errorf("%s->%s: handler ran %d times, want once", from, to, got)
 		}
@@ -184,7 +186,7 @@ func TestMemNetworkDropLooksLikeTimeout(t *testing.T) {
 	}
 	// Some requests were lost on the way, some after the handler ran: the
 	// caller sees the same timeout either way.
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 5*time.Second, time.Millisecond, func() error {
 		if got := mc.served["b"].Load(); got == 0 || got == calls {
 			return fmt.Errorf("handler ran for %d of %d dropped calls, want some but not all", got, calls)
 		}
