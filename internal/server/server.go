@@ -45,7 +45,8 @@ type Server struct {
 	guard  *clock.Guard            // see clockcheck.go
 	clock  *replication.ClockCheck // see clockcheck.go
 	store  *storage.Store
-	peers  *transport.TCP
+	peers  peerTransport // TCP, or in memory under WithPeerNetwork (seams.go)
+	seams  seams
 	member *membership.Membership
 	topo   *topology
 	rebal  *rebalancer
@@ -70,15 +71,20 @@ type Server struct {
 	shutdown   sync.Once
 }
 
-// New builds a node from cfg; nothing listens until Start.
-func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+// New builds a node from cfg; nothing listens until Start. Options replace
+// its network, gossip or clock, for tests (seams.go).
+func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: logger.With("node", cfg.NodeID)}, nil
+	s := &Server{cfg: cfg, log: logger.With("node", cfg.NodeID)}
+	for _, o := range opts {
+		o(&s.seams)
+	}
+	return s, nil
 }
 
 // Start opens storage, joins the cluster and starts serving. On error it
@@ -98,7 +104,7 @@ func (s *Server) Start() (err error) {
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The offset lets the fault suite skew this one process's clock; it is
 	// zero unless a test sets it through the debug endpoint.
-	s.wall = clock.NewOffset(clock.System{}, 0)
+	s.wall = clock.NewOffset(s.baseClock(), 0)
 	s.hlc = clock.NewHLC(s.wall, cfg.MaxClockSkew)
 	s.guard = clock.NewGuard(s.wall, cfg.MaxClockSkew)
 	// Users first: a bad users file must stop the node before it opens
@@ -137,7 +143,7 @@ func (s *Server) Start() (err error) {
 	if err != nil {
 		return err
 	}
-	s.peers, err = transport.Listen(transport.TCPConfig{
+	s.peers, err = s.listenPeers(transport.TCPConfig{
 		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log.With("component", "transport"), Registerer: s.reg,
 		Handler: s.servePeer, ServerTLS: peerTLS.server, ClientTLS: peerTLS.client,
 	})
@@ -168,8 +174,8 @@ func (s *Server) Start() (err error) {
 	}
 	s.member, err = membership.New(membership.Config{
 		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: seeds, Keys: gossipKeys,
-		Profile: gossipProfile(cfg.GossipAddr),
-		Logger:  s.log.With("component", "membership"),
+		Profile: gossipProfile(cfg.GossipAddr), Transport: s.seams.gossip,
+		Logger: s.log.With("component", "membership"),
 		Meta: membership.Meta{
 			ID: cfg.NodeID, Zone: cfg.Zone,
 			ClientAddr: s.respLn.Addr().String(), PeerAddr: s.peers.Addr(), HTTPAddr: s.httpLn.Addr().String(),

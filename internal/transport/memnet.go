@@ -148,6 +148,16 @@ func (n *MemNetwork) SetDelay(lo, hi time.Duration) {
 	n.delayMin, n.delayMax = max(lo, 0), max(hi, lo, 0)
 }
 
+// Reachable reports whether a message from -> to would pass the network's
+// partitions, isolations and down nodes now (drops and delays aside), so that
+// another protocol simulated beside it (gossip, in internal/testcluster)
+// suffers the same cuts as the peer requests.
+func (n *MemNetwork) Reachable(from, to string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.cutLocked(from, to)
+}
+
 // memFate is what the network decided for one call when it started.
 type memFate uint8
 
@@ -196,6 +206,11 @@ func (n *MemNetwork) passes(from, to string, dst *MemTransport) bool {
 
 // Addr returns the node's address.
 func (m *MemTransport) Addr() string { return m.addr }
+
+// Reset does nothing: an in-memory endpoint keeps no connection that could
+// sit in backoff after a partition heals. It lets a MemTransport stand where
+// the server resets its TCP connections.
+func (m *MemTransport) Reset(string) {}
 
 // Call implements Transport.
 func (m *MemTransport) Call(ctx context.Context, addr string, method uint8, payload []byte) ([]byte, error) {
