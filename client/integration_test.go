@@ -44,15 +44,16 @@ func TestClusterRequestsGoToThePrimary(t *testing.T) {
 	for i := range 12 {
 		key := fmt.Sprintf("route-%d", i)
 		before := map[string]int{}
-		for j, id := range shared.ids {
-			before[id] = respCommands(t, shared.nodes[j].Addrs().HTTP, "get")
+		for _, n := range shared.Running() {
+			before[n.ID] = respCommands(t, n.Addrs().HTTP, "get")
 		}
 		if _, err := c.Get(t.Context(), key); !errors.Is(err, ErrNotFound) {
 			t.Fatal(err)
 		}
 		primary := topo.replicas(key)[0]
-		for j, id := range shared.ids {
-			got := respCommands(t, shared.nodes[j].Addrs().HTTP, "get") - before[id]
+		for _, n := range shared.Running() {
+			id := n.ID
+			got := respCommands(t, n.Addrs().HTTP, "get") - before[id]
 			want := 0
 			if id == primary {
 				want = 1
@@ -174,7 +175,7 @@ func TestClusterNodeFailures(t *testing.T) {
 	// Let the servers' failure detector see it: until then a coordinator
 	// still counts n1 among the replicas it asks (a server matter, apart
 	// from the client's retries tested here).
-	if err := cl.waitUp(2, 30*time.Second); err != nil {
+	if err := cl.WaitNormal(2, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
@@ -201,10 +202,8 @@ func TestClusterNodeFailures(t *testing.T) {
 	k := keyWithPrimary(t, c2, "n1")
 	sets := func() int {
 		n := 0
-		for _, s := range cl.nodes {
-			if s != nil {
-				n += respCommands(t, s.Addrs().HTTP, "set")
-			}
+		for _, nd := range cl.Running() {
+			n += respCommands(t, nd.Addrs().HTTP, "set")
 		}
 		return n
 	}
