@@ -112,7 +112,7 @@ func newNode(tb testing.TB, net *transport.MemNetwork, id string, topo Topology,
 	tb.Helper()
 	h := &hook{}
 	n := &node{id: id, store: openStore(tb, h)}
-	cfg := Config{NodeID: id, MethodBase: 16, CallTimeout: 2 * time.Second, Logger: testLogger(tb)}
+	cfg := Config{NodeID: id, CallTimeout: 2 * time.Second, Logger: testLogger(tb)}
 	if mod != nil {
 		mod(&cfg)
 	}

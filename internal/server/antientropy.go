@@ -56,7 +56,7 @@ func (s *Server) startAntiEntropy() error {
 		return err
 	}
 	svc, err := antientropy.New(antientropy.Config{
-		NodeID: s.cfg.NodeID, MethodBase: methodsAntiEntropy,
+		NodeID:   s.cfg.NodeID,
 		Interval: s.cfg.RepairInterval, Rate: float64(s.cfg.RepairRate),
 		Clock: s.wall, Logger: s.log.With("component", "antientropy"), Registerer: s.reg,
 	}, s.store, s.applyRepair, s.peers, aeTopology{s.topo})

@@ -115,7 +115,7 @@ func TestSecuredPeerPort(t *testing.T) {
 				payload []byte
 			}{
 				{replication.MethodGet, append([]byte{1}, 'k')},
-				{methodsRebalance + rebalance.MethodMark, rebalance.EncodeMark("n2", uint8(membership.Removed))},
+				{rebalance.MethodMark, rebalance.EncodeMark("n2", uint8(membership.Removed))},
 				{replication.MethodApply, applyPayload([]byte("k"), []byte("v"))},
 			} {
 				err := call(t, tr, peerAddr, probe.method, probe.payload)
@@ -139,7 +139,7 @@ func TestSecuredPeerPort(t *testing.T) {
 	t.Run("mark a live node", func(t *testing.T) {
 		for _, id := range []string{"n2", "n1"} {
 			for _, st := range []membership.State{membership.Removed, membership.Leaving} {
-				err := call(t, insider, peerAddr, methodsRebalance+rebalance.MethodMark, rebalance.EncodeMark(id, uint8(st)))
+				err := call(t, insider, peerAddr, rebalance.MethodMark, rebalance.EncodeMark(id, uint8(st)))
 				if !transport.IsRemote(err) || !strings.Contains(err.Error(), "refusing mark") {
 					t.Errorf("mark %s %s: err = %v, want the node's refusal", id, st, err)
 				}

@@ -110,7 +110,7 @@ const (
 func (s *Server) startRebalance() error {
 	r := &rebalancer{s: s, stop: make(chan struct{}), done: make(chan struct{}), settle: ringSettle(s.cfg)}
 	r.puller = rebalance.NewPuller(rebalance.Config{
-		Self: s.cfg.NodeID, PageMethod: methodsRebalance + rebalance.MethodPage,
+		Self: s.cfg.NodeID, PageMethod: rebalance.MethodPage,
 		Store: s.store, Apply: s.coord.ApplyLocal, Caller: s.peers, Peers: s.topo,
 		Rate: s.cfg.StreamRate, Logger: s.log, Registerer: s.reg,
 	})
@@ -146,7 +146,7 @@ func (s *Server) stopRebalance(ctx context.Context) error {
 }
 
 func (s *Server) serveRebalance(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
-	switch method - methodsRebalance {
+	switch method {
 	case rebalance.MethodPage:
 		return rebalance.ServePage(s.store, payload)
 	case rebalance.MethodStatus:
@@ -270,7 +270,7 @@ func (r *rebalancer) agree(ctx context.Context, v *view) (bool, map[string]rebal
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		resp, err := r.s.peers.Call(cctx, rep.Addr, methodsRebalance+rebalance.MethodStatus, nil)
+		resp, err := r.s.peers.Call(cctx, rep.Addr, rebalance.MethodStatus, nil)
 		cancel()
 		if err != nil {
 			return false, nil
@@ -412,7 +412,7 @@ func (s *Server) markEverywhere(ctx context.Context, id string, st membership.St
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := s.peers.Call(cctx, rep.Addr, methodsRebalance+rebalance.MethodMark, rebalance.EncodeMark(id, uint8(st)))
+		_, err := s.peers.Call(cctx, rep.Addr, rebalance.MethodMark, rebalance.EncodeMark(id, uint8(st)))
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("marking %s %s on %s: %w", id, st, mid, err))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/storage"
 	"github.com/ringkv/ringkv/internal/testutil"
@@ -159,7 +160,7 @@ func TestSalvageRefusesPeerReads(t *testing.T) {
 			t.Errorf("method %d served while restoring", m)
 		}
 	}
-	for _, m := range []uint8{replication.MethodApply, replication.MethodApplyBatch, replication.MethodCount, methodsAntiEntropy} {
+	for _, m := range []uint8{replication.MethodApply, replication.MethodApplyBatch, replication.MethodCount, peermethod.AERoot} {
 		if err := s.salvageRefusesPeer(m); err != nil {
 			t.Errorf("method %d refused while restoring: %v", m, err)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/ringkv/ringkv/internal/handoff"
 	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/membership"
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/resp"
@@ -358,16 +359,8 @@ func (s *Server) readyCheck() error {
 	return nil
 }
 
-// Peer request methods are split into ranges, one per component, so each
-// component numbers its own requests without touching the others'.
-const (
-	methodsReplication  = 0  // 0..15: replication (coordinator ↔ replica)
-	methodsAntiEntropy  = 16 // 16..31: anti-entropy
-	methodsRebalance    = 32 // 32..47: range streaming and topology changes
-	methodsRebalanceEnd = 48
-)
-
-// servePeer routes a peer request to the component that owns its method.
+// servePeer routes a peer request to the component that owns its method
+// (internal/peermethod holds the table).
 func (s *Server) servePeer(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
 	if !s.ready.Load() {
 		return nil, errors.New("server: node is starting")
@@ -375,12 +368,13 @@ func (s *Server) servePeer(ctx context.Context, from string, method uint8, paylo
 	if err := s.salvageRefusesPeer(method); err != nil {
 		return nil, err
 	}
-	switch {
-	case method < methodsAntiEntropy:
+	owner, _ := peermethod.OwnerOf(method)
+	switch owner {
+	case peermethod.Replication:
 		return s.coord.Serve(ctx, from, method, payload)
-	case method < methodsRebalance:
+	case peermethod.AntiEntropy:
 		return s.serveAntiEntropy(ctx, from, method, payload)
-	case method < methodsRebalanceEnd:
+	case peermethod.Rebalance:
 		return s.serveRebalance(ctx, from, method, payload)
 	}
 	return nil, fmt.Errorf("server: unknown peer method %d", method)
