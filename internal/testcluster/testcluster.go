@@ -39,8 +39,9 @@ type Options struct {
 	// Network, when set, carries the peer requests (nodes are addressed by
 	// id there) and, beside it, the gossip, both cut by its faults.
 	Network *transport.MemNetwork
-	// Clock, when set, is every node's wall clock.
-	Clock clock.Clock
+	// Clock, when set, returns each node's wall clock by id, so that a test
+	// can skew one node's.
+	Clock func(id string) clock.Clock
 }
 
 // Node is one member. Server is nil while the node is stopped.
@@ -138,7 +139,7 @@ func (c *Cluster) start(n *Node) error {
 		opts = append(opts, server.WithPeerNetwork(c.opts.Network), server.WithGossipTransport(c.gossip.Transport(n.ID)))
 	}
 	if c.opts.Clock != nil {
-		opts = append(opts, server.WithClock(c.opts.Clock))
+		opts = append(opts, server.WithClock(c.opts.Clock(n.ID)))
 	}
 	s, err := server.New(n.Config, c.opts.Logger, opts...)
 	if err != nil {

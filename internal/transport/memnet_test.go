@@ -259,3 +259,35 @@ func TestMemNetworkListenTwicePanics(t *testing.T) {
 	}()
 	n.Listen("a", echo)
 }
+
+// TestMemNetworkPauseHoldsRequestsUntilResume: a paused node answers nothing,
+// and the requests it held run once it resumes, as after SIGCONT.
+func TestMemNetworkPauseHoldsRequestsUntilResume(t *testing.T) {
+	n := NewMemNetwork(1)
+	a := n.Listen("a", nil)
+	b := n.Listen("b", func(context.Context, string, uint8, []byte) ([]byte, error) { return []byte("pong"), nil })
+	defer a.Close()
+	defer b.Close()
+	n.Pause("b")
+	if n.Reachable("a", "b") {
+		t.Error("a paused node is reachable; gossip would not see it frozen")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.Call(ctx, "b", 1, nil); err == nil {
+		t.Fatal("a paused node answered")
+	}
+	got := make(chan string, 1)
+	go func() {
+		resp, err := a.Call(context.Background(), "b", 1, nil)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(resp)
+	}()
+	n.Resume("b")
+	if r := <-got; r != "pong" {
+		t.Fatalf("after resume the held request got %q, want pong", r)
+	}
+}
