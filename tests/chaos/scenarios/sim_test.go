@@ -296,4 +296,3 @@ func TestSimulation(t *testing.T) {
 		})
 	}
 }
-
