@@ -3,10 +3,73 @@ GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 10s
 
-.PHONY: build test test-short lint vet fmt-check fuzz fuzz-ci verify demo bench-compare chaos chaos-docker chaos-sim chaos-short
+# What the binary reports as its version (internal/version): the nearest tag,
+# else the commit; a tree with uncommitted changes says so.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+# Evaluated once, so every binary of one `make release` carries the same stamp.
+VERSION   := $(VERSION)
+COMMIT    := $(COMMIT)
+BUILD_DATE := $(BUILD_DATE)
+VPKG      := github.com/ringkv/ringkv/internal/version
+LDFLAGS   := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(BUILD_DATE)
+# Shipped binaries leave out the DWARF and symbol tables (a third smaller);
+# stack traces and pprof still name every function.
+SHIP_LDFLAGS := -s -w $(LDFLAGS)
+IMAGE     ?= ringkv:latest
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+.PHONY: build install release image compose-secrets test test-short lint vet fmt-check fuzz fuzz-ci verify demo bench-compare chaos chaos-docker chaos-sim chaos-short
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ringkv ./cmd/ringkv
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ringkv ./cmd/ringkv
+
+# Into $(go env GOBIN), else $(go env GOPATH)/bin: put it on PATH.
+install:
+	CGO_ENABLED=0 $(GO) install -trimpath -ldflags '$(LDFLAGS)' ./cmd/ringkv
+	@gobin=$$($(GO) env GOBIN); echo "installed $${gobin:-$$($(GO) env GOPATH)/bin}/ringkv"
+
+# Static binaries for every platform in RELEASE_PLATFORMS, one tar.gz each,
+# and SHA256SUMS over them, in dist/.
+release:
+	rm -rf dist && mkdir -p dist
+	set -e; for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; d=ringkv-$(VERSION)-$$os-$$arch; \
+		mkdir -p dist/$$d; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(SHIP_LDFLAGS)' -o dist/$$d/ringkv ./cmd/ringkv; \
+		cp LICENSE README.md dist/$$d/; \
+		tar -C dist -czf dist/$$d.tar.gz $$d; rm -rf dist/$$d; \
+	done
+	cd dist && sha256sum *.tar.gz > SHA256SUMS && cat SHA256SUMS
+
+# The container image (deploy/docker/Dockerfile), FROM scratch: its build
+# context is the static binary, the host's CA bundle and a passwd file, so no
+# step pulls from a registry.
+CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+image:
+	@test -r $(CA_BUNDLE) || { echo "no CA bundle at $(CA_BUNDLE) (apt-get install ca-certificates, or set CA_BUNDLE)"; exit 1; }
+	rm -rf bin/image && mkdir -p bin/image/data
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(SHIP_LDFLAGS)' -o bin/image/ringkv ./cmd/ringkv
+	cp $(CA_BUNDLE) bin/image/ca-certificates.crt
+	cp deploy/docker/passwd deploy/docker/group bin/image/
+	docker build -q -t $(IMAGE) -f deploy/docker/Dockerfile bin/image
+
+# The CA (ringkv cert), a peer certificate per node and a gossip key that
+# deploy/compose.yaml mounts. A directory that holds a CA is left alone: a
+# new CA would orphan the running nodes' certificates. The node keys are made
+# 0644 because compose bind-mounts each file into containers whose user
+# (uid 65532) is not the one that made them; the directory stays 0700.
+COMPOSE_SECRETS ?= deploy/compose/secrets
+compose-secrets:
+	@if [ -e $(COMPOSE_SECRETS)/ca.crt ]; then echo "$(COMPOSE_SECRETS) already holds a CA; left as it is"; else \
+		set -e; \
+		$(GO) run ./cmd/ringkv cert ca --dir $(COMPOSE_SECRETS) --name ringkv-compose-ca; \
+		for n in n1 n2 n3; do $(GO) run ./cmd/ringkv cert node --dir $(COMPOSE_SECRETS) --name $$n --host $$n; done; \
+		chmod 0644 $(COMPOSE_SECRETS)/n1.key $(COMPOSE_SECRETS)/n2.key $(COMPOSE_SECRETS)/n3.key; \
+		head -c 32 /dev/urandom | base64 > $(COMPOSE_SECRETS)/gossip.keys; \
+		chmod 0644 $(COMPOSE_SECRETS)/gossip.keys; \
+	fi
 
 # The whole suite, race detector on; the allocation tests again without it
 # (its sync.Pool drops objects at random); then a short fuzz pass over every

@@ -450,14 +450,14 @@ ringkv_round() {
 		wait_ping $((q + 220))
 		wait_members $((q + 201)) 3
 		wait_members $((q + 221)) 3
-		rb "ringkv-3$sfx" 16 "$REQ_P16" -p $((q + 200))
-		rb "ringkv-3$sfx" 1 "$REQ_P1" -p $((q + 200))
+		# Driven as the Redis Cluster is: ringkv answers CLUSTER SLOTS, so
+		# redis-benchmark --cluster and ringkv bench (--cluster auto) send
+		# each key to a replica of it, spread over the three nodes.
+		rb "ringkv-3$sfx" 16 "$REQ_P16" --cluster -p $((q + 200))
+		rb "ringkv-3$sfx" 1 "$REQ_P1" --cluster -p $((q + 200))
 		nodes="127.0.0.1:$((q + 200)),127.0.0.1:$((q + 210)),127.0.0.1:$((q + 220))"
 		rkb "ringkv-3$sfx" "mix50 P16" --addr "$nodes" --pipeline 16 --consistency QUORUM
 		rkb "ringkv-3$sfx" "open ${OPEN_RATE}/s P1" --addr "$nodes" --rate "$OPEN_RATE" --consistency QUORUM
-		# No --cluster flag: ringkv answers CLUSTER with an error, so the
-		# client drives it as given, and a client binary from before the
-		# flag (RINGKV_BIN of an older build) still runs these rows.
 		if ((SWEEP)); then sweep "ringkv-3$sfx" --addr "$nodes" --consistency QUORUM; fi
 		stop_all
 	fi

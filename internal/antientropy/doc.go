@@ -7,8 +7,8 @@
 // # Buckets
 //
 // The grid is global: bucket b holds the tokens whose top 16 bits are b, and
-// its hash is the XOR of RecordHash(key, version) over the records stored
-// there. Because a bucket is defined by token alone, not by the ring, a
+// its hash is the XOR of RecordHash(key, version) (hashOf: with a counter's
+// state) over the records stored there. Because a bucket is defined by token alone, not by the ring, a
 // membership change never invalidates a hash: the same Tree serves every ring
 // the node will ever see, and a join or decommission costs no rebuild. A ring
 // range covers a run of whole buckets plus, at each end, part of a bucket it

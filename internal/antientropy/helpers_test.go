@@ -72,7 +72,7 @@ func naiveBuckets(tb testing.TB, s *storage.Store) map[int]uint64 {
 	tb.Helper()
 	out := map[int]uint64{}
 	if err := s.Scan(0, func(token uint64, key []byte, rec *record.Record) error {
-		out[BucketOf(token)] ^= RecordHash(key, rec.Version)
+		out[BucketOf(token)] ^= hashOf(key, rec)
 		return nil
 	}); err != nil {
 		tb.Fatal(err)

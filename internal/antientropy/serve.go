@@ -1,6 +1,7 @@
 package antientropy
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -58,6 +59,7 @@ func (s *Service) Serve(_ context.Context, _ string, m uint8, payload []byte) ([
 			if err := scanLeaf(s.store, leaves[i], func(_ uint64, key []byte, rec *record.Record) error {
 				meta := *rec
 				meta.Value = nil
+				meta.Counter = bytes.Clone(rec.Counter) // compared by the peer (countersDiffer)
 				meta.Version.Node = string([]byte(rec.Version.Node))
 				es = append(es, entry{key: []byte(string(key)), rec: meta})
 				return nil

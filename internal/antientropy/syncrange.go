@@ -1,6 +1,7 @@
 package antientropy
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 
@@ -90,14 +91,15 @@ func (s *Service) repairLeaves(ctx context.Context, addr string, start, end uint
 	if err != nil {
 		return 0, 0, err
 	}
-	theirs := make(map[string]record.Version, len(theirList))
-	for _, e := range theirList {
-		theirs[string(e.key)] = e.rec.Version
+	theirs := make(map[string]*record.Record, len(theirList))
+	for i := range theirList {
+		theirs[string(theirList[i].key)] = &theirList[i].rec
 	}
-	ours := make(map[string]record.Version, len(theirList))
+	ours := make(map[string]*record.Record, len(theirList))
 	for _, i := range idx {
 		if err := scanLeaf(s.store, leaves[i], func(_ uint64, key []byte, rec *record.Record) error {
-			ours[string(key)] = rec.Version
+			// The scan's memory is reused: keep what the comparison needs.
+			ours[string(key)] = &record.Record{Version: rec.Version, Tombstone: rec.Tombstone, Counter: bytes.Clone(rec.Counter)}
 			return nil
 		}); err != nil {
 			return 0, 0, err
@@ -105,14 +107,14 @@ func (s *Service) repairLeaves(ctx context.Context, addr string, start, end uint
 	}
 	var pull, push [][]byte
 	differs := make(map[int]bool, len(idx)) // bucket → some key differs
-	for k, tv := range theirs {
-		if ov, ok := ours[k]; !ok || tv.Compare(ov) > 0 {
+	for k, t := range theirs {
+		if o, ok := ours[k]; !ok || t.Version.Compare(o.Version) > 0 || countersDiffer(t, o) {
 			pull = append(pull, []byte(k))
 			differs[BucketOf(tokenOf(k))] = true
 		}
 	}
-	for k, ov := range ours {
-		if tv, ok := theirs[k]; !ok || ov.Compare(tv) > 0 {
+	for k, o := range ours {
+		if t, ok := theirs[k]; !ok || o.Version.Compare(t.Version) > 0 || countersDiffer(t, o) {
 			push = append(push, []byte(k))
 			differs[BucketOf(tokenOf(k))] = true
 		}
@@ -238,4 +240,11 @@ func (s *Service) call(ctx context.Context, addr string, m uint8, payload []byte
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
 	return s.net.Call(ctx, addr, m, payload)
+}
+
+// countersDiffer reports whether a and b are two states of one counter
+// that each may hold increments the other lacks, whatever their versions:
+// both sides then send theirs, and each stores the merge.
+func countersDiffer(a, b *record.Record) bool {
+	return record.Mergeable(a, b) && !bytes.Equal(a.Counter, b.Counter)
 }

@@ -56,6 +56,18 @@ func RecordHash(key []byte, v record.Version) uint64 {
 	return d.Sum64()
 }
 
+// hashOf is the hash rec contributes: RecordHash, and for a live counter
+// its state too. Two merges of a counter can share a version and differ in
+// the increments they hold; with the version alone their replicas would
+// compare equal and never exchange them.
+func hashOf(key []byte, rec *record.Record) uint64 {
+	h := RecordHash(key, rec.Version)
+	if rec.Counter != nil && !rec.Tombstone {
+		h ^= xxhash.Sum64(rec.Counter) * 0x9e3779b97f4a7c15
+	}
+	return h
+}
+
 // BucketOf returns the bucket of token t.
 func BucketOf(t uint64) int { return int(t >> bucketShift) }
 
@@ -83,7 +95,14 @@ func (t *Tree) Ready() bool { return t.ready.Load() }
 
 // OnApply is Update in the shape of storage's OnApply hook.
 func (t *Tree) OnApply(token uint64, key []byte, old, new record.Record) {
-	t.Update(token, key, old.Version, new.Version)
+	var delta uint64
+	if !old.Version.IsZero() {
+		delta ^= hashOf(key, &old)
+	}
+	if !new.Version.IsZero() {
+		delta ^= hashOf(key, &new)
+	}
+	t.update(token, delta)
 }
 
 // Update applies one record change: the hash of the version that was
@@ -97,6 +116,11 @@ func (t *Tree) Update(token uint64, key []byte, old, new record.Version) {
 	if !new.IsZero() {
 		delta ^= RecordHash(key, new)
 	}
+	t.update(token, delta)
+}
+
+// update xors delta into token's bucket and counts the change.
+func (t *Tree) update(token, delta uint64) {
 	b := BucketOf(token)
 	if delta != 0 {
 		xor(&t.buckets[b].hash, delta)
@@ -148,7 +172,7 @@ func (t *Tree) rehash(s Scanner, lo, hi int) error {
 	}
 	sums := make([]uint64, n)
 	if err := s.ScanRange(bucketStart(lo), bucketStart(hi), func(token uint64, key []byte, rec *record.Record) error {
-		sums[BucketOf(token)-lo] ^= RecordHash(key, rec.Version)
+		sums[BucketOf(token)-lo] ^= hashOf(key, rec)
 		return nil
 	}); err != nil {
 		return err
@@ -172,7 +196,7 @@ func (t *Tree) rehashOne(s Scanner, b int) error {
 		g0, v0 := t.buckets[b].gen.Load(), t.buckets[b].hash.Load()
 		var sum uint64
 		if err := s.ScanRange(bucketStart(b), bucketStart(b+1), func(_ uint64, key []byte, rec *record.Record) error {
-			sum ^= RecordHash(key, rec.Version)
+			sum ^= hashOf(key, rec)
 			return nil
 		}); err != nil {
 			return err
@@ -243,7 +267,7 @@ func (t *Tree) leafHash(s Scanner, l leaf) (uint64, error) {
 	}
 	var sum uint64
 	err := scanLeaf(s, l, func(_ uint64, key []byte, rec *record.Record) error {
-		sum ^= RecordHash(key, rec.Version)
+		sum ^= hashOf(key, rec)
 		return nil
 	})
 	return sum, err

@@ -23,6 +23,11 @@ type ClusterStatus struct {
 	// from serving fully (a full disk, a restore after a salvage), each a
 	// sentence for an operator; absent when nothing is.
 	Alarms []string `json:"alarms,omitempty"`
+	// Version, Commit and BuildDate identify the answering node's binary,
+	// as `ringkv version` prints them.
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	BuildDate string `json:"build_date"`
 }
 
 // NodeStatus is one member as the answering node sees it.

@@ -13,9 +13,10 @@ import (
 
 // Cluster modes: how Run treats its first address.
 const (
-	// ClusterAuto asks for CLUSTER SLOTS and drives a Redis Cluster when the
-	// target answers it, else drives the addresses as plain servers (ringkv
-	// today, a redis-server without cluster-enabled).
+	// ClusterAuto asks for CLUSTER SLOTS and drives a Redis Cluster (or a
+	// ringkv cluster, which describes its ring as slots) when the target
+	// answers it, else drives the addresses as plain servers (a
+	// redis-server without cluster-enabled).
 	ClusterAuto = "auto"
 	// ClusterOn requires a Redis Cluster: a target that does not answer
 	// CLUSTER SLOTS fails the run.
@@ -61,8 +62,9 @@ func discover(ctx context.Context, cfg Config) (*slotMap, error) {
 	v, err := rr.value(0)
 	var se serverError
 	if errors.As(err, &se) {
-		// "ERR unknown command 'cluster'" (ringkv) or "ERR This instance
-		// has cluster support disabled" (a plain redis-server).
+		// "ERR unknown command 'cluster'" (a ringkv before hash slots) or
+		// "ERR This instance has cluster support disabled" (a plain
+		// redis-server).
 		if cfg.Cluster == ClusterOn {
 			return nil, fmt.Errorf("bench: %s is not a Redis Cluster node: CLUSTER SLOTS: %s", seed, se)
 		}

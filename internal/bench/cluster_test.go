@@ -101,11 +101,48 @@ func TestParseSlots(t *testing.T) {
 	}
 }
 
-// TestRunPlainServerIsNotACluster: ringkv answers CLUSTER with an unknown
-// command error, so auto drives it as a plain server and on refuses it.
-func TestRunPlainServerIsNotACluster(t *testing.T) {
+// TestRunRingkvIsACluster: ringkv describes its ring as slots, so auto and on
+// route by slot, and off drives it as a plain server.
+func TestRunRingkvIsACluster(t *testing.T) {
 	addrs := startCluster(t, 1, func(c *config.Config) { c.Replicas = 1 })
 	c := testConfig(addrs)
+	for _, mode := range []string{ClusterAuto, ClusterOn, ClusterOff} {
+		c.Cluster = mode
+		res, err := Run(t.Context(), c)
+		if err != nil {
+			t.Fatalf("--cluster %s: %v", mode, err)
+		}
+		if res.Cluster != (mode != ClusterOff) || res.Total().Count != c.Requests || res.Total().Errors != 0 || res.Redirects != 0 {
+			t.Fatalf("--cluster %s: cluster %v, %d requests, %d errors, %d redirects: want %d without errors or redirects",
+				mode, res.Cluster, res.Total().Count, res.Total().Errors, res.Redirects, c.Requests)
+		}
+	}
+}
+
+// TestRunPlainServerIsNotACluster: a redis-server without cluster-enabled
+// answers CLUSTER with an error, so auto drives it as a plain server and on
+// refuses it.
+func TestRunPlainServerIsNotACluster(t *testing.T) {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatalf("redis-server not installed (apt-get install redis-server; .ci/run does): %v", err)
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+		"--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if got := redisCLI(t, addr, "PING"); got != "PONG" {
+			return fmt.Errorf("redis-server at %s: PING = %q", addr, got)
+		}
+		return nil
+	})
+	c := testConfig([]string{addr})
+	c.Consistency = ""
 	res, err := Run(t.Context(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +153,7 @@ func TestRunPlainServerIsNotACluster(t *testing.T) {
 	}
 	c.Cluster = ClusterOn
 	if _, err := Run(t.Context(), c); err == nil || !strings.Contains(err.Error(), "not a Redis Cluster") {
-		t.Fatalf("--cluster on against ringkv: error %v, want it refused", err)
+		t.Fatalf("--cluster on against a plain redis-server: error %v, want it refused", err)
 	}
 }
 

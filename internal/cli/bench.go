@@ -33,8 +33,9 @@ connection had nothing in flight, is left out.
 
 Against a Redis Cluster it asks the first address for CLUSTER SLOTS, sends each
 request to its key's slot's master (one connection per master for each of
---conns, pipelined per node) and follows -MOVED and -ASK. A server that does
-not answer CLUSTER SLOTS (ringkv, a plain redis-server) is driven as given;
+--conns, pipelined per node) and follows -MOVED and -ASK. ringkv answers
+CLUSTER SLOTS too, so each request goes straight to its key's primary. A
+server that does not answer it (a plain redis-server) is driven as given;
 --cluster on makes that an error, --cluster off never asks.
 
 A live line goes to stderr every second; the result goes to stdout.`,

@@ -19,11 +19,8 @@ import (
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/hugepages"
 	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/version"
 )
-
-// Version is the binary's version, set at build time with
-// -ldflags "-X github.com/ringkv/ringkv/internal/cli.Version=v1.2.3".
-var Version = "dev"
 
 // Exit codes.
 const (
@@ -122,7 +119,7 @@ Start a local cluster to try it:
 Run a node:
   ringkv server --node-id n1 --data-dir /var/lib/ringkv
   ringkv server --node-id n2 --join 10.0.0.1:7946 ...`,
-		Version:       Version,
+		Version:       version.Get().Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -140,13 +137,15 @@ Run a node:
 		newHotKeysCommand(e),
 		newHashPasswordCommand(e),
 		newCertCommand(),
+		newReadyCommand(),
+		newVersionCommand(),
 	)
 	return root
 }
 
 // newLogger builds the process logger in the configured format.
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: oneLineAttr}
 	if format == config.LogFormatJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

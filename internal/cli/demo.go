@@ -251,6 +251,7 @@ Try:
   curl -X PUT --data-binary bar http://%[3]s/v1/kv/foo
   curl http://%[3]s/v1/kv/foo
   ringkv status --addr %[3]s
+  open http://%[3]s/ui in a browser: the dashboard
 
 Press Ctrl-C to stop.
 `, host, port, first.HTTP)

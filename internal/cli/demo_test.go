@@ -79,7 +79,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("data root: %v", err)
 	}
 	checkDemoSecrets(t, nodes, root)
-	for _, want := range []string{"redis-cli -h 127.0.0.1 -p 20000", "curl http://127.0.0.1:21000/v1/kv/foo", "node3"} {
+	for _, want := range []string{"redis-cli -h 127.0.0.1 -p 20000", "curl http://127.0.0.1:21000/v1/kv/foo", "http://127.0.0.1:21000/ui", "node3"} {
 		if !strings.Contains(te.stdout.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, te.stdout.String())
 		}

@@ -86,7 +86,7 @@ func (p tablePrinter) HotKeys(r server.HotKeysReport) error {
 	for i, k := range r.Keys {
 		rows = append(rows, []string{
 			strconv.Itoa(i + 1), strconv.Quote(k.Key), formatRate(k.Rate),
-			strconv.FormatFloat(k.Share*100, 'f', 2, 64) + "%", yesNo(k.Rate >= r.MinRate),
+			strconv.FormatFloat(k.Share*100, 'f', 2, 64) + "%", yesNo(k.Hot),
 		})
 	}
 	return writeTable(p.w, []string{"RANK", "KEY", "RATE/S", "SHARE", "HOT"}, rows)

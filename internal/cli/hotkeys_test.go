@@ -13,8 +13,8 @@ import (
 const cannedHotKeys = `{
   "node": "node1", "window": "10s", "rate": 12345.6, "min_rate": 100, "cache_ttl": "50ms",
   "keys": [
-    {"key": "user:42", "rate": 5000, "share": 0.405},
-    {"key": "with space", "rate": 40.25, "share": 0.00326}
+    {"key": "user:42", "rate": 5000, "share": 0.405, "hot": true},
+    {"key": "with space", "rate": 40.25, "share": 0.00326, "hot": false}
   ]
 }`
 
@@ -85,6 +85,10 @@ func TestHotKeysJSON(t *testing.T) {
 	}
 	if rep.Node != "node1" || len(rep.Keys) != 2 || rep.Keys[0].Key != "user:42" || n != "20" {
 		t.Fatalf("%+v (n=%q)", rep, n)
+	}
+	// The table's HOT column, in the JSON too.
+	if !rep.Keys[0].Hot || rep.Keys[1].Hot || !strings.Contains(te.stdout.String(), `"hot": true`) {
+		t.Fatalf("hot missing or wrong in the JSON:\n%s", te.stdout.String())
 	}
 }
 

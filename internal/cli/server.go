@@ -11,6 +11,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/version"
 )
 
 func newServerCommand(e *env) *cobra.Command {
@@ -80,8 +81,8 @@ func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger, e *e
 		return abandonStart(ctx, n, cfg, logger, started)
 	}
 	a := n.Addrs()
-	logger.Info("ringkv node started", "node", cfg.NodeID, "version", Version,
-		"client", a.Client, "http", a.HTTP, "peer", a.Peer, "gossip", a.Gossip)
+	logger.Info("ringkv node started", "node", cfg.NodeID, "version", version.Get().Version, "commit", version.Get().Commit,
+		"client", a.Client, "http", a.HTTP, "peer", a.Peer, "gossip", a.Gossip, "replicas", cfg.Replicas)
 
 	<-ctx.Done()
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)

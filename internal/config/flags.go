@@ -87,7 +87,7 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 	fs.Var((*memoryValue)(&c.MaxClientMemory), "max-client-memory", "cap on all client connections' query buffers together; past it the largest are closed, as Redis' maxmemory-clients (0: min(1GiB, 10% of RAM))")
 	fs.DurationVar(&c.ClientIdleTimeout, "client-idle-timeout", c.ClientIdleTimeout, "close a client or HTTP connection that sends nothing this long")
 	fs.DurationVar(&c.ClientReadTimeout, "client-read-timeout", c.ClientReadTimeout, "close a client connection whose command, or an HTTP request whose headers and body, took longer than this to arrive")
-	fs.BoolVar(&c.MetricsOpen, "metrics-open", c.MetricsOpen, "serve /metrics without credentials (key names are left out of it); by default it needs the admin right")
+	fs.BoolVar(&c.MetricsOpen, "metrics-open", c.MetricsOpen, "serve /metrics without credentials (no series carries a key name); by default it needs the admin right")
 
 	fs.StringVar(&c.PeerTLSCert, "peer-tls-cert", c.PeerTLSCert, "certificate (PEM) this node serves the peer port with and dials peers with; with --peer-tls-key and --peer-tls-ca the peer port speaks only mutual TLS")
 	fs.StringVar(&c.PeerTLSKey, "peer-tls-key", c.PeerTLSKey, "private key (PEM) of --peer-tls-cert")

@@ -2,17 +2,15 @@ package hotkeys
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// topMetricKeys bounds the label cardinality of the per-key gauge: the series
-// are reset on every refresh, so at most this many exist at any time.
+// topMetricKeys is how many ranks the per-rank gauge has. Its only label is
+// the rank: key names are data, so they stay out of the metrics (where anyone
+// who reads them, and every series ever created, would keep them) and are
+// served by GET /v1/hotkeys to the admin right alone.
 const topMetricKeys = 10
-
-// maxLabelBytes bounds a key's label value; keys may be up to 8 KiB.
-const maxLabelBytes = 128
 
 type trackerMetrics struct {
 	keyRate *prometheus.GaugeVec
@@ -25,8 +23,8 @@ func newTrackerMetrics(reg prometheus.Registerer) (*trackerMetrics, error) {
 	m := &trackerMetrics{
 		keyRate: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "ringkv", Subsystem: "hotkeys", Name: "key_rate",
-			Help: "Request rate (per second, over the hot-key window) of this node's top keys, by rank (1 = hottest).",
-		}, []string{"rank", "key"}),
+			Help: "Request rate (per second, over the hot-key window) of this node's top keys, by rank (1 = hottest; 0 when fewer keys were seen). The keys' names are in GET /v1/hotkeys.",
+		}, []string{"rank"}),
 		rate: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "ringkv", Subsystem: "hotkeys", Name: "request_rate",
 			Help: "Rate of all requests this node observed over the hot-key window, per second.",
@@ -51,22 +49,16 @@ func newTrackerMetrics(reg prometheus.Registerer) (*trackerMetrics, error) {
 }
 
 func (m *trackerMetrics) update(s *snapshot, candidates, hot int) {
-	m.keyRate.Reset()
-	for i, kr := range s.top[:min(len(s.top), topMetricKeys)] {
-		m.keyRate.WithLabelValues(strconv.Itoa(i+1), labelValue(kr.Key)).Set(kr.Rate)
+	for i := range topMetricKeys {
+		rate := 0.0
+		if i < len(s.top) {
+			rate = s.top[i].Rate
+		}
+		m.keyRate.WithLabelValues(strconv.Itoa(i + 1)).Set(rate)
 	}
 	m.rate.Set(s.rate)
 	m.tracked.Set(float64(candidates))
 	m.hot.Set(float64(hot))
-}
-
-// labelValue makes a key a valid, bounded label value: Prometheus labels must
-// be UTF-8, and keys are arbitrary bytes.
-func labelValue(key string) string {
-	if len(key) > maxLabelBytes {
-		key = key[:maxLabelBytes]
-	}
-	return strings.ToValidUTF8(key, "\uFFFD")
 }
 
 type cacheMetrics struct {

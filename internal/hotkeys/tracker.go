@@ -12,10 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
 // Config configures a Tracker. Zero fields take the defaults of DefaultConfig.
@@ -104,6 +104,9 @@ type KeyRate struct {
 	Rate float64 `json:"rate"`
 	// Share is the key's fraction of all requests this node saw in the window.
 	Share float64 `json:"share"`
+	// Hot: the rate is at or above MinRate, so the mitigations (reads at ONE
+	// spread over the replicas, the cache) act on the key.
+	Hot bool `json:"hot"`
 }
 
 // Tracker finds the top keys by request rate over a sliding window. Observe,
@@ -261,10 +264,11 @@ func (t *Tracker) Shutdown(ctx context.Context) error {
 
 // Observe counts one request for key. It does not retain key. Safe for
 // concurrent use; it allocates only when a key becomes a candidate.
-func (t *Tracker) Observe(key []byte) { t.ObserveHashed(xxhash.Sum64(key), key) }
+func (t *Tracker) Observe(key []byte) { t.ObserveHashed(ring.Token(key), key) }
 
 // ObserveHashed is Observe for a caller that already has the key's ring token
-// (ring.Token(key), xxhash64), saving the hash. It returns IsHotHashed(h, key)
+// (ring.Token(key): its hash slot above 50 bits of xxhash64, the bits the
+// sketch and the table use), saving the hash. It returns IsHotHashed(h, key)
 // as well: both look the key up in the same table, and a coordinator wants
 // both for every request.
 func (t *Tracker) ObserveHashed(h uint64, key []byte) (hot bool) {
@@ -290,7 +294,7 @@ func (t *Tracker) ObserveHashed(h uint64, key []byte) (hot bool) {
 
 // IsHot reports whether key is among the top K with a rate of at least
 // MinRate, as of the last refresh. It is a lock-free table lookup.
-func (t *Tracker) IsHot(key []byte) bool { return t.IsHotHashed(xxhash.Sum64(key), key) }
+func (t *Tracker) IsHot(key []byte) bool { return t.IsHotHashed(ring.Token(key), key) }
 
 // IsHotHashed is IsHot with the key's ring token already computed.
 func (t *Tracker) IsHotHashed(h uint64, key []byte) bool {
@@ -403,8 +407,9 @@ func (t *Tracker) Refresh() {
 			if total > 0 {
 				kr.Share = float64(c.est) / float64(total)
 			}
-			snap.top[i] = kr
 			isHot = kr.Rate >= t.cfg.MinRate
+			kr.Hot = isHot
+			snap.top[i] = kr
 		}
 		if isHot {
 			hot++

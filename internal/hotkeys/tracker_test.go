@@ -450,3 +450,52 @@ func seriesCount(t *testing.T, g prometheus.Gatherer, name string) int {
 	}
 	return 0
 }
+
+// TestMetricsByRankNotName: the per-key gauge is labelled by rank alone, so no
+// key name reaches the metrics and the series stay the same ten however many
+// keys have been hot; the names, and whether each is hot, are in Top.
+func TestMetricsByRankNotName(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	tr, clk := newTestTracker(t, Config{K: 20, MinRate: 50, Registerer: reg})
+	for round := range 3 {
+		for range 200 {
+			tr.Observe(fmt.Appendf(nil, "secret:%d", round))
+		}
+		tr.Observe([]byte("cold"))
+		clk.Advance(time.Second)
+		tr.Refresh()
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var series int
+	for _, mf := range mfs {
+		if mf.GetName() != "ringkv_hotkeys_key_rate" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			series++
+			for _, l := range m.GetLabel() {
+				if l.GetName() != "rank" {
+					t.Errorf("label %s=%q: want the rank alone", l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	if series != topMetricKeys {
+		t.Errorf("%d key_rate series, want %d", series, topMetricKeys)
+	}
+	top := tr.Top(0)
+	if len(top) < 2 {
+		t.Fatalf("top %+v", top)
+	}
+	for _, k := range top {
+		if want := k.Rate >= 50; k.Hot != want {
+			t.Errorf("%s at %.1f/s: hot %v, want %v", k.Key, k.Rate, k.Hot, want)
+		}
+	}
+	if !top[0].Hot || top[len(top)-1].Key != "cold" || top[len(top)-1].Hot {
+		t.Errorf("want a hot secret first and cold last, not hot: %+v", top)
+	}
+}

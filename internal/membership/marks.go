@@ -49,7 +49,7 @@ func (m *Membership) markLocked(id string, s State) bool {
 		return false
 	}
 	m.mu.marks[id] = s
-	m.logger.Info("member marked", "node", id, "state", s)
+	m.logger.Info("member marked", "member", id, "state", s)
 	m.notifyLocked()
 	return true
 }

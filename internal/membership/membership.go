@@ -265,7 +265,7 @@ func (m *Membership) Start(ctx context.Context) error {
 		return fmt.Errorf("membership: %w", err)
 	}
 	m.ml.Store(ml)
-	m.logger.Info("gossip listening", "addr", ml.LocalNode().Address(), "node", m.cfg.NodeID)
+	m.logger.Info("gossip listening", "addr", ml.LocalNode().Address())
 
 	first := make(chan struct{})
 	go m.run(ml, first)
@@ -659,7 +659,7 @@ func (m *Membership) observe(n *memberlist.Node, up bool) {
 	if err != nil || meta.ID != n.Name {
 		// Not a ringkv node, or a newer one speaking a format we cannot
 		// read: leave it out rather than guess its tokens.
-		m.logger.Warn("ignoring member with unreadable metadata", "node", n.Name, "addr", n.Address(), "err", err)
+		m.logger.Warn("ignoring member with unreadable metadata", "member", n.Name, "addr", n.Address(), "err", err)
 		return
 	}
 	m.mu.Lock()
@@ -679,7 +679,7 @@ func (m *Membership) observe(n *memberlist.Node, up bool) {
 		return
 	}
 	if !ok || e.Up != up || e.State != meta.State {
-		m.logger.Info("member changed", "node", meta.ID, "up", up, "state", meta.State, "addr", next.GossipAddr)
+		m.logger.Info("member changed", "member", meta.ID, "up", up, "state", meta.State, "addr", next.GossipAddr)
 	}
 	m.mu.members[meta.ID] = &next
 	m.notifyLocked()

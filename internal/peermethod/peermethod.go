@@ -15,18 +15,20 @@ const (
 	Replication Owner = "replication" // 0..15: coordinator ↔ replica
 	AntiEntropy Owner = "antientropy" // 16..31: Merkle comparison and repair
 	Rebalance   Owner = "rebalance"   // 32..47: range streaming, topology marks
+	Stats       Owner = "stats"       // 64..79: dashboard figures (internal/server)
 )
 
 // Replication: internal/replication.
 const (
-	Apply      uint8 = 1 // key + record → applied, prev
-	Get        uint8 = 2 // key → record
-	Scan       uint8 = 3 // cursor + count → keys, covered-up-to
-	Count      uint8 = 4 // → approximate record count
-	ApplyBatch uint8 = 5 // writes → one status per write
-	GetBatch   uint8 = 6 // keys → one record per key (older coordinators)
-	ReadBatch  uint8 = 7 // keys, each whole or as a digest → one answer per key
-	Time       uint8 = 8 // → the replica's wall clock, for the clock check
+	Apply      uint8 = 1  // key + record → applied, prev
+	Get        uint8 = 2  // key → record
+	Scan       uint8 = 3  // cursor + count → keys, covered-up-to
+	Count      uint8 = 4  // → approximate record count
+	ApplyBatch uint8 = 5  // writes → one status per write
+	GetBatch   uint8 = 6  // keys → one record per key (older coordinators)
+	ReadBatch  uint8 = 7  // keys, each whole or as a digest → one answer per key
+	Time       uint8 = 8  // → the replica's wall clock, for the clock check
+	Flush      uint8 = 14 // FLUSHALL's version barrier → applied
 )
 
 // Anti-entropy: internal/antientropy.
@@ -46,6 +48,11 @@ const (
 	RebalanceMark   uint8 = 34 // node id + state → mark it cluster-wide
 )
 
+// Stats: the dashboard (internal/server/dashboard.go).
+const (
+	NodeStats uint8 = 64 // → the node's dashboard figures
+)
+
 // Method is one row of the table.
 type Method struct {
 	Num   uint8
@@ -63,6 +70,7 @@ var All = []Method{
 	{GetBatch, "GetBatch", Replication},
 	{ReadBatch, "ReadBatch", Replication},
 	{Time, "Time", Replication},
+	{Flush, "Flush", Replication},
 	{AERoot, "AERoot", AntiEntropy},
 	{AELeaves, "AELeaves", AntiEntropy},
 	{AEDigests, "AEDigests", AntiEntropy},
@@ -72,6 +80,7 @@ var All = []Method{
 	{RebalancePage, "RebalancePage", Rebalance},
 	{RebalanceStatus, "RebalanceStatus", Rebalance},
 	{RebalanceMark, "RebalanceMark", Rebalance},
+	{NodeStats, "NodeStats", Stats},
 }
 
 // OwnerOf returns the component whose block holds m; false for a number no
@@ -84,6 +93,8 @@ func OwnerOf(m uint8) (Owner, bool) {
 		return AntiEntropy, true
 	case m < 48:
 		return Rebalance, true
+	case m >= 64 && m < 80:
+		return Stats, true
 	}
 	return "", false
 }

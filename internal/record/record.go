@@ -43,6 +43,10 @@ type Record struct {
 	// absolute so every replica expires the key at the same instant.
 	ExpireAt  int64
 	Tombstone bool
+	// Counter, when not nil, makes the record a counter (see Counter): it
+	// holds the counter's encoded state, and Value its decimal value, so
+	// that every read serves a counter as the string Redis would.
+	Counter []byte
 }
 
 // Live reports whether the record holds a value a read may return at nowMS. An
@@ -59,7 +63,12 @@ func Compare(a, b *Record) int {
 	if c := CompareMeta(a, b); c != 0 {
 		return c
 	}
-	return bytes.Compare(a.Value, b.Value)
+	if c := bytes.Compare(a.Value, b.Value); c != 0 {
+		return c
+	}
+	// Two merges of a counter can share a version and a value but not a
+	// state; the order still has to tell them apart.
+	return bytes.Compare(a.Counter, b.Counter)
 }
 
 // CompareMeta is Compare without its last tie-break, the values' bytes: it
@@ -97,7 +106,13 @@ func Newer(a, b *Record) bool { return Compare(a, b) > 0 }
 // values, so a future format can be rolled out alongside this one.
 const formatV1 byte = 1
 
-const flagTombstone byte = 1 << 0
+const (
+	flagTombstone byte = 1 << 0
+	// flagCounter marks a counter record: its state follows the node id.
+	// Decoders from before counters refuse the flag ("unknown flags"),
+	// rather than read the state as part of the value.
+	flagCounter byte = 1 << 1
+)
 
 // headerLen is format + flags + ts + expireAt.
 const headerLen = 1 + 1 + 8 + 8
@@ -111,12 +126,17 @@ var (
 
 // EncodedLen returns the number of bytes Encode will produce.
 func (r *Record) EncodedLen() int {
-	return headerLen + uvarintLen(uint64(len(r.Version.Node))) + len(r.Version.Node) + len(r.Value)
+	n := headerLen + uvarintLen(uint64(len(r.Version.Node))) + len(r.Version.Node) + len(r.Value)
+	if r.Counter != nil {
+		n += uvarintLen(uint64(len(r.Counter))) + len(r.Counter)
+	}
+	return n
 }
 
 // AppendEncode appends r's encoding to dst:
 //
-//	format(1) flags(1) ts(8, BE) expireAt(8, BE) len(node)(uvarint) node value
+//	format(1) flags(1) ts(8, BE) expireAt(8, BE) len(node)(uvarint) node
+//	[len(counter)(uvarint) counter, with flagCounter] value
 //
 // The value is last so it needs no length and decodes without a copy.
 func (r *Record) AppendEncode(dst []byte) []byte {
@@ -124,17 +144,34 @@ func (r *Record) AppendEncode(dst []byte) []byte {
 	if r.Tombstone {
 		flags |= flagTombstone
 	}
+	if r.Counter != nil && !r.Tombstone {
+		flags |= flagCounter
+	}
 	dst = append(dst, formatV1, flags)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.Version.TS))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(r.ExpireAt))
 	dst = binary.AppendUvarint(dst, uint64(len(r.Version.Node)))
 	dst = append(dst, r.Version.Node...)
+	if flags&flagCounter != 0 {
+		dst = binary.AppendUvarint(dst, uint64(len(r.Counter)))
+		dst = append(dst, r.Counter...)
+	}
 	return append(dst, r.Value...)
 }
 
 // Encode returns r's encoding in a new slice.
 func (r *Record) Encode() []byte {
 	return r.AppendEncode(make([]byte, 0, r.EncodedLen()))
+}
+
+// Expiring reports whether the encoded record buf is a value with an expiry
+// (not a tombstone), from its header alone: what counting a store's expiring
+// keys needs, without decoding each record. A short buffer is not.
+func Expiring(buf []byte) bool {
+	if len(buf) < headerLen {
+		return false
+	}
+	return buf[1]&flagTombstone == 0 && binary.BigEndian.Uint64(buf[10:]) != 0
 }
 
 // Decode parses an encoding made by Encode. The returned record's Value aliases
@@ -148,7 +185,7 @@ func Decode(buf []byte) (Record, error) {
 		return r, fmt.Errorf("%w: %d", ErrFormat, buf[0])
 	}
 	flags := buf[1]
-	if flags&^flagTombstone != 0 {
+	if flags&^(flagTombstone|flagCounter) != 0 || flags == flagTombstone|flagCounter {
 		return r, fmt.Errorf("%w: unknown flags %#x", ErrCorrupt, flags)
 	}
 	r.Tombstone = flags&flagTombstone != 0
@@ -166,7 +203,20 @@ func Decode(buf []byte) (Record, error) {
 	}
 	rest = rest[w:]
 	r.Version.Node = internNode(rest[:n])
-	r.Value = rest[n:]
+	rest = rest[n:]
+	if flags&flagCounter != 0 {
+		n, w := binary.Uvarint(rest)
+		if w <= 0 || w != uvarintLen(n) || n > uint64(len(rest)-w) {
+			return r, fmt.Errorf("%w: bad counter length", ErrCorrupt)
+		}
+		// Never nil for a counter, even one with an empty state.
+		r.Counter = rest[w : uint64(w)+n : uint64(w)+n]
+		rest = rest[uint64(w)+n:]
+		if _, err := DecodeCounter(r.Counter); err != nil {
+			return r, err
+		}
+	}
+	r.Value = rest
 	if r.Tombstone && len(r.Value) != 0 {
 		return r, fmt.Errorf("%w: tombstone with a value", ErrCorrupt)
 	}
@@ -187,6 +237,9 @@ func (r *Record) Clone() Record {
 	c := *r
 	if r.Value != nil {
 		c.Value = bytes.Clone(r.Value)
+	}
+	if r.Counter != nil {
+		c.Counter = bytes.Clone(r.Counter)
 	}
 	return c
 }

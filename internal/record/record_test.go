@@ -116,6 +116,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff})
 	// Found by the fuzzer: a node id length in two bytes (0x80 0x00).
 	f.Add([]byte{1, 0, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30, 0x80, 0x00})
+	ctr := Record{Version: Version{TS: 7, Node: "n2"}}
+	ctr.SetCounter(&Counter{Incarnation: Version{TS: 3, Node: "n1"}, Base: -4, Entries: []CounterEntry{{Node: "n1", P: 300, N: 2}, {Node: "n2", P: 1}}})
+	f.Add(ctr.Encode())
 	f.Fuzz(func(t *testing.T, buf []byte) {
 		r, err := Decode(buf)
 		if err != nil {

@@ -50,6 +50,8 @@ type LocalStore interface {
 	Apply(key []byte, rec record.Record) (storage.ApplyResult, error)
 	Scan(from uint64, fn func(token uint64, key []byte, rec *record.Record) error) error
 	ApproxCount() int64
+	// Expiring counts the stored values that have an expiry.
+	Expiring() int64
 }
 
 // Caller sends requests to peers. transport.Transport implements it.
@@ -148,6 +150,8 @@ type Coordinator struct {
 	clockCheck atomic.Pointer[ClockCheck]
 	// skewLog bounds the log lines for records refused by the HLC.
 	skewLog sometimes
+	// incr serialises Incr per key (see incrLocks).
+	incr incrLocks
 }
 
 // New returns a coordinator. hints may be nil (then missed writes are only
@@ -398,8 +402,12 @@ func (f *inFlight) done() {
 // superseding returns prev, the record a replica held when it answered a
 // write of rec, if it is what kept rec from being applied: newer than rec.
 // It is nil when rec was applied, or lost only to itself (a replay).
+//
+// A counter state that the replica did not apply because its own state of
+// the counter already held it (a read repair got there first) is in, not
+// superseded.
 func superseding(applied, prevFound bool, prev, rec *record.Record) *record.Record {
-	if applied || !prevFound || !record.Newer(prev, rec) {
+	if applied || !prevFound || !record.Newer(prev, rec) || record.Mergeable(prev, rec) {
 		return nil
 	}
 	return prev
@@ -740,11 +748,21 @@ func resolve(answers []readResult, guard *clock.Guard) (newest record.Record, fo
 	if !found {
 		return newest, false, nil
 	}
+	if newest.Counter != nil {
+		// A counter's answer is the merge of every replica's state of it:
+		// each may hold increments the others lack.
+		for i := range answers {
+			if answers[i].found && !skip(&answers[i]) && record.Mergeable(&answers[i].rec, &newest) {
+				newest = record.Merge(&answers[i].rec, &newest)
+			}
+		}
+	}
 	for i := range answers {
 		if skip(&answers[i]) {
 			continue
 		}
-		if !answers[i].found || record.Compare(&answers[i].rec, &newest) < 0 {
+		// Older, or for a counter missing increments of the merge.
+		if !answers[i].found || record.Compare(&answers[i].rec, &newest) != 0 {
 			stale = append(stale, answers[i].rep)
 		}
 	}

@@ -488,6 +488,9 @@ func resolveDigests(answers []readResult) (rec record.Record, found bool, stale 
 			stale = append(stale, a.rep)
 		case !local.found:
 			return rec, false, nil, false
+		case local.rec.Counter != nil || a.rec.Counter != nil:
+			// Counter states merge (see resolve): read them whole.
+			return rec, false, nil, false
 		default:
 			c := record.CompareMeta(&local.rec, &a.rec)
 			if c < 0 || c == 0 && (len(a.rec.Value) != 8 || binary.BigEndian.Uint64(a.rec.Value) != valueDigest(local.rec.Value)) {

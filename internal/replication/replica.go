@@ -15,6 +15,8 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 	switch method {
 	case MethodTime:
 		return c.serveTime(), nil
+	case MethodFlush:
+		return c.serveFlush(payload)
 	case MethodApply:
 		return c.serveApply(nil, from, payload)
 	case MethodApplyBatch:
@@ -41,7 +43,10 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 		}
 		return page.encode(), nil
 	case MethodCount:
-		return binary.BigEndian.AppendUint64(nil, uint64(c.local.ApproxCount())), nil
+		// The record count, then (since issue 32) the values with an expiry:
+		// a coordinator that knows only the first reads 8 bytes.
+		b := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(c.local.ApproxCount()))
+		return binary.BigEndian.AppendUint64(b, uint64(c.local.Expiring())), nil
 	}
 	return nil, fmt.Errorf("replication: unknown method %d", method)
 }

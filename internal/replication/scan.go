@@ -113,6 +113,7 @@ var errPageFull = errors.New("page full")
 // last-token+1 loses nothing.
 func (c *Coordinator) localScan(cursor uint64, count int) (scanPage, error) {
 	now := c.Now().UnixMilli()
+	barrier := c.barrier() // what FLUSHALL killed, not yet purged
 	var p scanPage
 	seen := 0
 	var last uint64
@@ -122,7 +123,7 @@ func (c *Coordinator) localScan(cursor uint64, count int) (scanPage, error) {
 		}
 		seen++
 		last = tok
-		if rec.Live(now) {
+		if rec.Live(now) && rec.Version.TS >= barrier {
 			p.Tokens = append(p.Tokens, tok)
 			p.Keys = append(p.Keys, bytes.Clone(key))
 		}
@@ -142,28 +143,39 @@ func (c *Coordinator) localScan(cursor uint64, count int) (scanPage, error) {
 // DBSize estimates the number of keys in the cluster: the sum of the nodes'
 // record counts (tombstones included) divided by the replication factor.
 func (c *Coordinator) DBSize(ctx context.Context) (int64, error) {
+	keys, _, err := c.Keyspace(ctx)
+	return keys, err
+}
+
+// Keyspace estimates the number of keys in the cluster as DBSize does, and
+// of those with an expiry (INFO's keyspace line): the sums of the live
+// nodes' counts divided by the replication factor.
+func (c *Coordinator) Keyspace(ctx context.Context) (keys, expires int64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	nodes := c.topo.Nodes()
-	var total int64
 	for i := range nodes {
 		n := nodes[i]
 		if !n.Up {
 			continue
 		}
 		if c.isLocal(&n) {
-			total += c.local.ApproxCount()
+			keys += c.local.ApproxCount()
+			expires += c.local.Expiring()
 			continue
 		}
 		resp, err := c.net.Call(ctx, n.Addr, MethodCount, nil)
-		if err != nil || len(resp) != 8 {
+		if err != nil || len(resp) < 8 {
 			continue
 		}
-		total += int64(beUint64(resp))
+		keys += int64(beUint64(resp))
+		if len(resp) >= 16 {
+			expires += int64(beUint64(resp[8:]))
+		}
 	}
-	rf := len(c.topo.Replicas(nil))
+	rf := int64(len(c.topo.Replicas(nil)))
 	if rf == 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
-	return total / int64(rf), nil
+	return keys / rf, expires / rf, nil
 }

@@ -68,7 +68,7 @@ type GetBatcher interface {
 // batchable reports whether args is a plain GET or SET that passes every check
 // its command would make, so the batch can skip them.
 func (c *conn) batchable(args [][]byte) bool {
-	if !c.authed || !c.s.cfg.ConcurrentPipeline {
+	if !c.authed || !c.s.cfg.ConcurrentPipeline || c.inMulti {
 		return false
 	}
 	if l := c.s.cfg.Loading; l != nil && l() != nil {

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"errors"
 	"maps"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/version"
 )
 
 // redisVersion is the Redis version whose replies this package reproduces;
@@ -78,6 +80,7 @@ func (c *conn) login(user, pass []byte) bool {
 		return false
 	}
 	c.user, c.rights = id.Name, id.Rights
+	c.publish()
 	if !c.authed {
 		c.authed = true
 		c.rd.SetLimits(c.limits())
@@ -196,8 +199,10 @@ func cmdHello(c *conn, args [][]byte) {
 			return
 		}
 		c.name = string(name)
+		c.publish()
 	}
 	c.w.proto = int(proto)
+	c.publish()
 	c.w.Map(7)
 	c.w.BulkString("server")
 	c.w.BulkString("redis")
@@ -226,7 +231,7 @@ func validName(b []byte) bool {
 }
 
 // clientArity is the exact arity of each CLIENT subcommand served.
-var clientArity = map[string]int{"id": 2, "getname": 2, "info": 2, "setname": 3, "setinfo": 4}
+var clientArity = map[string]int{"id": 2, "getname": 2, "info": 2, "setname": 3, "setinfo": 4, "list": -2}
 
 func cmdClient(c *conn, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
@@ -235,11 +240,13 @@ func cmdClient(c *conn, args [][]byte) {
 	case !known:
 		c.fail("ERR unknown subcommand '" + string(truncate(args[1], 128)) + "'. Try CLIENT HELP.")
 		return
-	case len(args) != n:
+	case (n > 0 && len(args) != n) || len(args) < -n:
 		c.fail("ERR wrong number of arguments for 'client|" + sub + "' command")
 		return
 	}
 	switch sub {
+	case "list":
+		c.clientList(args[2:])
 	case "id":
 		c.w.Int(c.id)
 	case "getname":
@@ -254,6 +261,7 @@ func cmdClient(c *conn, args [][]byte) {
 			return
 		}
 		c.name = string(args[2])
+		c.publish()
 		c.w.OK()
 	case "setinfo":
 		attr := strings.ToLower(string(args[2]))
@@ -270,6 +278,7 @@ func cmdClient(c *conn, args [][]byte) {
 		} else {
 			c.libVer = string(args[3])
 		}
+		c.publish()
 		c.w.OK()
 	case "info":
 		c.w.Verbatim(c.info())
@@ -438,10 +447,14 @@ func cmdInfo(c *conn, args [][]byte) {
 	}
 	if want("server") {
 		up := time.Since(s.started)
+		build := version.Get()
 		section("Server",
 			"redis_version", redisVersion,
 			"redis_mode", "standalone",
 			"ringkv_compat", "resp",
+			"ringkv_version", build.Version,
+			"ringkv_commit", build.Commit,
+			"ringkv_build_date", build.Date,
 			"tcp_port", portOf(s.Addr()),
 			"uptime_in_seconds", strconv.FormatInt(int64(up/time.Second), 10),
 			"uptime_in_days", strconv.FormatInt(int64(up/(24*time.Hour)), 10))
@@ -464,12 +477,27 @@ func cmdInfo(c *conn, args [][]byte) {
 		}
 		section("Memory", kv...)
 	}
+	if want("replication") {
+		// Every ringkv node takes writes; its replication is its own (the
+		// Ringkv section's replicas), never Redis' master-replica kind.
+		section("Replication",
+			"role", "master",
+			"connected_slaves", "0",
+			"master_failover_state", "no-failover",
+			"master_repl_offset", "0")
+	}
+	if want("cluster") {
+		// Every node serves every slot's keys; cluster clients read the
+		// map from CLUSTER SLOTS.
+		section("Cluster", "cluster_enabled", "1")
+	}
 	if want("keyspace") {
 		ctx, cancel := c.ctx()
-		n, err := s.b.DBSize(ctx)
+		n, x, err := keyspace(ctx, s.b)
 		cancel()
 		if err == nil && n > 0 {
-			section("Keyspace", "db0", "keys="+strconv.FormatInt(n, 10)+",expires=0,avg_ttl=0")
+			// avg_ttl is 0, as Redis reports it when it has not sampled one.
+			section("Keyspace", "db0", "keys="+strconv.FormatInt(n, 10)+",expires="+strconv.FormatInt(x, 10)+",avg_ttl=0")
 		} else {
 			section("Keyspace")
 		}
@@ -483,6 +511,20 @@ func cmdInfo(c *conn, args [][]byte) {
 		section("Ringkv", kv...)
 	}
 	c.w.Verbatim(b.String())
+}
+
+// Keyspacer is implemented by a Backend that also counts the keys with an
+// expiry; INFO reports expires=0 for one that does not.
+type Keyspacer interface {
+	Keyspace(ctx context.Context) (keys, expires int64, err error)
+}
+
+func keyspace(ctx context.Context, b Backend) (keys, expires int64, err error) {
+	if k, ok := b.(Keyspacer); ok {
+		return k.Keyspace(ctx)
+	}
+	keys, err = b.DBSize(ctx)
+	return keys, 0, err
 }
 
 func portOf(addr string) string {

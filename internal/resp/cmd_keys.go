@@ -417,13 +417,26 @@ func cmdMSet(c *conn, args [][]byte) {
 			idx = append(idx, i)
 		}
 	}
-	errs := make([]error, len(idx))
 	ctx, cancel := c.ctx()
 	defer cancel()
-	fanout(len(idx), func(j int) {
-		i := idx[j]
-		_, _, errs[j] = c.s.b.Put(ctx, args[i], replication.Mutation{Value: args[i+1]}, c.level)
-	})
+	var errs []error
+	if bp, ok := c.s.b.(BatchPutter); ok && len(idx) > 1 {
+		// One request per replica for all the keys, as a pipeline of SETs:
+		// a goroutine and a round trip per key made a 10-key MSET cost
+		// twenty times a SET.
+		keys := make([][]byte, len(idx))
+		muts := make([]replication.Mutation, len(idx))
+		for j, i := range idx {
+			keys[j], muts[j] = args[i], replication.Mutation{Value: args[i+1]}
+		}
+		errs = bp.PutBatch(ctx, keys, muts, c.level)
+	} else {
+		errs = make([]error, len(idx))
+		fanout(len(idx), func(j int) {
+			i := idx[j]
+			_, _, errs[j] = c.s.b.Put(ctx, args[i], replication.Mutation{Value: args[i+1]}, c.level)
+		})
+	}
 	for _, err := range errs {
 		if err != nil {
 			c.backendError(err)

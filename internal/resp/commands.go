@@ -59,6 +59,9 @@ func commandTable() map[string]*command {
 		{name: "acl", arity: -2, flags: []string{"noscript"}, waitless: true, fn: cmdAcl},
 		{name: "info", arity: -1, flags: []string{"loading"}, fn: cmdInfo},
 		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, fn: cmdDBSize},
+		{name: "cluster", arity: -2, flags: []string{"fast"}, fn: cmdCluster},
+		{name: "readonly", arity: 1, flags: []string{"fast"}, waitless: true, fn: cmdReadMode},
+		{name: "readwrite", arity: 1, flags: []string{"fast"}, waitless: true, fn: cmdReadMode},
 		{name: "ringkv.consistency", arity: -1, flags: []string{"fast"}, fn: cmdConsistency},
 
 		{name: "get", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdGet},
@@ -84,11 +87,26 @@ func commandTable() map[string]*command {
 		{name: "pexpiretime", arity: 2, flags: []string{"readonly", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdTTL},
 		{name: "persist", arity: 2, flags: []string{"write", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdPersist},
 		{name: "scan", arity: -2, flags: []string{"readonly"}, fn: cmdScan},
+		{name: "keys", arity: 2, flags: []string{"readonly"}, fn: cmdKeys},
+		{name: "object", arity: -2, flags: []string{"readonly"}, firstKey: 2, lastKey: 2, step: 1, fn: cmdObject},
+		{name: "time", arity: 1, flags: []string{"fast"}, fn: cmdTime},
+		// FLUSHALL and FLUSHDB empty the whole cluster: admin only.
+		{name: "flushall", arity: -1, flags: []string{"write"}, right: auth.Admin, fn: cmdFlushAll},
+		{name: "flushdb", arity: -1, flags: []string{"write"}, right: auth.Admin, fn: cmdFlushAll},
+
+		// Counters (cmd_counter.go).
+		{name: "incr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncr},
+		{name: "decr", arity: 2, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecr},
+		{name: "incrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrBy},
+		{name: "decrby", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdDecrBy},
+		{name: "incrbyfloat", arity: 3, flags: []string{"write", "denyoom", "fast"}, firstKey: 1, lastKey: 1, step: 1, fn: cmdIncrByFloat},
 	}
+	cmds = append(cmds, refusedCommands()...)
 	m := make(map[string]*command, len(cmds))
 	for _, c := range cmds {
 		c.data = slices.Contains(c.flags, "readonly") || slices.Contains(c.flags, "write")
 		switch {
+		case c.right != 0: // a command stricter than its flags say (FLUSHALL)
 		case slices.Contains(c.flags, "write"):
 			c.right = auth.Write
 		case slices.Contains(c.flags, "readonly"):
@@ -145,6 +163,10 @@ func (c *conn) exec(args [][]byte) {
 	}
 	if !c.rights.Has(cmd.right) {
 		c.errorf(cmd.name, "NOPERM this user has no permissions to run the '"+cmd.name+"' command")
+		return
+	}
+	if c.inMulti && !multiEnds(cmd.name) {
+		c.errorf(cmd.name, notRun)
 		return
 	}
 	if cmd.data && s.cfg.Loading != nil {

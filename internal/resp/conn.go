@@ -56,7 +56,10 @@ type conn struct {
 	libName string
 	libVer  string
 	lastCmd string
-	quit    bool  // close after flushing, for QUIT
+	quit    bool // close after flushing, for QUIT
+	// inMulti is set by a refused MULTI until EXEC or DISCARD: commands in
+	// between are refused, not run (see notRun).
+	inMulti bool
 	batch   batch // plain GETs and SETs of a pipeline, run concurrently
 	// tally holds the metric updates of the commands since the last reply
 	// write; flush publishes them first.
@@ -74,6 +77,22 @@ type conn struct {
 	// MaxClientMemory (clientmem.go). Both are read by other connections.
 	bufMem  atomic.Int64
 	evicted atomic.Bool
+	// shown is what CLIENT LIST on another connection reports of this
+	// one's own fields: a copy published on every change, since they are
+	// written by this connection's goroutine alone.
+	shown atomic.Pointer[connShown]
+}
+
+// connShown is the part of a connection CLIENT LIST reads from elsewhere.
+type connShown struct {
+	name, user, libName, libVer string
+	proto                       int
+}
+
+// publish makes the connection's name, user and library visible to CLIENT
+// LIST on other connections.
+func (c *conn) publish() {
+	c.shown.Store(&connShown{name: c.name, user: c.user, libName: c.libName, libVer: c.libVer, proto: c.w.proto})
 }
 
 // newConn returns the conn for nc; fd >= 0 is nc's socket duplicated for an
@@ -98,6 +117,7 @@ func newConn(s *Server, nc net.Conn, fd int) *conn {
 	c.rd = NewReader(&c.io, c.limits())
 	c.rd.SetGrowHook(c.growBuffer)
 	c.w = newWriter(bufio.NewWriterSize(&c.io, 16<<10))
+	c.publish()
 	return c
 }
 

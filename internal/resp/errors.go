@@ -36,6 +36,8 @@ var errorPrefixes = [...]struct {
 	{storage.ErrOutOfMemory, "OOM", "OOM " + storage.ErrOutOfMemory.Error()},
 	{replication.ErrUnavailable, "UNAVAILABLE", ""},
 	{clock.ErrClockSkew, "ERR", ""},
+	{replication.ErrNotInteger, "ERR", errNotInt},
+	{replication.ErrOverflow, "ERR", errOverflow},
 }
 
 // errorReply renders a backend error as a RESP error line.

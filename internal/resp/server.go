@@ -2,7 +2,10 @@
 // port: it parses commands with its own bounded reader, runs them against the
 // node's data path (Backend) with single-node Redis 7 semantics, and encodes
 // replies exactly as Redis does, so redis-cli, redis-benchmark and go-redis work
-// unmodified.
+// unmodified. CLUSTER SLOTS and its kin describe the node's ring as Redis
+// Cluster hash slots (cmd_cluster.go), so cluster-mode clients send each key
+// straight to a replica of it; commands ringkv does not serve are refused with
+// the reason (refused.go).
 //
 // Each connection is served by one goroutine, or on Linux first by an event
 // loop while it sends only commands that never wait (loop.go): either parses
@@ -114,8 +117,14 @@ type Config struct {
 	// RequestTimeout is how long the backend may take per request; the
 	// backend enforces it (the coordinator bounds every replica request).
 	RequestTimeout time.Duration
+	// Cluster returns the ring as slot ranges for the CLUSTER commands; nil
+	// (or an empty view) describes a single node holding every slot.
+	Cluster func() ClusterView
 	// Info returns extra fields for the "# Ringkv" section of INFO; may be nil.
 	Info func() map[string]string
+	// Started is when the node started: INFO's uptime counts from it, so
+	// that it agrees with the node's other figures. Zero: from New.
+	Started time.Time
 	// MemoryInfo returns the "# Memory" section of INFO in Redis' field
 	// names (used_memory, maxmemory...); may be nil.
 	MemoryInfo func() map[string]string
@@ -272,7 +281,10 @@ func New(cfg Config, b Backend) *Server {
 		b:       b,
 		log:     cfg.Logger.With("component", "resp"),
 		m:       newMetrics(cfg.Registerer),
-		started: time.Now(),
+		started: cfg.Started,
+	}
+	if s.started.IsZero() {
+		s.started = time.Now()
 	}
 	s.putBatcher, _ = b.(BatchPutter)
 	s.getBatcher, _ = b.(GetBatcher)

@@ -871,3 +871,30 @@ func TestPipelineSetsGoThroughPutBatch(t *testing.T) {
 		equal(t, "SETs through PutBatch", total, 16)
 	})
 }
+
+// MSET writes its distinct keys in one PutBatch, each with its last value,
+// and fails as a whole when one of them is refused.
+func TestMSetGoesThroughPutBatch(t *testing.T) {
+	eachProto(t, func(t *testing.T, ts *testServer, c *redis.Client) {
+		ctx := t.Context()
+		ts.b.mu.Lock()
+		ts.b.mu.batches = nil
+		ts.b.mu.Unlock()
+		if err := c.MSet(ctx, "m1", "a", "m2", "b", "m1", "c", "m3", "d").Err(); err != nil {
+			t.Fatal(err)
+		}
+		ts.b.mu.Lock()
+		batches := slices.Clone(ts.b.mu.batches)
+		ts.b.mu.Unlock()
+		if !slices.Equal(batches, []int{3}) {
+			t.Fatalf("PutBatch calls %v, want one of the 3 distinct keys", batches)
+		}
+		got, err := c.MGet(ctx, "m1", "m2", "m3").Result()
+		if err != nil || !slices.Equal(got, []any{"c", "b", "d"}) {
+			t.Fatalf("MGET = %v %v, want [c b d]", got, err)
+		}
+		if err := c.MSet(ctx, "m4", "x", "refuse:m", "y").Err(); err == nil || !strings.Contains(err.Error(), "refused by the test backend") {
+			t.Fatalf("MSET with a refused key: %v, want the backend's refusal", err)
+		}
+	})
+}

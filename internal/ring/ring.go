@@ -59,7 +59,12 @@ type Ring struct {
 	rf     int      // requested replication factor
 	vnodes int      // tokens per node
 	tokens []uint64 // sorted, distinct
-	owner  []int32  // owner[i] indexes nodes: the node holding tokens[i]
+	// walk is every vnode's owner (an index into nodes) in token order, ties
+	// included: two nodes can draw the same slot, and both keep their place
+	// in the clockwise walk that picks replicas. first[i] is where the
+	// vnodes of tokens[i] begin in walk.
+	walk  []int32
+	first []int32
 	// sets[i] is the replica set of the range ending at tokens[i]; every set is
 	// a capacity-limited window of one backing array so an append by a caller
 	// cannot clobber its neighbour.
@@ -68,14 +73,17 @@ type Ring struct {
 
 // NodeTokens returns the vnodes tokens of the node with the given id. They
 // depend on the id alone, so every node derives the same ring from the same
-// member list without exchanging tokens.
+// member list without exchanging tokens. Each is the last token of a slot
+// drawn by hashing, so every hash slot lies within one vnode range and the
+// ring reads exactly as slot ranges (CLUSTER SLOTS). A node may draw a slot
+// twice; its tokens then repeat.
 func NodeTokens(id string, vnodes int) []uint64 {
 	out := make([]uint64, vnodes)
 	buf := make([]byte, 0, len(id)+1+20)
 	buf = append(buf, id...)
 	buf = append(buf, '#')
 	for i := range out {
-		out[i] = xxhash.Sum64(strconv.AppendInt(buf, int64(i), 10))
+		out[i] = slotEnd(xxhash.Sum64(strconv.AppendInt(buf, int64(i), 10)) >> slotShift)
 	}
 	return out
 }
@@ -115,16 +123,23 @@ func New(nodes []Node, vnodes int, rf int) *Ring {
 			vs = append(vs, vnode{t, int32(i)})
 		}
 	}
-	// Ties between nodes (a 64-bit hash collision) go to the smaller ID, which
-	// every node agrees on because nodes are sorted by ID.
+	// With 16384 slots, nodes share tokens now and then. Tied vnodes stay in
+	// the walk in ID order, which every node agrees on because nodes are
+	// sorted by ID: the range up to the token goes to the smallest ID, and
+	// the others follow it in the replica walk. Dropping a tied vnode
+	// instead would let a joining node reorder the old nodes' replicas.
 	slices.SortFunc(vs, func(a, b vnode) int {
 		return cmp.Or(cmp.Compare(a.token, b.token), cmp.Compare(a.owner, b.owner))
 	})
-	vs = slices.CompactFunc(vs, func(a, b vnode) bool { return a.token == b.token })
-	r.tokens = make([]uint64, len(vs))
-	r.owner = make([]int32, len(vs))
+	// A node that drew one slot twice keeps one vnode there.
+	vs = slices.Compact(vs)
+	r.walk = make([]int32, len(vs))
 	for i, v := range vs {
-		r.tokens[i], r.owner[i] = v.token, v.owner
+		r.walk[i] = v.owner
+		if i == 0 || vs[i-1].token != v.token {
+			r.tokens = append(r.tokens, v.token)
+			r.first = append(r.first, int32(i))
+		}
 	}
 	r.buildSets()
 	return r
@@ -157,8 +172,9 @@ func (r *Ring) buildSets() {
 		gen := i + 1
 		chosen, deferred = chosen[:0], deferred[:0]
 		zonesUsed := 0
-		for step := 0; step < len(r.tokens) && len(chosen) < n; step++ {
-			o := r.owner[(i+step)%len(r.tokens)]
+		start := int(r.first[i])
+		for step := 0; step < len(r.walk) && len(chosen) < n; step++ {
+			o := r.walk[(start+step)%len(r.walk)]
 			if seen[o] == gen {
 				continue
 			}

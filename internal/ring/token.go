@@ -2,6 +2,76 @@ package ring
 
 import "github.com/cespare/xxhash/v2"
 
-// Token returns the position of key on the ring. Storage orders records by it,
-// so a token range is a contiguous range on disk.
-func Token(key []byte) uint64 { return xxhash.Sum64(key) }
+// Slots is the number of Redis Cluster hash slots. A key's slot is the high
+// SlotBits bits of its token, so a cluster-mode client that computes the slot
+// the Redis way finds the key's replicas in CLUSTER SLOTS.
+const (
+	Slots    = 16384
+	SlotBits = 14
+	// slotShift moves a slot into the high bits of a token; the low bits
+	// spread the keys of one slot (and of one hash tag) in token order.
+	slotShift = 64 - SlotBits
+	lowMask   = 1<<slotShift - 1
+)
+
+// Token returns the position of key on the ring: its hash slot in the high 14
+// bits and 50 bits of xxhash64 of the whole key below. Storage orders records
+// by it, so a token range is a contiguous range on disk, and a slot is a
+// contiguous run of tokens that lies within one vnode range (vnode tokens sit
+// on slot boundaries, see NodeTokens).
+func Token(key []byte) uint64 {
+	return uint64(Slot(key))<<slotShift | xxhash.Sum64(key)&lowMask
+}
+
+// Slot returns key's Redis Cluster hash slot: CRC16 (XMODEM) mod 16384 of the
+// key, or of its hash tag, the bytes between the first '{' and the first '}'
+// after it when there are any, so keys sharing a tag share a slot.
+func Slot(key []byte) int {
+	for i, c := range key {
+		if c != '{' {
+			continue
+		}
+		for j := i + 1; j < len(key); j++ {
+			if key[j] == '}' {
+				if j > i+1 {
+					key = key[i+1 : j]
+				}
+				return int(crc16(key) & (Slots - 1))
+			}
+		}
+		break
+	}
+	return int(crc16(key) & (Slots - 1))
+}
+
+// SlotOf returns the slot a token lies in.
+func SlotOf(t uint64) int { return int(t >> slotShift) }
+
+// slotEnd is the last token of slot s. Vnode tokens are slot ends: a range
+// (Start, End] then holds whole slots, the ones after Start's and up to End's.
+func slotEnd(s uint64) uint64 { return s<<slotShift | lowMask }
+
+// crc16 is CRC-16/XMODEM (polynomial 0x1021, initial 0), Redis Cluster's
+// key hash.
+func crc16(b []byte) uint16 {
+	var crc uint16
+	for _, c := range b {
+		crc = crc<<8 ^ crc16Table[byte(crc>>8)^c]
+	}
+	return crc
+}
+
+var crc16Table = func() (t [256]uint16) {
+	for i := range t {
+		crc := uint16(i) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+		t[i] = crc
+	}
+	return t
+}()

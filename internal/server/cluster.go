@@ -6,9 +6,9 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/ringkv/ringkv/internal/apitypes"
+	"github.com/ringkv/ringkv/internal/version"
 )
 
 // Status returns the node's view of the cluster. Hints are the backlog this
@@ -17,7 +17,9 @@ func (s *Server) Status() apitypes.ClusterStatus {
 	v := s.topo.cur.Load()
 	own := v.ring.Ownership()
 	backlog := s.hints.Backlog()
-	st := apitypes.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness()}
+	b := version.Get()
+	st := apitypes.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness(),
+		Version: b.Version, Commit: b.Commit, BuildDate: b.Date}
 	for _, m := range v.members {
 		st.Nodes = append(st.Nodes, apitypes.NodeStatus{
 			ID: m.ID, ClientAddr: m.ClientAddr, PeerAddr: m.PeerAddr, HTTPAddr: m.HTTPAddr,
@@ -48,9 +50,9 @@ func (s *Server) handleCluster(w http.ResponseWriter, _ *http.Request) {
 	}
 }
 
-var startTime = time.Now()
-
-// info fills the RESP INFO command's sections.
+// info fills the RESP INFO command's "# Ringkv" section: what is ringkv's
+// own. The Server section (versions, uptime, port) comes from the RESP server,
+// once, so that no field appears twice with two values.
 func (s *Server) info() map[string]string {
 	st := s.Status()
 	up := 0
@@ -61,17 +63,12 @@ func (s *Server) info() map[string]string {
 	}
 	m := s.store.Metrics()
 	return map[string]string{
-		"redis_version":     "7.2.0",
-		"ringkv_version":    "0.1.0",
-		"ringkv_node_id":    s.cfg.NodeID,
-		"redis_mode":        "standalone",
-		"os":                runtime.GOOS + "/" + runtime.GOARCH,
-		"tcp_port":          portOf(s.Addrs().Client),
-		"uptime_in_seconds": strconv.FormatInt(int64(time.Since(startTime).Seconds()), 10),
-		"cluster_nodes":     strconv.Itoa(len(st.Nodes)),
-		"cluster_nodes_up":  strconv.Itoa(up),
-		"replicas":          strconv.Itoa(s.cfg.Replicas),
-		"stored_records":    strconv.FormatInt(m.Records, 10),
+		"ringkv_node_id":   s.cfg.NodeID,
+		"os":               runtime.GOOS + "/" + runtime.GOARCH,
+		"cluster_nodes":    strconv.Itoa(len(st.Nodes)),
+		"cluster_nodes_up": strconv.Itoa(up),
+		"replicas":         strconv.Itoa(s.cfg.Replicas),
+		"stored_records":   strconv.FormatInt(m.Records, 10),
 	}
 }
 

@@ -70,6 +70,20 @@ func (g clientGate) Put(ctx context.Context, key []byte, m replication.Mutation,
 	return g.Coordinator.Put(ctx, key, m, lvl)
 }
 
+func (g clientGate) Incr(ctx context.Context, key []byte, delta int64, lvl replication.Level) (int64, error) {
+	if err := g.admit(); err != nil {
+		return 0, err
+	}
+	return g.Coordinator.Incr(ctx, key, delta, lvl)
+}
+
+func (g clientGate) FlushAll(ctx context.Context, sync bool) error {
+	if err := g.admit(); err != nil {
+		return err
+	}
+	return g.Coordinator.FlushAll(ctx, sync)
+}
+
 func (g clientGate) Scan(ctx context.Context, cursor uint64, count int, lvl replication.Level) ([][]byte, uint64, error) {
 	if err := g.admit(); err != nil {
 		return nil, 0, err
@@ -82,6 +96,13 @@ func (g clientGate) DBSize(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	return g.Coordinator.DBSize(ctx)
+}
+
+func (g clientGate) Keyspace(ctx context.Context) (keys, expires int64, err error) {
+	if err := g.admit(); err != nil {
+		return 0, 0, err
+	}
+	return g.Coordinator.Keyspace(ctx)
 }
 
 func (g clientGate) GetBatch(ctx context.Context, keys [][]byte, lvl replication.Level) []replication.GetResult {
@@ -121,5 +142,7 @@ var (
 	_ resp.BatchPutter = clientGate{}
 	_ resp.GetBatcher  = clientGate{}
 	_ resp.SoloReader  = clientGate{}
+	_ resp.Incrementer = clientGate{}
+	_ resp.Flusher     = clientGate{}
 	_ httpapi.Backend  = clientGate{}
 )

@@ -359,7 +359,7 @@ func (r *rebalancer) complete(ctx context.Context, v *view, replies map[string]r
 			if err := r.s.markEverywhere(ctx, id, membership.Removed); err != nil {
 				return err
 			}
-			r.s.log.Info("removed node: its ranges are re-replicated", "node", id)
+			r.s.log.Info("removed node: its ranges are re-replicated", "member", id)
 		}
 	}
 	return nil

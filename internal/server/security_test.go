@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,9 +10,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/config"
 )
 
@@ -31,25 +34,32 @@ func TestRedactArgs(t *testing.T) {
 	}
 }
 
-// TestMetricsOpenLeavesOutKeyNames serves /metrics as a node does, open and
-// closed: open, no series labelled with a key remains.
-func TestMetricsOpenLeavesOutKeyNames(t *testing.T) {
+// TestMetricsCarryNoKeyNames serves /metrics as a node does, open and
+// closed, after a key got hot: its name is in no series either way.
+func TestMetricsCarryNoKeyNames(t *testing.T) {
 	for _, open := range []bool{false, true} {
-		s := newTestServer(t, func(c *config.Config) { c.MetricsOpen = open })
-		s.reg = prometheus.NewRegistry()
-		hot := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ringkv_hotkeys_key_rate", Help: "h"}, []string{"rank", "key"})
-		hot.WithLabelValues("1", "user:secret-key").Set(5)
-		other := prometheus.NewCounter(prometheus.CounterOpts{Name: "ringkv_other_total", Help: "o"})
-		other.Inc()
-		s.reg.MustRegister(hot, other)
+		s := newTestServer(t, func(c *config.Config) { c.MetricsOpen = open; c.HotKeysMinRate = 10 })
+		clk := clock.NewManual(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+		s.wall, s.reg = clock.NewOffset(clk, 0), prometheus.NewRegistry()
+		if err := s.startHotKeys(); err != nil {
+			t.Fatal(err)
+		}
+		for range 500 {
+			s.hot.tracker.Observe([]byte("user:secret-key"))
+		}
+		clk.Advance(time.Second)
+		s.hot.tracker.Refresh()
+		if err := s.stopHotKeys(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 		rec := httptest.NewRecorder()
 		s.metricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		body, _ := io.ReadAll(rec.Body)
-		if !strings.Contains(string(body), "ringkv_other_total 1") {
-			t.Fatalf("open=%v: other metrics missing:\n%s", open, body)
+		if !strings.Contains(string(body), `ringkv_hotkeys_key_rate{rank="1"} 500`) {
+			t.Fatalf("open=%v: the hottest rank's rate is missing:\n%s", open, body)
 		}
-		if got := strings.Contains(string(body), "secret-key"); got == open {
-			t.Fatalf("open=%v: key name served = %v:\n%s", open, got, body)
+		if strings.Contains(string(body), "secret-key") {
+			t.Fatalf("open=%v: a key name is in the metrics:\n%s", open, body)
 		}
 	}
 }

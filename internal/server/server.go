@@ -57,10 +57,13 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 	respLn net.Listener
-	ae     aeState      // anti-entropy; see antientropy.go
-	hot    hotKeyState  // hot keys; see hotkeys.go
-	disk   diskState    // the data disk's guard; see diskguard.go
-	salv   salvageState // restoring after a salvage; see salvage.go
+	ae     aeState       // anti-entropy; see antientropy.go
+	hot    hotKeyState   // hot keys; see hotkeys.go
+	stats  *statsSampler // the dashboard's history; see dashboard.go
+	// started is when Start began: INFO's uptime and the dashboard's.
+	started time.Time
+	disk    diskState    // the data disk's guard; see diskguard.go
+	salv    salvageState // restoring after a salvage; see salvage.go
 
 	form formationState // cluster formation; see formation.go
 
@@ -101,8 +104,9 @@ func (s *Server) Start() (err error) {
 		}
 	}()
 	cfg := s.cfg
+	s.started = time.Now()
 	s.reg = prometheus.NewRegistry()
-	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 	// The offset lets the fault suite skew this one process's clock; it is
 	// zero unless a test sets it through the debug endpoint.
 	s.wall = clock.NewOffset(s.baseClock(), 0)
@@ -134,6 +138,9 @@ func (s *Server) Start() (err error) {
 	if err != nil {
 		return s.storageOpenError(err)
 	}
+	if err := s.checkTokenScheme(); err != nil {
+		return err
+	}
 	s.noteSalvage()
 	s.salvageMetrics()
 
@@ -145,7 +152,7 @@ func (s *Server) Start() (err error) {
 		return err
 	}
 	s.peers, err = s.listenPeers(transport.TCPConfig{
-		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log.With("component", "transport"), Registerer: s.reg,
+		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log, Registerer: s.reg,
 		Handler: s.servePeer, ServerTLS: peerTLS.server, ClientTLS: peerTLS.client,
 	})
 	if err != nil {
@@ -176,7 +183,7 @@ func (s *Server) Start() (err error) {
 	s.member, err = membership.New(membership.Config{
 		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: seeds, Keys: gossipKeys,
 		Profile: gossipProfile(cfg.GossipAddr), Transport: s.seams.gossip,
-		Logger: s.log.With("component", "membership"),
+		Logger: s.log,
 		Meta: membership.Meta{
 			ID: cfg.NodeID, Zone: cfg.Zone,
 			ClientAddr: s.respLn.Addr().String(), PeerAddr: s.peers.Addr(), HTTPAddr: s.httpLn.Addr().String(),
@@ -250,7 +257,7 @@ func (s *Server) Start() (err error) {
 		Auth:         users, DefaultLevel: cfg.Consistency, RequestTimeout: cfg.RequestTimeout,
 		TLS: clientTLS, MaxClientMemory: maxClientMemoryCap(cfg.MaxClientMemory),
 		IdleTimeout: cfg.ClientIdleTimeout, ReadTimeout: cfg.ClientReadTimeout,
-		Info: s.info, MemoryInfo: s.memoryInfo, Logger: s.log.With("component", "resp"), Registerer: s.reg,
+		Cluster: s.clusterView, Info: s.info, MemoryInfo: s.memoryInfo, Started: s.started, Logger: s.log, Registerer: s.reg,
 		// A pipeline's plain GETs and SETs run as batches: a clustered
 		// node sends each peer one request for them, and every node looks
 		// up a batch's keys together (Store.Prefetch), which overlaps their
@@ -281,6 +288,8 @@ func (s *Server) Start() (err error) {
 	s.mountClock(api)
 	s.mountPprof(api)
 	s.mountHotKeys(api)
+	s.mountUI(api)
+	s.startStats()
 	s.http = httpapi.NewServer(api.Handler(), httpapi.ServerConfig{
 		ReadTimeout: cfg.ClientReadTimeout, IdleTimeout: cfg.ClientIdleTimeout,
 		TLS: clientTLS, Logger: s.log.With("component", "http"),
@@ -294,8 +303,6 @@ func (s *Server) Start() (err error) {
 			s.log.Error("http listener stopped", "err", err)
 		}
 	}()
-	s.log.Info("ringkv node started", "client", s.respLn.Addr().String(), "http", s.httpLn.Addr().String(),
-		"peer", s.peers.Addr(), "gossip", cfg.GossipAddr, "replicas", cfg.Replicas)
 	return nil
 }
 
@@ -376,6 +383,8 @@ func (s *Server) servePeer(ctx context.Context, from string, method uint8, paylo
 		return s.serveAntiEntropy(ctx, from, method, payload)
 	case peermethod.Rebalance:
 		return s.serveRebalance(ctx, from, method, payload)
+	case peermethod.Stats:
+		return s.serveStats(method)
 	}
 	return nil, fmt.Errorf("server: unknown peer method %d", method)
 }
@@ -427,6 +436,7 @@ func (s *Server) close(ctx context.Context) error {
 		<-s.watchDone
 	}
 	s.stopRestore()
+	s.stopStats()
 	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx), s.stopClockCheck(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))

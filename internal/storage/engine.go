@@ -55,6 +55,9 @@ type engine interface {
 	scan(from, to uint64, hold sync.Locker, fn func(token uint64, key []byte, rec *record.Record) error) error
 	// count returns the number of stored records, once, at open.
 	count() int64
+	// expiring returns the number of stored values with an expiry, once,
+	// at open (INFO's keyspace "expires").
+	expiring() int64
 	prefetch(keys [][]byte)
 	// flush makes every write so far durable.
 	flush() error

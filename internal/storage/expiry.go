@@ -119,6 +119,7 @@ func (s *Store) expireEntryLocked(d dueEntry) error {
 			return fmt.Errorf("storage: expiry: %w", err)
 		}
 		s.counters.expired.Add(1)
+		s.expiring.Add(-1)
 		s.notify(d.token, d.key, rec, dead)
 		return nil
 	}

@@ -92,7 +92,7 @@ func openMemEngine(opts *Options) (*memEngine, error) {
 	start := time.Now()
 	wal, err := applog.Open(applog.Options{
 		FS: fs, Dir: dir, Sync: opts.Sync == SyncAlways, Salvage: opts.Salvage,
-		Logger: opts.Logger.With("log", dir),
+		Logger: opts.Logger,
 	}, r.replay)
 	if rerr := r.finish(); err == nil && rerr != nil {
 		_ = wal.Close()
@@ -162,6 +162,17 @@ func isLogFile(name string) bool {
 
 func (e *memEngine) count() int64 { return e.idx.Len() }
 
+func (e *memEngine) expiring() int64 {
+	var n int64
+	_ = e.idx.Range(0, 0, &sync.Mutex{}, func(_ uint64, _, val []byte) error {
+		if record.Expiring(val) {
+			n++
+		}
+		return nil
+	})
+	return n
+}
+
 func (e *memEngine) prefetch(keys [][]byte) {
 	var tokens [16]uint64
 	for len(keys) > 0 {
@@ -206,6 +217,12 @@ func (e *memEngine) read(token uint64, key []byte) (record.Record, bool, error) 
 func (e *memEngine) peek(token uint64, key []byte) (rec record.Record, found bool, err error) {
 	found = e.idx.View(token, key, func(v []byte) {
 		rec, err = record.Decode(v)
+		if err == nil && rec.Counter != nil {
+			// A counter is merged with, not just compared to (admit):
+			// it is needed whole, and it is small.
+			rec = rec.Clone()
+			return
+		}
 		rec.Value = nil // it points into the index's slab
 	})
 	if err != nil {

@@ -234,5 +234,12 @@ func (r *replayer) replace(stored []byte) bool {
 		r.err = err
 		return false
 	}
+	if record.Mergeable(r.rec, &prev) {
+		// Each logged state of a counter is the merge of the one before
+		// it with a write: a later entry holds all of an earlier one,
+		// whatever their versions' order.
+		m := record.Merge(r.rec, &prev)
+		return record.Equal(&m, r.rec)
+	}
 	return r.purged(&prev) || record.Newer(r.rec, &prev)
 }

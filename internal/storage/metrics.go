@@ -38,6 +38,9 @@ type Metrics struct {
 	Expired, GCPurged, StaleIndexEntries uint64
 	// SyncErrors counts failed periodic WAL syncs.
 	SyncErrors uint64
+	// FlushPurged counts records removed below the flush barrier
+	// (FLUSHALL); FlushDropped writes that arrived below it, not stored.
+	FlushPurged, FlushDropped uint64
 	// BackgroundJobsLowered counts the flushes and compactions that ran at
 	// low CPU priority (Options.LowPriorityBackground); BackgroundLowerErrors
 	// those whose thread's priority could not be lowered, and ran at the
@@ -51,8 +54,12 @@ type Metrics struct {
 	// evicted to stay within RowCacheSize.
 	RowCacheHits, RowCacheMisses, RowCacheEvictions uint64
 
+	// DiskUsageBytes is what the data directory occupies on disk (allocated
+	// blocks, as du counts them), measured at most every 10 s; 0 for a
+	// store kept in memory.
+	DiskUsageBytes uint64
+
 	// Pebble's own figures.
-	DiskUsageBytes   uint64
 	MemTableBytes    uint64
 	BlockCacheBytes  int64
 	BlockCacheHits   int64
@@ -69,6 +76,7 @@ type counters struct {
 	expired, gcPurged, staleIndex      atomic.Uint64
 	syncErrors, oomRefused             atomic.Uint64
 	bgLowered, bgLowerErrors           atomic.Uint64
+	flushPurged, flushDropped          atomic.Uint64
 }
 
 // collector exports Metrics to Prometheus. It takes one snapshot per scrape,
@@ -101,6 +109,8 @@ func newCollector(s *Store) *collector {
 		"dead_dropped":       d("dead_dropped_total", "Dead records that arrived past their GC deadline and were not stored."),
 		"expired":            d("expired_total", "Records converted to tombstones at expiry."),
 		"gc_purged":          d("gc_purged_total", "Tombstones purged after the GC grace period."),
+		"flush_purged":       d("flush_purged_total", "Records removed below the FLUSHALL barrier."),
+		"flush_dropped":      d("flush_dropped_total", "Writes that arrived below the FLUSHALL barrier, not stored."),
 		"stale_index":        d("stale_index_entries_total", "Deadline index entries dropped because their record had changed."),
 		"sync_errors":        d("sync_errors_total", "Failed periodic WAL syncs."),
 		"bg_lowered":         d("background_jobs_lowered_total", "Pebble flushes and compactions run at low CPU priority."),
@@ -109,7 +119,7 @@ func newCollector(s *Store) *collector {
 		"row_cache_hits":     d("row_cache_hits_total", "Row cache lookups that found the record."),
 		"row_cache_misses":   d("row_cache_misses_total", "Row cache lookups that did not find the record."),
 		"row_cache_evicted":  d("row_cache_evictions_total", "Row cache entries evicted to stay within its size."),
-		"disk_usage":         d("disk_usage_bytes", "Disk space used by Pebble."),
+		"disk_usage":         d("disk_usage_bytes", "Disk space the data directory occupies (allocated blocks, as du counts them; either engine), measured at most every 10 s."),
 		"memtable":           d("memtable_bytes", "Bytes held by Pebble memtables."),
 		"block_cache":        d("block_cache_bytes", "Bytes held by the Pebble block cache."),
 		"block_cache_hits":   d("block_cache_hits_total", "Pebble block cache hits."),
@@ -155,6 +165,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("dead_dropped", float64(m.DeadDropped))
 	counter("expired", float64(m.Expired))
 	counter("gc_purged", float64(m.GCPurged))
+	counter("flush_purged", float64(m.FlushPurged))
+	counter("flush_dropped", float64(m.FlushDropped))
 	counter("stale_index", float64(m.StaleIndexEntries))
 	counter("sync_errors", float64(m.SyncErrors))
 	counter("bg_lowered", float64(m.BackgroundJobsLowered))

@@ -26,6 +26,7 @@ type pebbleEngine struct {
 	graceMS  int64     // Options.GCGrace, for deadlineOf
 	counters *counters
 	n        int64 // records counted at open
+	x        int64 // of which values with an expiry
 	lock     *dirLock
 }
 
@@ -70,7 +71,7 @@ func openPebbleEngine(opts *Options, ctrs *counters) (*pebbleEngine, error) {
 		lower = e.lowerBackgroundJob
 	}
 	po := &pebble.Options{
-		FS:    fs,
+		FS:    preallocCapFS{fs},
 		Cache: e.cache,
 		// Writes that arrive while a memtable flushes fill the next one; up
 		// to three queued behind the mutable one absorb a burst on a slow
@@ -101,12 +102,12 @@ func openPebbleEngine(opts *Options, ctrs *counters) (*pebbleEngine, error) {
 		return nil, fmt.Errorf("storage: open pebble at %q: %w", dir, err)
 	}
 	e.db = db
-	n, err := e.countRecords()
+	n, x, err := e.countRecords()
 	if err != nil {
 		_ = e.close()
 		return nil, err
 	}
-	e.n = n
+	e.n, e.x = n, x
 	return e, nil
 }
 
@@ -128,32 +129,36 @@ func checkNoLog(fs vfs.FS, dir string) error {
 
 func (e *pebbleEngine) count() int64 { return e.n }
 
+func (e *pebbleEngine) expiring() int64 { return e.x }
+
 // countRecords scans the record keyspace once; Open uses it to seed the
-// counter that ApproxCount reads in O(1) afterwards. The same scan fills the
+// counters that ApproxCount and Expiring read in O(1) afterwards. The same scan fills the
 // row cache while every record fits in it, so that a store that fits starts
 // with a complete cache (see rowCache) after a restart as well.
-func (e *pebbleEngine) countRecords() (int64, error) {
+func (e *pebbleEngine) countRecords() (n, expiring int64, err error) {
 	it, err := e.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{prefixRecord},
 		UpperBound: prefixEnd(prefixRecord),
 	})
 	if err != nil {
-		return 0, fmt.Errorf("storage: count records: %w", err)
+		return 0, 0, fmt.Errorf("storage: count records: %w", err)
 	}
 	if e.rows != nil {
 		e.rows.complete.Store(true)
 	}
-	var n int64
 	for valid := it.First(); valid; valid = it.Next() {
 		n++
+		if v, err := it.ValueAndErr(); err == nil && record.Expiring(v) {
+			expiring++
+		}
 		if e.rows.absent() && !e.preload(it) {
 			e.rows.complete.Store(false)
 		}
 	}
 	if err := it.Close(); err != nil {
-		return 0, fmt.Errorf("storage: count records: %w", err)
+		return 0, 0, fmt.Errorf("storage: count records: %w", err)
 	}
-	return n, nil
+	return n, expiring, nil
 }
 
 // preload puts the iterator's record in the row cache, as readRecord would
@@ -414,7 +419,6 @@ func (e *pebbleEngine) metrics(m *Metrics) {
 		m.RowCacheEvictions = e.rows.evictions.Load()
 	}
 	pm := e.db.Metrics()
-	m.DiskUsageBytes = pm.DiskSpaceUsage()
 	m.MemTableBytes = pm.MemTable.Size
 	m.BlockCacheBytes = pm.BlockCache.Size
 	m.BlockCacheHits = pm.BlockCache.Hits

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -123,7 +124,7 @@ const minRowTable = 16
 
 // rowEntry is the header of one cached record, at the start of a single
 // allocation that continues with the Pebble key (klen bytes) and the value
-// (vlen bytes); newRowEntry builds one. The allocation holds no pointers, so
+// (vlen bytes), then a counter's state (clen bytes); newRowEntry builds one. The allocation holds no pointers, so
 // the garbage collector does not scan it. Immutable once published.
 type rowEntry struct {
 	token     uint64
@@ -132,6 +133,7 @@ type rowEntry struct {
 	klen      uint32
 	vlen      uint32
 	node      uint32
+	clen      uint16 // in the header's padding: a bigger state is not cached
 	tombstone bool
 }
 
@@ -139,21 +141,23 @@ const rowEntryHeader = int(unsafe.Sizeof(rowEntry{}))
 
 func newRowEntry(token uint64, rk []byte, rec *record.Record, node uint32) *rowEntry {
 	// At least 16 bytes, so the allocator aligns it for the header's words.
-	buf := make([]byte, rowEntryHeader+len(rk)+len(rec.Value))
+	buf := make([]byte, rowEntryHeader+len(rk)+len(rec.Value)+len(rec.Counter))
 	e := (*rowEntry)(unsafe.Pointer(unsafe.SliceData(buf)))
-	*e = rowEntry{token: token, ts: rec.Version.TS, expireAt: rec.ExpireAt, klen: uint32(len(rk)), vlen: uint32(len(rec.Value)), node: node, tombstone: rec.Tombstone}
+	*e = rowEntry{token: token, ts: rec.Version.TS, expireAt: rec.ExpireAt, klen: uint32(len(rk)), vlen: uint32(len(rec.Value)),
+		node: node, clen: uint16(len(rec.Counter)), tombstone: rec.Tombstone}
 	copy(buf[rowEntryHeader:], rk)
 	copy(buf[rowEntryHeader+len(rk):], rec.Value)
+	copy(buf[rowEntryHeader+len(rk)+len(rec.Value):], rec.Counter)
 	return e
 }
 
-// data returns the entry's key and value bytes.
+// data returns the entry's key, value and counter bytes.
 func (e *rowEntry) data() []byte {
-	n := rowEntryHeader + int(e.klen) + int(e.vlen)
+	n := rowEntryHeader + int(e.klen) + int(e.vlen) + int(e.clen)
 	return unsafe.Slice((*byte)(unsafe.Pointer(e)), n)[rowEntryHeader:n:n]
 }
 
-func (e *rowEntry) size() int64 { return int64(e.klen+e.vlen) + rowEntryOverhead }
+func (e *rowEntry) size() int64 { return int64(e.klen+e.vlen+uint32(e.clen)) + rowEntryOverhead }
 
 func (e *rowEntry) is(token uint64, rk []byte) bool {
 	return e.token == token && bytes.Equal(e.data()[:e.klen], rk)
@@ -212,8 +216,12 @@ func (c *rowCache) get(token uint64, rk []byte) (record.Record, bool) {
 		ExpireAt:  e.expireAt,
 		Tombstone: e.tombstone,
 	}
-	if e.vlen > 0 {
-		rec.Value = e.data()[e.klen:]
+	if e.vlen > 0 || e.clen > 0 {
+		d := e.data()
+		rec.Value = d[e.klen : e.klen+e.vlen : e.klen+e.vlen]
+		if e.clen > 0 {
+			rec.Counter = d[e.klen+e.vlen:]
+		}
 	}
 	return rec, true
 }
@@ -290,8 +298,8 @@ func (c *rowCache) put(token uint64, rk []byte, rec *record.Record) {
 		return
 	}
 	node, ok := c.nodes.intern(rec.Version.Node)
-	size := int64(len(rk)+len(rec.Value)) + rowEntryOverhead
-	if !ok || size > c.maxShard {
+	size := int64(len(rk)+len(rec.Value)+len(rec.Counter)) + rowEntryOverhead
+	if !ok || size > c.maxShard || len(rec.Counter) > math.MaxUint16 {
 		c.complete.Store(false)
 		c.del(token, rk)
 		return

@@ -208,12 +208,19 @@ type Store struct {
 	// passes never race over the same index entries.
 	expiryMu sync.Mutex
 
-	count    atomic.Int64
+	count atomic.Int64
+	// expiring counts the stored values with an expiry (Expiring).
+	expiring atomic.Int64
 	counters counters
+	// barrier is the flush barrier (barrier.go), a clock.Timestamp;
+	// barrierMu orders its raises.
+	barrier   atomic.Uint64
+	barrierMu sync.Mutex
 	// memUsed is the engine's memoryUsed as memoryLoop last read it: the
 	// engines sum it over shards, too dear for every write to ask.
 	memUsed   atomic.Int64
 	collector *collector
+	disk      diskUsage
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -293,8 +300,17 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.eng = eng
+	if s.opts.FS == nil {
+		// On the real disk: the data directory's footprint is measurable.
+		s.disk.dir = s.opts.Dir
+	}
 	n := eng.count()
 	s.count.Store(n)
+	s.expiring.Store(eng.expiring())
+	if err := s.loadBarrier(); err != nil {
+		_ = eng.close()
+		return nil, err
+	}
 
 	if opts.Registerer != nil {
 		s.collector = newCollector(s)
@@ -316,6 +332,14 @@ func Open(opts Options) (*Store, error) {
 	}
 	if me, ok := eng.(*memEngine); ok {
 		s.wg.Go(func() { me.compactLoop(s.stop) })
+	}
+	if s.barrier.Load() != 0 {
+		// A purge cut short by a crash or a stop is finished now.
+		s.wg.Go(func() {
+			if _, err := s.PurgeBelowBarrier(); err != nil && !errors.Is(err, ErrClosed) {
+				s.log.Error("purge below the flush barrier failed", "err", err)
+			}
+		})
 	}
 	log.Info("storage opened", "engine", opts.Engine, "dir", opts.Dir, "in_memory", opts.InMemory,
 		"sync", opts.Sync.String(), "records", n)
@@ -364,7 +388,16 @@ func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
 		return record.Record{}, false, err
 	}
 	defer s.release()
-	return s.eng.get(token, key)
+	return s.flushed(s.eng.get(token, key))
+}
+
+// flushed hides a record below the flush barrier from a read, which sees
+// the key as absent.
+func (s *Store) flushed(rec record.Record, found bool, err error) (record.Record, bool, error) {
+	if found && s.belowBarrier(&rec) {
+		return record.Record{}, false, err
+	}
+	return rec, found, err
 }
 
 // getPebble is Get on the Pebble engine. A read that the row cache answers,
@@ -378,7 +411,7 @@ func (s *Store) getPebble(pe *pebbleEngine, token uint64, key []byte) (record.Re
 		return record.Record{}, false, ErrClosed
 	}
 	if rec, found, done := pe.cached(token, key); done {
-		return rec, found, nil
+		return s.flushed(rec, found, nil)
 	}
 	if err := s.acquire(); err != nil {
 		return record.Record{}, false, err
@@ -389,7 +422,7 @@ func (s *Store) getPebble(pe *pebbleEngine, token uint64, key []byte) (record.Re
 		mu.Lock()
 		defer mu.Unlock()
 	}
-	return pe.get(token, key)
+	return s.flushed(pe.get(token, key))
 }
 
 // deadline returns when rec must next change by itself (0 for never): a live
@@ -490,11 +523,36 @@ func validWrite(key []byte, rec *record.Record) error {
 // admit reports whether rec is to be written over prev (the stored record, if
 // found), counting the writes it turns away: a stale one, or a dead one with
 // nothing stored that is past its GC deadline. A dead rec is rewritten as
-// its tombstone first, as it is to be stored.
+// its tombstone first, as it is to be stored; a counter of the stored
+// counter's incarnation is rewritten as the merge of the two.
 func (s *Store) admit(rec, prev *record.Record, found bool, now int64) bool {
+	if s.belowBarrier(rec) {
+		// Dead by FLUSHALL, whichever path brought it: it is as if
+		// applied and purged at once.
+		s.counters.flushDropped.Add(1)
+		return false
+	}
+	if found && s.belowBarrier(prev) {
+		// What FLUSHALL killed and the purge has not yet removed is
+		// nothing to merge with or lose to.
+		found = false
+	}
 	if !rec.Live(now) {
 		rec.Tombstone = true
 		rec.Value = nil
+		rec.Counter = nil
+	}
+	if found && record.Mergeable(rec, prev) {
+		// Two states of one counter: the join is stored, whichever
+		// version is newer, so no replica's increments are lost. A join
+		// that adds nothing to prev is a stale write.
+		m := record.Merge(rec, prev)
+		if record.Equal(&m, prev) {
+			s.counters.staleApplies.Add(1)
+			return false
+		}
+		*rec = m
+		return true
 	}
 	if found && !record.Newer(rec, prev) {
 		s.counters.staleApplies.Add(1)
@@ -513,6 +571,10 @@ func (s *Store) applied(token uint64, key []byte, rec, prev *record.Record, foun
 	s.counters.applies.Add(1)
 	if !found {
 		s.count.Add(1)
+	}
+	if d := expiringDelta(rec, prev, found); d != 0 {
+		// Most writes leave the count alone: skip the shared cache line.
+		s.expiring.Add(d)
 	}
 	var old record.Record
 	if found {
@@ -572,6 +634,23 @@ func (s *Store) ScanRange(from, to uint64, fn func(token uint64, key []byte, rec
 // O(1). It is exact while the process runs; it is an estimate only because
 // callers read it without any lock while writes land.
 func (s *Store) ApproxCount() int64 { return s.count.Load() }
+
+// Expiring counts the stored values that have an expiry, as INFO's keyspace
+// "expires" reports them: exact for this store, it moves with every write,
+// expiry and purge.
+func (s *Store) Expiring() int64 { return s.expiring.Load() }
+
+// expiringDelta is how a write of rec over prev (if found) changes Expiring.
+func expiringDelta(rec, prev *record.Record, found bool) int64 {
+	var d int64
+	if !rec.Tombstone && rec.ExpireAt != 0 {
+		d++
+	}
+	if found && !prev.Tombstone && prev.ExpireAt != 0 {
+		d--
+	}
+	return d
+}
 
 // Flush fsyncs the log now, making every write applied so far durable.
 func (s *Store) Flush() error {
@@ -635,6 +714,8 @@ func (s *Store) Metrics() Metrics {
 		GCPurged:          s.counters.gcPurged.Load(),
 		StaleIndexEntries: s.counters.staleIndex.Load(),
 		SyncErrors:        s.counters.syncErrors.Load(),
+		FlushPurged:       s.counters.flushPurged.Load(),
+		FlushDropped:      s.counters.flushDropped.Load(),
 		OOMRefused:        s.counters.oomRefused.Load(),
 		MaxMemoryBytes:    s.opts.MaxMemory,
 
@@ -646,6 +727,7 @@ func (s *Store) Metrics() Metrics {
 	}
 	defer s.release()
 	s.eng.metrics(&m)
+	m.DiskUsageBytes = uint64(s.disk.bytes())
 	return m
 }
 

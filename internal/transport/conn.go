@@ -367,7 +367,7 @@ func (c *conn) fail(cause error) {
 	close(c.done)
 	_ = c.nc.Close()
 	if !errors.Is(cause, ErrClosed) && !errors.Is(cause, io.EOF) && !errors.Is(cause, net.ErrClosed) {
-		c.logger.Debug("connection failed", "peer", c.peer, "node", c.peerID, "err", cause, "outstanding", len(calls))
+		c.logger.Debug("connection failed", "peer", c.peer, "peer_node", c.peerID, "err", cause, "outstanding", len(calls))
 	}
 	for id, ch := range calls {
 		_, unsent := slices.BinarySearchFunc(queued, id, byID)

@@ -147,7 +147,7 @@ func Open(opts Options, replay func(entry []byte) error) (*Log, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	l := &Log{opts: opts, log: opts.Logger.With("component", "applog"), clock: realClock}
+	l := &Log{opts: opts, log: opts.Logger, clock: realClock}
 	l.mu.idle.L = &l.mu.Mutex
 	l.mu.pend, l.mu.spare = &batch{}, &batch{}
 	if err := opts.FS.MkdirAll(opts.Dir, 0o755); err != nil {

@@ -49,6 +49,64 @@ func LostWrites(ctx context.Context, ops []traffic.Op, read ReadFunc) (checked i
 	return checked, lost
 }
 
+// Counters reads every counter the history added to and checks its value
+// against the increments: it must be at least the sum of the acknowledged
+// ones and at most that plus the sum of those whose outcome is unknown
+// (each may or may not have counted; the workload adds only positive
+// amounts). A read that keeps failing is a violation.
+func Counters(ctx context.Context, ops []traffic.Op, read ReadFunc) (checked int, violations []Violation) {
+	type bounds struct{ lo, hi int64 }
+	sums := map[string]*bounds{}
+	hist := byKey(ops, "counter")
+	for _, key := range sortedKeys(hist) {
+		b := &bounds{}
+		sums[key] = b
+		for _, op := range hist[key] {
+			d, err := strconv.ParseInt(op.Value, 10, 64)
+			if op.Kind != traffic.Incr || err != nil || d < 0 {
+				violations = append(violations, Violation{Key: key, What: fmt.Sprintf("not a positive increment: %s", op)})
+				continue
+			}
+			switch op.Outcome {
+			case traffic.OK:
+				b.lo += d
+				b.hi += d
+			case traffic.Indeterminate:
+				b.hi += d
+			}
+		}
+	}
+	for _, key := range sortedKeys(hist) {
+		checked++
+		b := sums[key]
+		var v string
+		var found bool
+		var err error
+		for attempt := range 10 {
+			if v, found, err = read(ctx, key); err == nil {
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		}
+		if err != nil {
+			violations = append(violations, Violation{Key: key, What: fmt.Sprintf("unreadable after retries: %v", err)})
+			continue
+		}
+		n := int64(0)
+		if found {
+			if n, err = strconv.ParseInt(v, 10, 64); err != nil {
+				violations = append(violations, Violation{Key: key, What: fmt.Sprintf("reads %q, not an integer", v), History: hist[key]})
+				continue
+			}
+		}
+		if n < b.lo || n > b.hi {
+			violations = append(violations, Violation{Key: key,
+				What: fmt.Sprintf("reads %d; acknowledged increments sum to %d, with the unknown ones %d", n, b.lo, b.hi), History: hist[key]})
+		}
+	}
+	return checked, violations
+}
+
 // Violation is one broken invariant with the history that shows it.
 type Violation struct {
 	Key     string

@@ -166,3 +166,37 @@ func TestRegistersManyUnknownWrites(t *testing.T) {
 	}
 	t.Logf("checked %d operations in %v", len(ops), time.Since(start))
 }
+
+func TestCounters(t *testing.T) {
+	inc := func(key, delta string, out traffic.Outcome) traffic.Op {
+		return traffic.Op{Workload: "counter", Kind: traffic.Incr, Key: key, Value: delta, Outcome: out}
+	}
+	ops := []traffic.Op{
+		inc("a", "3", traffic.OK), inc("a", "4", traffic.OK), inc("a", "5", traffic.Indeterminate), inc("a", "100", traffic.Failed),
+		inc("b", "2", traffic.OK),
+		inc("c", "1", traffic.OK), inc("c", "1", traffic.OK),
+		inc("d", "6", traffic.Indeterminate),
+	}
+	// a may read 7 or 12; b has lost its increment; c counted one twice;
+	// d's only increment is of unknown outcome, so nothing is fine too.
+	values := map[string]string{"a": "12", "b": "", "c": "3"}
+	read := func(_ context.Context, key string) (string, bool, error) {
+		v, ok := values[key]
+		return v, ok && v != "", nil
+	}
+	checked, viol := Counters(t.Context(), ops, read)
+	if checked != 4 {
+		t.Fatalf("checked %d counters, want 4", checked)
+	}
+	var bad []string
+	for _, v := range viol {
+		bad = append(bad, v.Key)
+	}
+	if fmt.Sprint(bad) != "[b c]" {
+		t.Fatalf("violations on %v, want [b c]: %v", bad, viol)
+	}
+	values["a"] = "13"
+	if _, viol := Counters(t.Context(), ops[:4], read); len(viol) != 1 || !strings.Contains(viol[0].What, "reads 13") {
+		t.Fatalf("a value above every increment passed: %v", viol)
+	}
+}

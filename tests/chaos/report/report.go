@@ -23,6 +23,7 @@ type Summary struct {
 	RegistersChecked               int
 	LinearizabilityViolations      int
 	DeletesChecked                 int
+	CountersChecked, CounterErrors int
 	Resurrections, ExpiredReads    int
 	// Members is the ring at the end of the run, after joins and
 	// decommissions.
@@ -73,6 +74,9 @@ func (s *Summary) Print(w io.Writer) {
 	row("linearizability violations", fmt.Sprintf("%d of %d register keys", s.LinearizabilityViolations, s.RegistersChecked))
 	row("resurrections", fmt.Sprintf("%d (%d deleted/expired keys re-read)", s.Resurrections, s.DeletesChecked))
 	row("expired reads", s.ExpiredReads)
+	if s.CountersChecked > 0 {
+		row("counters off the acknowledged increments", fmt.Sprintf("%d of %d", s.CounterErrors, s.CountersChecked))
+	}
 	row("members at end", s.Members)
 	row("converged without help", s.ConvergedPassively)
 	row("converged by", s.ConvergedBy)

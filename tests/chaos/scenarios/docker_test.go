@@ -473,6 +473,10 @@ func (c *dockerCluster) Del(ctx context.Context, node int, key, level string) er
 	return respDel(ctx, c.client(level, node), key)
 }
 
+func (c *dockerCluster) Incr(ctx context.Context, node int, key string, delta int64, level string) error {
+	return respIncr(ctx, c.client(level, node), key, delta)
+}
+
 func (c *dockerCluster) Classify(err error) traffic.Outcome { return classifyRESP(err) }
 
 // Versions reads key from the own replica of each of its replicas in the ring

@@ -37,6 +37,10 @@ func respDel(ctx context.Context, cl *redis.Client, key string) error {
 	return cl.Del(ctx, key).Err()
 }
 
+func respIncr(ctx context.Context, cl *redis.Client, key string, delta int64) error {
+	return cl.IncrBy(ctx, key, delta).Err()
+}
+
 // classifyRESP reads the server's error prefixes: UNAVAILABLE was not
 // attempted, nor was LOADING (a node restoring after a salvage), nor "ERR
 // clock skew:" (a node whose clock is off refuses before sending), and "ERR
@@ -60,7 +64,8 @@ func classifyRESP(err error) traffic.Outcome {
 }
 
 // localVersion reads a key's version from a node's own replica (url is its
-// /v1/kv/{key}?local=true); "" when it holds none.
+// /v1/kv/{key}?local=true); "" when it holds none. A live value follows the
+// version: two states of a counter can share one.
 func localVersion(ctx context.Context, httpc *http.Client, url string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -70,12 +75,18 @@ func localVersion(ctx context.Context, httpc *http.Client, url string) (string, 
 	if err != nil {
 		return "", err
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
-		return "", fmt.Errorf("local read: %s", resp.Status)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", err
 	}
-	return resp.Header.Get("X-Ringkv-Version"), nil
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return resp.Header.Get("X-Ringkv-Version") + " " + string(body), nil
+	case http.StatusNotFound:
+		return resp.Header.Get("X-Ringkv-Version"), nil
+	}
+	return "", fmt.Errorf("local read: %s", resp.Status)
 }
 
 // getJSONURL decodes the answer to GET url into v.

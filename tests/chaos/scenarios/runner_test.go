@@ -194,6 +194,9 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	var lost []string
 	sum.WriteOnceChecked, lost = checker.LostWrites(ctx, ops, readAt(traffic.Quorum))
 	sum.LostWrites = len(lost)
+	var ctrViol []checker.Violation
+	sum.CountersChecked, ctrViol = checker.Counters(ctx, ops, readAt(traffic.Quorum))
+	sum.CounterErrors = len(ctrViol)
 	var regViol []checker.Violation
 	sum.RegistersChecked, regViol = checker.Registers(ops, time.Minute)
 	sum.LinearizabilityViolations = len(regViol)
@@ -221,6 +224,9 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	for _, v := range regViol {
 		t.Errorf("register %s", v)
 	}
+	for _, v := range ctrViol {
+		t.Errorf("counter %s", v)
+	}
 	for _, v := range resurrected {
 		t.Errorf("resurrection %s", v)
 	}
@@ -234,6 +240,9 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 		t.Errorf("invariant 2: replicas did not converge within two anti-entropy periods (+%v polling margin) of the heal; %s", rc.convergeWithin, sum.ConvergedBy)
 	}
 
+	if rc.traffic.CounterWorkers > 0 && sum.CountersChecked == 0 {
+		t.Errorf("counter workload made no progress")
+	}
 	if sum.WriteOnceChecked == 0 || sum.RegistersChecked == 0 {
 		t.Errorf("workload made no progress: %d acknowledged write-once keys, %d registers", sum.WriteOnceChecked, sum.RegistersChecked)
 	}

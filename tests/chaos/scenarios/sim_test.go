@@ -211,6 +211,13 @@ func (c *simCluster) Del(ctx context.Context, node int, key, level string) error
 	return respDel(ctx, c.clients[level][node], key)
 }
 
+func (c *simCluster) Incr(ctx context.Context, node int, key string, delta int64, level string) error {
+	if err := c.gate(ctx, node); err != nil {
+		return err
+	}
+	return respIncr(ctx, c.clients[level][node], key, delta)
+}
+
 func (c *simCluster) Classify(err error) traffic.Outcome { return classifyRESP(err) }
 
 func (c *simCluster) httpURL(i int, path string) string {
@@ -288,7 +295,7 @@ func TestSimulation(t *testing.T) {
 				calm: 300 * time.Millisecond, hold: time.Second,
 				faults: failpoint.Steady(),
 				traffic: traffic.Config{
-					WriteOnceWorkers: 2, Registers: 4, RegisterReaders: 3, DeleteWorkers: 2,
+					WriteOnceWorkers: 2, Registers: 4, RegisterReaders: 3, DeleteWorkers: 2, CounterWorkers: 2,
 					Pause: 5 * time.Millisecond, OpTimeout: time.Second,
 				},
 				convergeWithin: 5 * time.Second,

@@ -47,9 +47,11 @@ const (
 	Put Kind = iota
 	Get
 	Del
+	// Incr adds Op.Value (a decimal) to a counter.
+	Incr
 )
 
-func (k Kind) String() string { return [...]string{"put", "get", "del"}[k] }
+func (k Kind) String() string { return [...]string{"put", "get", "del", "incr"}[k] }
 
 // KV is a cluster as a client sees it. Implementations must be safe for
 // concurrent use; node picks the coordinator (0..Nodes()-1).
@@ -59,6 +61,8 @@ type KV interface {
 	Put(ctx context.Context, node int, key, value string, ttl time.Duration, level string) error
 	Get(ctx context.Context, node int, key, level string) (value string, found bool, err error)
 	Del(ctx context.Context, node int, key, level string) error
+	// Incr adds delta to key's counter (INCRBY).
+	Incr(ctx context.Context, node int, key string, delta int64, level string) error
 	// Classify tells what an error returned by the methods above means.
 	Classify(err error) Outcome
 }
@@ -83,6 +87,8 @@ type Op struct {
 func (o Op) String() string {
 	s := fmt.Sprintf("%s %s n%d %s %q", o.Call.Format("15:04:05.000"), o.Kind, o.Node+1, o.Level, o.Key)
 	switch {
+	case o.Kind == Incr:
+		s += " += " + o.Value
 	case o.Kind == Put:
 		s += fmt.Sprintf(" = %q", o.Value)
 		if o.TTL > 0 {
@@ -150,6 +156,9 @@ type Config struct {
 	RegisterReaders int
 	// DeleteWorkers each run put-then-delete and put-with-TTL lifecycles.
 	DeleteWorkers int
+	// CounterWorkers each add small amounts to a few shared counters
+	// through random nodes at once.
+	CounterWorkers int
 	// Pause between a worker's operations: it bounds history size, which the
 	// linearizability check pays for, and CPU on a shared 2-core box.
 	Pause time.Duration
@@ -263,8 +272,28 @@ func Run(ctx context.Context, kv KV, rec *Recorder, cfg Config, seed uint64) {
 			}
 		})
 	}
+	// d) counters: every worker adds to the same few keys through random
+	// nodes, so that increments through different coordinators race.
+	for range cfg.CounterWorkers {
+		spawn(func(rnd *rand.Rand) {
+			for ctx.Err() == nil {
+				key := fmt.Sprintf("ctr/%x/%d", seed, rnd.IntN(counterKeys))
+				node, delta := rnd.IntN(kv.Nodes()), int64(1+rnd.IntN(9))
+				c, cancel := opCtx()
+				rec.Do(kv, Op{Workload: "counter", Kind: Incr, Key: key, Value: fmt.Sprint(delta), Level: Quorum, Node: node},
+					func(*Op) error { return kv.Incr(c, node, key, delta, Quorum) })
+				cancel()
+				if !sleep(rnd) {
+					return
+				}
+			}
+		})
+	}
 	wg.Wait()
 }
+
+// counterKeys is how many counters the counter workers share.
+const counterKeys = 3
 
 // deleteLifecycle writes a key and then either deletes it or lets it expire,
 // reading it at random nodes and levels before and after.
