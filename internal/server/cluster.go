@@ -14,13 +14,13 @@ import (
 // Status returns the node's view of the cluster. Hints are the backlog this
 // node holds for each target.
 func (s *Server) Status() apitypes.ClusterStatus {
-	v := s.topo.cur.Load()
-	own := v.ring.Ownership()
+	v := s.topo.Current()
+	own := v.Ring.Ownership()
 	backlog := s.hints.Backlog()
 	b := version.Get()
 	st := apitypes.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness(),
 		Version: b.Version, Commit: b.Commit, BuildDate: b.Date}
-	for _, m := range v.members {
+	for _, m := range v.Members {
 		st.Nodes = append(st.Nodes, apitypes.NodeStatus{
 			ID: m.ID, ClientAddr: m.ClientAddr, PeerAddr: m.PeerAddr, HTTPAddr: m.HTTPAddr,
 			GossipAddr: m.GossipAddr, Zone: m.Zone, Up: m.Up || m.ID == s.cfg.NodeID,

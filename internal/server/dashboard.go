@@ -248,7 +248,7 @@ func (s *Server) Overview(ctx context.Context) Overview {
 			mu.Unlock()
 		}(n.ID, n.PeerAddr)
 	}
-	ov.Ring = ringArcs(s.topo.cur.Load().ring.Ranges())
+	ov.Ring = ringArcs(s.topo.Current().Ring.Ranges())
 	wg.Wait()
 	return ov
 }

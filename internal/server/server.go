@@ -30,6 +30,7 @@ import (
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/resp"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/topology"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -49,7 +50,7 @@ type Server struct {
 	peers  peerTransport // TCP, or in memory under WithPeerNetwork (seams.go)
 	seams  seams
 	member *membership.Membership
-	topo   *topology
+	topo   *topology.Topology
 	rebal  *rebalancer
 	hints  *handoff.Queue
 	coord  *replication.Coordinator
@@ -196,14 +197,14 @@ func (s *Server) Start() (err error) {
 	if err := s.registerGossipMetrics(); err != nil {
 		return err
 	}
-	s.topo = newTopology(cfg.NodeID, cfg.Replicas, cfg.VNodes, ringSettle(cfg))
+	s.topo = topology.New(cfg.NodeID, cfg.Replicas, cfg.VNodes, ringSettle(cfg), nil)
 
 	s.hints, err = handoff.New(handoff.Config{
 		// A hint older than gc-grace could carry a value whose delete the
 		// target already purged, and resurrect it: never keep one that long.
 		MaxWindow: min(cfg.MaxHintWindow, cfg.GCGrace), MaxBytes: cfg.MaxHintBytes, Clock: s.wall,
 		Logger: s.log, Registerer: s.reg,
-	}, s.store.Keyspace('h'), s.deliverHint, s.topo.isUp)
+	}, s.store.Keyspace('h'), s.deliverHint, s.topo.IsUp)
 	if err != nil {
 		return err
 	}
@@ -242,7 +243,7 @@ func (s *Server) Start() (err error) {
 	if err := s.member.Start(context.Background()); err != nil {
 		return fmt.Errorf("server: joining the cluster: %w", err)
 	}
-	s.topo.update(s.member.Members)
+	s.topo.Update(s.member.Members)
 	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watchMembership()
 	s.hints.Start()
@@ -308,7 +309,7 @@ func (s *Server) Start() (err error) {
 
 // deliverHint replays one hint to its target with the peer Apply request.
 func (s *Server) deliverHint(ctx context.Context, target string, key []byte, rec *record.Record) error {
-	addr, ok := s.topo.peerAddr(target)
+	addr, ok := s.topo.PeerAddr(target)
 	if !ok {
 		return fmt.Errorf("server: unknown hint target %q", target)
 	}
@@ -322,7 +323,7 @@ func (s *Server) watchMembership() {
 	defer close(s.watchDone)
 	ch := s.member.Subscribe()
 	// Changes between Start and Subscribe would be lost without this.
-	s.topo.update(s.member.Members)
+	s.topo.Update(s.member.Members)
 	s.savePeers(s.member.Members())
 	s.aeTopologyChanged()
 	for {
@@ -331,7 +332,7 @@ func (s *Server) watchMembership() {
 			return
 		case <-ch:
 			s.savePeers(s.member.Members())
-			if up := s.topo.update(s.member.Members); len(up) > 0 {
+			if up := s.topo.Update(s.member.Members); len(up) > 0 {
 				// Connections that lived through a partition may sit in
 				// TCP retransmission backoff for seconds after the heal.
 				for _, r := range up {
