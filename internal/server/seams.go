@@ -62,7 +62,13 @@ func (s *Server) listenPeers(cfg transport.TCPConfig) (peerTransport, error) {
 	if s.seams.peerNet != nil {
 		return s.seams.peerNet.Listen(s.cfg.NodeID, cfg.Handler), nil
 	}
-	return transport.Listen(cfg)
+	t, err := transport.Listen(cfg)
+	if err != nil {
+		// Not t: a nil *TCP in the interface is not a nil interface, and
+		// the cleanup after a failed Start would close it.
+		return nil, err
+	}
+	return t, nil
 }
 
 // baseClock is the wall clock the node's offset clock runs on.
