@@ -3,8 +3,9 @@
 // speak real TCP and gossip on loopback ports the kernel picks (port 0);
 // with Options.Network their peer requests and gossip go over an in-memory
 // network whose faults (partitions, down nodes, drops, delays) the test
-// controls, so the whole node, anti-entropy, membership and rebalancing
-// included, runs under injected faults. Storage is Pebble in memory.
+// controls, so the whole node, membership, anti-entropy and range streaming
+// included, runs under injected faults. Every node stores in memory
+// (config InMemory), so a test leaves nothing on disk.
 package testcluster
 
 import (

@@ -91,3 +91,33 @@ func TestStopAndRestart(t *testing.T) {
 	}
 	roundTrip(t, c)
 }
+
+// TestJoinOnTheSimulatedNetwork: a fourth node joins over the simulated
+// network, streams its ranges and turns normal, and serves every key written
+// before it came.
+func TestJoinOnTheSimulatedNetwork(t *testing.T) {
+	c := Start(t, Options{Nodes: 3, Network: transport.NewMemNetwork(3)})
+	ctx := context.Background()
+	w := redis.NewClient(&redis.Options{Addr: c.Node(0).Addrs().Client})
+	defer w.Close()
+	for i := range 50 {
+		if err := w.Set(ctx, fmt.Sprintf("j%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i, err := c.Add()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitNormal(4, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r := redis.NewClient(&redis.Options{Addr: c.Node(i).Addrs().Client})
+	defer r.Close()
+	for k := range 50 {
+		got, err := r.Get(ctx, fmt.Sprintf("j%d", k)).Int()
+		if err != nil || got != k {
+			t.Fatalf("GET j%d through the joined node = %d, %v", k, got, err)
+		}
+	}
+}
