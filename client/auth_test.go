@@ -7,33 +7,18 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/config"
-	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/testcluster"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // TestClientAuthenticates runs the client against a node with --password: it
 // needs the password for the topology (HTTP) and for its connections (RESP).
 func TestClientAuthenticates(t *testing.T) {
-	cfg := config.Default()
-	cfg.NodeID, cfg.InMemory, cfg.DataDir, cfg.Replicas = "a1", true, "", 1
-	cfg.ClientAddr, cfg.HTTPAddr, cfg.PeerAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	gossip, err := freeGossipAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.GossipAddr, cfg.Password = gossip, "s3cret"
-	s, err := server.New(cfg, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = s.Shutdown(ctx)
+	c := testcluster.Start(t, testcluster.Options{
+		Nodes: 1, IDPrefix: "a", Logger: testLogger(t),
+		Configure: func(cfg *config.Config) { cfg.Password = "s3cret" },
 	})
-	seeds := []string{s.Addrs().HTTP}
+	seeds := c.HTTPAddrs()
 
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -41,7 +26,7 @@ func TestClientAuthenticates(t *testing.T) {
 		t.Fatalf("no password: New returned %v, want the node's 401", err)
 	}
 	cl := newTestClient(t, seeds, func(c *Config) { c.Password = "s3cret" })
-	checkFor(t, 10*time.Second, func() error { return cl.Set(t.Context(), "k", []byte("v")) })
+	testutil.Eventually(t, 10*time.Second, func() error { return cl.Set(t.Context(), "k", []byte("v")) })
 	got, err := cl.Get(t.Context(), "k")
 	if err != nil || string(got) != "v" {
 		t.Fatalf("Get: %q, %v", got, err)

@@ -30,7 +30,7 @@ func BenchmarkThroughput(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: shared.nodes[0].Addrs().Client, PoolSize: 3 * DefaultPoolSize})
+	rdb := redis.NewClient(&redis.Options{Addr: shared.Node(0).Addrs().Client, PoolSize: 3 * DefaultPoolSize})
 	defer rdb.Close()
 
 	type op func(key string) error

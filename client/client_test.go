@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 )
 
 // echoGet answers GET k with "<node>:<k>", SET with OK and anything else
@@ -71,7 +71,7 @@ func TestRoutesToPrimaryReplica(t *testing.T) {
 func TestRoutesAroundDownPrimary(t *testing.T) {
 	nodes := fakeNodes(t, 3, echoGet)
 	fc := newFakeCluster(t, 2, nodes...)
-	fc.update(func(st *httpapi.ClusterStatus) { st.Nodes[0].Up = false })
+	fc.update(func(st *apitypes.ClusterStatus) { st.Nodes[0].Up = false })
 	c := newTestClient(t, []string{fc.srv.URL}, nil)
 	topo := c.topo.Load()
 	for i := range 100 {
@@ -321,8 +321,8 @@ func TestFollowsTopologyChanges(t *testing.T) {
 	nodes := fakeNodes(t, 3, echoGet)
 	fc := newFakeCluster(t, 1, nodes[:2]...)
 	c := newTestClient(t, []string{fc.srv.URL}, func(cfg *Config) { cfg.RefreshInterval = 50 * time.Millisecond })
-	fc.update(func(st *httpapi.ClusterStatus) {
-		st.Nodes = append(st.Nodes, httpapi.NodeStatus{ID: "f3", ClientAddr: nodes[2].ln.Addr().String(), Up: true, State: "normal"})
+	fc.update(func(st *apitypes.ClusterStatus) {
+		st.Nodes = append(st.Nodes, apitypes.NodeStatus{ID: "f3", ClientAddr: nodes[2].ln.Addr().String(), Up: true, State: "normal"})
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for len(c.topo.Load().ids) != 3 {

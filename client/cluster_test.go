@@ -1,145 +1,45 @@
 package client
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"testing"
-	"time"
 
-	"github.com/ringkv/ringkv/internal/config"
-	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/testcluster"
 )
 
-// testCluster is a ringkv cluster of real nodes running in this process.
-type testCluster struct {
-	nodes []*server.Server
-	ids   []string
-}
+// testCluster is the client tests' handle on an in-process cluster of real
+// nodes (internal/testcluster), by node id.
+type testCluster struct{ *testcluster.Cluster }
 
-// startCluster starts n in-memory nodes with replication factor rf, the first
-// one the others join, and waits until every node sees all of them up. It
-// returns an error rather than taking a testing.TB so TestMain can use it for
-// the Examples.
+// startCluster starts n in-memory nodes with replication factor rf and waits
+// until every node sees all of them up. It returns an error rather than
+// taking a testing.TB so TestMain can use it for the Examples.
 func startCluster(n, rf int, logger *slog.Logger) (*testCluster, error) {
-	c := &testCluster{}
-	var first string
-	for i := range n {
-		cfg := config.Default()
-		cfg.NodeID = fmt.Sprintf("n%d", i+1)
-		cfg.InMemory = true
-		cfg.DataDir = "" // in memory: the store names itself
-		cfg.ClientAddr, cfg.HTTPAddr, cfg.PeerAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-		gossip, err := freeGossipAddr()
-		if err != nil {
-			c.shutdown()
-			return nil, err
+	c, err := testcluster.StartE(testcluster.Options{Nodes: n, Replicas: rf, Logger: logger})
+	if err != nil {
+		if c != nil {
+			c.Close()
 		}
-		cfg.GossipAddr = gossip
-		cfg.Replicas = rf
-		if first != "" {
-			cfg.Join = []string{first}
-		} else {
-			first = gossip
-		}
-		s, err := server.New(cfg, logger)
-		if err == nil {
-			err = s.Start()
-		}
-		if err != nil {
-			c.shutdown()
-			return nil, fmt.Errorf("starting %s: %w", cfg.NodeID, err)
-		}
-		c.nodes = append(c.nodes, s)
-		c.ids = append(c.ids, cfg.NodeID)
-	}
-	if err := c.waitUp(n, 30*time.Second); err != nil {
-		c.shutdown()
 		return nil, err
 	}
-	return c, nil
-}
-
-// waitUp waits until every running node sees want nodes up and in the
-// normal state (joining nodes own no ranges until streaming ends).
-func (c *testCluster) waitUp(want int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok := true
-		for _, s := range c.nodes {
-			if s == nil {
-				continue
-			}
-			up := 0
-			for _, n := range s.Status().Nodes {
-				if n.Up && n.State == "normal" {
-					up++
-				}
-			}
-			if up != want {
-				ok = false
-			}
-		}
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("cluster did not see %d nodes up and normal within %v", want, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// freeGossipAddr returns a loopback address whose port is free for both TCP
-// and UDP, as memberlist binds both.
-func freeGossipAddr() (string, error) {
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return addr, nil
-	}
-	return "", fmt.Errorf("no free gossip port")
+	return &testCluster{c}, nil
 }
 
 // seeds returns the HTTP addresses of the running nodes.
-func (c *testCluster) seeds() []string {
-	var out []string
-	for _, s := range c.nodes {
-		if s != nil {
-			out = append(out, s.Addrs().HTTP)
-		}
-	}
-	return out
-}
+func (c *testCluster) seeds() []string { return c.HTTPAddrs() }
 
-// kill shuts node id down and forgets it.
+// kill shuts node id down.
 func (c *testCluster) kill(id string) {
-	for i := range c.nodes {
-		if c.ids[i] == id && c.nodes[i] != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			c.nodes[i].Shutdown(ctx)
-			cancel()
-			c.nodes[i] = nil
+	for i, n := range c.Nodes() {
+		if n.ID == id {
+			_ = c.Stop(i)
 		}
 	}
 }
 
-func (c *testCluster) shutdown() {
-	for _, id := range c.ids {
-		c.kill(id)
-	}
-}
+func (c *testCluster) shutdown() { c.Close() }
 
 // newTestCluster starts a cluster that the test shuts down.
 func newTestCluster(t testing.TB, n, rf int) *testCluster {

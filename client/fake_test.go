@@ -11,7 +11,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/resp"
 )
 
@@ -130,14 +130,14 @@ func (f *fakeNode) close() {
 type fakeCluster struct {
 	srv *httptest.Server
 	mu  sync.Mutex
-	st  httpapi.ClusterStatus
+	st  apitypes.ClusterStatus
 }
 
 func newFakeCluster(t testing.TB, rf int, nodes ...*fakeNode) *fakeCluster {
 	t.Helper()
-	fc := &fakeCluster{st: httpapi.ClusterStatus{Self: nodes[0].id, Replicas: rf, VNodes: 16}}
+	fc := &fakeCluster{st: apitypes.ClusterStatus{Self: nodes[0].id, Replicas: rf, VNodes: 16}}
 	for _, n := range nodes {
-		fc.st.Nodes = append(fc.st.Nodes, httpapi.NodeStatus{ID: n.id, ClientAddr: n.ln.Addr().String(), Up: true, State: "normal"})
+		fc.st.Nodes = append(fc.st.Nodes, apitypes.NodeStatus{ID: n.id, ClientAddr: n.ln.Addr().String(), Up: true, State: "normal"})
 	}
 	fc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/v1/cluster" {
@@ -152,7 +152,7 @@ func newFakeCluster(t testing.TB, rf int, nodes ...*fakeNode) *fakeCluster {
 	return fc
 }
 
-func (fc *fakeCluster) update(f func(st *httpapi.ClusterStatus)) {
+func (fc *fakeCluster) update(f func(st *apitypes.ClusterStatus)) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	f(&fc.st)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // respCommands reads a node's count of RESP commands named cmd from /metrics.
@@ -42,15 +44,16 @@ func TestClusterRequestsGoToThePrimary(t *testing.T) {
 	for i := range 12 {
 		key := fmt.Sprintf("route-%d", i)
 		before := map[string]int{}
-		for j, id := range shared.ids {
-			before[id] = respCommands(t, shared.nodes[j].Addrs().HTTP, "get")
+		for _, n := range shared.Running() {
+			before[n.ID] = respCommands(t, n.Addrs().HTTP, "get")
 		}
 		if _, err := c.Get(t.Context(), key); !errors.Is(err, ErrNotFound) {
 			t.Fatal(err)
 		}
 		primary := topo.replicas(key)[0]
-		for j, id := range shared.ids {
-			got := respCommands(t, shared.nodes[j].Addrs().HTTP, "get") - before[id]
+		for _, n := range shared.Running() {
+			id := n.ID
+			got := respCommands(t, n.Addrs().HTTP, "get") - before[id]
 			want := 0
 			if id == primary {
 				want = 1
@@ -136,7 +139,7 @@ func TestClusterExpireAndTTL(t *testing.T) {
 	if err := c.Set(ctx, "ttl:short", []byte("v"), WithTTL(50*time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		_, err := c.Get(ctx, "ttl:short")
 		if !errors.Is(err, ErrNotFound) {
 			return fmt.Errorf("Get after the TTL: %v", err)
@@ -175,7 +178,7 @@ func TestClusterNodeFailures(t *testing.T) {
 	// Let the servers' failure detector see it: until then a coordinator
 	// still counts n1 among the replicas it asks (a server matter, apart
 	// from the client's retries tested here).
-	if err := cl.waitUp(2, 30*time.Second); err != nil {
+	if err := cl.WaitNormal(2, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 
@@ -202,10 +205,8 @@ func TestClusterNodeFailures(t *testing.T) {
 	k := keyWithPrimary(t, c2, "n1")
 	sets := func() int {
 		n := 0
-		for _, s := range cl.nodes {
-			if s != nil {
-				n += respCommands(t, s.Addrs().HTTP, "set")
-			}
+		for _, nd := range cl.Running() {
+			n += respCommands(t, nd.Addrs().HTTP, "set")
 		}
 		return n
 	}
@@ -220,7 +221,7 @@ func TestClusterNodeFailures(t *testing.T) {
 	// With two of three replicas gone, QUORUM cannot be met: the nodes
 	// answer UNAVAILABLE once they see n2 down, and nothing is written.
 	cl.kill("n2")
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		err := c.Set(ctx, "fail:quorum", []byte("x"))
 		if !errors.Is(err, ErrUnavailable) {
 			return fmt.Errorf("Set at QUORUM with 1 of 3 replicas: %v, want ErrUnavailable", err)
@@ -318,21 +319,5 @@ func TestClusterNearCacheStalenessBound(t *testing.T) {
 	}
 	if v, err := reader.Get(ctx, key); err != nil || string(v) != "mine" {
 		t.Fatalf("read after own write = %q, %v", v, err)
-	}
-}
-
-// checkFor polls f until it returns nil or timeout passes.
-func checkFor(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

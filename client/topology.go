@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/ring"
 )
 
@@ -73,7 +73,7 @@ func fetchOne(ctx context.Context, hc *http.Client, scheme, user, password, addr
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
 	}
-	var st httpapi.ClusterStatus
+	var st apitypes.ClusterStatus
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&st); err != nil {
 		return nil, fmt.Errorf("GET %s: decoding: %w", req.URL, err)
 	}
@@ -84,7 +84,7 @@ func fetchOne(ctx context.Context, hc *http.Client, scheme, user, password, addr
 // must equal the servers': the same members (all but removed and joining
 // ones), zones,
 // vnodes and replication factor, given to the same ring.New.
-func newTopology(st httpapi.ClusterStatus) (*topology, error) {
+func newTopology(st apitypes.ClusterStatus) (*topology, error) {
 	if st.VNodes < 1 || st.Replicas < 1 {
 		return nil, fmt.Errorf("cluster status from %q has vnodes %d, replicas %d", st.Self, st.VNodes, st.Replicas)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/testutil"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -111,7 +112,7 @@ func newNode(tb testing.TB, net *transport.MemNetwork, id string, topo Topology,
 	tb.Helper()
 	h := &hook{}
 	n := &node{id: id, store: openStore(tb, h)}
-	cfg := Config{NodeID: id, MethodBase: 16, CallTimeout: 2 * time.Second, Logger: testLogger(tb)}
+	cfg := Config{NodeID: id, CallTimeout: 2 * time.Second, Logger: testLogger(tb)}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -143,27 +144,12 @@ func (n *node) start(tb testing.TB) {
 		defer cancel()
 		_ = n.svc.Shutdown(ctx)
 	})
-	waitFor(tb, 10*time.Second, func() error {
+	testutil.Eventually(tb, 10*time.Second, func() error {
 		if !n.svc.Tree().Ready() {
 			return fmt.Errorf("%s: tree not ready", n.id)
 		}
 		return nil
 	})
-}
-
-func waitFor(tb testing.TB, d time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not true after %v: %v", d, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // contents returns a store's records by key, as key → version string with a

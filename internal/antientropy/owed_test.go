@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/testutil"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -71,7 +72,7 @@ func TestPeerComingUpIsComparedWithoutWaitingForAPass(t *testing.T) {
 	a.svc.TopologyChanged()
 	want := ver(199, "n1").String()
 	// Repairs of different ranges land in any order: wait for all of them.
-	waitFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if got := len(contents(t, a.store, 0, 0)); got != 200 {
 			return fmt.Errorf("a holds %d records after comparing with c, want 200", got)
 		}
@@ -98,15 +99,15 @@ func TestFailedComparisonIsRetried(t *testing.T) {
 	a.start(t)
 	a.svc.TopologyChanged()
 	// a's first comparisons fail with ErrNotReady, as b has not started.
-	waitFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if cc.failed.Load() == 0 {
 			return fmt.Errorf("no failed comparison yet")
 		}
 		return nil
 	})
 	b.start(t)
-	waitFor(t, 30*time.Second, func() error { return holds(t, a, "k99", ver(99, "n1").String()) })
-	waitFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error { return holds(t, a, "k99", ver(99, "n1").String()) })
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if a.svc.LastFullPass().IsZero() {
 			return fmt.Errorf("no full pass recorded once every owed comparison was made")
 		}
@@ -171,7 +172,7 @@ func TestPassAbandonsPeerMarkedDown(t *testing.T) {
 	topo.set("c", true)
 	a.svc.TopologyChanged()
 	var p Progress
-	waitFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		p, _ = a.svc.LastRepair()
 		if !p.Done {
 			return fmt.Errorf("repair still running: %+v", p)

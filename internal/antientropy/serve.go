@@ -13,14 +13,9 @@ import (
 // The answering side of anti-entropy: a peer's range, leaf, fetch and
 // push requests.
 
-// Serve answers a peer's anti-entropy request; method is the transport's,
-// MethodBase included. It is the transport handler for the service's methods
-// and runs concurrently.
-func (s *Service) Serve(_ context.Context, _ string, method uint8, payload []byte) ([]byte, error) {
-	if method < s.cfg.MethodBase || method >= s.cfg.MethodBase+methodCount {
-		return nil, fmt.Errorf("antientropy: unknown method %d", method)
-	}
-	m := method - s.cfg.MethodBase
+// Serve answers a peer's anti-entropy request. It is the transport handler
+// for the service's methods and runs concurrently.
+func (s *Service) Serve(_ context.Context, _ string, m uint8, payload []byte) ([]byte, error) {
 	switch m {
 	case methodFetch:
 		return s.serveFetch(payload)
@@ -88,7 +83,7 @@ func (s *Service) Serve(_ context.Context, _ string, method uint8, payload []byt
 		s.m.rehashed.Add(float64(len(idx)))
 		return nil, nil
 	}
-	return nil, fmt.Errorf("antientropy: unknown method %d", method)
+	return nil, fmt.Errorf("antientropy: unknown method %d", m)
 }
 
 func decodeLeaves(payload []byte) ([]leaf, []int, error) {

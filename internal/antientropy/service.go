@@ -79,9 +79,6 @@ const (
 type Config struct {
 	// NodeID is this node's ring id.
 	NodeID string
-	// MethodBase is the first of the peer methods the service owns; it
-	// uses methodCount of them.
-	MethodBase uint8
 	// Interval is the time between the starts of two continuous passes (a
 	// pass that outlasts it is followed at once by the next); zero or
 	// negative runs passes only on demand (Repair). Comparisons a pass could
@@ -181,9 +178,6 @@ type Service struct {
 func New(cfg Config, store Store, apply ApplyFunc, net Caller, topo Topology) (*Service, error) {
 	if cfg.NodeID == "" {
 		return nil, errors.New("antientropy: Config.NodeID is required")
-	}
-	if int(cfg.MethodBase)+int(methodCount) > 256 {
-		return nil, fmt.Errorf("antientropy: method base %d leaves no room", cfg.MethodBase)
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultCallTimeout

@@ -19,7 +19,7 @@ func newGuardedNode(tb testing.TB, net *transport.MemNetwork, id string, topo To
 	tb.Helper()
 	h := &hook{}
 	n := &node{id: id, store: openStore(tb, h)}
-	cfg := Config{NodeID: id, MethodBase: 16, CallTimeout: 2 * time.Second, Logger: testLogger(tb)}
+	cfg := Config{NodeID: id, CallTimeout: 2 * time.Second, Logger: testLogger(tb)}
 	apply := func(key []byte, rec record.Record) (bool, error) {
 		if strings.HasPrefix(string(key), "future") {
 			return false, fmt.Errorf("%w: 1h ahead", clock.ErrClockSkew)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/testutil"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -130,7 +131,7 @@ func TestPassesConvergeOverLossyNetwork(t *testing.T) {
 	for _, n := range ns {
 		n.start(t)
 	}
-	waitFor(t, 3*time.Minute, func() error {
+	testutil.Eventually(t, 3*time.Minute, func() error {
 		for _, rg := range topo.Ranges() {
 			var first map[string]string
 			var firstRoot uint64
@@ -176,7 +177,7 @@ func TestPassesConvergeOverLossyNetwork(t *testing.T) {
 	}
 	for _, n := range ns {
 		if n.svc.LastFullPass().IsZero() {
-			waitFor(t, time.Minute, func() error {
+			testutil.Eventually(t, time.Minute, func() error {
 				if n.svc.LastFullPass().IsZero() {
 					return fmt.Errorf("%s: no full pass recorded", n.id)
 				}
@@ -230,7 +231,7 @@ func TestRepairProgress(t *testing.T) {
 	if p.ID != 1 || p.Done {
 		t.Fatalf("first repair: %+v", p)
 	}
-	waitFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		p, _ = a.svc.LastRepair()
 		if !p.Done {
 			return fmt.Errorf("repair not done: %+v", p)

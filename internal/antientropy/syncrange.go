@@ -239,7 +239,7 @@ func (s *Service) push(ctx context.Context, addr string, keys [][]byte) (int, er
 func (s *Service) call(ctx context.Context, addr string, m uint8, payload []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
-	return s.net.Call(ctx, addr, s.cfg.MethodBase+m, payload)
+	return s.net.Call(ctx, addr, m, payload)
 }
 
 // countersDiffer reports whether a and b are two states of one counter

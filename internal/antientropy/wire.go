@@ -5,19 +5,19 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/record"
 )
 
-// Peer methods, relative to Config.MethodBase. They are part of the wire
-// protocol between nodes: never renumber, only add.
+// Peer methods; their numbers and payloads are in the one table of peer
+// methods (internal/peermethod).
 const (
-	methodRoot    uint8 = 0 // range → ready, root, leaf count
-	methodLeaves  uint8 = 1 // range → leaf hashes
-	methodDigests uint8 = 2 // range + leaf indices → (key, record without value) per record
-	methodFetch   uint8 = 3 // keys → (key, record) for those found, up to a size cap
-	methodPush    uint8 = 4 // (key, record)... → number applied
-	methodRehash  uint8 = 5 // range + leaf indices → nothing; recompute those buckets
-	methodCount   uint8 = 6 // number of methods used
+	methodRoot    = peermethod.AERoot
+	methodLeaves  = peermethod.AELeaves
+	methodDigests = peermethod.AEDigests
+	methodFetch   = peermethod.AEFetch
+	methodPush    = peermethod.AEPush
+	methodRehash  = peermethod.AERehash
 )
 
 var errWire = errors.New("antientropy: malformed message")

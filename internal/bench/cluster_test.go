@@ -16,6 +16,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/resp"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 func TestKeySlot(t *testing.T) {
@@ -134,7 +135,7 @@ func TestRunPlainServerIsNotACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if got := redisCLI(t, addr, "PING"); got != "PONG" {
 			return fmt.Errorf("redis-server at %s: PING = %q", addr, got)
 		}
@@ -323,7 +324,7 @@ func redisCluster(t *testing.T, masters int) []string {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		checkFor(t, 10*time.Second, func() error {
+		testutil.Eventually(t, 10*time.Second, func() error {
 			if got := redisCLI(t, addr, "PING"); got != "PONG" {
 				return fmt.Errorf("node %d at %s: PING = %q", i, addr, got)
 			}
@@ -335,7 +336,7 @@ func redisCluster(t *testing.T, masters int) []string {
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		for _, a := range addrs {
 			if info := redisCLI(t, a, "CLUSTER", "INFO"); !strings.Contains(info, "cluster_state:ok") {
 				return fmt.Errorf("%s: %s", a, info)

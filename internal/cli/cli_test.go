@@ -122,22 +122,6 @@ func (te *testEnv) fakeNodes() []*fakeNode {
 	return append([]*fakeNode(nil), te.nodes...)
 }
 
-// checkFor polls cond until it returns nil or the timeout passes.
-func checkFor(tb testing.TB, timeout time.Duration, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func cancelled(tb testing.TB) context.Context {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(tb.Context())

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 )
 
 func newDecommissionCommand(e *env) *cobra.Command {
@@ -33,7 +33,7 @@ turns "removed": out of the ring, still running until you stop it. With
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
-			var self httpapi.ClusterStatus
+			var self apitypes.ClusterStatus
 			if err := getJSON(ctx, addr, "/v1/cluster", &self); err != nil {
 				return err
 			}
@@ -61,7 +61,7 @@ turns "removed": out of the ring, still running until you stop it. With
 func waitGone(ctx context.Context, cmd *cobra.Command, addr, id string) error {
 	last := ""
 	for {
-		var st httpapi.ClusterStatus
+		var st apitypes.ClusterStatus
 		if err := getJSON(ctx, addr, "/v1/cluster", &st); err != nil {
 			return err
 		}

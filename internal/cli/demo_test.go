@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/pki"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // startDemo runs the demo command until its banner is printed; stop ends it
@@ -23,7 +24,7 @@ func startDemo(t *testing.T, te *testEnv, args ...string) (stop func() int) {
 	t.Cleanup(cancel)
 	done := make(chan int, 1)
 	go func() { done <- te.run(ctx, append([]string{"demo"}, args...)...) }()
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if !strings.Contains(te.stdout.String(), "Ctrl-C") {
 			return fmt.Errorf("no banner yet; stdout %q stderr %q", te.stdout.String(), te.stderr.String())
 		}

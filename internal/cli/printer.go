@@ -12,13 +12,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 )
 
 // printer renders the results of admin commands, one method per result type,
 // one implementation per --output format. Admin commands print only through it.
 type printer interface {
-	ClusterStatus(httpapi.ClusterStatus) error
+	ClusterStatus(apitypes.ClusterStatus) error
 }
 
 // Output formats.
@@ -45,7 +45,7 @@ func newPrinter(w io.Writer, format string) (printer, error) {
 // jsonPrinter prints results as the API returned them, for scripts.
 type jsonPrinter struct{ w io.Writer }
 
-func (p jsonPrinter) ClusterStatus(s httpapi.ClusterStatus) error { return p.print(s) }
+func (p jsonPrinter) ClusterStatus(s apitypes.ClusterStatus) error { return p.print(s) }
 
 func (p jsonPrinter) print(v any) error {
 	enc := json.NewEncoder(p.w)
@@ -56,7 +56,7 @@ func (p jsonPrinter) print(v any) error {
 // tablePrinter prints aligned tables, for people.
 type tablePrinter struct{ w io.Writer }
 
-func (p tablePrinter) ClusterStatus(s httpapi.ClusterStatus) error {
+func (p tablePrinter) ClusterStatus(s apitypes.ClusterStatus) error {
 	up := 0
 	for _, n := range s.Nodes {
 		if n.Up {
@@ -73,7 +73,7 @@ func (p tablePrinter) ClusterStatus(s httpapi.ClusterStatus) error {
 	}
 	fmt.Fprintln(p.w)
 
-	nodes := slices.SortedFunc(slices.Values(s.Nodes), func(a, b httpapi.NodeStatus) int { return cmp.Compare(a.ID, b.ID) })
+	nodes := slices.SortedFunc(slices.Values(s.Nodes), func(a, b apitypes.NodeStatus) int { return cmp.Compare(a.ID, b.ID) })
 	rows := make([][]string, 0, len(nodes))
 	for _, n := range nodes {
 		rows = append(rows, []string{
@@ -99,7 +99,7 @@ func writeTable(w io.Writer, header []string, rows [][]string) error {
 
 // streaming summarises a node's part in a topology change: the share of
 // its ranges pulled when known, else the ranges it has left.
-func streaming(n httpapi.NodeStatus) string {
+func streaming(n apitypes.NodeStatus) string {
 	switch {
 	case n.StreamProgress > 0 && n.StreamProgress < 1:
 		return strconv.FormatFloat(n.StreamProgress*100, 'f', 0, 64) + "%"

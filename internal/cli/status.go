@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/server"
 )
 
@@ -38,7 +38,7 @@ Nodes disagree only briefly, while gossip spreads a change.`,
 			}
 			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
-			var s httpapi.ClusterStatus
+			var s apitypes.ClusterStatus
 			if err := getJSON(ctx, addr, "/v1/cluster", &s); err != nil {
 				return err
 			}
@@ -50,7 +50,7 @@ Nodes disagree only briefly, while gossip spreads a change.`,
 			}
 			if jp, ok := p.(jsonPrinter); ok {
 				return jp.print(struct {
-					httpapi.ClusterStatus
+					apitypes.ClusterStatus
 					Clock server.ClockStatus `json:"clock"`
 				}{s, clk})
 			}
@@ -108,7 +108,7 @@ func callJSON(ctx context.Context, method, addr, path string, v any) error {
 		return fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e httpapi.ErrorBody
+		var e apitypes.ErrorBody
 		if json.Unmarshal(body, &e) == nil && e.Code != "" {
 			return fmt.Errorf("%s %s: %s: %s (%s)", method, url, resp.Status, e.Error, e.Code)
 		}

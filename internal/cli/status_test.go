@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 )
 
 const cannedCluster = `{
@@ -81,7 +81,7 @@ func TestStatusJSON(t *testing.T) {
 	if code := te.run(t.Context(), "status", "--addr", "http://"+addr+"/", "-o", "json"); code != exitOK {
 		t.Fatalf("exit %d: %s", code, te.stderr.String())
 	}
-	var got, want httpapi.ClusterStatus
+	var got, want apitypes.ClusterStatus
 	if err := json.Unmarshal([]byte(te.stdout.String()), &got); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
@@ -154,12 +155,12 @@ func (a *testAPI) do(tb testing.TB, method, path string, body io.Reader) respons
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
 
-func (r response) errorBody(tb testing.TB) ErrorBody {
+func (r response) errorBody(tb testing.TB) apitypes.ErrorBody {
 	tb.Helper()
 	if ct := r.header.Get("Content-Type"); ct != "application/json" {
 		tb.Fatalf("error Content-Type = %q, want application/json (body %q)", ct, r.body)
 	}
-	var e ErrorBody
+	var e apitypes.ErrorBody
 	if err := json.Unmarshal(r.body, &e); err != nil {
 		tb.Fatalf("error body %q: %v", r.body, err)
 	}
@@ -218,7 +219,7 @@ func TestPutGetDelete(t *testing.T) {
 		t.Fatalf("DELETE wrote %+v, want a tombstone", rec)
 	}
 	r = a.do(t, "GET", "/v1/kv/greeting", nil)
-	expectStatus(t, r, http.StatusNotFound, CodeNotFound)
+	expectStatus(t, r, http.StatusNotFound, apitypes.CodeNotFound)
 	if r.header.Get(HeaderTombstone) != "true" {
 		t.Fatalf("404 after delete lacks %s: %v", HeaderTombstone, r.header)
 	}
@@ -228,7 +229,7 @@ func TestPutGetDelete(t *testing.T) {
 		t.Fatalf("second delete body = %q", r.body)
 	}
 	r = a.do(t, "GET", "/v1/kv/never-written", nil)
-	expectStatus(t, r, http.StatusNotFound, CodeNotFound)
+	expectStatus(t, r, http.StatusNotFound, apitypes.CodeNotFound)
 	if r.header.Get(HeaderTombstone) != "" || r.header.Get(HeaderVersion) != "" {
 		t.Fatalf("404 of a missing key has record headers: %v", r.header)
 	}
@@ -296,7 +297,7 @@ func TestGetJSON(t *testing.T) {
 		t.Fatalf("expire_at = %d for a key without expiry", it.ExpireAt)
 	}
 
-	expectStatus(t, a.do(t, "GET", "/v1/kv/text?format=xml", nil), http.StatusBadRequest, CodeBadRequest)
+	expectStatus(t, a.do(t, "GET", "/v1/kv/text?format=xml", nil), http.StatusBadRequest, apitypes.CodeBadRequest)
 }
 
 func TestTTL(t *testing.T) {
@@ -321,7 +322,7 @@ func TestTTL(t *testing.T) {
 
 	for _, ttl := range []string{"0", "-1", "0s", "-5s", "abc", "", "10x", "1.5", "99999999999999999999", "9223372036854775807"} {
 		r := a.do(t, "PUT", "/v1/kv/bad?ttl="+ttl, strings.NewReader("v"))
-		expectStatus(t, r, http.StatusBadRequest, CodeBadRequest)
+		expectStatus(t, r, http.StatusBadRequest, apitypes.CodeBadRequest)
 		if _, ok := a.backend.record("bad"); ok {
 			t.Fatalf("ttl=%q: refused write was applied", ttl)
 		}
@@ -337,7 +338,7 @@ func TestTTL(t *testing.T) {
 	// An expired key reads as absent at once, before any purge.
 	a.backend.clock.Advance(10 * time.Second)
 	r = a.do(t, "GET", "/v1/kv/k", nil)
-	expectStatus(t, r, http.StatusNotFound, CodeNotFound)
+	expectStatus(t, r, http.StatusNotFound, apitypes.CodeNotFound)
 	if r.header.Get(HeaderExpired) != "true" {
 		t.Fatalf("404 of an expired key lacks %s: %v", HeaderExpired, r.header)
 	}
@@ -365,7 +366,7 @@ func TestConsistency(t *testing.T) {
 		}
 	}
 	for _, method := range []string{"GET", "PUT", "DELETE"} {
-		expectStatus(t, a.do(t, method, "/v1/kv/k?consistency=TWO", nil), http.StatusBadRequest, CodeBadRequest)
+		expectStatus(t, a.do(t, method, "/v1/kv/k?consistency=TWO", nil), http.StatusBadRequest, apitypes.CodeBadRequest)
 	}
 	if New(Config{}, newMemBackend()).cfg.DefaultLevel != replication.Quorum {
 		t.Fatal("zero DefaultLevel is not QUORUM")
@@ -379,10 +380,10 @@ func TestLimits(t *testing.T) {
 	a := newTestAPI(t, Config{MaxKeyBytes: 8, MaxValueBytes: 16})
 
 	expectStatus(t, a.do(t, "PUT", "/v1/kv/12345678", strings.NewReader("v")), http.StatusNoContent, "")
-	expectStatus(t, a.do(t, "PUT", "/v1/kv/123456789", strings.NewReader("v")), http.StatusRequestEntityTooLarge, CodeTooLarge)
-	expectStatus(t, a.do(t, "GET", "/v1/kv/123456789", nil), http.StatusRequestEntityTooLarge, CodeTooLarge)
-	expectStatus(t, a.do(t, "PUT", "/v1/kv/", strings.NewReader("v")), http.StatusBadRequest, CodeBadRequest)
-	expectStatus(t, a.do(t, "GET", "/v1/kv/", nil), http.StatusBadRequest, CodeBadRequest)
+	expectStatus(t, a.do(t, "PUT", "/v1/kv/123456789", strings.NewReader("v")), http.StatusRequestEntityTooLarge, apitypes.CodeTooLarge)
+	expectStatus(t, a.do(t, "GET", "/v1/kv/123456789", nil), http.StatusRequestEntityTooLarge, apitypes.CodeTooLarge)
+	expectStatus(t, a.do(t, "PUT", "/v1/kv/", strings.NewReader("v")), http.StatusBadRequest, apitypes.CodeBadRequest)
+	expectStatus(t, a.do(t, "GET", "/v1/kv/", nil), http.StatusBadRequest, apitypes.CodeBadRequest)
 
 	atLimit := strings.Repeat("x", 16)
 	expectStatus(t, a.do(t, "PUT", "/v1/kv/v", noLength{strings.NewReader(atLimit)}), http.StatusNoContent, "")
@@ -390,7 +391,7 @@ func TestLimits(t *testing.T) {
 		"content-length": strings.NewReader(atLimit + "x"),
 		"chunked":        noLength{strings.NewReader(atLimit + "x")},
 	} {
-		expectStatus(t, a.do(t, "PUT", "/v1/kv/v", body), http.StatusRequestEntityTooLarge, CodeTooLarge)
+		expectStatus(t, a.do(t, "PUT", "/v1/kv/v", body), http.StatusRequestEntityTooLarge, apitypes.CodeTooLarge)
 		if rec, _ := a.backend.record("v"); string(rec.Value) != atLimit {
 			t.Fatalf("%s: oversized value changed the key to %q", name, rec.Value)
 		}
@@ -403,10 +404,10 @@ func TestErrorMapping(t *testing.T) {
 		status int
 		code   string
 	}{
-		{replication.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
-		{fmt.Errorf("key k: %w", replication.ErrTimeout), http.StatusGatewayTimeout, CodeTimeout},
-		{context.DeadlineExceeded, http.StatusGatewayTimeout, CodeTimeout},
-		{errors.New("disk on fire"), http.StatusInternalServerError, CodeInternal},
+		{replication.ErrUnavailable, http.StatusServiceUnavailable, apitypes.CodeUnavailable},
+		{fmt.Errorf("key k: %w", replication.ErrTimeout), http.StatusGatewayTimeout, apitypes.CodeTimeout},
+		{context.DeadlineExceeded, http.StatusGatewayTimeout, apitypes.CodeTimeout},
+		{errors.New("disk on fire"), http.StatusInternalServerError, apitypes.CodeInternal},
 	} {
 		t.Run(tc.code, func(t *testing.T) {
 			a := newTestAPI(t, Config{})
@@ -432,7 +433,7 @@ func TestLocalRead(t *testing.T) {
 	}
 	a.do(t, "DELETE", "/v1/kv/k", nil)
 	r = a.do(t, "GET", "/v1/kv/k?local=1", nil)
-	expectStatus(t, r, http.StatusNotFound, CodeNotFound)
+	expectStatus(t, r, http.StatusNotFound, apitypes.CodeNotFound)
 	rec, _ := a.backend.record("k")
 	if r.header.Get(HeaderTombstone) != "true" || r.header.Get(HeaderVersion) != rec.Version.String() {
 		t.Fatalf("local read of a tombstone: headers %v, want tombstone and version %s", r.header, rec.Version)
@@ -443,7 +444,7 @@ func TestLocalRead(t *testing.T) {
 	if hits != 2 {
 		t.Fatalf("GetLocal called %d times, want 2", hits)
 	}
-	expectStatus(t, a.do(t, "GET", "/v1/kv/k?local=maybe", nil), http.StatusBadRequest, CodeBadRequest)
+	expectStatus(t, a.do(t, "GET", "/v1/kv/k?local=maybe", nil), http.StatusBadRequest, apitypes.CodeBadRequest)
 }
 
 func TestProbes(t *testing.T) {
@@ -460,7 +461,7 @@ func TestProbes(t *testing.T) {
 		t.Fatalf("livez = %d %q", r.status, r.body)
 	}
 	r = a.do(t, "GET", "/readyz", nil)
-	expectStatus(t, r, http.StatusServiceUnavailable, CodeUnavailable)
+	expectStatus(t, r, http.StatusServiceUnavailable, apitypes.CodeUnavailable)
 	if !strings.Contains(r.errorBody(t).Error, "storage opening") {
 		t.Fatalf("readyz does not give the reason: %q", r.body)
 	}

@@ -8,33 +8,11 @@ import (
 	"net/http"
 	"syscall"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/storage"
 )
-
-// Error codes of the JSON error body. Clients switch on the code, never on the
-// message, which is for people.
-const (
-	CodeBadRequest  = "BAD_REQUEST"
-	CodeNotFound    = "NOT_FOUND"
-	CodeTooLarge    = "TOO_LARGE"
-	CodeUnavailable = "UNAVAILABLE"
-	CodeTimeout     = "TIMEOUT"
-	CodeInternal    = "INTERNAL"
-	// CodeDiskFull: a replica's disk is below its reserve; writes fail until
-	// an operator frees space, so retrying soon is pointless.
-	CodeDiskFull = "DISK_FULL"
-	// CodeOutOfMemory: the node holds more than its --max-memory and
-	// refuses writes of new data; deletes and reads still work.
-	CodeOutOfMemory = "OUT_OF_MEMORY"
-)
-
-// ErrorBody is the JSON body of every error response.
-type ErrorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
 
 // Kinds of request errors the handlers raise; they wrap them with details.
 var (
@@ -53,20 +31,20 @@ var errorTable = [...]struct {
 	status int
 	code   string
 }{
-	{errBadRequest, http.StatusBadRequest, CodeBadRequest},
-	{replication.ErrBadLevel, http.StatusBadRequest, CodeBadRequest},
-	{errNotFound, http.StatusNotFound, CodeNotFound},
-	{errTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
-	{errNotReady, http.StatusServiceUnavailable, CodeUnavailable},
+	{errBadRequest, http.StatusBadRequest, apitypes.CodeBadRequest},
+	{replication.ErrBadLevel, http.StatusBadRequest, apitypes.CodeBadRequest},
+	{errNotFound, http.StatusNotFound, apitypes.CodeNotFound},
+	{errTooLarge, http.StatusRequestEntityTooLarge, apitypes.CodeTooLarge},
+	{errNotReady, http.StatusServiceUnavailable, apitypes.CodeUnavailable},
 	// A timeout before a full disk: a write some replica took is
 	// indeterminate, which the client must be told above all.
-	{replication.ErrTimeout, http.StatusGatewayTimeout, CodeTimeout},
-	{context.DeadlineExceeded, http.StatusGatewayTimeout, CodeTimeout},
-	{diskspace.ErrDiskFull, http.StatusInsufficientStorage, CodeDiskFull},
-	{syscall.ENOSPC, http.StatusInsufficientStorage, CodeDiskFull},
-	{storage.ErrOutOfMemory, http.StatusInsufficientStorage, CodeOutOfMemory},
-	{replication.ErrNotMember, http.StatusServiceUnavailable, CodeUnavailable},
-	{replication.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
+	{replication.ErrTimeout, http.StatusGatewayTimeout, apitypes.CodeTimeout},
+	{context.DeadlineExceeded, http.StatusGatewayTimeout, apitypes.CodeTimeout},
+	{diskspace.ErrDiskFull, http.StatusInsufficientStorage, apitypes.CodeDiskFull},
+	{syscall.ENOSPC, http.StatusInsufficientStorage, apitypes.CodeDiskFull},
+	{storage.ErrOutOfMemory, http.StatusInsufficientStorage, apitypes.CodeOutOfMemory},
+	{replication.ErrNotMember, http.StatusServiceUnavailable, apitypes.CodeUnavailable},
+	{replication.ErrUnavailable, http.StatusServiceUnavailable, apitypes.CodeUnavailable},
 }
 
 // classify returns the status and code for err.
@@ -76,7 +54,7 @@ func classify(err error) (int, string) {
 			return e.status, e.code
 		}
 	}
-	return http.StatusInternalServerError, CodeInternal
+	return http.StatusInternalServerError, apitypes.CodeInternal
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -92,7 +70,7 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("method", r.Method), slog.String("route", r.Pattern),
 			slog.String("code", code), slog.Any("err", err))
 	}
-	writeJSON(w, status, ErrorBody{Error: err.Error(), Code: code})
+	writeJSON(w, status, apitypes.ErrorBody{Error: err.Error(), Code: code})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -10,22 +10,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/auth"
-)
-
-// Error codes of the guard, which every request passes before its handler.
-const (
-	// CodeUnauthorized: no credentials, or wrong ones (401).
-	CodeUnauthorized = "UNAUTHORIZED"
-	// CodeForbidden: the user lacks the right the endpoint needs, or the
-	// request came from another site's page (403).
-	CodeForbidden = "FORBIDDEN"
-	// CodeUnsupportedMediaType: a state-changing request whose body is not
-	// declared application/json or application/octet-stream (415).
-	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
-	// CodeTooManyAttempts: the client's address failed to log in too often
-	// lately (429).
-	CodeTooManyAttempts = "TOO_MANY_ATTEMPTS"
 )
 
 // identityKey carries the request's authenticated user in its context.
@@ -76,11 +62,11 @@ func (a *API) routeNeeds(r *http.Request) auth.Rights {
 func (a *API) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := crossSite(r); err != nil {
-			status, code := http.StatusForbidden, CodeForbidden
+			status, code := http.StatusForbidden, apitypes.CodeForbidden
 			if errors.Is(err, errMediaType) {
-				status, code = http.StatusUnsupportedMediaType, CodeUnsupportedMediaType
+				status, code = http.StatusUnsupportedMediaType, apitypes.CodeUnsupportedMediaType
 			}
-			writeJSON(w, status, ErrorBody{Error: err.Error(), Code: code})
+			writeJSON(w, status, apitypes.ErrorBody{Error: err.Error(), Code: code})
 			return
 		}
 		need := a.routeNeeds(r)
@@ -100,7 +86,7 @@ func (a *API) guard(next http.Handler) http.Handler {
 			switch {
 			case errors.Is(err, auth.ErrTooMany):
 				w.Header().Set("Retry-After", "1")
-				writeJSON(w, http.StatusTooManyRequests, ErrorBody{Error: err.Error(), Code: CodeTooManyAttempts})
+				writeJSON(w, http.StatusTooManyRequests, apitypes.ErrorBody{Error: err.Error(), Code: apitypes.CodeTooManyAttempts})
 				return
 			case err != nil:
 				unauthorized(w, "invalid username-password pair or user is disabled")
@@ -108,9 +94,9 @@ func (a *API) guard(next http.Handler) http.Handler {
 			}
 		}
 		if !id.Rights.Has(need) {
-			writeJSON(w, http.StatusForbidden, ErrorBody{
+			writeJSON(w, http.StatusForbidden, apitypes.ErrorBody{
 				Error: "user " + id.Name + " lacks the " + need.String() + " right for " + r.Method + " " + r.URL.Path,
-				Code:  CodeForbidden,
+				Code:  apitypes.CodeForbidden,
 			})
 			return
 		}
@@ -120,7 +106,7 @@ func (a *API) guard(next http.Handler) http.Handler {
 
 func unauthorized(w http.ResponseWriter, msg string) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="ringkv", charset="UTF-8"`)
-	writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: msg, Code: CodeUnauthorized})
+	writeJSON(w, http.StatusUnauthorized, apitypes.ErrorBody{Error: msg, Code: apitypes.CodeUnauthorized})
 }
 
 // credentials reads Authorization: Basic (user:password) or Bearer (the

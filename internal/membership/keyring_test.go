@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // startKeyed starts a node with the given gossip keys, joining join.
@@ -40,7 +42,7 @@ func TestKeyringKeepsOutNodesWithoutTheKey(t *testing.T) {
 			id := "x-" + strings.ReplaceAll(name, " ", "-")
 			x := startKeyed(t, id, keys, a.LocalAddr())
 			// Its join attempt has been made and refused.
-			checkFor(t, 10*time.Second, func() error {
+			testutil.Eventually(t, 10*time.Second, func() error {
 				if x.JoinFailures() == 0 {
 					return errors.New("join not refused yet")
 				}
@@ -61,7 +63,7 @@ func TestKeyringKeepsOutNodesWithoutTheKey(t *testing.T) {
 	d := startKeyed(t, "d", [][]byte{key(1), key(2)}, a.LocalAddr())
 	c := startKeyed(t, "c", [][]byte{key(2), key(1)}, d.LocalAddr())
 	for _, m := range []*Membership{d, c} {
-		checkFor(t, 10*time.Second, func() error {
+		testutil.Eventually(t, 10*time.Second, func() error {
 			for _, id := range []string{"c", "d"} {
 				found := false
 				for _, mem := range m.Members() {
@@ -104,7 +106,7 @@ func TestBadGossipIsSampled(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if n := m.BadGossip(); n < packets/2 {
 			return fmt.Errorf("counted %d bad packets of %d sent", n, packets)
 		}

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 func TestMarksEncodeRoundTrip(t *testing.T) {
@@ -36,12 +38,12 @@ func TestMarkRemovesDeadNode(t *testing.T) {
 	nodes := startCluster(t)
 	n1, n3 := nodes[0], nodes[2]
 	for _, m := range nodes {
-		checkFor(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3"))) })
+		testutil.Eventually(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3"))) })
 	}
 	if err := n3.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 20*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(testMeta("n2")), down(testMeta("n3"))) })
+	testutil.Eventually(t, 20*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(testMeta("n2")), down(testMeta("n3"))) })
 
 	if _, err := n1.MarkState("n3", Normal); err == nil {
 		t.Error("marking a node normal accepted")
@@ -65,7 +67,7 @@ func TestMarkRemovesDeadNode(t *testing.T) {
 	}
 
 	n4 := startNode(t, "n4", "", testMeta("n4"), n1.LocalAddr())
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if n4.Marks()["n3"] != Removed {
 			return fmt.Errorf("n4 has not learned n3's removal: %v", n4.Marks())
 		}

@@ -53,6 +53,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Profile is ProfileLAN (the default) or ProfileLocal.
 	Profile string
+	// Transport, when set, carries the gossip instead of UDP and TCP sockets
+	// at BindAddr: tests run many nodes in one process on a simulated
+	// network (internal/testcluster). Its advertised address is the node's.
+	Transport memberlist.NodeAwareTransport
 }
 
 // Validate reports the first problem with c.
@@ -206,6 +210,9 @@ func New(cfg Config) (*Membership, error) {
 		// Both on: a node with the key never falls back to the clear, and
 		// takes nothing in the clear.
 		mlc.GossipVerifyIncoming, mlc.GossipVerifyOutgoing = true, true
+	}
+	if cfg.Transport != nil {
+		mlc.Transport = cfg.Transport
 	}
 	m.logw = newLogWriter(logger)
 	mlc.Logger = log.New(m.logw, "", 0)

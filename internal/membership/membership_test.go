@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // testLogger sends logs to t.Log until the test's cleanups are done;
@@ -32,22 +34,6 @@ func testLogger(tb testing.TB) *slog.Logger {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
-
-// checkFor polls cond until it returns nil or the wait runs out.
-func checkFor(tb testing.TB, wait time.Duration, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("after %v: %v", wait, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 func testMeta(id string) Meta {
 	return Meta{ID: id, Zone: "zone-" + id, ClientAddr: id + ":6379", PeerAddr: id + ":7000", HTTPAddr: id + ":8080", State: Normal}
@@ -97,7 +83,7 @@ func startCluster(tb testing.TB) []*Membership {
 func TestJoinSeesAllMembers(t *testing.T) {
 	nodes := startCluster(t)
 	for _, m := range nodes {
-		checkFor(t, 10*time.Second, func() error {
+		testutil.Eventually(t, 10*time.Second, func() error {
 			return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3")))
 		})
 	}
@@ -114,14 +100,14 @@ func TestDownNodeKeptAndRejoins(t *testing.T) {
 	nodes := startCluster(t)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	for _, m := range nodes {
-		checkFor(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3"))) })
+		testutil.Eventually(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3"))) })
 	}
 	changed := n1.Subscribe()
 	if err := n3.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []*Membership{n1, n2} {
-		checkFor(t, 20*time.Second, func() error {
+		testutil.Eventually(t, 20*time.Second, func() error {
 			return expect(m, up(testMeta("n1")), up(testMeta("n2")), down(testMeta("n3")))
 		})
 	}
@@ -135,7 +121,7 @@ func TestDownNodeKeptAndRejoins(t *testing.T) {
 	meta.ClientAddr = "n3-new:6379"
 	startNode(t, "n3", "", meta, n1.LocalAddr())
 	for _, m := range []*Membership{n1, n2} {
-		checkFor(t, 20*time.Second, func() error {
+		testutil.Eventually(t, 20*time.Second, func() error {
 			return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(meta))
 		})
 	}
@@ -145,7 +131,7 @@ func TestSetStatePropagates(t *testing.T) {
 	nodes := startCluster(t)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
 	for _, m := range nodes {
-		checkFor(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3"))) })
+		testutil.Eventually(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3"))) })
 	}
 	leaving := testMeta("n2")
 	leaving.State = Leaving
@@ -156,14 +142,14 @@ func TestSetStatePropagates(t *testing.T) {
 		t.Errorf("LocalMeta = %+v, want %+v", got, leaving)
 	}
 	for _, m := range nodes {
-		checkFor(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(leaving), up(testMeta("n3"))) })
+		testutil.Eventually(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(leaving), up(testMeta("n3"))) })
 	}
 	// Removed nodes drop out of Members, even while still gossiping.
 	if err := n2.SetState(t.Context(), Removed); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range []*Membership{n1, n3} {
-		checkFor(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n3"))) })
+		testutil.Eventually(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n3"))) })
 	}
 }
 
@@ -171,12 +157,12 @@ func TestLeaveMarksDown(t *testing.T) {
 	nodes := startCluster(t)
 	n1, n3 := nodes[0], nodes[2]
 	for _, m := range nodes {
-		checkFor(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3"))) })
+		testutil.Eventually(t, 10*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3"))) })
 	}
 	if err := n3.Leave(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		return expect(n1, up(testMeta("n1")), up(testMeta("n2")), down(testMeta("n3")))
 	})
 	if err := n3.Shutdown(t.Context()); err != nil {
@@ -217,7 +203,7 @@ func TestJoinRetriesUntilSeedIsUp(t *testing.T) {
 	}
 	n1 := startNode(t, "n1", seedAddr, testMeta("n1"))
 	for _, m := range []*Membership{n1, n2} {
-		checkFor(t, 15*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2"))) })
+		testutil.Eventually(t, 15*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2"))) })
 	}
 }
 
@@ -363,23 +349,23 @@ func TestHealedPartitionRejoins(t *testing.T) {
 	n2, n3, n4 := nodes[1], nodes[2], nodes[3]
 	all := []Member{up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3")), up(testMeta("n4"))}
 	for _, m := range nodes {
-		checkFor(t, 10*time.Second, func() error { return expect(m, all...) })
+		testutil.Eventually(t, 10*time.Second, func() error { return expect(m, all...) })
 	}
 
 	fn.partition([]*Membership{n4}, []*Membership{n1, n2, n3}, true)
 	fn.partition([]*Membership{n1}, []*Membership{n2, n3}, true)
-	checkFor(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		return expect(n1, up(testMeta("n1")), down(testMeta("n2")), down(testMeta("n3")), down(testMeta("n4")))
 	})
 	for _, m := range []*Membership{n2, n3} {
-		checkFor(t, 20*time.Second, func() error {
+		testutil.Eventually(t, 20*time.Second, func() error {
 			return expect(m, down(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3")), down(testMeta("n4")))
 		})
 	}
 
 	fn.partition([]*Membership{n1}, []*Membership{n2, n3}, false)
 	for _, m := range []*Membership{n1, n2, n3} {
-		checkFor(t, 20*time.Second, func() error {
+		testutil.Eventually(t, 20*time.Second, func() error {
 			return expect(m, up(testMeta("n1")), up(testMeta("n2")), up(testMeta("n3")), down(testMeta("n4")))
 		})
 	}
@@ -415,11 +401,11 @@ func loseUpdate(m *Membership, s State) {
 func TestLostUpdateIsReannounced(t *testing.T) {
 	n1 := startNode(t, "n1", "", testMeta("n1"))
 	n2 := startNode(t, "n2", "", testMeta("n2"), n1.LocalAddr())
-	checkFor(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(testMeta("n2"))) })
+	testutil.Eventually(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(testMeta("n2"))) })
 	loseUpdate(n2, Leaving)
 	leaving := testMeta("n2")
 	leaving.State = Leaving
-	checkFor(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(leaving)) })
+	testutil.Eventually(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(leaving)) })
 	if n2.Reannounced() == 0 {
 		t.Error("the lost update reached n1 without being re-announced")
 	}
@@ -444,7 +430,7 @@ func quietNode(tb testing.TB, id string, join ...string) *Membership {
 func TestSyncBringsMissedUpdate(t *testing.T) {
 	n1 := quietNode(t, "n1")
 	n2 := quietNode(t, "n2", n1.LocalAddr())
-	checkFor(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(testMeta("n2"))) })
+	testutil.Eventually(t, 10*time.Second, func() error { return expect(n1, up(testMeta("n1")), up(testMeta("n2"))) })
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	if err := n2.SetState(ctx, Leaving); err == nil {

@@ -4,15 +4,16 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/record"
 )
 
-// Peer methods, offsets from the rebalance method base the server assigns.
-// They are part of the wire protocol between nodes: never renumber, only add.
+// Peer methods; their numbers are in the one table of peer methods
+// (internal/peermethod).
 const (
-	MethodPage   uint8 = 0 // segment + cursor + byte budget → records, next cursor
-	MethodStatus uint8 = 1 // → view fingerprint, ranges left to pull
-	MethodMark   uint8 = 2 // node id + state → mark it cluster-wide
+	MethodPage   = peermethod.RebalancePage   // segment + cursor + byte budget → records, next cursor
+	MethodStatus = peermethod.RebalanceStatus // → view fingerprint, ranges left to pull
+	MethodMark   = peermethod.RebalanceMark   // node id + state → mark it cluster-wide
 )
 
 var errWire = errors.New("rebalance: malformed message")

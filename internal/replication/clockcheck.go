@@ -12,11 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/peermethod"
 )
 
 // MethodTime asks a replica for its wall clock: → 8 bytes, unix nanoseconds.
 // The clock check measures each peer's offset with it.
-const MethodTime uint8 = 8
+const MethodTime = peermethod.Time
 
 // ClockCheckConfig configures a ClockCheck.
 type ClockCheckConfig struct {

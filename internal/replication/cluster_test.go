@@ -13,6 +13,7 @@ import (
 	"github.com/ringkv/ringkv/internal/handoff"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/testutil"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -295,7 +296,7 @@ func TestUnreachableReplicasGetHints(t *testing.T) {
 	if err := put(t, c.nodes[0].coord, "k", "v", Quorum); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 2*time.Second, func() error {
+	testutil.Eventually(t, 2*time.Second, func() error {
 		if got := c.nodes[0].hints.Backlog()["n3"]; got != 1 {
 			return fmt.Errorf("n3 backlog %d", got)
 		}
@@ -369,19 +370,6 @@ func TestScanWalksAllKeys(t *testing.T) {
 	}
 }
 
-func checkFor(t *testing.T, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("not true after %s: %v", total, err)
-}
-
 func TestWritesReachPendingReplicas(t *testing.T) {
 	c := newSimCluster(t, 4)
 	// n4 is joining: it is no natural replica yet but gains the range.
@@ -392,7 +380,7 @@ func TestWritesReachPendingReplicas(t *testing.T) {
 	if err := put(t, c.nodes[0].coord, "k", "v", Quorum); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 2*time.Second, func() error {
+	testutil.Eventually(t, 2*time.Second, func() error {
 		if v, ok := localValue(t, c.nodes[3], "k"); !ok || v != "v" {
 			return fmt.Errorf("pending replica lacks the write: %q %v", v, ok)
 		}

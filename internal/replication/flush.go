@@ -9,12 +9,12 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/peermethod"
 )
 
 // MethodFlush raises a node's flush barrier: payload barrier ts(8, BE) +
-// sync(1); the answer is empty. A number far from the others, so that
-// methods added beside it in the meantime do not collide.
-const MethodFlush uint8 = 14
+// sync(1); the answer is empty. Its number is in internal/peermethod.
+const MethodFlush = peermethod.Flush
 
 // Flusher is a local store with a flush barrier (FLUSHALL);
 // *storage.Store implements it.

@@ -11,6 +11,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
 )
@@ -20,7 +21,7 @@ import (
 // MethodGet's answer length-prefixed; 1, then an error's text). This version
 // sends MethodReadBatch instead and serves MethodGetBatch for coordinators of
 // the versions before it.
-const MethodGetBatch uint8 = 6
+const MethodGetBatch = peermethod.GetBatch
 
 // MethodReadBatch reads several keys from one replica, each whole or as a
 // digest: count, then each item length-prefixed, a mode byte (readWhole or
@@ -31,7 +32,7 @@ const MethodGetBatch uint8 = 6
 // answer is a quarter of a whole one, and nothing is compared byte for byte.
 // Nodes of the version before it answer it with an error, which sends the
 // keys to the single-key path: a mixed cluster reads correctly, if slower.
-const MethodReadBatch uint8 = 7
+const MethodReadBatch = peermethod.ReadBatch
 
 // Item modes of a MethodReadBatch.
 const (

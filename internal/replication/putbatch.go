@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/storage"
@@ -19,7 +20,7 @@ import (
 // answer holds one entry per write, in order: a status byte (0 applied or
 // superseded, then MethodApply's answer length-prefixed; 1 refused, then the
 // error's text), so one write refused (clock skew) fails only itself.
-const MethodApplyBatch uint8 = 5
+const MethodApplyBatch = peermethod.ApplyBatch
 
 // maxBatchWrites bounds a batch request's writes, so a hostile or broken
 // peer cannot make a replica allocate for billions of them.

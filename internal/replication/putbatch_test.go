@@ -12,6 +12,7 @@ import (
 	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/testutil"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -95,7 +96,7 @@ func TestPutBatchTimeoutIsIndeterminate(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
 		t.Fatalf("batch took %v: the request timeout did not end it", elapsed)
 	}
-	checkFor(t, 2*time.Second, func() error {
+	testutil.Eventually(t, 2*time.Second, func() error {
 		b := c.nodes[0].hints.Backlog()
 		if b["n2"] != 10 || b["n3"] != 10 {
 			return fmt.Errorf("backlog %v, want 10 hints each for n2 and n3", b)
@@ -278,7 +279,7 @@ func TestRefusalWithRequestsOutIsTimeout(t *testing.T) {
 			t.Errorf("%s: ALL write refused by the coordinator's replica: %v, want TIMEOUT", name, err)
 		}
 		for _, n := range c.nodes[1:] {
-			checkFor(t, 2*time.Second, func() error {
+			testutil.Eventually(t, 2*time.Second, func() error {
 				if v, ok := localValue(t, n, name); !ok || v != "v" {
 					return fmt.Errorf("%s: %s = %q, %v; want the write the others took", n.id, name, v, ok)
 				}

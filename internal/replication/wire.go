@@ -5,16 +5,17 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/record"
 )
 
-// RPC methods a replica serves. The numbers are part of the wire protocol between
-// nodes: never renumber, only add.
+// RPC methods a replica serves; their numbers are in the one table of peer
+// methods (internal/peermethod).
 const (
-	MethodApply uint8 = 1 // key + record → applied, prev
-	MethodGet   uint8 = 2 // key → record
-	MethodScan  uint8 = 3 // cursor + count → keys, covered-up-to
-	MethodCount uint8 = 4 // → approximate record count
+	MethodApply = peermethod.Apply // key + record → applied, prev
+	MethodGet   = peermethod.Get   // key → record
+	MethodScan  = peermethod.Scan  // cursor + count → keys, covered-up-to
+	MethodCount = peermethod.Count // → approximate record count
 )
 
 var errWire = errors.New("replication: malformed message")

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // closedCount reads ringkv_resp_closed_connections_total{reason}.
@@ -106,7 +108,7 @@ func TestDeclaredSizeNotAllocated(t *testing.T) {
 			send(t, nc, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$62914560\r\n"+strings.Repeat("v", 20<<10))
 		}
 		want := int64(conns * initialBuf)
-		checkFor(t, 5*time.Second, func() error {
+		testutil.Eventually(t, 5*time.Second, func() error {
 			if n := ts.srv.clientMem.Load(); n != want {
 				return fmt.Errorf("client buffers beyond the initial ones: %d bytes, want %d", n, want)
 			}
@@ -127,7 +129,7 @@ func TestMaxClientMemoryClosesLargest(t *testing.T) {
 			return nc, rd
 		}
 		waitMem := func(atLeast int64) {
-			checkFor(t, 5*time.Second, func() error {
+			testutil.Eventually(t, 5*time.Second, func() error {
 				if n := ts.srv.clientMem.Load(); n < atLeast {
 					return fmt.Errorf("client buffers %d bytes, want at least %d", n, atLeast)
 				}
@@ -152,7 +154,7 @@ func TestMaxClientMemoryClosesLargest(t *testing.T) {
 		send(t, smallC, strings.Repeat("v", 1<<20-small)+"\r\n")
 		expect(t, smallRd, fmt.Sprintf("$%d\r\n", 1<<20))
 		readN(t, smallRd, 1<<20+2)
-		checkFor(t, 5*time.Second, func() error {
+		testutil.Eventually(t, 5*time.Second, func() error {
 			if n := ts.srv.clientMem.Load(); n != 0 {
 				return fmt.Errorf("client buffers %d bytes after the commands ended", n)
 			}

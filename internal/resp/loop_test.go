@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // loopConns reads the gauge of connections on event loops.
@@ -30,7 +32,7 @@ func (ts *testServer) loopConns(tb testing.TB) int {
 // and hands it off on its own goroutine.
 func (ts *testServer) waitLoopConns(tb testing.TB, n int) {
 	tb.Helper()
-	checkFor(tb, 5*time.Second, func() error {
+	testutil.Eventually(tb, 5*time.Second, func() error {
 		if got := ts.loopConns(tb); got != n {
 			return fmt.Errorf("%d connections on event loops, want %d", got, n)
 		}
@@ -116,7 +118,7 @@ func TestLoopIdleTimeout(t *testing.T) {
 	_, rd := ts.onLoop(t)
 	expectClosed(t, rd)
 	ts.waitLoopConns(t, 0)
-	checkFor(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if n := ts.srv.numConns(); n != 0 {
 			return fmt.Errorf("%d connections registered", n)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // epoch is the manual clock's start: a round second, so TTL arithmetic in the
@@ -83,22 +84,6 @@ func (ts *testServer) client(tb testing.TB, proto int, mod ...func(*redis.Option
 	c := redis.NewClient(opt)
 	tb.Cleanup(func() { c.Close() })
 	return c
-}
-
-// checkFor polls fn until it returns nil or the wait is over.
-func checkFor(tb testing.TB, wait time.Duration, fn func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met after %v: %v", wait, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // eachProto runs fn against RESP2 and RESP3 clients of a fresh server.
@@ -358,7 +343,7 @@ func TestShutdownDrains(t *testing.T) {
 		fmt.Fprintf(&batch, "SET k%d v\r\n", i)
 	}
 	send(t, busy, batch.String())
-	checkFor(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if n := must(b.DBSize(t.Context())); n == 0 {
 			return errors.New("no command has run yet")
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/topology"
 )
 
 // aeState is the server's anti-entropy: the service, published through an
@@ -56,7 +57,7 @@ func (s *Server) startAntiEntropy() error {
 		return err
 	}
 	svc, err := antientropy.New(antientropy.Config{
-		NodeID: s.cfg.NodeID, MethodBase: methodsAntiEntropy,
+		NodeID:   s.cfg.NodeID,
 		Interval: s.cfg.RepairInterval, Rate: float64(s.cfg.RepairRate),
 		Clock: s.wall, Logger: s.log.With("component", "antientropy"), Registerer: s.reg,
 	}, s.store, s.applyRepair, s.peers, aeTopology{s.topo})
@@ -181,12 +182,12 @@ func (s *Server) writeRepairStatus(w http.ResponseWriter, withRoots bool) {
 }
 
 // aeTopology shows anti-entropy the current ring and who is up.
-type aeTopology struct{ t *topology }
+type aeTopology struct{ t *topology.Topology }
 
-func (a aeTopology) Ranges() []ring.Range { return a.t.cur.Load().ring.Ranges() }
+func (a aeTopology) Ranges() []ring.Range { return a.t.Current().Ring.Ranges() }
 
 func (a aeTopology) Peer(id string) (string, bool) {
-	r, ok := a.t.cur.Load().byNode[id]
+	r, ok := a.t.Current().ByNode[id]
 	return r.Addr, ok && r.Up && r.Addr != ""
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringkv/ringkv/internal/pki"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // TestClientTLS starts a node with --tls-cert, --tls-key, --tls-ca and
@@ -51,7 +52,7 @@ func TestClientTLS(t *testing.T) {
 	ctx := t.Context()
 	rc := redis.NewClient(&redis.Options{Addr: addrs.Client, TLSConfig: tc, MaxRetries: -1})
 	defer rc.Close()
-	waitFor(t, "SET over TLS", func() error { return rc.Set(ctx, "k", "v", 0).Err() })
+	testutil.Eventually(t, 60*time.Second, func() error { return rc.Set(ctx, "k", "v", 0).Err() })
 	if got, err := rc.Get(ctx, "k").Result(); err != nil || got != "v" {
 		t.Fatalf("GET over TLS: %q, %v", got, err)
 	}

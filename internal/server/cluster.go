@@ -7,21 +7,21 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/version"
 )
 
 // Status returns the node's view of the cluster. Hints are the backlog this
 // node holds for each target.
-func (s *Server) Status() httpapi.ClusterStatus {
-	v := s.topo.cur.Load()
-	own := v.ring.Ownership()
+func (s *Server) Status() apitypes.ClusterStatus {
+	v := s.topo.Current()
+	own := v.Ring.Ownership()
 	backlog := s.hints.Backlog()
 	b := version.Get()
-	st := httpapi.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness(),
+	st := apitypes.ClusterStatus{Self: s.cfg.NodeID, Replicas: s.cfg.Replicas, VNodes: s.cfg.VNodes, LastRepairPass: s.lastRepairPass(), Ready: s.readiness(),
 		Version: b.Version, Commit: b.Commit, BuildDate: b.Date}
-	for _, m := range v.members {
-		st.Nodes = append(st.Nodes, httpapi.NodeStatus{
+	for _, m := range v.Members {
+		st.Nodes = append(st.Nodes, apitypes.NodeStatus{
 			ID: m.ID, ClientAddr: m.ClientAddr, PeerAddr: m.PeerAddr, HTTPAddr: m.HTTPAddr,
 			GossipAddr: m.GossipAddr, Zone: m.Zone, Up: m.Up || m.ID == s.cfg.NodeID,
 			State: m.State.String(), Ownership: own[m.ID], Hints: int64(backlog[m.ID]),
@@ -29,7 +29,7 @@ func (s *Server) Status() httpapi.ClusterStatus {
 	}
 	s.addStreamStatus(st.Nodes)
 	st.Alarms = s.alarms()
-	slices.SortFunc(st.Nodes, func(a, b httpapi.NodeStatus) int {
+	slices.SortFunc(st.Nodes, func(a, b apitypes.NodeStatus) int {
 		switch {
 		case a.ID < b.ID:
 			return -1

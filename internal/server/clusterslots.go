@@ -9,16 +9,16 @@ import (
 // addresses. Joining nodes are left out until they own ranges, exactly as the
 // coordinator leaves them out of placement.
 func (s *Server) clusterView() resp.ClusterView {
-	v := s.topo.cur.Load()
-	nodes := v.ring.Nodes()
+	v := s.topo.Current()
+	nodes := v.Ring.Nodes()
 	out := resp.ClusterView{Self: s.cfg.NodeID, Nodes: make([]resp.ClusterNode, len(nodes))}
 	index := make(map[string]int, len(nodes))
 	for i, n := range nodes {
 		index[n.ID] = i
-		m := v.members[n.ID]
+		m := v.Members[n.ID]
 		out.Nodes[i] = resp.ClusterNode{ID: n.ID, Addr: m.ClientAddr, Up: m.Up || n.ID == s.cfg.NodeID}
 	}
-	for _, g := range v.ring.SlotRanges() {
+	for _, g := range v.Ring.SlotRanges() {
 		reps := make([]int, len(g.Replicas))
 		for j, n := range g.Replicas {
 			reps[j] = index[n.ID]

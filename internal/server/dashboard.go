@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/transport"
 	"github.com/ringkv/ringkv/internal/ui"
@@ -20,11 +22,6 @@ import (
 // peer for its figures over the peer port, which is already authenticated
 // (mutual TLS when configured), instead of calling their HTTP ports with the
 // browser's credentials.
-const (
-	methodsStats    = 64 // 64: a node's dashboard figures (NodeStats)
-	methodsStatsEnd = 65
-)
-
 const (
 	// statsEvery is how often a node samples its own request counters; the
 	// dashboard's charts have one point per sample.
@@ -84,9 +81,9 @@ type RingArc struct {
 
 // Overview is the body of GET /v1/ui/overview, the dashboard's one poll.
 type Overview struct {
-	Cluster httpapi.ClusterStatus `json:"cluster"`
-	Stats   map[string]PeerStats  `json:"stats"`
-	Ring    []RingArc             `json:"ring"`
+	Cluster apitypes.ClusterStatus `json:"cluster"`
+	Stats   map[string]PeerStats   `json:"stats"`
+	Ring    []RingArc              `json:"ring"`
 	// EverySeconds is the sampling interval of the stats' history.
 	EverySeconds float64 `json:"every_seconds"`
 }
@@ -223,9 +220,9 @@ func (s *Server) NodeStats() NodeStats {
 	return st
 }
 
-// serveStats answers a peer's methodsStats request.
+// serveStats answers a peer's peermethod.NodeStats request.
 func (s *Server) serveStats(method uint8) ([]byte, error) {
-	if method != methodsStats {
+	if method != peermethod.NodeStats {
 		return nil, fmt.Errorf("server: unknown stats method %d", method)
 	}
 	return json.Marshal(s.NodeStats())
@@ -251,7 +248,7 @@ func (s *Server) Overview(ctx context.Context) Overview {
 			mu.Unlock()
 		}(n.ID, n.PeerAddr)
 	}
-	ov.Ring = ringArcs(s.topo.cur.Load().ring.Ranges())
+	ov.Ring = ringArcs(s.topo.Current().Ring.Ranges())
 	wg.Wait()
 	return ov
 }
@@ -262,7 +259,7 @@ func (s *Server) peerStats(ctx context.Context, id, addr string) PeerStats {
 	}
 	cctx, cancel := context.WithTimeout(ctx, statsPeerTimeout)
 	defer cancel()
-	b, err := s.peers.Call(cctx, addr, methodsStats, nil)
+	b, err := s.peers.Call(cctx, addr, peermethod.NodeStats, nil)
 	var remote *transport.RemoteError
 	if errors.As(err, &remote) {
 		// It answered: up, but without figures (a node still starting, or

@@ -93,13 +93,13 @@ func (s *Server) formationReady() error {
 	if !f.forming.Load() {
 		return nil
 	}
-	v := s.topo.cur.Load()
+	v := s.topo.Current()
 	var waiting []string
 	for _, m := range f.members {
 		if m.ID == s.cfg.NodeID {
 			continue
 		}
-		if mem, ok := v.members[m.ID]; !ok || !v.byNode[m.ID].Up || mem.State != membership.Normal {
+		if mem, ok := v.Members[m.ID]; !ok || !v.ByNode[m.ID].Up || mem.State != membership.Normal {
 			waiting = append(waiting, m.ID)
 		}
 	}
@@ -114,7 +114,7 @@ func (s *Server) formationReady() error {
 	if err := s.store.Keyspace(rebalance.PrefixMeta).Delete(formingKey); err != nil {
 		return notReadyf(reasonForming, "every member is up, but recording it failed: %v", err)
 	}
-	s.topo.forgetPrevious()
+	s.topo.ForgetPrevious()
 	f.forming.Store(false)
 	s.log.Info("cluster formed: every member of --initial-cluster is up", "members", len(f.members))
 	return nil

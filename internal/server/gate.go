@@ -31,7 +31,7 @@ func (s *Server) clientGate(c *replication.Coordinator) clientGate {
 // admit costs two atomic loads per request once the cluster has formed and
 // the node is not restoring after a salvage.
 func (g clientGate) admit() error {
-	if g.s.topo.cur.Load().selfGone {
+	if g.s.topo.Current().SelfGone {
 		return replication.ErrNotMember
 	}
 	// RESP asks salvageGate itself (resp.Config.Loading, to answer LOADING);

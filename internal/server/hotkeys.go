@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/hotkeys"
 	"github.com/ringkv/ringkv/internal/httpapi"
 )
@@ -83,7 +84,7 @@ func (s *Server) handleHotKeys(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("n"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 0 {
-			writeHotKeysJSON(w, http.StatusBadRequest, httpapi.ErrorBody{
+			writeHotKeysJSON(w, http.StatusBadRequest, apitypes.ErrorBody{
 				Error: fmt.Sprintf("n=%q: want a non-negative number of keys", v), Code: "BADREQUEST",
 			})
 			return

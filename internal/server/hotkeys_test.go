@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/httpapi"
@@ -94,7 +95,7 @@ func TestHotKeysEndpoint(t *testing.T) {
 	if code, body = get("/v1/hotkeys?n=-1"); code != http.StatusBadRequest {
 		t.Fatalf("GET ?n=-1: %d %s, want 400", code, body)
 	}
-	var e httpapi.ErrorBody
+	var e apitypes.ErrorBody
 	if err := json.Unmarshal(body, &e); err != nil || e.Code == "" {
 		t.Fatalf("error body %s: %v", body, err)
 	}

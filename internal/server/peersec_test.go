@@ -18,6 +18,7 @@ import (
 	"github.com/ringkv/ringkv/internal/rebalance"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/testutil"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -50,7 +51,7 @@ func securedCluster(t *testing.T) (n1, n2 *Server, ca *pki.CA, dir, keyFile stri
 	n1 = secured("n1")
 	n2 = secured("n2", n1.Addrs().Gossip)
 	for _, s := range []*Server{n1, n2} {
-		waitFor(t, "two nodes up and normal", func() error { return upAndNormal(s, 2) })
+		testutil.Eventually(t, 60*time.Second, func() error { return upAndNormal(s, 2) })
 	}
 	return n1, n2, ca, dir, keyFile
 }
@@ -114,7 +115,7 @@ func TestSecuredPeerPort(t *testing.T) {
 				payload []byte
 			}{
 				{replication.MethodGet, append([]byte{1}, 'k')},
-				{methodsRebalance + rebalance.MethodMark, rebalance.EncodeMark("n2", uint8(membership.Removed))},
+				{rebalance.MethodMark, rebalance.EncodeMark("n2", uint8(membership.Removed))},
 				{replication.MethodApply, applyPayload([]byte("k"), []byte("v"))},
 			} {
 				err := call(t, tr, peerAddr, probe.method, probe.payload)
@@ -138,7 +139,7 @@ func TestSecuredPeerPort(t *testing.T) {
 	t.Run("mark a live node", func(t *testing.T) {
 		for _, id := range []string{"n2", "n1"} {
 			for _, st := range []membership.State{membership.Removed, membership.Leaving} {
-				err := call(t, insider, peerAddr, methodsRebalance+rebalance.MethodMark, rebalance.EncodeMark(id, uint8(st)))
+				err := call(t, insider, peerAddr, rebalance.MethodMark, rebalance.EncodeMark(id, uint8(st)))
 				if !transport.IsRemote(err) || !strings.Contains(err.Error(), "refusing mark") {
 					t.Errorf("mark %s %s: err = %v, want the node's refusal", id, st, err)
 				}
@@ -175,7 +176,7 @@ func TestSecuredPeerPort(t *testing.T) {
 		cfg := testConfig(t, "n3", filepath.Join(dir, "n3"), n1.Addrs().Gossip)
 		cfg.PeerTLSCert, cfg.PeerTLSKey, cfg.PeerTLSCA = f.Cert, f.Key, f.CA
 		n3 := startServer(t, cfg)
-		waitFor(t, "n3's join refused", func() error {
+		testutil.Eventually(t, 60*time.Second, func() error {
 			if n3.member.JoinFailures() == 0 {
 				return errJoinPending
 			}

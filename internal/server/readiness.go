@@ -10,6 +10,7 @@ import (
 	"github.com/ringkv/ringkv/internal/membership"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/topology"
 )
 
 // Readiness reasons: the fixed first word of a not-ready answer, and the
@@ -65,11 +66,11 @@ func readyReason(err error) string {
 // owns no ranges yet, a leaving one is handing them away, a removed one owns
 // none and refuses clients.
 func (s *Server) membershipReady() error {
-	v := s.topo.cur.Load()
-	if v.selfGone || s.member.LocalMeta().State == membership.Removed {
+	v := s.topo.Current()
+	if v.SelfGone || s.member.LocalMeta().State == membership.Removed {
 		return notReadyf(reasonRemoved, "this node was removed from the cluster; stop it, and wipe its data directory to add it again")
 	}
-	me, ok := v.members[s.cfg.NodeID]
+	me, ok := v.Members[s.cfg.NodeID]
 	if !ok {
 		return &notReady{reason: reasonStarting, detail: "not yet in its own member list"}
 	}
@@ -84,7 +85,7 @@ func (s *Server) membershipReady() error {
 		if n := s.member.JoinFailures(); n > 0 {
 			return notReadyf(reasonJoining, "%.0f%% owned; no seed answered after %d attempts (%v)", pct, n, s.member.Seeds())
 		}
-		if v.ring.Len() == 0 {
+		if v.Ring.Len() == 0 {
 			return notReadyf(reasonJoining, "%.0f%% owned; no normal member to stream from", pct)
 		}
 		return notReadyf(reasonJoining, "%.0f%% of its ranges streamed", pct)
@@ -100,23 +101,23 @@ func (s *Server) membershipReady() error {
 // (the future owners that are not current ones: see replication.Topology),
 // so a range whose pending replica is down counts as short too.
 func (s *Server) quorumReady() error {
-	v := s.topo.cur.Load()
+	v := s.topo.Current()
 	self := s.cfg.NodeID
 	short, total := 0, 0
 	check := func(cur, fut []ring.Node) {
-		if !containsNode(cur, self) && !containsNode(fut, self) {
+		if !topology.ContainsNode(cur, self) && !topology.ContainsNode(fut, self) {
 			return
 		}
 		total++
 		up := 0
 		for _, n := range cur {
-			if v.byNode[n.ID].Up {
+			if v.ByNode[n.ID].Up {
 				up++
 			}
 		}
 		ok := up >= replication.Quorum.Required(len(cur))
 		for _, n := range fut {
-			if !containsNode(cur, n.ID) && !v.byNode[n.ID].Up {
+			if !topology.ContainsNode(cur, n.ID) && !v.ByNode[n.ID].Up {
 				ok = false
 			}
 		}
@@ -124,8 +125,8 @@ func (s *Server) quorumReady() error {
 			short++
 		}
 	}
-	if v.future == nil {
-		for _, g := range v.ring.Ranges() {
+	if v.Future == nil {
+		for _, g := range v.Ring.Ranges() {
 			check(g.Replicas, nil)
 		}
 	} else {
@@ -133,15 +134,15 @@ func (s *Server) quorumReady() error {
 		// boundaries of either ring both replica sets are constant, and a
 		// range's end token lies in it.
 		var ends []uint64
-		for _, g := range v.ring.Ranges() {
+		for _, g := range v.Ring.Ranges() {
 			ends = append(ends, g.End)
 		}
-		for _, g := range v.future.Ranges() {
+		for _, g := range v.Future.Ranges() {
 			ends = append(ends, g.End)
 		}
 		slices.Sort(ends)
 		for _, t := range slices.Compact(ends) {
-			check(v.ring.ReplicasForToken(t), v.future.ReplicasForToken(t))
+			check(v.Ring.ReplicasForToken(t), v.Future.ReplicasForToken(t))
 		}
 	}
 	if short > 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/ringkv/ringkv/internal/membership"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/topology"
 )
 
 func members(up map[string]bool, state membership.State) func() []membership.Member {
@@ -40,8 +41,8 @@ func TestQuorumReady(t *testing.T) {
 		{"five, two down", map[string]bool{"n1": true, "n2": true, "n3": true, "n4": false, "n5": false}, "quorum unavailable for"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Server{cfg: config.Config{NodeID: "n1"}, topo: newTopology("n1", 3, 8, 0)}
-			s.topo.update(members(tc.up, membership.Normal))
+			s := &Server{cfg: config.Config{NodeID: "n1"}, topo: topology.New("n1", 3, 8, 0, nil)}
+			s.topo.Update(members(tc.up, membership.Normal))
 			err := s.quorumReady()
 			switch {
 			case tc.want == "" && err != nil:
@@ -58,65 +59,23 @@ func TestQuorumReady(t *testing.T) {
 // While a node joins, its ack is required on top of the level's count: the
 // ranges it gains count as short once it is down.
 func TestQuorumReadyPendingReplica(t *testing.T) {
-	s := &Server{cfg: config.Config{NodeID: "n1"}, topo: newTopology("n1", 3, 8, 0)}
+	s := &Server{cfg: config.Config{NodeID: "n1"}, topo: topology.New("n1", 3, 8, 0, nil)}
 	view := func(n4Up bool) func() []membership.Member {
 		return func() []membership.Member {
 			out := members(map[string]bool{"n1": true, "n2": true, "n3": true}, membership.Normal)()
 			return append(out, membership.Member{Meta: membership.Meta{ID: "n4", State: membership.Joining}, Up: n4Up})
 		}
 	}
-	s.topo.update(view(true))
+	s.topo.Update(view(true))
 	if err := s.quorumReady(); err != nil {
 		t.Fatalf("joining node up: %v", err)
 	}
-	s.topo.update(view(false))
+	s.topo.Update(view(false))
 	err := s.quorumReady()
 	if err == nil || readyReason(err) != reasonQuorum {
 		t.Fatalf("joining node down: %v, want a quorum reason", err)
 	}
 	t.Log(err)
-}
-
-// A node that is no longer among the members was removed: the view says so,
-// and the client gate refuses with that.
-func TestTopologySelfGone(t *testing.T) {
-	topo := newTopology("n1", 3, 8, 0)
-	if topo.cur.Load().selfGone {
-		t.Fatal("an empty view says this node was removed")
-	}
-	topo.update(members(map[string]bool{"n1": true, "n2": true}, membership.Normal))
-	if topo.cur.Load().selfGone {
-		t.Fatal("a member is gone")
-	}
-	topo.update(members(map[string]bool{"n2": true, "n3": true}, membership.Normal))
-	if !topo.cur.Load().selfGone {
-		t.Fatal("a node missing from the members is not gone")
-	}
-}
-
-// Once formed, the partial rings seen while members appeared stop adding
-// pending replicas to writes.
-func TestTopologyForgetPrevious(t *testing.T) {
-	topo := newTopology("n1", 3, 8, 60e9)
-	all := map[string]bool{"n1": true, "n2": true, "n3": true, "n4": true, "n5": true}
-	topo.update(members(map[string]bool{"n1": true, "n2": true, "n3": true}, membership.Normal))
-	topo.update(members(all, membership.Normal))
-	pending := 0
-	for i := range 200 {
-		pending += len(topo.Pending([]byte{byte(i), 'k'}))
-	}
-	if pending == 0 {
-		t.Fatal("no key has a pending replica from the previous ring; the test proves nothing")
-	}
-	topo.forgetPrevious()
-	for i := range 200 {
-		if p := topo.Pending([]byte{byte(i), 'k'}); len(p) != 0 {
-			t.Fatalf("key %d still has pending replicas %v", i, p)
-		}
-	}
-	if len(topo.Nodes()) != 5 || len(topo.Replicas([]byte("k"))) != 3 {
-		t.Fatalf("forgetPrevious changed the members: %v", topo.Nodes())
-	}
 }
 
 // A node forming its cluster waits for every named member, up and normal,
@@ -129,13 +88,13 @@ func TestFormation(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	cfg := config.Config{NodeID: "n1", InitialCluster: []string{"n1=127.0.0.1:1", "n2=127.0.0.1:2", "n3=127.0.0.1:3"}}
-	s := &Server{cfg: cfg, store: st, topo: newTopology("n1", 3, 8, 0), log: slog.New(slog.DiscardHandler)}
+	s := &Server{cfg: cfg, store: st, topo: topology.New("n1", 3, 8, 0, nil), log: slog.New(slog.DiscardHandler)}
 	if forming, err := s.startFormation(); err != nil || !forming {
 		t.Fatalf("startFormation: %v, %v", forming, err)
 	}
 	gate := s.clientGate(nil)
 
-	s.topo.update(members(map[string]bool{"n1": true, "n2": true, "n3": false}, membership.Normal))
+	s.topo.Update(members(map[string]bool{"n1": true, "n2": true, "n3": false}, membership.Normal))
 	err = s.formationReady()
 	if err == nil || err.Error() != "forming: waiting for n3" || readyReason(err) != reasonForming {
 		t.Fatalf("formationReady with n3 down: %v", err)
@@ -143,25 +102,25 @@ func TestFormation(t *testing.T) {
 	if err := gate.admit(); !errors.Is(err, replication.ErrUnavailable) || !strings.Contains(err.Error(), "cluster forming: waiting for n3") {
 		t.Fatalf("admit while forming: %v", err)
 	}
-	s.topo.update(members(map[string]bool{"n1": true, "n2": true, "n3": true}, membership.Joining))
+	s.topo.Update(members(map[string]bool{"n1": true, "n2": true, "n3": true}, membership.Joining))
 	if err := s.formationReady(); err == nil {
 		t.Fatal("formed with members that are joining, not normal")
 	}
 
-	s.topo.update(members(map[string]bool{"n1": true, "n2": true, "n3": true}, membership.Normal))
+	s.topo.Update(members(map[string]bool{"n1": true, "n2": true, "n3": true}, membership.Normal))
 	if err := s.formationReady(); err != nil {
 		t.Fatalf("formationReady with every member up: %v", err)
 	}
 	if err := gate.admit(); err != nil {
 		t.Fatalf("admit once formed: %v", err)
 	}
-	restarted := &Server{cfg: cfg, store: st, topo: newTopology("n1", 3, 8, 0), log: slog.New(slog.DiscardHandler)}
+	restarted := &Server{cfg: cfg, store: st, topo: topology.New("n1", 3, 8, 0, nil), log: slog.New(slog.DiscardHandler)}
 	if err := restarted.resumeFormation(); err != nil || restarted.form.forming.Load() {
 		t.Fatalf("a restart after formation forms again: %v", err)
 	}
 
 	// A removed node: the gate refuses with ErrNotMember.
-	s.topo.update(members(map[string]bool{"n2": true, "n3": true}, membership.Normal))
+	s.topo.Update(members(map[string]bool{"n2": true, "n3": true}, membership.Normal))
 	if err := gate.admit(); !errors.Is(err, replication.ErrNotMember) {
 		t.Fatalf("admit on a removed node: %v", err)
 	}
@@ -175,11 +134,11 @@ func TestFormationResumes(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	cfg := config.Config{NodeID: "n1", InitialCluster: []string{"n1=127.0.0.1:1", "n2=127.0.0.1:2"}}
-	s := &Server{cfg: cfg, store: st, topo: newTopology("n1", 3, 8, 0), log: slog.New(slog.DiscardHandler)}
+	s := &Server{cfg: cfg, store: st, topo: topology.New("n1", 3, 8, 0, nil), log: slog.New(slog.DiscardHandler)}
 	if _, err := s.startFormation(); err != nil {
 		t.Fatal(err)
 	}
-	restarted := &Server{cfg: cfg, store: st, topo: newTopology("n1", 3, 8, 0), log: slog.New(slog.DiscardHandler)}
+	restarted := &Server{cfg: cfg, store: st, topo: topology.New("n1", 3, 8, 0, nil), log: slog.New(slog.DiscardHandler)}
 	if err := restarted.resumeFormation(); err != nil || !restarted.form.forming.Load() {
 		t.Fatalf("restart mid-formation: forming=%v, %v", restarted.form.forming.Load(), err)
 	}

@@ -12,11 +12,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/membership"
 	"github.com/ringkv/ringkv/internal/rebalance"
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/topology"
 )
 
 // nodeStateKey holds, in the metadata keyspace, the lifecycle state this node
@@ -109,7 +111,7 @@ const (
 func (s *Server) startRebalance() error {
 	r := &rebalancer{s: s, stop: make(chan struct{}), done: make(chan struct{}), settle: ringSettle(s.cfg)}
 	r.puller = rebalance.NewPuller(rebalance.Config{
-		Self: s.cfg.NodeID, PageMethod: methodsRebalance + rebalance.MethodPage,
+		Self: s.cfg.NodeID, PageMethod: rebalance.MethodPage,
 		Store: s.store, Apply: s.coord.ApplyLocal, Caller: s.peers, Peers: s.topo,
 		Rate: s.cfg.StreamRate, Logger: s.log, Registerer: s.reg,
 	})
@@ -145,12 +147,12 @@ func (s *Server) stopRebalance(ctx context.Context) error {
 }
 
 func (s *Server) serveRebalance(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
-	switch method - methodsRebalance {
+	switch method {
 	case rebalance.MethodPage:
 		return rebalance.ServePage(s.store, payload)
 	case rebalance.MethodStatus:
-		v := s.topo.cur.Load()
-		return rebalance.StatusReply{Fingerprint: v.fingerprint, Remaining: int(s.rebal.remaining.Load())}.Encode(), nil
+		v := s.topo.Current()
+		return rebalance.StatusReply{Fingerprint: v.Fingerprint, Remaining: int(s.rebal.remaining.Load())}.Encode(), nil
 	case rebalance.MethodMark:
 		id, st, err := rebalance.DecodeMark(payload)
 		if err != nil {
@@ -162,7 +164,7 @@ func (s *Server) serveRebalance(ctx context.Context, from string, method uint8, 
 		if _, err := s.member.MarkState(id, membership.State(st)); err != nil {
 			return nil, err
 		}
-		s.topo.update(s.member.Members)
+		s.topo.Update(s.member.Members)
 		return nil, nil
 	}
 	return nil, fmt.Errorf("server: unknown rebalance method %d", method)
@@ -201,9 +203,9 @@ func (r *rebalancer) step(ctx context.Context) error {
 	// Completes a formation as soon as every member is up, not at the
 	// next client request or readiness probe.
 	_ = s.formationReady()
-	v := s.topo.cur.Load()
+	v := s.topo.Current()
 	self := s.cfg.NodeID
-	if v.future == nil {
+	if v.Future == nil {
 		r.remaining.Store(0)
 		r.mu.Lock()
 		r.mu.left = nil
@@ -216,8 +218,8 @@ func (r *rebalancer) step(ctx context.Context) error {
 	// A cluster with no owner yet (every node joining, as when a whole
 	// cluster starts with --join pointing at each other) has no data: its
 	// smallest id bootstraps it.
-	if me, ok := v.members[self]; ok && me.State == membership.Joining && v.ring.Len() == 0 {
-		if len(v.members) > 1 && smallestID(v) == self {
+	if me, ok := v.Members[self]; ok && me.State == membership.Joining && v.Ring.Len() == 0 {
+		if len(v.Members) > 1 && smallestID(v) == self {
 			return r.setOwnState(ctx, membership.Normal)
 		}
 		return nil
@@ -226,13 +228,13 @@ func (r *rebalancer) step(ctx context.Context) error {
 	// started one after the other with --join, as `ringkv demo` does) has
 	// nothing to stream: it goes normal at once instead of leaving the
 	// cluster at a smaller replica set for a settle period.
-	if me, ok := v.members[self]; ok && me.State == membership.Joining && r.puller.Progress().Total == 0 {
+	if me, ok := v.Members[self]; ok && me.State == membership.Joining && r.puller.Progress().Total == 0 {
 		if empty, err := r.clusterEmpty(ctx, v); err == nil && empty {
 			s.log.Info("joining an empty cluster: nothing to stream")
 			return r.setOwnState(ctx, membership.Normal)
 		}
 	}
-	tasks := rebalance.Plan(v.ring, v.future, self)
+	tasks := rebalance.Plan(v.Ring, v.Future, self)
 	left, err := r.puller.Remaining(tasks)
 	if err != nil {
 		return err
@@ -262,14 +264,14 @@ func (r *rebalancer) step(ctx context.Context) error {
 
 // agree asks every up member for its view and returns whether all share ours.
 // It remembers when agreement on this view was first seen.
-func (r *rebalancer) agree(ctx context.Context, v *view) (bool, map[string]rebalance.StatusReply) {
+func (r *rebalancer) agree(ctx context.Context, v *topology.View) (bool, map[string]rebalance.StatusReply) {
 	replies := map[string]rebalance.StatusReply{}
-	for id, rep := range v.byNode {
-		if _, member := v.members[id]; !member || !rep.Up || id == r.s.cfg.NodeID {
+	for id, rep := range v.ByNode {
+		if _, member := v.Members[id]; !member || !rep.Up || id == r.s.cfg.NodeID {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		resp, err := r.s.peers.Call(cctx, rep.Addr, methodsRebalance+rebalance.MethodStatus, nil)
+		resp, err := r.s.peers.Call(cctx, rep.Addr, rebalance.MethodStatus, nil)
 		cancel()
 		if err != nil {
 			return false, nil
@@ -278,8 +280,8 @@ func (r *rebalancer) agree(ctx context.Context, v *view) (bool, map[string]rebal
 		if err != nil {
 			return false, nil
 		}
-		if st.Fingerprint != v.fingerprint {
-			r.viewsDiffer(v.fingerprint)
+		if st.Fingerprint != v.Fingerprint {
+			r.viewsDiffer(v.Fingerprint)
 			return false, nil
 		}
 		replies[id] = st
@@ -287,8 +289,8 @@ func (r *rebalancer) agree(ctx context.Context, v *view) (bool, map[string]rebal
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.mu.differSince = time.Time{}
-	if r.mu.confirmedFP != v.fingerprint || r.mu.confirmedAt.IsZero() {
-		r.mu.confirmedFP, r.mu.confirmedAt = v.fingerprint, time.Now()
+	if r.mu.confirmedFP != v.Fingerprint || r.mu.confirmedAt.IsZero() {
+		r.mu.confirmedFP, r.mu.confirmedAt = v.Fingerprint, time.Now()
 	}
 	left := map[string]int{}
 	for id, st := range replies {
@@ -327,10 +329,10 @@ func (r *rebalancer) viewsDiffer(fp uint64) {
 // complete moves the change on once every node that gains ranges has pulled
 // them: this node, when it is the one joining or leaving; the smallest up
 // normal node for nodes an operator marked leaving.
-func (r *rebalancer) complete(ctx context.Context, v *view, replies map[string]rebalance.StatusReply) error {
+func (r *rebalancer) complete(ctx context.Context, v *topology.View, replies map[string]rebalance.StatusReply) error {
 	self := r.s.cfg.NodeID
-	for id, m := range v.members {
-		if len(rebalance.Plan(v.ring, v.future, id)) == 0 {
+	for id, m := range v.Members {
+		if len(rebalance.Plan(v.Ring, v.Future, id)) == 0 {
 			continue
 		}
 		if id == self {
@@ -341,7 +343,7 @@ func (r *rebalancer) complete(ctx context.Context, v *view, replies map[string]r
 			return nil // a gaining node is down or not done
 		}
 	}
-	me := v.members[self]
+	me := v.Members[self]
 	switch me.State {
 	case membership.Joining:
 		return r.setOwnState(ctx, membership.Normal)
@@ -354,7 +356,7 @@ func (r *rebalancer) complete(ctx context.Context, v *view, replies map[string]r
 		return nil
 	}
 	for id, st := range r.s.member.Marks() {
-		if m, ok := v.members[id]; ok && st == membership.Leaving && m.State == membership.Leaving {
+		if m, ok := v.Members[id]; ok && st == membership.Leaving && m.State == membership.Leaving {
 			if err := r.s.markEverywhere(ctx, id, membership.Removed); err != nil {
 				return err
 			}
@@ -372,13 +374,13 @@ func (r *rebalancer) setOwnState(ctx context.Context, st membership.State) error
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	err := r.s.member.SetState(cctx, st)
-	r.s.topo.update(r.s.member.Members)
+	r.s.topo.Update(r.s.member.Members)
 	return err
 }
 
-func smallestID(v *view) string {
+func smallestID(v *topology.View) string {
 	best := ""
-	for id := range v.members {
+	for id := range v.Members {
 		if best == "" || id < best {
 			best = id
 		}
@@ -386,10 +388,10 @@ func smallestID(v *view) string {
 	return best
 }
 
-func smallestNormalUp(v *view) string {
+func smallestNormalUp(v *topology.View) string {
 	best := ""
-	for id, m := range v.members {
-		if m.State == membership.Normal && v.byNode[id].Up && (best == "" || id < best) {
+	for id, m := range v.Members {
+		if m.State == membership.Normal && v.ByNode[id].Up && (best == "" || id < best) {
 			best = id
 		}
 	}
@@ -403,15 +405,15 @@ func (s *Server) markEverywhere(ctx context.Context, id string, st membership.St
 	if _, err := s.member.MarkState(id, st); err != nil {
 		return err
 	}
-	s.topo.update(s.member.Members)
-	v := s.topo.cur.Load()
+	s.topo.Update(s.member.Members)
+	v := s.topo.Current()
 	var errs []error
-	for mid, rep := range v.byNode {
-		if _, ok := v.members[mid]; !ok || !rep.Up || mid == s.cfg.NodeID {
+	for mid, rep := range v.ByNode {
+		if _, ok := v.Members[mid]; !ok || !rep.Up || mid == s.cfg.NodeID {
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := s.peers.Call(cctx, rep.Addr, methodsRebalance+rebalance.MethodMark, rebalance.EncodeMark(id, uint8(st)))
+		_, err := s.peers.Call(cctx, rep.Addr, rebalance.MethodMark, rebalance.EncodeMark(id, uint8(st)))
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("marking %s %s on %s: %w", id, st, mid, err))
@@ -450,8 +452,8 @@ func adminOK(w http.ResponseWriter, msg string) {
 // handleDecommission starts streaming this node's ranges away. The node ends
 // removed: out of the ring, still running until the operator stops it.
 func (s *Server) handleDecommission(w http.ResponseWriter, r *http.Request) {
-	v := s.topo.cur.Load()
-	me := v.members[s.cfg.NodeID]
+	v := s.topo.Current()
+	me := v.Members[s.cfg.NodeID]
 	switch {
 	case me.State == membership.Leaving:
 		adminOK(w, "already leaving")
@@ -459,10 +461,10 @@ func (s *Server) handleDecommission(w http.ResponseWriter, r *http.Request) {
 	case me.State != membership.Normal:
 		adminError(w, http.StatusConflict, "BADSTATE", fmt.Sprintf("node is %s, only a normal node can be decommissioned", me.State))
 		return
-	case v.future != nil:
+	case v.Future != nil:
 		adminError(w, http.StatusConflict, "BUSY", "another topology change is in progress; retry when it completes")
 		return
-	case v.ring.Len() < 2:
+	case v.Ring.Len() < 2:
 		adminError(w, http.StatusConflict, "LASTNODE", "the last node of a cluster cannot be decommissioned")
 		return
 	}
@@ -478,8 +480,8 @@ func (s *Server) handleDecommission(w http.ResponseWriter, r *http.Request) {
 // smallest normal node marks it removed.
 func (s *Server) handleRemoveNode(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("id")
-	v := s.topo.cur.Load()
-	m, ok := v.members[id]
+	v := s.topo.Current()
+	m, ok := v.Members[id]
 	switch {
 	case id == "":
 		adminError(w, http.StatusBadRequest, "BADREQUEST", "missing ?id=")
@@ -493,7 +495,7 @@ func (s *Server) handleRemoveNode(w http.ResponseWriter, r *http.Request) {
 	case m.State == membership.Leaving:
 		adminOK(w, "already being removed")
 		return
-	case v.future != nil:
+	case v.Future != nil:
 		adminError(w, http.StatusConflict, "BUSY", "another topology change is in progress; retry when it completes")
 		return
 	}
@@ -504,10 +506,10 @@ func (s *Server) handleRemoveNode(w http.ResponseWriter, r *http.Request) {
 	adminOK(w, "removing")
 }
 
-var _ rebalance.Peers = (*topology)(nil)
+var _ rebalance.Peers = (*topology.Topology)(nil)
 
 // addStreamStatus fills the streaming fields of the status page.
-func (s *Server) addStreamStatus(nodes []httpapi.NodeStatus) {
+func (s *Server) addStreamStatus(nodes []apitypes.NodeStatus) {
 	if s.rebal == nil {
 		return
 	}
@@ -526,16 +528,16 @@ func (s *Server) addStreamStatus(nodes []httpapi.NodeStatus) {
 
 // clusterEmpty reports whether this node and every member that owns ranges
 // hold no records at all. Any member that does not answer makes it false.
-func (r *rebalancer) clusterEmpty(ctx context.Context, v *view) (bool, error) {
+func (r *rebalancer) clusterEmpty(ctx context.Context, v *topology.View) (bool, error) {
 	if r.s.store.ApproxCount() != 0 {
 		return false, nil
 	}
-	owners := v.ring.Nodes()
+	owners := v.Ring.Nodes()
 	if len(owners) == 0 {
 		return false, nil
 	}
 	for _, n := range owners {
-		rep, ok := v.byNode[n.ID]
+		rep, ok := v.ByNode[n.ID]
 		if !ok || !rep.Up || rep.Addr == "" {
 			return false, nil
 		}

@@ -281,7 +281,7 @@ func (s *Server) restore(ctx context.Context) {
 // localRanges counts the ring ranges this node holds a replica of.
 func (s *Server) localRanges() int {
 	n := 0
-	for _, rg := range s.topo.cur.Load().ring.Ranges() {
+	for _, rg := range s.topo.Current().Ring.Ranges() {
 		if slices.ContainsFunc(rg.Replicas, func(r ring.Node) bool { return r.ID == s.cfg.NodeID }) && len(rg.Replicas) > 1 {
 			n++
 		}

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 func testConfig(t *testing.T, id, dir string, join ...string) config.Config {
@@ -40,19 +42,6 @@ func startServer(t *testing.T, cfg config.Config) *Server {
 	}
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 	return s
-}
-
-func waitFor(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: not true after 60s: %v", what, err)
 }
 
 func upAndNormal(s *Server, want int) error {
@@ -85,14 +74,14 @@ func TestSalvagedNodeRestoresBeforeReady(t *testing.T) {
 	n3cfg := testConfig(t, "n3", filepath.Join(root, "n3"), seed)
 	n3 := startServer(t, n3cfg)
 	for _, s := range []*Server{n1, n2, n3} {
-		waitFor(t, "cluster up", func() error { return upAndNormal(s, 3) })
+		testutil.Eventually(t, 60*time.Second, func() error { return upAndNormal(s, 3) })
 	}
 	ctx := t.Context()
 
 	// n3 misses the writes: they land on n1 and n2 only.
 	n3gossip := n3.Addrs().Gossip
 	n3.Shutdown(ctx)
-	waitFor(t, "n3 down", func() error { return upAndNormal(n2, 2) })
+	testutil.Eventually(t, 60*time.Second, func() error { return upAndNormal(n2, 2) })
 	for i := range keys {
 		k := fmt.Appendf(nil, "k%d", i)
 		if _, _, err := n2.coord.Put(ctx, k, replication.Mutation{Value: fmt.Appendf(nil, "v%d", i)}, replication.Quorum); err != nil {
@@ -119,7 +108,7 @@ func TestSalvagedNodeRestoresBeforeReady(t *testing.T) {
 	n1cfg.GossipAddr, n1cfg.Join = n1gossip, nil
 	n1 = startServer(t, n1cfg)
 	for _, s := range []*Server{n1, n2, n3} {
-		waitFor(t, "cluster up again", func() error { return upAndNormal(s, 3) })
+		testutil.Eventually(t, 60*time.Second, func() error { return upAndNormal(s, 3) })
 	}
 	// Asked once the cluster is up: readiness answers its first failing
 	// check, and until n1 sees its peers that is quorum, not the salvage.
@@ -153,7 +142,7 @@ func TestSalvagedNodeRestoresBeforeReady(t *testing.T) {
 	}
 	close(hold)
 
-	waitFor(t, "n1 ready", n1.readyCheck)
+	testutil.Eventually(t, 60*time.Second, n1.readyCheck)
 	for i := range keys {
 		rec, found, err := n1.coord.GetLocal(fmt.Appendf(nil, "k%d", i))
 		if err != nil || !found || string(rec.Value) != fmt.Sprintf("v%d", i) {
@@ -172,7 +161,7 @@ func TestSalvageRefusesPeerReads(t *testing.T) {
 			t.Errorf("method %d served while restoring", m)
 		}
 	}
-	for _, m := range []uint8{replication.MethodApply, replication.MethodApplyBatch, replication.MethodCount, methodsAntiEntropy} {
+	for _, m := range []uint8{replication.MethodApply, replication.MethodApplyBatch, replication.MethodCount, peermethod.AERoot} {
 		if err := s.salvageRefusesPeer(m); err != nil {
 			t.Errorf("method %d refused while restoring: %v", m, err)
 		}

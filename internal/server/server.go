@@ -25,10 +25,12 @@ import (
 	"github.com/ringkv/ringkv/internal/handoff"
 	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/membership"
+	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/resp"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/topology"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -45,9 +47,10 @@ type Server struct {
 	guard  *clock.Guard            // see clockcheck.go
 	clock  *replication.ClockCheck // see clockcheck.go
 	store  *storage.Store
-	peers  *transport.TCP
+	peers  peerTransport // TCP, or in memory under WithPeerNetwork (seams.go)
+	seams  seams
 	member *membership.Membership
-	topo   *topology
+	topo   *topology.Topology
 	rebal  *rebalancer
 	hints  *handoff.Queue
 	coord  *replication.Coordinator
@@ -73,15 +76,20 @@ type Server struct {
 	shutdown   sync.Once
 }
 
-// New builds a node from cfg; nothing listens until Start.
-func New(cfg config.Config, logger *slog.Logger) (*Server, error) {
+// New builds a node from cfg; nothing listens until Start. Options replace
+// its network, gossip or clock, for tests (seams.go).
+func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, log: logger.With("node", cfg.NodeID)}, nil
+	s := &Server{cfg: cfg, log: logger.With("node", cfg.NodeID)}
+	for _, o := range opts {
+		o(&s.seams)
+	}
+	return s, nil
 }
 
 // Start opens storage, joins the cluster and starts serving. On error it
@@ -102,7 +110,7 @@ func (s *Server) Start() (err error) {
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 	// The offset lets the fault suite skew this one process's clock; it is
 	// zero unless a test sets it through the debug endpoint.
-	s.wall = clock.NewOffset(clock.System{}, 0)
+	s.wall = clock.NewOffset(s.baseClock(), 0)
 	s.hlc = clock.NewHLC(s.wall, cfg.MaxClockSkew)
 	s.guard = clock.NewGuard(s.wall, cfg.MaxClockSkew)
 	// Users first: a bad users file must stop the node before it opens
@@ -144,7 +152,7 @@ func (s *Server) Start() (err error) {
 	if err != nil {
 		return err
 	}
-	s.peers, err = transport.Listen(transport.TCPConfig{
+	s.peers, err = s.listenPeers(transport.TCPConfig{
 		Addr: cfg.PeerAddr, NodeID: cfg.NodeID, Logger: s.log, Registerer: s.reg,
 		Handler: s.servePeer, ServerTLS: peerTLS.server, ClientTLS: peerTLS.client,
 	})
@@ -175,8 +183,8 @@ func (s *Server) Start() (err error) {
 	}
 	s.member, err = membership.New(membership.Config{
 		NodeID: cfg.NodeID, BindAddr: cfg.GossipAddr, Join: seeds, Keys: gossipKeys,
-		Profile: gossipProfile(cfg.GossipAddr),
-		Logger:  s.log,
+		Profile: gossipProfile(cfg.GossipAddr), Transport: s.seams.gossip,
+		Logger: s.log,
 		Meta: membership.Meta{
 			ID: cfg.NodeID, Zone: cfg.Zone,
 			ClientAddr: s.respLn.Addr().String(), PeerAddr: s.peers.Addr(), HTTPAddr: s.httpLn.Addr().String(),
@@ -189,14 +197,14 @@ func (s *Server) Start() (err error) {
 	if err := s.registerGossipMetrics(); err != nil {
 		return err
 	}
-	s.topo = newTopology(cfg.NodeID, cfg.Replicas, cfg.VNodes, ringSettle(cfg))
+	s.topo = topology.New(cfg.NodeID, cfg.Replicas, cfg.VNodes, ringSettle(cfg), nil)
 
 	s.hints, err = handoff.New(handoff.Config{
 		// A hint older than gc-grace could carry a value whose delete the
 		// target already purged, and resurrect it: never keep one that long.
 		MaxWindow: min(cfg.MaxHintWindow, cfg.GCGrace), MaxBytes: cfg.MaxHintBytes, Clock: s.wall,
 		Logger: s.log, Registerer: s.reg,
-	}, s.store.Keyspace('h'), s.deliverHint, s.topo.isUp)
+	}, s.store.Keyspace('h'), s.deliverHint, s.topo.IsUp)
 	if err != nil {
 		return err
 	}
@@ -235,7 +243,7 @@ func (s *Server) Start() (err error) {
 	if err := s.member.Start(context.Background()); err != nil {
 		return fmt.Errorf("server: joining the cluster: %w", err)
 	}
-	s.topo.update(s.member.Members)
+	s.topo.Update(s.member.Members)
 	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watchMembership()
 	s.hints.Start()
@@ -301,7 +309,7 @@ func (s *Server) Start() (err error) {
 
 // deliverHint replays one hint to its target with the peer Apply request.
 func (s *Server) deliverHint(ctx context.Context, target string, key []byte, rec *record.Record) error {
-	addr, ok := s.topo.peerAddr(target)
+	addr, ok := s.topo.PeerAddr(target)
 	if !ok {
 		return fmt.Errorf("server: unknown hint target %q", target)
 	}
@@ -315,7 +323,7 @@ func (s *Server) watchMembership() {
 	defer close(s.watchDone)
 	ch := s.member.Subscribe()
 	// Changes between Start and Subscribe would be lost without this.
-	s.topo.update(s.member.Members)
+	s.topo.Update(s.member.Members)
 	s.savePeers(s.member.Members())
 	s.aeTopologyChanged()
 	for {
@@ -324,7 +332,7 @@ func (s *Server) watchMembership() {
 			return
 		case <-ch:
 			s.savePeers(s.member.Members())
-			if up := s.topo.update(s.member.Members); len(up) > 0 {
+			if up := s.topo.Update(s.member.Members); len(up) > 0 {
 				// Connections that lived through a partition may sit in
 				// TCP retransmission backoff for seconds after the heal.
 				for _, r := range up {
@@ -359,16 +367,8 @@ func (s *Server) readyCheck() error {
 	return nil
 }
 
-// Peer request methods are split into ranges, one per component, so each
-// component numbers its own requests without touching the others'.
-const (
-	methodsReplication  = 0  // 0..15: replication (coordinator ↔ replica)
-	methodsAntiEntropy  = 16 // 16..31: anti-entropy
-	methodsRebalance    = 32 // 32..47: range streaming and topology changes
-	methodsRebalanceEnd = 48
-)
-
-// servePeer routes a peer request to the component that owns its method.
+// servePeer routes a peer request to the component that owns its method
+// (internal/peermethod holds the table).
 func (s *Server) servePeer(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
 	if !s.ready.Load() {
 		return nil, errors.New("server: node is starting")
@@ -376,14 +376,15 @@ func (s *Server) servePeer(ctx context.Context, from string, method uint8, paylo
 	if err := s.salvageRefusesPeer(method); err != nil {
 		return nil, err
 	}
-	switch {
-	case method < methodsAntiEntropy:
+	owner, _ := peermethod.OwnerOf(method)
+	switch owner {
+	case peermethod.Replication:
 		return s.coord.Serve(ctx, from, method, payload)
-	case method < methodsRebalance:
+	case peermethod.AntiEntropy:
 		return s.serveAntiEntropy(ctx, from, method, payload)
-	case method < methodsRebalanceEnd:
+	case peermethod.Rebalance:
 		return s.serveRebalance(ctx, from, method, payload)
-	case method >= methodsStats && method < methodsStatsEnd:
+	case peermethod.Stats:
 		return s.serveStats(method)
 	}
 	return nil, fmt.Errorf("server: unknown peer method %d", method)

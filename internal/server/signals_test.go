@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // lockedBuffer collects log output from many goroutines.
@@ -93,8 +94,8 @@ func TestSignalsAgree(t *testing.T) {
 	}
 	n1 := start(testConfig(t, "n1", t.TempDir()))
 	n2 := start(testConfig(t, "n2", t.TempDir(), n1.Addrs().Gossip))
-	waitFor(t, "two nodes up", func() error { return upAndNormal(n1, 2) })
-	waitFor(t, "two nodes up", func() error { return upAndNormal(n2, 2) })
+	testutil.Eventually(t, 60*time.Second, func() error { return upAndNormal(n1, 2) })
+	testutil.Eventually(t, 60*time.Second, func() error { return upAndNormal(n2, 2) })
 
 	c := redis.NewClient(&redis.Options{Addr: n1.Addrs().Client})
 	defer c.Close()

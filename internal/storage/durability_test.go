@@ -16,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 func TestReopenPersists(t *testing.T) {
@@ -122,7 +123,7 @@ func TestPeriodicSyncerSyncs(t *testing.T) {
 		fs := vfs.NewCrashableMem()
 		s := openTest(t, Options{Engine: engine, FS: fs, Dir: "db", Sync: SyncPeriodic})
 		mustApply(t, s, "k", val(1, "a", "v"))
-		checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		testutil.EventuallyEvery(t, 10*time.Second, 20*time.Millisecond, func() error {
 			crashed, err := Open(Options{Engine: engine, FS: fs.CrashClone(vfs.CrashCloneCfg{}), Dir: "db", ExpiryInterval: -1, Logger: testLogger(t)})
 			if err != nil {
 				return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 type hookCall struct {
@@ -194,14 +195,14 @@ func TestBackgroundExpiry(t *testing.T) {
 			mustApply(t, s, fmt.Sprintf("k%d", i), withTTL(val(0, "a", "v"), 1000))
 		}
 		clk.Advance(time.Second)
-		checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		testutil.EventuallyEvery(t, 10*time.Second, 5*time.Millisecond, func() error {
 			if m := s.Metrics(); m.Expired != keys {
 				return fmt.Errorf("expired %d of %d", m.Expired, keys)
 			}
 			return nil
 		})
 		clk.Advance(time.Minute)
-		checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		testutil.EventuallyEvery(t, 10*time.Second, 5*time.Millisecond, func() error {
 			if n := s.ApproxCount(); n != 0 {
 				return fmt.Errorf("%d records left", n)
 			}

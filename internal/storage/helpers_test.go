@@ -146,19 +146,3 @@ func checkIndex(tb testing.TB, s *Store) {
 		tb.Errorf("index has %d entries, records need %d", got, len(want))
 	}
 }
-
-// checkFor polls cond until it returns nil or the timeout passes.
-func checkFor(tb testing.TB, timeout, every time.Duration, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		time.Sleep(every)
-	}
-}

@@ -43,22 +43,6 @@ func echo(_ context.Context, _ string, method uint8, payload []byte) ([]byte, er
 	return append([]byte{method}, payload...), nil
 }
 
-// checkFor polls f until it returns nil or the timeout passes.
-func checkFor(tb testing.TB, timeout, interval time.Duration, f func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		time.Sleep(interval)
-	}
-}
-
 func callCtx(tb testing.TB, d time.Duration) context.Context {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)

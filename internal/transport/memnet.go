@@ -32,6 +32,7 @@ type MemNetwork struct {
 	down     map[string]bool
 	blocked  map[memLink]bool
 	isolated map[string]bool
+	paused   map[string]chan struct{} // closed on Resume
 	dropRate float64
 	delayMin time.Duration
 	delayMax time.Duration
@@ -49,6 +50,7 @@ func NewMemNetwork(seed int64) *MemNetwork {
 		down:     make(map[string]bool),
 		blocked:  make(map[memLink]bool),
 		isolated: make(map[string]bool),
+		paused:   make(map[string]chan struct{}),
 	}
 }
 
@@ -148,6 +150,44 @@ func (n *MemNetwork) SetDelay(lo, hi time.Duration) {
 	n.delayMin, n.delayMax = max(lo, 0), max(hi, lo, 0)
 }
 
+// Pause freezes addr's process, as SIGSTOP does: requests to it wait,
+// unanswered, until Resume (or their caller's ctx ends), and then run.
+func (n *MemNetwork) Pause(addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.paused[addr] == nil {
+		n.paused[addr] = make(chan struct{})
+	}
+}
+
+// Resume undoes Pause; the requests that waited are served.
+func (n *MemNetwork) Resume(addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if ch := n.paused[addr]; ch != nil {
+		close(ch)
+		delete(n.paused, addr)
+	}
+}
+
+// resumed returns a channel closed when addr is not paused (nil: it is not).
+func (n *MemNetwork) resumed(addr string) <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.paused[addr]
+}
+
+// Reachable reports whether a message from -> to would pass the network's
+// partitions, isolations, down and paused nodes now (drops and delays
+// aside), so that another protocol simulated beside it (gossip, in
+// internal/testcluster) suffers the same faults as the peer requests: a
+// paused node's failure detector neither hears nor answers.
+func (n *MemNetwork) Reachable(from, to string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.cutLocked(from, to) && n.paused[from] == nil && n.paused[to] == nil
+}
+
 // memFate is what the network decided for one call when it started.
 type memFate uint8
 
@@ -197,6 +237,11 @@ func (n *MemNetwork) passes(from, to string, dst *MemTransport) bool {
 // Addr returns the node's address.
 func (m *MemTransport) Addr() string { return m.addr }
 
+// Reset does nothing: an in-memory endpoint keeps no connection that could
+// sit in backoff after a partition heals. It lets a MemTransport stand where
+// the server resets its TCP connections.
+func (m *MemTransport) Reset(string) {}
+
 // Call implements Transport.
 func (m *MemTransport) Call(ctx context.Context, addr string, method uint8, payload []byte) ([]byte, error) {
 	if m.ctx.Err() != nil {
@@ -227,7 +272,7 @@ func (m *MemTransport) Call(ctx context.Context, addr string, method uint8, payl
 // deliver carries one call through the network. Lost messages simply end it:
 // the caller is left to its ctx, as with a real network.
 func (m *MemTransport) deliver(dst *MemTransport, fate memFate, d1, d2 time.Duration, method uint8, req []byte, ch chan<- result) {
-	if !m.sleep(d1, dst) || fate == memDropRequest || !m.net.passes(m.addr, dst.addr, dst) {
+	if !m.sleep(d1, dst) || fate == memDropRequest || !m.waitResumed(dst) || !m.net.passes(m.addr, dst.addr, dst) {
 		return
 	}
 	r, ran := dst.serve(m.addr, method, req)
@@ -239,6 +284,22 @@ func (m *MemTransport) deliver(dst *MemTransport, fate memFate, d1, d2 time.Dura
 		r = result{err: &RemoteError{Peer: dst.addr, Message: r.err.Error()}}
 	}
 	ch <- r
+}
+
+// waitResumed waits while dst is paused, unless either end closes first.
+func (m *MemTransport) waitResumed(dst *MemTransport) bool {
+	ch := m.net.resumed(dst.addr)
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-m.ctx.Done():
+		return false
+	case <-dst.ctx.Done():
+		return false
+	}
 }
 
 // sleep waits d unless either end closes first.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // memCluster attaches nodes a, b and c, each counting the requests it served.
@@ -83,7 +85,7 @@ func wantLost(tb testing.TB, mc *memCluster, from, to string) {
 	if !isDeadline(err) || NotSent(err) {
 		tb.Fatalf("%s->%s: err = %v, want DeadlineExceeded, not NotSent", from, to, err)
 	}
-	checkFor(tb, 5*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(tb, 5*time.Second, time.Millisecond, func() error {
 		if got := mc.served[to].Load() - before; got != 1 {
 			return fmt.Errorf("%s->%s: handler ran %d times, want once", from, to, got)
 		}
@@ -184,7 +186,7 @@ func TestMemNetworkDropLooksLikeTimeout(t *testing.T) {
 	}
 	// Some requests were lost on the way, some after the handler ran: the
 	// caller sees the same timeout either way.
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 5*time.Second, time.Millisecond, func() error {
 		if got := mc.served["b"].Load(); got == 0 || got == calls {
 			return fmt.Errorf("handler ran for %d of %d dropped calls, want some but not all", got, calls)
 		}
@@ -256,4 +258,36 @@ func TestMemNetworkListenTwicePanics(t *testing.T) {
 		}
 	}()
 	n.Listen("a", echo)
+}
+
+// TestMemNetworkPauseHoldsRequestsUntilResume: a paused node answers nothing,
+// and the requests it held run once it resumes, as after SIGCONT.
+func TestMemNetworkPauseHoldsRequestsUntilResume(t *testing.T) {
+	n := NewMemNetwork(1)
+	a := n.Listen("a", nil)
+	b := n.Listen("b", func(context.Context, string, uint8, []byte) ([]byte, error) { return []byte("pong"), nil })
+	defer a.Close()
+	defer b.Close()
+	n.Pause("b")
+	if n.Reachable("a", "b") {
+		t.Error("a paused node is reachable; gossip would not see it frozen")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.Call(ctx, "b", 1, nil); err == nil {
+		t.Fatal("a paused node answered")
+	}
+	got := make(chan string, 1)
+	go func() {
+		resp, err := a.Call(context.Background(), "b", 1, nil)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(resp)
+	}()
+	n.Resume("b")
+	if r := <-got; r != "pong" {
+		t.Fatalf("after resume the held request got %q, want pong", r)
+	}
 }

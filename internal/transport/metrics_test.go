@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 func TestTCPMetrics(t *testing.T) {
@@ -48,7 +50,7 @@ func TestTCPMetrics(t *testing.T) {
 	}
 	_, _ = nc.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
 	defer nc.Close()
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 5*time.Second, time.Millisecond, func() error {
 		if got := metricValue(t, srv.metrics.refused); got != 1 {
 			return errors.New("refused connection not counted")
 		}
@@ -56,7 +58,7 @@ func TestTCPMetrics(t *testing.T) {
 	})
 	// The server counts a batch after its write returns, and the client
 	// can have read the response by then: wait for the count.
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 5*time.Second, time.Millisecond, func() error {
 		if b, f := metricValue(t, srv.metrics.batches), metricValue(t, srv.metrics.frames); b == 0 || f != 3 {
 			return fmt.Errorf("server wrote %v frames in %v batches, want 3 frames", f, b)
 		}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 func TestTCPConcurrentCallsMatchResponses(t *testing.T) {
@@ -128,7 +130,7 @@ func TestTCPDeadlineExceeded(t *testing.T) {
 	if NotSent(err) {
 		t.Errorf("NotSent(%v) = true, but the request reached the peer", err)
 	}
-	checkFor(t, 10*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 10*time.Second, time.Millisecond, func() error {
 		if !applied.Load() {
 			return errors.New("handler did not run")
 		}
@@ -230,7 +232,7 @@ func TestTCPPeerRestart(t *testing.T) {
 	// The restarted peer listens on the same address; calls recover once the
 	// dial backoff passes.
 	restarted := startTCP(t, "server", echo, func(c *TCPConfig) { c.Addr = addr })
-	checkFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 10*time.Second, 20*time.Millisecond, func() error {
 		_, err := cli.Call(callCtx(t, time.Second), restarted.Addr(), 0, []byte("c"))
 		return err
 	})
@@ -475,7 +477,7 @@ func TestTCPCoalescesWrites(t *testing.T) {
 
 	<-cliGate.entered
 	cliConn := onlyConn(t, cli)
-	checkFor(t, 10*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 10*time.Second, time.Millisecond, func() error {
 		if q := queuedFrameCount(cliConn); int(cliGate.held.Load())+q != n {
 			return fmt.Errorf("client: %d frames in flight, %d queued, want %d in all", cliGate.held.Load(), q, n)
 		}
@@ -485,7 +487,7 @@ func TestTCPCoalescesWrites(t *testing.T) {
 
 	<-srvGate.entered
 	srvConn := onlyConn(t, srv)
-	checkFor(t, 10*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 10*time.Second, time.Millisecond, func() error {
 		if q := queuedFrameCount(srvConn); int(srvGate.held.Load())+q != n {
 			return fmt.Errorf("server: %d frames in flight, %d queued, want %d in all", srvGate.held.Load(), q, n)
 		}
@@ -636,7 +638,7 @@ func TestTCPCallGivenUpMidWriteKeepsConnection(t *testing.T) {
 	// outstanding and nothing left queued. The server reads none of it
 	// before release, so the write is stuck part way.
 	c := onlyConn(t, cli)
-	checkFor(t, 10*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 10*time.Second, time.Millisecond, func() error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if len(c.mu.calls) != 3 || len(c.mu.pending) != 0 {

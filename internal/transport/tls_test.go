@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/internal/pki"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // peerTLS makes a CA in a temporary directory and returns a node's peer TLS
@@ -142,7 +143,7 @@ func TestTCPMutualTLS(t *testing.T) {
 	if n := served.Load(); n != 2 {
 		t.Fatalf("handler ran %d times, want only the two members' calls", n)
 	}
-	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+	testutil.EventuallyEvery(t, 5*time.Second, time.Millisecond, func() error {
 		if got := metricValue(t, srv.metrics.refused); got < 3 {
 			return errors.New("refused handshakes not counted")
 		}

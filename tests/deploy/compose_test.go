@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // testVersion is stamped into the image the test builds, so that what the
@@ -121,7 +123,7 @@ func (c *cluster) health(ctx context.Context, node string) (string, error) {
 
 func (c *cluster) waitHealthy(ctx context.Context, nodes ...string) {
 	c.t.Helper()
-	waitFor(c.t, 90*time.Second, func() error {
+	testutil.EventuallyEvery(c.t, 90*time.Second, 500*time.Millisecond, func() error {
 		for _, n := range nodes {
 			h, err := c.health(ctx, n)
 			if err != nil {
@@ -149,23 +151,6 @@ func (c *cluster) getHTTP(ctx context.Context, node, path string) (int, []byte, 
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	return resp.StatusCode, body, err
-}
-
-// waitFor polls f until it returns nil; past total it fails with f's error.
-// total bounds a wait for the cluster to converge, it asserts no timing.
-func waitFor(t *testing.T, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }
 
 // TestComposeCluster builds the image with `make image`, brings up
@@ -329,7 +314,7 @@ func TestComposeCluster(t *testing.T) {
 	c.waitHealthy(ctx, "n3")
 	// Caught up: n3's own copy (?local=true reads only its store) holds every
 	// write it missed, delivered by hints or anti-entropy.
-	waitFor(t, 90*time.Second, func() error {
+	testutil.EventuallyEvery(t, 90*time.Second, 500*time.Millisecond, func() error {
 		for i := range keys {
 			for _, kv := range [][2]string{{"during:", "d"}, {"before:", "w"}} {
 				code, body, err := c.getHTTP(ctx, "n3", fmt.Sprintf("/v1/kv/%s%d?local=true", kv[0], i))

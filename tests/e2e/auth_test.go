@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // hashPassword runs `ringkv hash-password` with pw on stdin.
@@ -143,7 +145,7 @@ func TestAuthProbesFail(t *testing.T) {
 	if !limited {
 		t.Fatal("200 wrong passwords from one address were all checked; want the source limited")
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if !strings.Contains(n.logTail(), "failed logins") {
 			return errors.New("no failed-logins line in the log yet")
 		}

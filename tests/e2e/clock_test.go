@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // setClockOffset moves a node's wall clock through the debug endpoint.
@@ -94,7 +96,7 @@ func TestClockFarAheadHidesNoWrite(t *testing.T) {
 	// Once n1 has measured its peers' clocks it refuses writes for its
 	// clock; none is acknowledged meanwhile.
 	i := 0
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		i++
 		err := clients[0].Set(ctx, "k", fmt.Sprintf("future-%d", i), 0).Err()
 		if err == nil {
@@ -138,7 +140,7 @@ func TestClockFarAheadHidesNoWrite(t *testing.T) {
 	}
 
 	setClockOffset(t, n1, 0)
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		return clients[0].Set(ctx, "k", "v3", 0).Err()
 	})
 	for j, c := range clients {
@@ -154,7 +156,7 @@ func TestClockFarAheadHidesNoWrite(t *testing.T) {
 			}
 		}
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		if code, body := httpGet(t, "http://"+n1.HTTP+"/readyz"); code != http.StatusOK {
 			return fmt.Errorf("n1 /readyz = %d %s", code, body)
 		}

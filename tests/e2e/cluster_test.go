@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 type clusterStatus struct {
@@ -38,7 +40,7 @@ func status(t testing.TB, n *node) (clusterStatus, error) {
 func waitUp(t testing.TB, n *node, want int) {
 	t.Helper()
 	// Generous: CI runs this beside the race-enabled chaos suite on 2 cores.
-	checkFor(t, 60*time.Second, func() error {
+	testutil.Eventually(t, 60*time.Second, func() error {
 		st, err := status(t, n)
 		if err != nil {
 			return err
@@ -61,7 +63,7 @@ func waitUp(t testing.TB, n *node, want int) {
 // waitDown waits until n sees the node id as down.
 func waitDown(t testing.TB, n *node, id string) {
 	t.Helper()
-	checkFor(t, 60*time.Second, func() error {
+	testutil.Eventually(t, 60*time.Second, func() error {
 		st, err := status(t, n)
 		if err != nil {
 			return err
@@ -174,7 +176,7 @@ func TestClusterQuorumFailoverAndHints(t *testing.T) {
 	n2.start()
 	waitUp(t, n1, 3)
 	// Within seconds of its return n2's own replica holds every write it missed.
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		for i := range 2000 {
 			k := fmt.Sprintf("b%d", i)
 			if v, ok := localValue(t, n2, k); !ok || v != fmt.Sprintf("v%d", i) {

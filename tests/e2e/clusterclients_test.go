@@ -13,7 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/ring"
 )
 
@@ -33,7 +33,7 @@ func ringOf(t *testing.T, nodes []*node) clusterRing {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st httpapi.ClusterStatus
+	var st apitypes.ClusterStatus
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}

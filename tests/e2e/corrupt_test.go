@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // Issue 29 case 4: a node whose log is overwritten with random bytes refuses
@@ -45,7 +47,7 @@ func TestCorruptLogRefusesStartSalvageRestores(t *testing.T) {
 	waitDown(t, nodes[2], "n2")
 	n1.Extra = append(n1.Extra, "--salvage")
 	n1.startNoWait()
-	checkFor(t, 60*time.Second, func() error {
+	testutil.Eventually(t, 60*time.Second, func() error {
 		code, body, err := nodeReadyz(n1)
 		if err != nil || code != 503 || !strings.Contains(body, "restoring") || !strings.Contains(body, "after salvaging") {
 			return fmt.Errorf("readyz %d %q %v", code, body, err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // incrEach runs rounds of INCRBY on key through every client at once, each
@@ -78,7 +80,7 @@ func TestCounterConcurrentIncrAcrossKill(t *testing.T) {
 			t.Fatalf("ALL read through %s: %q %v, want %d", n.ID, v, err, want)
 		}
 	}
-	checkFor(t, 10*time.Second, func() error {
+	testutil.Eventually(t, 10*time.Second, func() error {
 		for _, n := range nodes {
 			if v, _ := localValue(t, n, "ctr"); v != strconv.FormatInt(want, 10) {
 				return fmt.Errorf("%s's replica holds %q, want %d", n.ID, v, want)

@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // artefactDir is where tests leave files for a person to look at (the
@@ -186,7 +188,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("the page shows %v, want %v: %v", got, allUp, err)
 	}
 	// Let the charts collect a few samples before the screenshot.
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		samples, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("#hotkeys tbody tr").length`))
 		if err != nil {
 			return err

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // The README's first command: `ringkv demo` starts a 3-node cluster in one
@@ -95,7 +97,7 @@ func TestDemoCluster(t *testing.T) {
 	defer n1.Close()
 	defer n3.Close()
 	ctx := t.Context()
-	checkFor(t, 30*time.Second, func() error { return n1.Set(ctx, "demo", "works", 0).Err() })
+	testutil.Eventually(t, 30*time.Second, func() error { return n1.Set(ctx, "demo", "works", 0).Err() })
 	if v, err := n3.Get(ctx, "demo").Result(); err != nil || v != "works" {
 		t.Fatalf("GET through node 3: %q %v", v, err)
 	}

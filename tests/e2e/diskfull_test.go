@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // Issue 29 case 3: a node whose data disk fills refuses writes with a clear
@@ -52,7 +54,7 @@ func testDiskFull(t *testing.T, engine string) {
 	// The node reads free space at most 50 ms late while writes come in; a
 	// burst in that window is what the reserve absorbs. Here the writes wait
 	// for the reading, so they test the reserve, not the window.
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if v, err := metricValue(n, "ringkv_disk_free_bytes"); err != nil || v > 7<<20 {
 			return fmt.Errorf("ringkv_disk_free_bytes = %v, %v after the fill", v, err)
 		}
@@ -72,7 +74,7 @@ func testDiskFull(t *testing.T, engine string) {
 	}
 	// The other process takes what is left: below the reserve, the disk is full.
 	fill(t, filler, freeBytes(t, disk)-(1<<20))
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if code, _, err := nodeReadyz(n); err != nil || code != 503 {
 			return fmt.Errorf("readyz %d %v with 1 MiB free", code, err)
 		}
@@ -91,7 +93,7 @@ func testDiskFull(t *testing.T, engine string) {
 	// Restarted on the full disk: the client port opens and serves reads.
 	n.startNoWait()
 	c = n.redis()
-	checkFor(t, 60*time.Second, func() error {
+	testutil.Eventually(t, 60*time.Second, func() error {
 		v, err := c.Get(ctx, "before1").Result()
 		if err == nil && v != "v1" {
 			t.Fatalf("after a restart on a full disk before1 = %q", v)
@@ -101,7 +103,7 @@ func testDiskFull(t *testing.T, engine string) {
 	// The engine may free space as it opens (a log it no longer needs): if
 	// so the other process takes it, and the node must turn full again.
 	fill(t, filler, freeBytes(t, disk)-(1<<20))
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if code, _, err := nodeReadyz(n); err != nil || code != 503 {
 			return fmt.Errorf("readyz %d %v with 1 MiB free", code, err)
 		}
@@ -112,7 +114,7 @@ func testDiskFull(t *testing.T, engine string) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 30*time.Second, func() error { return c.Set(ctx, "after", "ok", 0).Err() })
+	testutil.Eventually(t, 30*time.Second, func() error { return c.Set(ctx, "after", "ok", 0).Err() })
 	if code, body, err := nodeReadyz(n); err != nil || code != 200 {
 		t.Fatalf("readyz after space was freed: %d %q %v", code, body, err)
 	}
@@ -189,7 +191,7 @@ func TestDiskFullOneNodeClusterServes(t *testing.T) {
 	})
 	n1 := nodes[0]
 	fill(t, filepath.Join(disk, "filler"), freeBytes(t, disk)-(1<<20))
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		if code, body, err := nodeReadyz(n1); err != nil || code != 503 || !strings.Contains(body, "disk full") {
 			return fmt.Errorf("n1 readyz: %d %q %v", code, body, err)
 		}

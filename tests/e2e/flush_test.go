@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // FLUSHALL on real processes: refused while a node is down; once all are
@@ -57,7 +59,7 @@ func TestFlushAll(t *testing.T) {
 	}
 	// Every node's own replica ends empty: hints, anti-entropy and the
 	// restart below bring nothing back.
-	checkFor(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		for _, n := range nodes {
 			for _, k := range []string{"f3", "h3"} {
 				if v, ok := localValue(t, n, k); ok {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // readyz returns a node's /readyz status code and body.
@@ -32,7 +34,7 @@ func readyz(t testing.TB, n *node) (int, string) {
 func waitNotReady(t testing.TB, n *node, want ...string) string {
 	t.Helper()
 	var body string
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		var code int
 		code, body = readyz(t, n)
 		if code != http.StatusServiceUnavailable {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // binary is the ringkv executable built once for the whole package.
@@ -137,7 +139,7 @@ func (n *node) startNoWait() {
 func (n *node) waitReady() {
 	n.t.Helper()
 	retries := 3
-	checkFor(n.t, 60*time.Second, func() error {
+	testutil.Eventually(n.t, 60*time.Second, func() error {
 		select {
 		case <-n.exited:
 			tail := n.logTail()
@@ -223,20 +225,6 @@ func withLevel(level string) func(*redis.Options) {
 			return cn.Do(ctx, "RINGKV.CONSISTENCY", level).Err()
 		}
 	}
-}
-
-// checkFor polls f until it returns nil or the time is up.
-func checkFor(t testing.TB, total time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(total)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("not true after %s: %v", total, err)
 }
 
 // startCluster starts n nodes that join through the first one, and waits until

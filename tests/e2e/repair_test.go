@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // repairStatus is the part of GET /v1/repair/status the tests read.
@@ -59,7 +61,7 @@ func runRepair(t testing.TB, n *node) string {
 // the full replica sets, and until every node has rebuilt its bucket hashes.
 func waitSettled(t testing.TB, nodes ...*node) {
 	t.Helper()
-	checkFor(t, 60*time.Second, func() error {
+	testutil.Eventually(t, 60*time.Second, func() error {
 		for _, n := range nodes {
 			var st struct {
 				Nodes []struct {
@@ -94,7 +96,7 @@ func waitSettled(t testing.TB, nodes ...*node) {
 // waitTreesReady waits until every node has rebuilt its bucket hashes.
 func waitTreesReady(t testing.TB, nodes ...*node) {
 	t.Helper()
-	checkFor(t, 30*time.Second, func() error {
+	testutil.Eventually(t, 30*time.Second, func() error {
 		for _, n := range nodes {
 			st, err := getRepairStatus(n)
 			if err != nil {
@@ -208,7 +210,7 @@ func TestAntiEntropyConvergesAfterPartition(t *testing.T) {
 	healed := time.Now()
 	// Two periods, plus slack for a loaded machine: a pass over 192 ranges is
 	// itself work, and the test must not flake on two shared cores.
-	checkFor(t, 2*period+20*time.Second, func() error { return sameRoots(nodes) })
+	testutil.Eventually(t, 2*period+20*time.Second, func() error { return sameRoots(nodes) })
 	t.Logf("roots identical %v after the node came back (period %v)", time.Since(healed).Round(time.Millisecond), period)
 	for i := range 2000 {
 		if v, ok := localValue(t, n3, fmt.Sprintf("b%d", i)); !ok || v != fmt.Sprintf("v%d", i) {

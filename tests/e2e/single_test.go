@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // A single node speaks RESP2 and RESP3 to go-redis, expires keys, and keeps
@@ -44,7 +46,7 @@ func TestSingleNodeCommandsAndRestart(t *testing.T) {
 	if err := c.Set(ctx, "short", "v", 300*time.Millisecond).Err(); err != nil {
 		t.Fatal(err)
 	}
-	checkFor(t, 5*time.Second, func() error {
+	testutil.Eventually(t, 5*time.Second, func() error {
 		if err := c.Get(ctx, "short").Err(); !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("short still readable: %v", err)
 		}
@@ -167,7 +169,7 @@ func crashKeepsAcknowledgedWrites(t *testing.T, engine string) {
 			}
 		}()
 	}
-	checkFor(t, 20*time.Second, func() error {
+	testutil.Eventually(t, 20*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(acked) < 500 {

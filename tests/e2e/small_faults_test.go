@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // Issue 29 case 6: `ringkv server --in-memory` without --data-dir (it
@@ -40,7 +42,7 @@ func TestInMemoryNeedsNoDataDir(t *testing.T) {
 				cmd.Process.Kill()
 				<-done
 			})
-			checkFor(t, 60*time.Second, func() error {
+			testutil.Eventually(t, 60*time.Second, func() error {
 				select {
 				case <-done:
 					t.Fatalf("exited (%v):\n%s", waitErr, out.String())
@@ -144,7 +146,7 @@ func TestExpireArgumentsMatchRedis(t *testing.T) {
 		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
 		rc := redis.NewClient(&redis.Options{Addr: port})
 		t.Cleanup(func() { rc.Close() })
-		checkFor(t, 10*time.Second, func() error { return rc.Ping(t.Context()).Err() })
+		testutil.Eventually(t, 10*time.Second, func() error { return rc.Ping(t.Context()).Err() })
 		targets["redis"] = rc
 	} else {
 		t.Log("no redis-server on PATH: checking against the recorded Redis 7.0.15 answers only")

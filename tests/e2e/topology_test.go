@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // topoKeys is how many keys the topology tests preload: the 100k of the
@@ -55,7 +56,7 @@ func states(n *node) (map[string]memberState, error) {
 // members (other ids absent).
 func waitRing(t *testing.T, total time.Duration, nodes []*node, want ...string) {
 	t.Helper()
-	checkFor(t, total, func() error {
+	testutil.Eventually(t, total, func() error {
 		for _, n := range nodes {
 			st, err := states(n)
 			if err != nil {

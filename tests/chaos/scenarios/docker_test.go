@@ -5,7 +5,6 @@ package scenarios
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -458,63 +457,29 @@ var _ failpoint.DiskFiller = (*dockerCluster)(nil)
 
 // post sends an empty POST to node i's HTTP API and wants status back.
 func (c *dockerCluster) post(ctx context.Context, i int, path string, status int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.httpURL(i, path), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.httpc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != status {
-		return fmt.Errorf("n%d: POST %s: %s: %s", i+1, path, resp.Status, bytes.TrimSpace(body))
+	if err := postURL(ctx, c.httpc, c.httpURL(i, path), status); err != nil {
+		return fmt.Errorf("n%d: %w", i+1, err)
 	}
 	return nil
 }
 
 func (c *dockerCluster) Put(ctx context.Context, node int, key, value string, ttl time.Duration, level string) error {
-	return c.client(level, node).Set(ctx, key, value, ttl).Err()
+	return respPut(ctx, c.client(level, node), key, value, ttl)
 }
 
 func (c *dockerCluster) Get(ctx context.Context, node int, key, level string) (string, bool, error) {
-	v, err := c.client(level, node).Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", false, nil
-	}
-	return v, err == nil, err
+	return respGet(ctx, c.client(level, node), key)
 }
 
 func (c *dockerCluster) Del(ctx context.Context, node int, key, level string) error {
-	return c.client(level, node).Del(ctx, key).Err()
+	return respDel(ctx, c.client(level, node), key)
 }
 
 func (c *dockerCluster) Incr(ctx context.Context, node int, key string, delta int64, level string) error {
-	return c.client(level, node).IncrBy(ctx, key, delta).Err()
+	return respIncr(ctx, c.client(level, node), key, delta)
 }
 
-// Classify reads the server's error prefixes: UNAVAILABLE was not attempted,
-// nor was LOADING (a node restoring after a salvage), nor "ERR clock skew:"
-// (a node whose clock is off refuses before sending), and "ERR disk full" was
-// refused by every replica it reached; TIMEOUT, and any connection failure
-// after the command may have been sent, may have been applied. A refused dial
-// sent nothing.
-func (c *dockerCluster) Classify(err error) traffic.Outcome {
-	var rerr redis.Error
-	if errors.As(err, &rerr) {
-		for _, p := range []string{"UNAVAILABLE", "LOADING", "ERR disk full", "ERR clock skew:"} {
-			if strings.HasPrefix(rerr.Error(), p) {
-				return traffic.Failed
-			}
-		}
-	}
-	var oerr *net.OpError
-	if errors.As(err, &oerr) && oerr.Op == "dial" {
-		return traffic.Failed
-	}
-	return traffic.Indeterminate
-}
+func (c *dockerCluster) Classify(err error) traffic.Outcome { return classifyRESP(err) }
 
 // Versions reads key from the own replica of each of its replicas in the ring
 // of the current members, computed the way every node computes it.
@@ -530,41 +495,19 @@ func (c *dockerCluster) Versions(ctx context.Context, key string) ([]string, err
 		if _, err := fmt.Sscanf(rep.ID, "n%d", &i); err != nil {
 			return nil, err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.httpURL(i-1, "/v1/kv/"+key+"?local=true"), nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.httpc.Do(req)
+		v, err := localVersion(ctx, c.httpc, c.httpURL(i-1, "/v1/kv/"+key+"?local=true"))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", rep.ID, err)
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
-			return nil, fmt.Errorf("%s: local read of %s: %s", rep.ID, key, resp.Status)
-		}
-		out[k] = resp.Header.Get("X-Ringkv-Version")
+		out[k] = v
 	}
 	return out, nil
 }
 
 // getJSON decodes node i's answer to GET path into v.
 func (c *dockerCluster) getJSON(ctx context.Context, i int, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.httpURL(i, path), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.httpc.Do(req)
-	if err != nil {
+	if err := getJSONURL(ctx, c.httpc, c.httpURL(i, path), v); err != nil {
 		return fmt.Errorf("n%d: %w", i+1, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("n%d: GET %s: %s: %s", i+1, path, resp.Status, bytes.TrimSpace(body))
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		return fmt.Errorf("n%d: GET %s: %w", i+1, path, err)
 	}
 	return nil
 }
@@ -713,17 +656,11 @@ func (c *dockerCluster) Decommission(ctx context.Context, i int) error {
 func (c *dockerCluster) RangeRoots(ctx context.Context) (map[string][]checker.RangeRoot, error) {
 	out := map[string][]checker.RangeRoot{}
 	for _, i := range c.Members() {
-		var st struct {
-			TreeReady bool                `json:"tree_ready"`
-			Ranges    []checker.RangeRoot `json:"ranges"`
+		roots, err := rangeRoots(ctx, c.httpc, c.httpURL(i, "/v1/repair/status?roots=true"))
+		if err != nil {
+			return nil, fmt.Errorf("n%d: %w", i+1, err)
 		}
-		if err := c.getJSON(ctx, i, "/v1/repair/status?roots=true", &st); err != nil {
-			return nil, err
-		}
-		if !st.TreeReady {
-			return nil, fmt.Errorf("n%d: bucket hashes not rebuilt yet", i+1)
-		}
-		out[fmt.Sprintf("n%d", i+1)] = st.Ranges
+		out[fmt.Sprintf("n%d", i+1)] = roots
 	}
 	return out, nil
 }

@@ -4,89 +4,103 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"slices"
+	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/ringkv/ringkv/internal/clock"
-	"github.com/ringkv/ringkv/internal/handoff"
-	"github.com/ringkv/ringkv/internal/record"
-	"github.com/ringkv/ringkv/internal/replication"
-	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/testcluster"
 	"github.com/ringkv/ringkv/internal/transport"
+	"github.com/ringkv/ringkv/tests/chaos/checker"
 	"github.com/ringkv/ringkv/tests/chaos/failpoint"
 	"github.com/ringkv/ringkv/tests/chaos/traffic"
 )
 
-// simTopo is one node's view of the cluster: every node is a replica of every
-// key (RF = nodes = 3), and liveness is what this node's failure detector
-// would say. The ring has its own tests; here faults matter, not placement.
-type simTopo struct {
-	mu   sync.Mutex
-	reps []replication.Replica
-}
+// simRepairInterval is the simulated nodes' anti-entropy period: short, so
+// that convergence through repair is checked within a short run.
+const simRepairInterval = time.Second
 
-func (t *simTopo) Replicas([]byte) []replication.Replica {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return slices.Clone(t.reps)
-}
-func (t *simTopo) Pending([]byte) []replication.Replica { return nil }
-func (t *simTopo) Nodes() []replication.Replica         { return t.Replicas(nil) }
-
-func (t *simTopo) setUp(id string, up bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i := range t.reps {
-		if t.reps[i].ID == id {
-			t.reps[i].Up = up
-		}
-	}
-}
-
-func (t *simTopo) isUp(id string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, r := range t.reps {
-		if r.ID == id {
-			return r.Up
-		}
-	}
-	return false
-}
-
-// simNode is one node from the real components: Pebble in memory, a
-// coordinator, a hint queue, an endpoint on the fault network, and a wall
-// clock the test can skew.
-type simNode struct {
-	id    string
-	wall  *clock.Offset
-	guard *clock.Guard
-	check *replication.ClockCheck
-	store *storage.Store
-	coord *replication.Coordinator
-	hints *handoff.Queue
-	topo  *simTopo
+// simCluster is whole ringkv nodes (server.New, as the binary wires them) in
+// this process: their peer requests and gossip go over a MemNetwork whose
+// faults the test injects, so membership, anti-entropy and hints all run
+// under them; clients speak RESP to each node's real client port. A "killed"
+// node keeps its in-memory store and is cut from the network, its client
+// requests refused as a dead process's would be; a paused one holds every
+// request, as under SIGSTOP.
+type simCluster struct {
+	net    *transport.MemNetwork
+	tc     *testcluster.Cluster
+	clocks map[string]*clock.Offset
+	httpc  *http.Client
+	// clients[level][i] speaks to node i at that consistency level.
+	clients map[string][]*redis.Client
 
 	mu struct {
 		sync.Mutex
-		down   bool
-		paused chan struct{} // closed on unpause; nil when running
+		down   map[int]bool
+		paused map[int]chan struct{} // closed on unpause
 	}
 }
 
-// gate blocks while the node is paused, as a SIGSTOPped process holds
-// requests, and reports whether the node is down.
-func (n *simNode) gate(ctx context.Context) error {
-	n.mu.Lock()
-	p, down := n.mu.paused, n.mu.down
-	n.mu.Unlock()
+var (
+	_ cluster            = (*simCluster)(nil)
+	_ antiEntropyCluster = (*simCluster)(nil)
+)
+
+func newSimCluster(t *testing.T, n int, seed uint64) *simCluster {
+	t.Helper()
+	c := &simCluster{
+		net: transport.NewMemNetwork(int64(seed)), clocks: map[string]*clock.Offset{},
+		httpc: &http.Client{Timeout: 5 * time.Second}, clients: map[string][]*redis.Client{},
+	}
+	c.mu.down, c.mu.paused = map[int]bool{}, map[int]chan struct{}{}
+	for i := range n {
+		id := fmt.Sprintf("n%d", i+1)
+		c.clocks[id] = clock.NewOffset(clock.System{}, 0)
+	}
+	c.tc = testcluster.Start(t, testcluster.Options{
+		Nodes: n, Replicas: n, Network: c.net,
+		Clock: func(id string) clock.Clock { return c.clocks[id] },
+		Configure: func(cfg *config.Config) {
+			cfg.RepairInterval = simRepairInterval
+			cfg.RequestTimeout = time.Second
+		},
+	})
+	for _, nd := range c.tc.Nodes() {
+		for _, lvl := range []string{traffic.One, traffic.Quorum, traffic.All} {
+			cl := redis.NewClient(&redis.Options{
+				Addr: nd.Addrs().Client, DialTimeout: time.Second, MaxRetries: -1,
+				ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, PoolSize: 8,
+				OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+					return cn.Do(ctx, "RINGKV.CONSISTENCY", lvl).Err()
+				},
+			})
+			t.Cleanup(func() { cl.Close() })
+			c.clients[lvl] = append(c.clients[lvl], cl)
+		}
+	}
+	return c
+}
+
+func (c *simCluster) id(i int) string { return c.tc.Node(i).ID }
+
+// errSimDown is what a client of a killed node sees: a refused dial, which
+// sent nothing.
+var errSimDown = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("sim: connection refused")}
+
+// gate refuses a request to a killed node and holds one to a paused node
+// until it is unpaused or ctx ends.
+func (c *simCluster) gate(ctx context.Context, i int) error {
+	c.mu.Lock()
+	down, p := c.mu.down[i], c.mu.paused[i]
+	c.mu.Unlock()
 	if down {
-		return errors.New("sim: connection refused")
+		return errSimDown
 	}
 	if p != nil {
 		select {
@@ -98,112 +112,11 @@ func (n *simNode) gate(ctx context.Context) error {
 	return nil
 }
 
-// simMaxSkew is the nodes' --max-clock-skew, the server's default.
-const simMaxSkew = 500 * time.Millisecond
-
-type simCluster struct {
-	net   *transport.MemNetwork
-	nodes []*simNode
-	// cut[a][b]: a cannot reach b; each side's failure detector then says down.
-	mu  sync.Mutex
-	cut map[[2]int]bool
-}
-
-var _ cluster = (*simCluster)(nil)
-
-func newSimCluster(t *testing.T, n int, seed uint64) *simCluster {
-	t.Helper()
-	c := &simCluster{net: transport.NewMemNetwork(int64(seed)), cut: map[[2]int]bool{}}
-	var reps []replication.Replica
-	for i := range n {
-		id := fmt.Sprintf("n%d", i+1)
-		reps = append(reps, replication.Replica{ID: id, Addr: id, Up: true})
-	}
-	for i := range n {
-		id := fmt.Sprintf("n%d", i+1)
-		nd := &simNode{id: id, wall: clock.NewOffset(clock.System{}, 0), topo: &simTopo{reps: slices.Clone(reps)}}
-		// The clock guard and check, wired as the server wires them.
-		nd.guard = clock.NewGuard(nd.wall, simMaxSkew)
-		st, err := storage.Open(storage.Options{Dir: id, InMemory: true, Clock: nd.wall, Logger: slog.New(slog.DiscardHandler),
-			Guard: func(w storage.Guarded) error { return nd.guard.Check(w.TS) }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		nd.store = st
-		tr := c.net.Listen(id, func(ctx context.Context, from string, method uint8, payload []byte) ([]byte, error) {
-			if err := nd.gate(ctx); err != nil {
-				return nil, err
-			}
-			return nd.coord.Serve(ctx, from, method, payload)
-		})
-		q, err := handoff.New(handoff.Config{Clock: nd.wall, Registerer: prometheus.NewRegistry()}, st.Keyspace('h'),
-			func(ctx context.Context, target string, key []byte, rec *record.Record) error {
-				return nd.coord.SendApply(ctx, target, key, rec)
-			}, nd.topo.isUp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nd.hints = q
-		cfg := replication.DefaultConfig()
-		cfg.NodeID = id
-		cfg.RequestTimeout = 300 * time.Millisecond
-		cfg.Registerer = prometheus.NewRegistry()
-		cfg.Guard = nd.guard
-		nd.coord = replication.New(cfg, clock.NewHLC(nd.wall, simMaxSkew), st, tr, nd.topo, q)
-		// Rounds faster than the server's 1s: a simulated fault is held
-		// for a second.
-		nd.check, err = replication.NewClockCheck(replication.ClockCheckConfig{
-			Interval: 100 * time.Millisecond, Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(),
-		}, nd.coord)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q.Start()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			q.Shutdown(ctx)
-		})
-		c.nodes = append(c.nodes, nd)
-	}
-	// Once every node serves: a round reads every peer's clock.
-	for _, nd := range c.nodes {
-		nd.check.Start()
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			nd.check.Shutdown(ctx)
-		})
-	}
-	return c
-}
-
-// refreshLiveness recomputes each node's view, as gossip would after a probe
-// round: a node is down to another when it is down, or cut from it.
-func (c *simCluster) refreshLiveness() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, obs := range c.nodes {
-		for j, nd := range c.nodes {
-			nd.mu.Lock()
-			down := nd.mu.down
-			nd.mu.Unlock()
-			up := !down && !c.cut[[2]int{i, j}] && !c.cut[[2]int{j, i}]
-			if i == j {
-				up = true
-			}
-			obs.topo.setUp(nd.id, up)
-		}
-		obs.hints.Kick()
-	}
-}
-
-func (c *simCluster) Nodes() int { return len(c.nodes) }
+func (c *simCluster) Nodes() int { return len(c.tc.Nodes()) }
 
 // Members is every node: the simulation's membership never changes.
 func (c *simCluster) Members() []int {
-	m := make([]int, len(c.nodes))
+	m := make([]int, c.Nodes())
 	for i := range m {
 		m[i] = i
 	}
@@ -211,173 +124,158 @@ func (c *simCluster) Members() []int {
 }
 
 func (c *simCluster) Kill(_ context.Context, i int) error {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	nd.mu.down = true
-	nd.mu.Unlock()
-	c.net.Down(nd.id)
-	c.refreshLiveness()
+	c.mu.Lock()
+	c.mu.down[i] = true
+	c.mu.Unlock()
+	c.net.Down(c.id(i))
 	return nil
 }
 
 func (c *simCluster) Restart(_ context.Context, i int) error {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	nd.mu.down = false
-	nd.mu.Unlock()
-	c.net.Up(nd.id)
-	c.refreshLiveness()
+	c.mu.Lock()
+	delete(c.mu.down, i)
+	c.mu.Unlock()
+	c.net.Up(c.id(i))
 	return nil
 }
 
 func (c *simCluster) Partition(_ context.Context, side []int) error {
-	c.mu.Lock()
-	for a := range c.nodes {
-		for b := range c.nodes {
-			if slices.Contains(side, a) != slices.Contains(side, b) {
-				c.cut[[2]int{a, b}] = true
-				c.net.Partition(c.nodes[a].id, c.nodes[b].id)
+	in := map[int]bool{}
+	for _, i := range side {
+		in[i] = true
+	}
+	for a := range c.Nodes() {
+		for b := range c.Nodes() {
+			if in[a] && !in[b] {
+				c.net.Partition(c.id(a), c.id(b))
 			}
 		}
 	}
-	c.mu.Unlock()
-	c.refreshLiveness()
 	return nil
 }
 
-// PartitionOneWay cuts messages only; the failure detector's indirect probes
-// keep both nodes up, so writes between them time out rather than skip.
 func (c *simCluster) PartitionOneWay(_ context.Context, from, to int) error {
-	c.net.PartitionOneWay(c.nodes[from].id, c.nodes[to].id)
+	c.net.PartitionOneWay(c.id(from), c.id(to))
 	return nil
 }
 
 func (c *simCluster) Heal(_ context.Context) error {
-	c.mu.Lock()
-	clear(c.cut)
-	c.mu.Unlock()
 	c.net.Heal()
-	c.refreshLiveness()
 	return nil
 }
 
 func (c *simCluster) Pause(_ context.Context, i int) error {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.mu.paused == nil {
-		nd.mu.paused = make(chan struct{})
+	c.mu.Lock()
+	if c.mu.paused[i] == nil {
+		c.mu.paused[i] = make(chan struct{})
 	}
+	c.mu.Unlock()
+	c.net.Pause(c.id(i))
 	return nil
 }
 
 func (c *simCluster) Unpause(_ context.Context, i int) error {
-	nd := c.nodes[i]
-	nd.mu.Lock()
-	defer nd.mu.Unlock()
-	if nd.mu.paused != nil {
-		close(nd.mu.paused)
-		nd.mu.paused = nil
+	c.net.Resume(c.id(i))
+	c.mu.Lock()
+	if p := c.mu.paused[i]; p != nil {
+		close(p)
+		delete(c.mu.paused, i)
 	}
+	c.mu.Unlock()
 	return nil
 }
 
 func (c *simCluster) SkewClock(_ context.Context, i int, d time.Duration) error {
-	c.nodes[i].wall.Set(d)
+	c.clocks[c.id(i)].Set(d)
 	return nil
 }
 
-func (c *simCluster) level(s string) replication.Level {
-	l, err := replication.ParseLevel(s)
-	if err != nil {
-		panic(err) // the workloads only use the three levels
-	}
-	return l
-}
-
 func (c *simCluster) Put(ctx context.Context, node int, key, value string, ttl time.Duration, level string) error {
-	nd := c.nodes[node]
-	if err := nd.gate(ctx); err != nil {
+	if err := c.gate(ctx, node); err != nil {
 		return err
 	}
-	m := replication.Mutation{Value: []byte(value)}
-	if ttl > 0 {
-		m.ExpireAt = nd.coord.Now().Add(ttl).UnixMilli()
-	}
-	_, _, err := nd.coord.Put(ctx, []byte(key), m, c.level(level))
-	return err
+	return respPut(ctx, c.clients[level][node], key, value, ttl)
 }
 
 func (c *simCluster) Get(ctx context.Context, node int, key, level string) (string, bool, error) {
-	nd := c.nodes[node]
-	if err := nd.gate(ctx); err != nil {
+	if err := c.gate(ctx, node); err != nil {
 		return "", false, err
 	}
-	rec, found, err := nd.coord.Get(ctx, []byte(key), c.level(level))
-	if err != nil || !found || !rec.Live(nd.coord.Now().UnixMilli()) {
-		return "", false, err
-	}
-	return string(rec.Value), true, nil
+	return respGet(ctx, c.clients[level][node], key)
 }
 
 func (c *simCluster) Del(ctx context.Context, node int, key, level string) error {
-	nd := c.nodes[node]
-	if err := nd.gate(ctx); err != nil {
+	if err := c.gate(ctx, node); err != nil {
 		return err
 	}
-	_, _, err := nd.coord.Put(ctx, []byte(key), replication.Mutation{Tombstone: true}, c.level(level))
-	return err
+	return respDel(ctx, c.clients[level][node], key)
 }
 
 func (c *simCluster) Incr(ctx context.Context, node int, key string, delta int64, level string) error {
-	nd := c.nodes[node]
-	if err := nd.gate(ctx); err != nil {
+	if err := c.gate(ctx, node); err != nil {
 		return err
 	}
-	_, err := nd.coord.Incr(ctx, []byte(key), delta, c.level(level))
-	return err
+	return respIncr(ctx, c.clients[level][node], key, delta)
 }
 
-// Classify follows the coordinator's contract: UNAVAILABLE and a refusal
-// for the clock were not attempted, everything else that failed may have
-// been applied.
-func (c *simCluster) Classify(err error) traffic.Outcome {
-	if errors.Is(err, replication.ErrUnavailable) {
-		return traffic.Failed
-	}
-	if errors.Is(err, clock.ErrSkewed) {
-		return traffic.Failed // refused for the node's clock before anything was sent
-	}
-	if err != nil && err.Error() == "sim: connection refused" {
-		return traffic.Failed // the coordinator process is down: nothing was sent
-	}
-	return traffic.Indeterminate
+func (c *simCluster) Classify(err error) traffic.Outcome { return classifyRESP(err) }
+
+func (c *simCluster) httpURL(i int, path string) string {
+	return "http://" + c.tc.Node(i).Addrs().HTTP + path
 }
 
-func (c *simCluster) Versions(_ context.Context, key string) ([]string, error) {
-	out := make([]string, len(c.nodes))
-	for i, nd := range c.nodes {
-		rec, found, err := nd.store.Get([]byte(key))
+// Versions reads key from every node's own replica: with as many replicas as
+// nodes, every node holds every key.
+func (c *simCluster) Versions(ctx context.Context, key string) ([]string, error) {
+	out := make([]string, c.Nodes())
+	for i := range out {
+		v, err := localVersion(ctx, c.httpc, c.httpURL(i, "/v1/kv/"+key+"?local=true"))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", c.id(i), err)
 		}
-		if found {
-			out[i] = rec.Version.String()
-			if rec.Counter != nil {
-				// Two states of a counter can share a version.
-				out[i] += " " + string(rec.Value)
-			}
-		}
+		out[i] = v
 	}
 	return out, nil
 }
 
-func (c *simCluster) WaitHealthy(context.Context) error {
-	c.refreshLiveness()
-	for _, nd := range c.nodes {
-		nd.hints.Kick()
+func (c *simCluster) RangeRoots(ctx context.Context) (map[string][]checker.RangeRoot, error) {
+	out := map[string][]checker.RangeRoot{}
+	for i := range c.Nodes() {
+		roots, err := rangeRoots(ctx, c.httpc, c.httpURL(i, "/v1/repair/status?roots=true"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.id(i), err)
+		}
+		out[c.id(i)] = roots
 	}
-	return nil
+	return out, nil
+}
+
+func (c *simCluster) Repair(ctx context.Context) error {
+	var errs []error
+	for i := range c.Nodes() {
+		if err := postOK(ctx, c.httpc, c.httpURL(i, "/v1/repair")); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.id(i), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *simCluster) RepairInterval() time.Duration { return simRepairInterval }
+
+// WaitHealthy waits until every node sees every node up and normal: the
+// failure detectors, not the test, decide when the faults have healed.
+func (c *simCluster) WaitHealthy(ctx context.Context) error {
+	for {
+		err := c.tc.CheckNormal(c.Nodes())
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ctx.Err(), err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // TestSimulation runs the workloads and every fault against in-process

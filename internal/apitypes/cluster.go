@@ -1,8 +1,12 @@
-package httpapi
+// Package apitypes holds the JSON bodies of the HTTP API that the server
+// writes and its readers (the client package, the CLI) decode. It imports
+// only the standard library, so a program that links the client does not
+// link the server: the storage engines, replication and gossip stay out of
+// its build (a test in client checks this).
+package apitypes
 
-// ClusterStatus is the body of GET /v1/cluster, which the server mounts with
-// Handle and `ringkv status` reads. It lives here so both sides share one
-// definition of the wire format.
+// ClusterStatus is the body of GET /v1/cluster, which the server answers and
+// `ringkv status` and the client read.
 type ClusterStatus struct {
 	// Self is the id of the node that answered.
 	Self     string       `json:"self"`

@@ -1,0 +1,123 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ringkv/ringkv/internal/testutil"
+	"github.com/ringkv/ringkv/internal/transport"
+)
+
+// roundTrip writes through one node and reads the value back through
+// another, which proves the nodes route requests to each other.
+func roundTrip(t *testing.T, c *Cluster) {
+	t.Helper()
+	addrs := c.ClientAddrs()
+	w := redis.NewClient(&redis.Options{Addr: addrs[0]})
+	r := redis.NewClient(&redis.Options{Addr: addrs[len(addrs)-1]})
+	defer w.Close()
+	defer r.Close()
+	ctx := context.Background()
+	for i := range 20 {
+		k := fmt.Sprintf("k%d", i)
+		if err := w.Set(ctx, k, "v"+k, 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+		got, err := r.Get(ctx, k).Result()
+		if err != nil || got != "v"+k {
+			t.Fatalf("GET %s through another node = %q, %v; want %q", k, got, err, "v"+k)
+		}
+	}
+}
+
+func TestOnRealSockets(t *testing.T) {
+	c := Start(t, Options{Nodes: 3})
+	for _, n := range c.Nodes() {
+		a := n.Addrs()
+		for _, addr := range []string{a.Client, a.HTTP, a.Peer, a.Gossip} {
+			if addr == "" || addr[len(addr)-2:] == ":0" {
+				t.Errorf("%s has no bound address in %+v", n.ID, a)
+			}
+		}
+	}
+	roundTrip(t, c)
+}
+
+// TestOnTheSimulatedNetwork checks that the network's faults reach gossip:
+// a node cut off is seen down by the others, and up again after the heal.
+func TestOnTheSimulatedNetwork(t *testing.T) {
+	net := transport.NewMemNetwork(1)
+	c := Start(t, Options{Nodes: 3, Network: net})
+	if got := c.Node(0).Addrs().Peer; got != "n1" {
+		t.Fatalf("n1's peer address is %q, want its id on the simulated network", got)
+	}
+	roundTrip(t, c)
+
+	net.Isolate("n3")
+	testutil.Eventually(t, time.Minute, func() error {
+		for _, m := range c.Node(0).Status().Nodes {
+			if m.ID == "n3" && m.Up {
+				return fmt.Errorf("n1 still sees n3 up")
+			}
+		}
+		return nil
+	})
+	net.Heal()
+	if err := c.WaitNormal(3, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c)
+}
+
+// TestStopAndRestart checks that a restarted node rejoins under its id.
+func TestStopAndRestart(t *testing.T) {
+	net := transport.NewMemNetwork(2)
+	c := Start(t, Options{Nodes: 3, Network: net})
+	if err := c.Stop(1); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Running()) != 2 {
+		t.Fatalf("%d nodes running after a stop, want 2", len(c.Running()))
+	}
+	if err := c.Restart(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitNormal(3, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, c)
+}
+
+// TestJoinOnTheSimulatedNetwork: a fourth node joins over the simulated
+// network, streams its ranges and turns normal, and serves every key written
+// before it came.
+func TestJoinOnTheSimulatedNetwork(t *testing.T) {
+	c := Start(t, Options{Nodes: 3, Network: transport.NewMemNetwork(3)})
+	ctx := context.Background()
+	w := redis.NewClient(&redis.Options{Addr: c.Node(0).Addrs().Client})
+	defer w.Close()
+	for i := range 50 {
+		if err := w.Set(ctx, fmt.Sprintf("j%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i, err := c.Add()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitNormal(4, 2*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	r := redis.NewClient(&redis.Options{Addr: c.Node(i).Addrs().Client})
+	defer r.Close()
+	for k := range 50 {
+		got, err := r.Get(ctx, fmt.Sprintf("j%d", k)).Int()
+		if err != nil || got != k {
+			t.Fatalf("GET j%d through the joined node = %d, %v", k, got, err)
+		}
+	}
+}
