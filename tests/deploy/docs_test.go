@@ -91,8 +91,9 @@ func codeOf(page string) []string {
 		}
 	}
 	rest := fence.ReplaceAllString(page, "")
-	for _, m := range regexp.MustCompile("`([^`\n]+)`").FindAllStringSubmatch(rest, -1) {
-		code = append(code, m[1])
+	// An inline span may wrap onto the next line.
+	for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(rest, -1) {
+		code = append(code, strings.ReplaceAll(m[1], "\n", " "))
 	}
 	return code
 }
