@@ -1,4 +1,5 @@
-# ringkv build and test entry points. `make test` is what CI runs (.ci/run).
+# ringkv build and test entry points. CI (.ci/run) runs `make lint verify`,
+# then `make test` and, beside it, `make test-docker`.
 GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 10s
@@ -20,7 +21,7 @@ SHIP_LDFLAGS := -s -w $(LDFLAGS)
 IMAGE     ?= ringkv:latest
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
-.PHONY: build install release image compose-secrets test test-short lint vet fmt-check fuzz fuzz-ci verify demo bench-compare chaos chaos-docker chaos-sim chaos-short
+.PHONY: build install release image compose-secrets test test-docker test-short lint golangci-lint-install vet fmt-check fuzz fuzz-ci verify demo bench-compare chaos chaos-docker chaos-sim chaos-short
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ringkv ./cmd/ringkv
@@ -71,13 +72,22 @@ compose-secrets:
 		chmod 0644 $(COMPOSE_SECRETS)/gossip.keys; \
 	fi
 
-# The whole suite, race detector on; the allocation tests again without it
-# (its sync.Pool drops objects at random); then a short fuzz pass over every
-# parser.
+# The whole suite but the Docker tests, race detector on; the allocation tests
+# again without it (its sync.Pool drops objects at random); then a short fuzz
+# pass over every parser. Needs no Docker: the tests that do are behind the
+# `docker` build tag (test-docker).
 test: vet fmt-check
 	$(GO) test -race -count=1 -timeout 25m $(PKGS)
 	$(GO) test -count=1 -run 'Allocations' ./internal/...
 	$(MAKE) fuzz-ci
+
+# The tests that need Docker (as root) and compose, behind the `docker` build
+# tag: the fault suite on real binaries in containers (TestDocker, docs/chaos.md)
+# and the compose cluster (TestComposeCluster, docs/deploy.md). One `go test`,
+# so the two packages run side by side as they did inside `make test`.
+DOCKER_TESTS := '^(TestDocker|TestComposeCluster)$$'
+test-docker:
+	$(GO) test -tags docker -race -count=1 -timeout 25m -run $(DOCKER_TESTS) ./tests/chaos/scenarios ./tests/deploy
 
 test-short:
 	$(GO) test -count=1 -short $(PKGS)
@@ -88,7 +98,16 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-lint: vet fmt-check
+# golangci-lint (.golangci.yml), pinned, built from the module proxy into
+# ./bin the first time; a binary there of another version is rebuilt.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := bin/golangci-lint
+golangci-lint-install:
+	@if ! $(GOLANGCI_LINT) version 2>/dev/null | grep -q 'version $(GOLANGCI_LINT_VERSION:v%=%) '; then \
+		GOBIN=$(CURDIR)/bin $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION); fi
+
+lint: vet fmt-check golangci-lint-install
+	$(GOLANGCI_LINT) run ./...
 
 # Each fuzz target for FUZZTIME (go test allows one -fuzz target per run).
 fuzz:
@@ -126,13 +145,14 @@ CHAOS_SIM_DURATION ?= 1m
 chaos: chaos-docker chaos-sim
 
 chaos-docker:
-	RINGKV_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -count=1 -v -timeout 60m \
+	RINGKV_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -tags docker -count=1 -v -timeout 60m \
 		-run TestDocker ./tests/chaos/scenarios
 
 chaos-sim:
 	RINGKV_CHAOS_DURATION=$(CHAOS_SIM_DURATION) $(GO) test -count=1 -v -timeout 60m \
 		-run TestSimulation ./tests/chaos/scenarios
 
-# What `go test ./tests/chaos/...` runs by default, verbose so the tables show.
+# What `go test -tags docker ./tests/chaos/...` runs by default, verbose so
+# the tables show.
 chaos-short:
-	$(GO) test -count=1 -v -timeout 10m ./tests/chaos/...
+	$(GO) test -tags docker -count=1 -v -timeout 10m ./tests/chaos/...

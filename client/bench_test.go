@@ -35,6 +35,7 @@ func BenchmarkThroughput(b *testing.B) {
 
 	type op func(key string) error
 	run := func(b *testing.B, f op) {
+		b.Helper()
 		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {

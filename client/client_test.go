@@ -28,20 +28,13 @@ func echoGet(id string) func([]string) string {
 
 // fakeNodes starts n fake nodes named f1..fn with handler h(id).
 func fakeNodes(t *testing.T, n int, h func(id string) func([]string) string) []*fakeNode {
+	t.Helper()
 	var out []*fakeNode
 	for i := range n {
 		id := fmt.Sprintf("f%d", i+1)
 		out = append(out, newFakeNode(t, id, h(id)))
 	}
 	return out
-}
-
-func byID(nodes []*fakeNode) map[string]*fakeNode {
-	m := map[string]*fakeNode{}
-	for _, n := range nodes {
-		m[n.id] = n
-	}
-	return m
 }
 
 func TestRoutesToPrimaryReplica(t *testing.T) {

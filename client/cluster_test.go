@@ -69,6 +69,7 @@ func newTestClient(t testing.TB, seeds []string, mod func(*Config)) *Client {
 
 // testLogger sends warnings and errors to the test log.
 func testLogger(t testing.TB) *slog.Logger {
+	t.Helper()
 	return slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 

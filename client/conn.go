@@ -137,7 +137,8 @@ func (c *conn) send(ctx context.Context, req *request) error {
 	c.mu.inflight++
 	c.inflight.Add(1)
 	if c.mu.inflight == 1 && c.readTimeout > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+		// A deadline fails only on a closed connection, whose read fails.
+		_ = c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
 	}
 	c.mu.Unlock()
 	select {
@@ -226,17 +227,19 @@ func (c *conn) readLoop(rd *bufio.Reader) {
 		c.inflight.Add(-1)
 		if c.readTimeout > 0 {
 			if c.mu.inflight == 0 {
-				c.nc.SetReadDeadline(time.Time{})
+				_ = c.nc.SetReadDeadline(time.Time{})
 			} else {
-				c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+				_ = c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
 			}
 		}
 		c.mu.Unlock()
 		<-c.slots
 		if e := r.err(); e != nil {
-			se := e.(*ServerError)
-			se.Node = c.node
-			req.err = se
+			var se *ServerError
+			if errors.As(e, &se) {
+				se.Node = c.node
+			}
+			req.err = e
 		}
 		req.reply = r
 		close(req.done)

@@ -60,7 +60,7 @@ func ExampleClient_Set_ttlAndConditions() {
 	}
 	defer c.Close()
 
-	c.Delete(ctx, "example:session") // start afresh
+	_, _ = c.Delete(ctx, "example:session") // start afresh; absent is fine
 
 	// A session that expires in an hour, written only if it is new.
 	err = c.Set(ctx, "example:session", []byte("s1"), client.WithTTL(time.Hour), client.NX())
@@ -171,11 +171,17 @@ func ExampleNearCache() {
 	}
 	defer c.Close()
 
-	c.Set(ctx, "example:hot", []byte("v1"))
+	if err := c.Set(ctx, "example:hot", []byte("v1")); err != nil {
+		fmt.Println(err)
+		return
+	}
 	v, _ := c.Get(ctx, "example:hot") // from the cluster, now cached
 	fmt.Println(string(v))
 	// This client's own write invalidates the cached value at once.
-	c.Set(ctx, "example:hot", []byte("v2"))
+	if err := c.Set(ctx, "example:hot", []byte("v2")); err != nil {
+		fmt.Println(err)
+		return
+	}
 	v, _ = c.Get(ctx, "example:hot")
 	fmt.Println(string(v))
 	// Output:

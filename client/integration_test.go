@@ -104,7 +104,10 @@ func TestClusterMSetMGetScan(t *testing.T) {
 	}
 	// Breaking out of the loop stops the iteration.
 	seen := 0
-	for range c.Scan(ctx, Match("bulk:*"), Count(10)) {
+	for _, err := range c.Scan(ctx, Match("bulk:*"), Count(10)) {
+		if err != nil {
+			t.Fatal(err)
+		}
 		seen++
 		if seen == 3 {
 			break

@@ -1,6 +1,7 @@
 package antientropy
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -267,7 +268,7 @@ func TestNotReadyRefuses(t *testing.T) {
 	if _, err := a.svc.SyncRange(t.Context(), "b", rg.Start, rg.End); err == nil {
 		t.Fatal("sync with a peer still rebuilding succeeded")
 	}
-	if _, err := b.svc.SyncRange(t.Context(), "a", rg.Start, rg.End); err != ErrNotReady {
+	if _, err := b.svc.SyncRange(t.Context(), "a", rg.Start, rg.End); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("sync from a node still rebuilding: %v, want ErrNotReady", err)
 	}
 }

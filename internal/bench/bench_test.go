@@ -25,6 +25,7 @@ func BenchmarkCluster3P16(b *testing.B) { benchNodes(b, 3, 16) }
 func BenchmarkCluster3P1(b *testing.B) { benchNodes(b, 3, 1) }
 
 func benchNodes(b *testing.B, n, pipeline int) {
+	b.Helper()
 	dir := b.TempDir()
 	addrs := startCluster(b, n, func(c *config.Config) {
 		c.InMemory, c.DataDir = false, filepath.Join(dir, c.NodeID)

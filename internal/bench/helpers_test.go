@@ -19,6 +19,7 @@ func (w tbWriter) Write(p []byte) (int, error) {
 }
 
 func testLogger(tb testing.TB) *slog.Logger {
+	tb.Helper()
 	return slog.New(slog.NewTextHandler(tbWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 

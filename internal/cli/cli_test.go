@@ -46,7 +46,6 @@ type fakeNode struct {
 	started  bool
 	stopped  bool
 	deadline bool // whether Shutdown's ctx had a deadline
-	stopSeq  int
 }
 
 func (n *fakeNode) Start() error {
@@ -76,10 +75,9 @@ type testEnv struct {
 	vars           map[string]string
 	startErr       error
 
-	mu       sync.Mutex
-	nodes    []*fakeNode
-	stopped  []string // node ids in shutdown order
-	dataDirs []string
+	mu      sync.Mutex
+	nodes   []*fakeNode
+	stopped []string // node ids in shutdown order
 }
 
 func newTestEnv(tb testing.TB) *testEnv {

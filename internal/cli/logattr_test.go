@@ -15,7 +15,7 @@ import (
 // formats, and a multi-line error stays on the event's one line.
 func TestLogsAgreeAcrossFormats(t *testing.T) {
 	joined := errors.Join(errors.New("dial n2: refused"), errors.New("dial n3: refused"))
-	multi := errors.New("2 errors occurred:\n\t* Failed to join 10.0.0.2\n\t* Failed to join 10.0.0.3\n\n")
+	multi := errors.New("2 errors occurred:\n\t* Failed to join 10.0.0.2\n\t* Failed to join 10.0.0.3\n\n") //nolint:revive // memberlist's multi-line error, as it writes one
 	for _, format := range []string{config.LogFormatText, config.LogFormatJSON} {
 		var buf bytes.Buffer
 		log := newLogger(&buf, format, slog.LevelInfo).With("node", "n1")

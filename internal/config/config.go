@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/ringkv/ringkv/internal/replication"
+	"github.com/ringkv/ringkv/internal/storage"
 )
 
 // SyncMode says when a node fsyncs its write-ahead log (design §7).
@@ -211,9 +212,8 @@ func Default() Config {
 		MaxMemory: 0,
 		// Must outlive hints and one anti-entropy period so a stale replica
 		// cannot resurrect a deleted key (design §2): the 3 h hint window plus
-		// an hour. The design's 1 h default could not satisfy its own rule
-		// next to a 3 h hint window; see docs/design.md §13.
-		GCGrace: 4 * time.Hour,
+		// an hour, one value with the store's own default.
+		GCGrace: storage.DefaultGCGrace,
 		// 8 KiB holds any sensible key and bounds index and hint entries.
 		MaxKeyBytes: 8 << 10,
 		// 16 MiB keeps one value well below what stalls a replication stream.

@@ -2,7 +2,7 @@ package hotkeys
 
 import (
 	"fmt"
-	"math/rand"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -130,7 +130,7 @@ func TestCacheBounded(t *testing.T) {
 func TestCacheNeverStale(t *testing.T) {
 	const ttl = 100 * time.Millisecond
 	c, clk := newTestCache(t, CacheConfig{TTL: ttl, MaxEntries: 64 * 4})
-	rng := rand.New(rand.NewSource(1))
+	rng := rand.New(rand.NewPCG(1, 0))
 	keys := 20
 	version := make([]int, keys) // the replicas' value, written only through this node
 	type fill struct {
@@ -140,9 +140,9 @@ func TestCacheNeverStale(t *testing.T) {
 	}
 	inflight := make([][]fill, keys)
 	for range 200_000 {
-		i := rng.Intn(keys)
+		i := rng.IntN(keys)
 		k := fmt.Appendf(nil, "k%d", i)
-		switch rng.Intn(6) {
+		switch rng.IntN(6) {
 		case 0: // a local write completes
 			version[i]++
 			c.Invalidate(k)
@@ -150,13 +150,13 @@ func TestCacheNeverStale(t *testing.T) {
 			inflight[i] = append(inflight[i], fill{tk: c.Ticket(k), ver: version[i], at: clk.Now()})
 		case 2: // a read ends and fills
 			if len(inflight[i]) > 0 {
-				j := rng.Intn(len(inflight[i]))
+				j := rng.IntN(len(inflight[i]))
 				f := inflight[i][j]
 				inflight[i] = append(inflight[i][:j], inflight[i][j+1:]...)
 				c.Put(k, f.tk, rec(fmt.Sprintf("%d@%d", f.ver, f.at.UnixNano())), true)
 			}
 		case 3:
-			clk.Advance(time.Duration(rng.Intn(20)) * time.Millisecond)
+			clk.Advance(time.Duration(rng.IntN(20)) * time.Millisecond)
 		default:
 			r, _, hit := c.Get(k)
 			if !hit {

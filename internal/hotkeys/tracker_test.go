@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"math/rand"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -33,7 +33,7 @@ func keyOf(i int) []byte { return fmt.Appendf(nil, "user:%07d", i) }
 // zipfWorkload returns n request indexes over keys keys, Zipf-distributed with
 // exponent s, from a fixed seed.
 func zipfWorkload(s float64, keys, n int) []int {
-	z := rand.NewZipf(rand.New(rand.NewSource(42)), s, 1, uint64(keys-1))
+	z := rand.NewZipf(rand.New(rand.NewPCG(42, 0)), s, 1, uint64(keys-1))
 	w := make([]int, n)
 	for i := range w {
 		w[i] = int(z.Uint64())
@@ -130,7 +130,7 @@ func TestWindowForgets(t *testing.T) {
 		for range perStep {
 			tr.Observe(key)
 		}
-		tr.Observe(keyOf(rand.Intn(1000)))
+		tr.Observe(keyOf(rand.IntN(1000)))
 		clk.Advance(100 * time.Millisecond)
 		tr.Refresh()
 	}
@@ -356,6 +356,7 @@ func BenchmarkObserve(b *testing.B) {
 	}
 	work := zipfWorkload(1.2, keys, 1<<20)
 	setup := func(b *testing.B) *Tracker {
+		b.Helper()
 		tr, err := NewTracker(Config{})
 		if err != nil {
 			b.Fatal(err)
@@ -377,7 +378,7 @@ func BenchmarkObserve(b *testing.B) {
 	b.Run("zipf-parallel", func(b *testing.B) {
 		tr := setup(b)
 		b.RunParallel(func(pb *testing.PB) {
-			i := rand.Intn(len(work))
+			i := rand.IntN(len(work))
 			for pb.Next() {
 				tr.Observe(keyBytes[work[i&(len(work)-1)]])
 				i++
@@ -395,7 +396,7 @@ func BenchmarkObserve(b *testing.B) {
 	b.Run("tail-parallel", func(b *testing.B) {
 		tr := setup(b)
 		b.RunParallel(func(pb *testing.PB) {
-			i := rand.Intn(keys)
+			i := rand.IntN(keys)
 			for pb.Next() {
 				tr.Observe(keyBytes[50_000+i%50_000])
 				i++

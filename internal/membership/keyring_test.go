@@ -102,7 +102,7 @@ func TestBadGossipIsSampled(t *testing.T) {
 	defer nc.Close()
 	const packets = 200
 	for i := range packets {
-		if _, err := nc.Write([]byte(fmt.Sprintf("garbage %d", i))); err != nil {
+		if _, err := fmt.Fprintf(nc, "garbage %d", i); err != nil {
 			t.Fatal(err)
 		}
 	}

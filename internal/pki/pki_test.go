@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -44,7 +45,7 @@ func handshake(t *testing.T, srv, cli *tls.Config) (srvErr, cliErr error) {
 		_, cliErr = tc.Write([]byte{1})
 		if cliErr == nil {
 			_, cliErr = io.ReadFull(tc, make([]byte, 1)) // EOF once the server closes
-			if cliErr == io.EOF {
+			if errors.Is(cliErr, io.EOF) {
 				cliErr = nil
 			}
 		}

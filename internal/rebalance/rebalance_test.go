@@ -149,7 +149,9 @@ func TestPullResumesAndKeepsNewer(t *testing.T) {
 			break
 		}
 	}
-	dst.Apply(newer, record.Record{Value: []byte("new"), Version: ver(200)})
+	if _, err := dst.Apply(newer, record.Record{Value: []byte("new"), Version: ver(200)}); err != nil {
+		t.Fatal(err)
+	}
 
 	net := &direct{stores: map[string]*storage.Store{"a": src, "b": src, "c": src}, failAt: 5}
 	p := NewPuller(Config{

@@ -83,6 +83,7 @@ func TestWriteTally(t *testing.T) {
 // tallyOutcomes are the replica failures the cases name, each the error the
 // component that reports it really returns.
 func tallyOutcomes(t *testing.T) map[string]error {
+	t.Helper()
 	net := transport.NewMemNetwork(1)
 	tr := net.Listen("n1", func(context.Context, string, uint8, []byte) ([]byte, error) { return nil, nil })
 	t.Cleanup(func() { tr.Close() })

@@ -43,6 +43,7 @@ func startUsersServer(t *testing.T, mod func(*auth.Config)) *testServer {
 }
 
 func userClient(t *testing.T, ts *testServer, proto int, user, pass string) *redis.Client {
+	t.Helper()
 	return ts.client(t, proto, func(o *redis.Options) { o.Username, o.Password = user, pass })
 }
 

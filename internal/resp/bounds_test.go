@@ -37,6 +37,7 @@ func (ts *testServer) closedCount(tb testing.TB, reason string) int {
 // loopModes runs fn with connections on an event loop first and on
 // goroutines from the start, the two paths a connection may take.
 func loopModes(t *testing.T, fn func(t *testing.T, loops int)) {
+	t.Helper()
 	for _, loops := range []int{1, -1} {
 		t.Run(fmt.Sprintf("event-loops=%d", loops), func(t *testing.T) { fn(t, loops) })
 	}

@@ -39,7 +39,7 @@ func TestClusterCommands(t *testing.T) {
 		ctx := t.Context()
 		id := func(n string) string { return clusterNodeID(n) }
 
-		slots := must(c.ClusterSlots(ctx).Result())
+		slots := must(c.ClusterSlots(ctx).Result()) //nolint:staticcheck // CLUSTER SLOTS is the command under test
 		want := []redis.ClusterSlot{
 			{Start: 0, End: 99, Nodes: []redis.ClusterNode{{ID: id("n1"), Addr: ts.addr}, {ID: id("n2"), Addr: "10.0.0.2:7379"}}},
 			{Start: 100, End: 100, Nodes: []redis.ClusterNode{{ID: id("n2"), Addr: "10.0.0.2:7379"}, {ID: id("n3"), Addr: "127.0.0.1:7381"}}},
@@ -123,7 +123,7 @@ func TestClusterInfoFails(t *testing.T) {
 func TestClusterSingleNode(t *testing.T) {
 	ts := startServer(t, nil)
 	c := ts.client(t, 2)
-	slots := must(c.ClusterSlots(t.Context()).Result())
+	slots := must(c.ClusterSlots(t.Context()).Result()) //nolint:staticcheck // CLUSTER SLOTS is the command under test
 	if len(slots) != 1 || slots[0].Start != 0 || slots[0].End != 16383 || len(slots[0].Nodes) != 1 || slots[0].Nodes[0].Addr != ts.addr {
 		t.Fatalf("CLUSTER SLOTS of a lone server: %+v", slots)
 	}

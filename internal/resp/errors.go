@@ -56,13 +56,13 @@ func errorReply(err error) string {
 // message is err's text, or for a full disk the guard's own sentence
 // ("disk full: <dir> has N MB free ..."), which says all there is to say.
 func message(err, matched error) string {
-	if matched == diskspace.ErrDiskFull {
+	if errors.Is(matched, diskspace.ErrDiskFull) {
 		var full *diskspace.FullError
 		if errors.As(err, &full) {
 			return full.Error()
 		}
 	}
-	if matched == syscall.ENOSPC {
+	if errors.Is(matched, syscall.ENOSPC) {
 		return "disk full: " + err.Error()
 	}
 	return err.Error()

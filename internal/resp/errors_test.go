@@ -86,7 +86,7 @@ func TestLoadingGate(t *testing.T) {
 	}
 	pipe := c.Pipeline()
 	g1, g2 := pipe.Get(ctx, "a"), pipe.Get(ctx, "b")
-	pipe.Exec(ctx)
+	_, _ = pipe.Exec(ctx) // each command's own error is checked below
 	for _, g := range []*redis.StringCmd{g1, g2} {
 		if err := g.Err(); err == nil || !strings.HasPrefix(err.Error(), "LOADING") {
 			t.Errorf("pipelined GET while loading: %v", err)

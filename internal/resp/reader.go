@@ -146,7 +146,7 @@ func (r *Reader) Fill() error {
 	if n > 0 {
 		return nil
 	}
-	if err == errWouldBlock {
+	if errors.Is(err, errWouldBlock) {
 		return err // an event loop's socket has nothing yet: not an end
 	}
 	if err == nil {

@@ -133,7 +133,7 @@ func TestReaderGrowsAndShrinks(t *testing.T) {
 	if err != nil || string(args[0]) != "PING" {
 		t.Fatalf("after big command: %q, %v", args, err)
 	}
-	rd.Fill() // EOF; the drained buffer is given back first
+	_ = rd.Fill() // EOF; the drained buffer is given back first
 	if cap(rd.buf) != initialBuf {
 		t.Fatalf("buffer is %d bytes after the large command, want %d", cap(rd.buf), initialBuf)
 	}

@@ -71,12 +71,3 @@ func (s *Server) info() map[string]string {
 		"stored_records":   strconv.FormatInt(m.Records, 10),
 	}
 }
-
-func portOf(addr string) string {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			return addr[i+1:]
-		}
-	}
-	return addr
-}

@@ -109,7 +109,11 @@ func TestHotKeysCacheOff(t *testing.T) {
 	if err := s.startHotKeys(); err != nil {
 		t.Fatal(err)
 	}
-	defer s.stopHotKeys(t.Context())
+	defer func() {
+		if err := s.stopHotKeys(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
 	if s.hot.cache != nil {
 		t.Fatal("cache on with --hot-cache-ttl 0")
 	}

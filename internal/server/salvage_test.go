@@ -20,6 +20,7 @@ import (
 )
 
 func testConfig(t *testing.T, id, dir string, join ...string) config.Config {
+	t.Helper()
 	cfg := config.Default()
 	cfg.NodeID, cfg.DataDir, cfg.Join = id, dir, join
 	cfg.ClientAddr, cfg.HTTPAddr, cfg.PeerAddr, cfg.GossipAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"

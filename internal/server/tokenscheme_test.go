@@ -15,6 +15,7 @@ import (
 // (lifecycle state but no mark) or one with another mark is refused.
 func TestTokenScheme(t *testing.T) {
 	open := func(t *testing.T) *Server {
+		t.Helper()
 		st, err := storage.Open(storage.Options{Dir: "n1", InMemory: true, ExpiryInterval: -1, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)

@@ -105,7 +105,7 @@ func TestEOFAfterData(t *testing.T) {
 	if err != nil || string(buf[:n]) != "hello" {
 		t.Fatalf("read %q, %v; want hello", buf[:n], err)
 	}
-	if n, err := s.Read(buf); n != 0 || err != io.EOF {
+	if n, err := s.Read(buf); n != 0 || !errors.Is(err, io.EOF) {
 		t.Fatalf("after the peer closed: %d, %v; want 0, io.EOF", n, err)
 	}
 }

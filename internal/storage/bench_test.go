@@ -20,6 +20,7 @@ func benchStore(b *testing.B, engine string, mode SyncMode) *Store {
 
 // forEachEngineB runs fn as a sub-benchmark per engine.
 func forEachEngineB(b *testing.B, fn func(b *testing.B, engine string)) {
+	b.Helper()
 	for _, e := range engines {
 		b.Run(e, func(b *testing.B) { fn(b, e) })
 	}
@@ -42,6 +43,7 @@ func BenchmarkApply(b *testing.B) {
 }
 
 func benchmarkApply(b *testing.B, engine string) {
+	b.Helper()
 	for _, mode := range []SyncMode{SyncPeriodic, SyncAlways} {
 		b.Run(mode.String(), func(b *testing.B) {
 			s := benchStore(b, engine, mode)
@@ -63,6 +65,7 @@ func BenchmarkApplyParallel(b *testing.B) {
 }
 
 func benchmarkApplyParallel(b *testing.B, engine string) {
+	b.Helper()
 	for _, mode := range []SyncMode{SyncPeriodic, SyncAlways} {
 		b.Run(mode.String(), func(b *testing.B) {
 			s := benchStore(b, engine, mode)
@@ -130,6 +133,7 @@ func BenchmarkApplyBatchRandom1M(b *testing.B) {
 // random1M runs body on every parallel goroutine against a fresh store on
 // disk; next gives a write of a random key of 1M under a fresh version.
 func random1M(b *testing.B, body func(s *Store, pb *testing.PB, next func() Write)) {
+	b.Helper()
 	keys := benchKeys(1 << 20)
 	forEachEngineB(b, func(b *testing.B, engine string) {
 		s := openTest(b, Options{Engine: engine, Dir: b.TempDir(), Sync: SyncPeriodic, ExpiryInterval: -1})
@@ -177,6 +181,7 @@ func BenchmarkGet(b *testing.B) {
 }
 
 func benchmarkGet(b *testing.B, engine string) {
+	b.Helper()
 	s := benchStore(b, engine, SyncPeriodic)
 	keys := benchKeys(1 << 16)
 	for i, k := range keys {
@@ -204,6 +209,7 @@ func BenchmarkScan(b *testing.B) {
 }
 
 func benchmarkScan(b *testing.B, engine string) {
+	b.Helper()
 	s := benchStore(b, engine, SyncPeriodic)
 	keys := benchKeys(1 << 14)
 	for i, k := range keys {

@@ -33,14 +33,16 @@ var (
 	// more than Options.MaxMemory. Its text is Redis' own, which the RESP
 	// layer replies as is (with the OOM prefix) so clients that know
 	// Redis' maxmemory error recognise it.
-	ErrOutOfMemory = errors.New("command not allowed when used memory > 'maxmemory'.")
+	ErrOutOfMemory = errors.New("command not allowed when used memory > 'maxmemory'.") //nolint:revive,staticcheck // Redis' own text, period included
 )
 
 // Defaults for Options fields left zero.
 const (
-	// DefaultGCGrace is design §2's gc-grace: long enough that every hint and
-	// anti-entropy round that could carry an older copy has run.
-	DefaultGCGrace = time.Hour
+	// DefaultGCGrace is design §2's gc-grace, and the --gc-grace default
+	// (package config takes it from here): long enough that every hint and
+	// anti-entropy round that could carry an older copy has run, so the
+	// default 3 h hint window plus an hour.
+	DefaultGCGrace = 4 * time.Hour
 	// DefaultExpiryInterval bounds how long an expired record occupies disk
 	// as a live value. Reads never see it: they check Live themselves.
 	DefaultExpiryInterval = 100 * time.Millisecond

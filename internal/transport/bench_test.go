@@ -29,6 +29,7 @@ func BenchmarkTCPCallSerial(b *testing.B) {
 
 // benchCalls runs parallelism callers per CPU, or a single caller for 0.
 func benchCalls(b *testing.B, size, conns, parallelism int) {
+	b.Helper()
 	var srvWrites, cliWrites countWrites
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

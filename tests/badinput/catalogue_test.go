@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
@@ -67,7 +66,9 @@ func TestCatalogue(t *testing.T) {
 		"largest RSS seen %d MiB, largest heap in use %d MiB",
 		len(rows), rssBound>>20, heapBound>>20, dataSetSize, b.String(), c.maxRSS>>20, c.maxHeap>>20)
 	if path := os.Getenv("RINGKV_BADINPUT_TABLE"); path != "" {
-		os.WriteFile(path, b.Bytes(), 0o644)
+		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
@@ -127,12 +128,6 @@ func readAnswer(conn net.Conn, wait time.Duration, stop func([]byte) bool) answe
 		}
 	}
 	return a
-}
-
-// isClosed says whether err means the server dropped the connection.
-func isClosed(err error) bool {
-	var ne net.Error
-	return err != nil && (errors.Is(err, io.EOF) || !(errors.As(err, &ne) && ne.Timeout()))
 }
 
 // dial opens a plain TCP connection to addr, closed at the end of the test.

@@ -474,7 +474,7 @@ func (c *cluster) verify(t *testing.T, round int) {
 	for k := range c.dataSet {
 		cmds[k] = pipe.Get(ctx, k)
 	}
-	pipe.Exec(ctx)
+	_, _ = pipe.Exec(ctx) // each command's own error is checked below
 	changed := 0
 	for k, want := range c.dataSet {
 		if got, err := cmds[k].Result(); err != nil || got != want {

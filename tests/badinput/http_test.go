@@ -100,9 +100,9 @@ func (c *cluster) dialTLS(t *testing.T, addr string) net.Conn {
 // statusOf returns the status code of a raw HTTP answer, 0 if none.
 func statusOf(a answer) int {
 	var code int
-	fmt.Sscanf(string(a.data), "HTTP/1.1 %d", &code)
+	_, _ = fmt.Sscanf(string(a.data), "HTTP/1.1 %d", &code) // no match leaves 0
 	if code == 0 {
-		fmt.Sscanf(string(a.data), "HTTP/1.0 %d", &code)
+		_, _ = fmt.Sscanf(string(a.data), "HTTP/1.0 %d", &code)
 	}
 	return code
 }

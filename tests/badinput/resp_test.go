@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -295,7 +296,7 @@ func respProbes() []probe {
 				getErr := r.Get(ctx, dataKey(9)).Err()
 				setErr := r.Set(ctx, dataKey(9), "owned", 0).Err()
 				for _, err := range []error{getErr, setErr} {
-					if err == nil || err == redis.Nil || !strings.Contains(err.Error(), "NOAUTH") {
+					if err == nil || errors.Is(err, redis.Nil) || !strings.Contains(err.Error(), "NOAUTH") {
 						t.Errorf("without credentials: %v, want NOAUTH", err)
 					}
 				}

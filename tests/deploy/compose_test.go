@@ -1,3 +1,5 @@
+//go:build docker
+
 package deploy
 
 import (
@@ -19,9 +21,6 @@ import (
 
 	"github.com/ringkv/ringkv/internal/testutil"
 )
-
-// repoRoot is where the Makefile and deploy/ are, from this package.
-const repoRoot = "../.."
 
 // testVersion is stamped into the image the test builds, so that what the
 // nodes report can only have come from the build's -ldflags.
@@ -176,7 +175,7 @@ func TestComposeCluster(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("make image: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", image).Run() })
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", image).Run() }) // best effort
 
 	secrets := filepath.Join(t.TempDir(), "secrets")
 	gen := exec.CommandContext(ctx, "make", "-C", repoRoot, "compose-secrets", "COMPOSE_SECRETS="+secrets)

@@ -16,6 +16,9 @@ import (
 	"github.com/ringkv/ringkv/internal/config"
 )
 
+// repoRoot is where the Makefile and deploy/ are, from this package.
+const repoRoot = "../.."
+
 // buildRingkv builds the binary once per test that needs its real output.
 func buildRingkv(t *testing.T) string {
 	t.Helper()

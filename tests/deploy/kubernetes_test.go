@@ -173,7 +173,7 @@ func find[T any](t *testing.T, objs []object, kind, name string) T {
 			return spec
 		}
 	}
-	t.Fatalf("no %s %q in deploy/kubernetes", kind, name)
+	t.Fatalf("no %s %q in deploy/kubernetes", kind, name) //nolint:revive // Fatalf ends the test; the return below is for the compiler
 	var zero T
 	return zero
 }

@@ -125,7 +125,7 @@ func readMany(t testing.TB, c *redis.Client, prefix string, n int) {
 		for i := start; i < min(start+500, n); i++ {
 			gets = append(gets, pipe.Get(t.Context(), fmt.Sprintf("%s%d", prefix, i)))
 		}
-		pipe.Exec(t.Context())
+		_, _ = pipe.Exec(t.Context()) // each command's own error is checked below
 		for j, g := range gets {
 			i := start + j
 			if v, err := g.Result(); err != nil || v != fmt.Sprintf("v%d", i) {

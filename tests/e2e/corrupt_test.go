@@ -82,7 +82,7 @@ func biggestLog(t *testing.T, dir string) string {
 	t.Helper()
 	var best string
 	var size int64 = -1
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !(strings.HasSuffix(p, ".seg") || strings.HasSuffix(p, ".log")) {
 			return err
 		}
@@ -91,6 +91,9 @@ func biggestLog(t *testing.T, dir string) string {
 		}
 		return nil
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if size <= 0 {
 		t.Fatalf("no non-empty log file (*.seg, *.log) in %s", dir)
 	}

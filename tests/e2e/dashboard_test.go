@@ -201,7 +201,7 @@ func TestDashboard(t *testing.T) {
 	time.Sleep(6 * time.Second)
 	noProblems("after loading")
 	dir := artefactDir(t)
-	screenshot(t, bctx, filepath.Join(dir, "dashboard.png"))
+	screenshot(bctx, t, filepath.Join(dir, "dashboard.png"))
 
 	nodes[2].kill()
 	killed := time.Now()
@@ -213,11 +213,11 @@ func TestDashboard(t *testing.T) {
 	t.Logf("n3 shown down %s after the kill", time.Since(killed).Round(10*time.Millisecond))
 	// A moment for the ring and charts to redraw around the dead node.
 	time.Sleep(2 * time.Second)
-	screenshot(t, bctx, filepath.Join(dir, "dashboard-node-down.png"))
+	screenshot(bctx, t, filepath.Join(dir, "dashboard-node-down.png"))
 	noProblems("after the kill")
 }
 
-func screenshot(t *testing.T, ctx context.Context, path string) {
+func screenshot(ctx context.Context, t *testing.T, path string) {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {

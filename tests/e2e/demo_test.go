@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -110,7 +111,7 @@ func TestDemoCluster(t *testing.T) {
 	peer.Write([]byte("RKVT\x01\x00\x10\x00\x00\x08intruder"))
 	peer.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(peer) // EOF or a reset: both end it
-	if ne, ok := err.(net.Error); ok && ne.Timeout() || strings.Contains(string(got), "RKVT") {
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() || strings.Contains(string(got), "RKVT") {
 		t.Fatalf("the demo's peer port answered a plain handshake with %q (%v), want a closed connection", got, err)
 	}
 	cmd.Process.Signal(syscall.SIGINT)

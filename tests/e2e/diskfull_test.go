@@ -30,6 +30,7 @@ func TestDiskFullRefusesWritesKeepsReads(t *testing.T) {
 }
 
 func testDiskFull(t *testing.T, engine string) {
+	t.Helper()
 	disk := mountTmpfs(t, 40<<20)
 	n := newNode(t, "n1", append(engineArgs(engine), "--replicas", "1")...)
 	n.DataDir = filepath.Join(disk, "data")

@@ -149,8 +149,8 @@ func (n *node) waitReady() {
 				// which is why startCluster readies the seed before the rest.
 				retries--
 				n.Client, n.HTTP, n.Peer, n.Gossip = freePort(n.t), freePort(n.t), freePort(n.t), freePort(n.t)
-				n.log.Truncate(0)
-				n.log.Seek(0, 0)
+				_ = n.log.Truncate(0) // the retry's log starts afresh; a stale one only reads longer
+				_, _ = n.log.Seek(0, 0)
 				n.startNoWait()
 				return fmt.Errorf("%s: port taken, restarted on new ports", n.ID)
 			}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -130,7 +131,7 @@ func TestRepairKeepsMissedDeleteDeleted(t *testing.T) {
 	noOldValue := func() {
 		t.Helper()
 		for _, n := range nodes {
-			if v, err := n.redis(withLevel("QUORUM")).Get(ctx, "k").Result(); err != redis.Nil {
+			if v, err := n.redis(withLevel("QUORUM")).Get(ctx, "k").Result(); !errors.Is(err, redis.Nil) {
 				t.Fatalf("QUORUM read of deleted k through %s: %q %v", n.ID, v, err)
 			}
 		}

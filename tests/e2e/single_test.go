@@ -146,6 +146,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 }
 
 func crashKeepsAcknowledgedWrites(t *testing.T, engine string) {
+	t.Helper()
 	n := newNode(t, "crash", "--sync", "always", "--engine", engine)
 	n.start()
 	c := n.redis(func(o *redis.Options) { o.PoolSize = 16 })

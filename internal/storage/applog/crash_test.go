@@ -94,6 +94,7 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 }
 
 func crashOnce(t *testing.T, syncOn bool, pct int, seed uint64) {
+	t.Helper()
 	rng := rand.New(rand.NewPCG(seed, uint64(pct)))
 	mem := vfs.NewCrashableMem()
 	l, _ := mustOpen(t, Options{FS: mem, Dir: "/log", Sync: syncOn, SegmentSize: 8 << 10, Logger: newTestLogger(t).Logger})

@@ -51,6 +51,7 @@ type testLogger struct {
 }
 
 func newTestLogger(t testing.TB) *testLogger {
+	t.Helper()
 	tl := &testLogger{}
 	tl.Logger = slog.New(tlogHandler{t: t, mu: &tl.mu, warns: &tl.warns})
 	return tl

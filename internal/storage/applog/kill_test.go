@@ -79,7 +79,9 @@ func TestKill9KeepsWrittenAppends(t *testing.T) {
 		}
 		if n, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "ack "); ok {
 			var i int
-			fmt.Sscan(n, &i)
+			if _, err := fmt.Sscan(n, &i); err != nil {
+				t.Fatalf("child's ack line %q: %v", line, err)
+			}
 			acked = append(acked, string(entry(i)))
 		}
 		if len(acked) == 20000 {

@@ -111,7 +111,7 @@ type Log struct {
 	}
 
 	// wmu guards the active segment and the files. Lock order: snapMu, then
-	// wmu, then mu.
+	// wmu; mu is never held with wmu (a leader drops mu before it writes).
 	wmu struct {
 		sync.Mutex
 		seg      *segment

@@ -53,6 +53,7 @@ func buildIndex(n int) *Index {
 }
 
 func sizes(b *testing.B) []int {
+	b.Helper()
 	if *benchBig {
 		return []int{1_000_000, 10_000_000}
 	}

@@ -1,3 +1,5 @@
+//go:build docker
+
 package scenarios
 
 import (
@@ -162,10 +164,10 @@ func newDockerCluster(t *testing.T, n int, seed uint64) *dockerCluster {
 					t.Logf("%s log tail:\n%s", c.name(i), logs)
 				}
 			}
-			docker(ctx, "rm", "-f", c.name(i))
+			_, _ = docker(ctx, "rm", "-f", c.name(i)) // teardown: best effort
 		}
-		docker(ctx, "network", "rm", netName)
-		docker(ctx, "rmi", "-f", image)
+		_, _ = docker(ctx, "network", "rm", netName)
+		_, _ = docker(ctx, "rmi", "-f", image)
 	})
 	_, ipnet, err := net.ParseCIDR(subnet)
 	if err != nil {
