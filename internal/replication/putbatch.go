@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/ringkv/ringkv/internal/clock"
@@ -348,8 +349,11 @@ func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 	}
 	p = p[w:]
 	// refused[k] is item k's refusal; the others are in ws, in order.
-	refused := make([]error, n)
-	ws := make([]storage.Write, 0, n)
+	sc := replicaScratches.Get().(*replicaScratch)
+	defer sc.put()
+	refused := slices.Grow(sc.refused[:0], int(n))[:n]
+	ws := slices.Grow(sc.ws[:0], int(n))
+	sc.refused, sc.ws = refused, ws
 	for k := range refused {
 		one, rest, err := readBytes(p)
 		if err != nil {
@@ -366,9 +370,11 @@ func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 	if len(p) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errWire, len(p))
 	}
+	sc.ws = ws
 	c.applyLocal(ws)
 	out := binary.AppendUvarint(make([]byte, 0, 64*n), n)
-	var scratch []byte
+	scratch := sc.answer[:0]
+	defer func() { sc.answer = scratch }()
 	for _, err := range refused {
 		if err == nil {
 			w := &ws[0]
@@ -384,6 +390,27 @@ func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 		out = appendAnswer(out, scratch, err)
 	}
 	return out, nil
+}
+
+// replicaScratch is a replica's working memory for one MethodApplyBatch,
+// pooled: its writes (with their results) were 4 KiB a batch of 16, on
+// every replica of every pipelined write. Nothing in it outlives the call.
+type replicaScratch struct {
+	refused []error
+	ws      []storage.Write
+	answer  []byte
+}
+
+var replicaScratches = sync.Pool{New: func() any { return new(replicaScratch) }}
+
+func (sc *replicaScratch) put() {
+	if cap(sc.ws) > maxPooledBatch || cap(sc.answer) > 64<<10 {
+		return
+	}
+	// Keys and values alias the request, which the transport reuses.
+	clear(sc.refused[:cap(sc.refused)])
+	clear(sc.ws[:cap(sc.ws)])
+	replicaScratches.Put(sc)
 }
 
 // BatchApplier is a LocalStore that can apply several writes in one commit,
