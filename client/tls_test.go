@@ -16,18 +16,7 @@ import (
 // without TLSConfig cannot start.
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := pki.NewCA("test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.WriteCA(dir); err != nil {
-		t.Fatal(err)
-	}
-	srvFiles, err := ca.IssueFiles(dir, "node", []string{"127.0.0.1"}, pki.Server, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cliFiles, err := ca.IssueFiles(dir, "client", nil, pki.Client, time.Hour)
+	srvFiles, cliFiles, err := pki.WriteBundle(dir, []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,18 +128,7 @@ func TestHeaderBytesBounded(t *testing.T) {
 // and a client certificate is required when asked for.
 func TestHTTPS(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := pki.NewCA("test CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ca.WriteCA(dir); err != nil {
-		t.Fatal(err)
-	}
-	serverFiles, err := ca.IssueFiles(dir, "server", []string{"127.0.0.1"}, pki.Server, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientFiles, err := ca.IssueFiles(dir, "client", nil, pki.Client, time.Hour)
+	serverFiles, clientFiles, err := pki.WriteBundle(dir, []string{"127.0.0.1"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

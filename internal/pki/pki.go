@@ -311,3 +311,24 @@ func newSerial() (*big.Int, error) {
 func pemBlock(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
+
+// WriteBundle makes a new CA in dir and issues from it a server certificate
+// for hosts ("server.crt") and a client certificate ("client.crt"): what a
+// node's client port with mutual TLS and one client of it need. Tests of
+// every TLS port start from it.
+func WriteBundle(dir string, hosts []string, validity time.Duration) (server, client Files, err error) {
+	ca, err := NewCA("ringkv CA", validity)
+	if err != nil {
+		return Files{}, Files{}, err
+	}
+	if err := ca.WriteCA(dir); err != nil {
+		return Files{}, Files{}, err
+	}
+	if server, err = ca.IssueFiles(dir, "server", hosts, Server, validity); err != nil {
+		return Files{}, Files{}, err
+	}
+	if client, err = ca.IssueFiles(dir, "client", nil, Client, validity); err != nil {
+		return Files{}, Files{}, err
+	}
+	return server, client, nil
+}
