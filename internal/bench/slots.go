@@ -1,51 +1,24 @@
 package bench
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
+
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
 // numSlots is the Redis Cluster's hash slot count.
-const numSlots = 16384
-
-// crc16Table is CRC16-XMODEM (polynomial 0x1021, initial value 0, no
-// reflection), the checksum the Redis Cluster specification hashes keys with.
-var crc16Table = func() (t [256]uint16) {
-	for i := range t {
-		c := uint16(i) << 8
-		for range 8 {
-			if c&0x8000 != 0 {
-				c = c<<1 ^ 0x1021
-			} else {
-				c <<= 1
-			}
-		}
-		t[i] = c
-	}
-	return t
-}()
-
-func crc16(b []byte) uint16 {
-	var c uint16
-	for _, x := range b {
-		c = c<<8 ^ crc16Table[byte(c>>8)^x]
-	}
-	return c
-}
+const numSlots = ring.Slots
 
 // keySlot is the hash slot of key: CRC16 of the key mod 16384 or, when the key
 // holds a non-empty {hash tag}, of the text between the first '{' and the
 // first '}' after it, so that keys sharing a tag share a slot.
 func keySlot(key []byte) uint16 {
-	if open := bytes.IndexByte(key, '{'); open >= 0 {
-		if n := bytes.IndexByte(key[open+1:], '}'); n > 0 {
-			key = key[open+1 : open+1+n]
-		}
-	}
-	return crc16(key) % numSlots
+	// The ring's own slot function: ringkv derives its tokens from it, so
+	// the client and the servers cannot disagree on a key's slot.
+	return uint16(ring.Slot(key))
 }
 
 // slotMap is one worker's view of which master serves each slot: an index
