@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -162,9 +163,20 @@ func TestAuthProbesFail(t *testing.T) {
 // TestProtectedModeRefusesStart: a node reachable beyond loopback without
 // credentials does not start unless --insecure says so.
 func TestProtectedModeRefusesStart(t *testing.T) {
-	out, err := exec.Command(binary, "server", "--node-id", "p1", "--in-memory",
+	// A node that started anyway would serve until killed: the deadline
+	// ends the test, and the environment is cleared of every credential
+	// the runner's shell may carry (RINGKV_PASSWORD would make it start).
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "server", "--node-id", "p1", "--in-memory",
 		"--client-addr", "0.0.0.0:0", "--http-addr", "127.0.0.1:0",
-		"--peer-addr", "127.0.0.1:0", "--gossip-addr", freePort(t)).CombinedOutput()
+		"--peer-addr", "127.0.0.1:0", "--gossip-addr", freePort(t))
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "RINGKV_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--client-addr") || !strings.Contains(string(out), "--insecure") {
 		t.Fatalf("no auth on 0.0.0.0: %v\n%s\nwant a refusal naming --client-addr and --insecure", err, out)
 	}
