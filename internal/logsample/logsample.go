@@ -26,6 +26,12 @@ func New(interval time.Duration) *Sampler {
 	return &Sampler{interval: interval, now: time.Now}
 }
 
+// NewClocked is New reading the time from now, for a caller whose clock is
+// not the wall's (a test's).
+func NewClocked(interval time.Duration, now func() time.Time) *Sampler {
+	return &Sampler{interval: interval, now: now}
+}
+
 // Allow reports whether this event should be logged, and when it should, how
 // many events were held back since the last one that was.
 func (s *Sampler) Allow() (ok bool, suppressed uint64) {

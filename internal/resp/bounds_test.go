@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/logsample"
 	"github.com/ringkv/ringkv/internal/testutil"
 )
 
@@ -252,14 +253,13 @@ func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
 func TestSampledLog(t *testing.T) {
 	h := &recordHandler{Handler: slog.NewTextHandler(io.Discard, nil)}
 	l := slog.New(h)
-	var s sampledLog
+	now := time.Unix(1e9, 0)
+	s := sampledLog{logsample.NewClocked(sampleEvery, func() time.Time { return now })}
 	for range 100 {
 		s.log(l, slog.LevelInfo, "protocol error")
 	}
 	equal(t, "lines for 100 events in one interval", len(h.records), 1)
-	s.mu.Lock()
-	s.next = 0 // the interval has passed
-	s.mu.Unlock()
+	now = now.Add(sampleEvery) // the interval has passed
 	s.log(l, slog.LevelInfo, "protocol error")
 	equal(t, "lines after the interval", len(h.records), 2)
 	var dropped int64

@@ -3,10 +3,9 @@ package resp
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
-	"github.com/ringkv/ringkv/internal/clock"
+	"github.com/ringkv/ringkv/internal/logsample"
 )
 
 // sampleEvery is how often a line a client can provoke at will is logged.
@@ -16,28 +15,18 @@ const sampleEvery = 10 * time.Second
 // count of those not logged since: a client that provokes it in a loop
 // (failed handshakes, malformed input, stalled commands) must not flood the
 // log, while the first one still shows at once.
-type sampledLog struct {
-	mu      sync.Mutex
-	next    time.Duration // clock.Mono
-	dropped int
-}
+type sampledLog struct{ s *logsample.Sampler }
 
-func (s *sampledLog) log(l *slog.Logger, level slog.Level, msg string, args ...any) {
+func (s sampledLog) log(l *slog.Logger, level slog.Level, msg string, args ...any) {
 	if !l.Enabled(context.Background(), level) {
 		return
 	}
-	now := clock.Mono()
-	s.mu.Lock()
-	if now < s.next {
-		s.dropped++
-		s.mu.Unlock()
+	ok, dropped := s.s.Allow()
+	if !ok {
 		return
 	}
-	dropped := s.dropped
-	s.dropped, s.next = 0, now+sampleEvery
-	s.mu.Unlock()
 	if dropped > 0 {
-		args = append(args, "not_logged_since_last", dropped)
+		args = append(args, "not_logged_since_last", int(dropped))
 	}
 	l.Log(context.Background(), level, msg, args...)
 }
@@ -45,4 +34,9 @@ func (s *sampledLog) log(l *slog.Logger, level slog.Level, msg string, args ...a
 // sampledLogs are the server's sampled lines, one per kind of event.
 type sampledLogs struct {
 	tls, protocol, http, readTimeout sampledLog
+}
+
+func newSampledLogs() sampledLogs {
+	n := func() sampledLog { return sampledLog{logsample.New(sampleEvery)} }
+	return sampledLogs{tls: n(), protocol: n(), http: n(), readTimeout: n()}
 }

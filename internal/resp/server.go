@@ -282,6 +282,7 @@ func New(cfg Config, b Backend) *Server {
 		log:     cfg.Logger.With("component", "resp"),
 		m:       newMetrics(cfg.Registerer),
 		started: cfg.Started,
+		sampled: newSampledLogs(),
 	}
 	if s.started.IsZero() {
 		s.started = time.Now()
