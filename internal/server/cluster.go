@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/version"
@@ -29,15 +30,7 @@ func (s *Server) Status() apitypes.ClusterStatus {
 	}
 	s.addStreamStatus(st.Nodes)
 	st.Alarms = s.alarms()
-	slices.SortFunc(st.Nodes, func(a, b apitypes.NodeStatus) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(st.Nodes, func(a, b apitypes.NodeStatus) int { return strings.Compare(a.ID, b.ID) })
 	return st
 }
 

@@ -8,6 +8,7 @@ package topology
 import (
 	"hash/fnv"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,15 +117,7 @@ func (t *Topology) Update(source func() []membership.Member) (cameUp []replicati
 			cameUp = append(cameUp, r)
 		}
 	}
-	slices.SortFunc(v.Nodes, func(a, b replication.Replica) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(v.Nodes, func(a, b replication.Replica) int { return strings.Compare(a.ID, b.ID) })
 	for _, r := range v.Nodes {
 		fp.Write([]byte(r.ID))
 		fp.Write([]byte{0, byte(v.Members[r.ID].State), 0})
