@@ -74,8 +74,11 @@ func NewServer(h http.Handler, cfg ServerConfig) *http.Server {
 		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		TLSConfig:         cfg.TLS,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+		// A copy: net/http writes its HTTP/2 protocols into the config it
+		// serves with, while the node's RESP port handshakes with the one
+		// it was given (a data race the race detector caught).
+		TLSConfig: cfg.TLS.Clone(),
+		ErrorLog:  slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
 }
 

@@ -169,6 +169,11 @@ func TestHTTPS(t *testing.T) {
 			t.Fatal("plain HTTP was served")
 		}
 	}
+	// The node serves its RESP port with the same config: net/http must
+	// not have written into it.
+	if len(serverCfg.NextProtos) != 0 {
+		t.Fatalf("serving HTTPS changed the caller's TLS config: NextProtos %v", serverCfg.NextProtos)
+	}
 }
 
 // TestWriteTimeout: a client that asks for a large value and does not read
