@@ -76,8 +76,17 @@ func TestCounterConcurrentIncrAcrossKill(t *testing.T) {
 
 	for _, n := range nodes {
 		all := n.redis(withLevel("ALL"))
-		if v, err := all.Get(ctx, "ctr").Result(); err != nil || v != strconv.FormatInt(want, 10) {
-			t.Fatalf("ALL read through %s: %q %v, want %d", n.ID, v, err, want)
+		// A node that dialled n3 while it was dead may still hold back its
+		// requests for a moment after gossip says n3 is up again: wait for
+		// the read to be answered, then require the exact value.
+		var v string
+		testutil.Eventually(t, 10*time.Second, func() error {
+			var err error
+			v, err = all.Get(ctx, "ctr").Result()
+			return err
+		})
+		if v != strconv.FormatInt(want, 10) {
+			t.Fatalf("ALL read through %s: %q, want %d", n.ID, v, want)
 		}
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
