@@ -1,10 +1,6 @@
 package server
 
 import (
-	"fmt"
-	"net/http"
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringkv/ringkv/internal/diskspace"
@@ -103,25 +99,6 @@ func (s *Server) diskReady() error {
 		return &notReady{reason: reasonDisk, err: err}
 	}
 	return nil
-}
-
-// handleDiskReserve (debug endpoints only) sets the disk reserve to
-// ?bytes=N, 0 restoring the configured one: the fault suite makes a node's
-// disk full by raising it past the free space, since it cannot fill a
-// container's real disk without filling the host's.
-func (s *Server) handleDiskReserve(w http.ResponseWriter, r *http.Request) {
-	if s.disk.mon == nil {
-		http.Error(w, "debug: this node does not watch a data disk (in-memory)", http.StatusConflict)
-		return
-	}
-	n, err := strconv.ParseUint(r.URL.Query().Get("bytes"), 10, 63)
-	if err != nil {
-		http.Error(w, fmt.Sprintf("debug: bytes: %v", err), http.StatusBadRequest)
-		return
-	}
-	s.disk.mon.SetReserve(n)
-	s.log.Warn("disk reserve changed by debug endpoint", "reserve_bytes", s.disk.mon.Reserve())
-	fmt.Fprintf(w, "reserve %d bytes, free %d bytes, full %t\n", s.disk.mon.Reserve(), s.disk.mon.Free(), s.disk.mon.Full())
 }
 
 // guardHints keeps hints off a full disk: the hint queue writes to the store

@@ -32,6 +32,7 @@ import (
 	"github.com/ringkv/ringkv/internal/storage"
 	"github.com/ringkv/ringkv/internal/topology"
 	"github.com/ringkv/ringkv/internal/transport"
+	"github.com/ringkv/ringkv/internal/ui"
 )
 
 // Addrs are the addresses a started server listens on.
@@ -58,9 +59,9 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 	respLn net.Listener
-	ae     aeState       // anti-entropy; see antientropy.go
-	hot    hotKeyState   // hot keys; see hotkeys.go
-	stats  *statsSampler // the dashboard's history; see dashboard.go
+	ae     aeState     // anti-entropy; see antientropy.go
+	hot    hotKeyState // hot keys; see hotkeys.go
+	stats  *ui.Stats   // the dashboard's figures; see dashboard.go
 	// started is when Start began: INFO's uptime and the dashboard's.
 	started time.Time
 	disk    diskState    // the data disk's guard; see diskguard.go
@@ -231,6 +232,7 @@ func (s *Server) Start() (err error) {
 	if err := s.startClockCheck(); err != nil {
 		return fmt.Errorf("server: clock check: %w", err)
 	}
+	s.startStats()
 	s.ready.Store(true)
 
 	if err := s.startAntiEntropy(); err != nil {
@@ -282,15 +284,8 @@ func (s *Server) Start() (err error) {
 	}, s.clientGate(coord))
 	s.reg.MustRegister(s.newReadinessCollector())
 	api.Handle("GET /metrics", s.metricsHandler())
-	api.Handle("GET /v1/cluster", http.HandlerFunc(s.handleCluster))
-	s.mountAntiEntropy(api)
+	s.mountAdmin(api)
 	s.mountRebalance(api)
-	s.mountDebug(api)
-	s.mountClock(api)
-	s.mountPprof(api)
-	s.mountHotKeys(api)
-	s.mountUI(api)
-	s.startStats()
 	s.http = httpapi.NewServer(api.Handler(), httpapi.ServerConfig{
 		ReadTimeout: cfg.ClientReadTimeout, IdleTimeout: cfg.ClientIdleTimeout,
 		TLS: clientTLS, Logger: s.log.With("component", "http"),
@@ -385,7 +380,7 @@ func (s *Server) servePeer(ctx context.Context, from string, method uint8, paylo
 	case peermethod.Rebalance:
 		return s.serveRebalance(ctx, from, method, payload)
 	case peermethod.Stats:
-		return s.serveStats(method)
+		return s.stats.ServePeer(method)
 	}
 	return nil, fmt.Errorf("server: unknown peer method %d", method)
 }
@@ -437,7 +432,7 @@ func (s *Server) close(ctx context.Context) error {
 		<-s.watchDone
 	}
 	s.stopRestore()
-	s.stopStats()
+	s.stats.Stop()
 	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx), s.stopClockCheck(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))
