@@ -18,7 +18,7 @@ func (s *Server) mountAdmin(api *httpapi.API) {
 	}
 	d := admin.Debug{Logger: s.log, Clock: skewableClock{Offset: s.wall, guard: s.guard}}
 	// Only a real monitor: a nil one in the interface would not read as none.
-	if mon := s.disk.mon; mon != nil {
+	if mon := s.disk.Monitor(); mon != nil {
 		d.Disk = mon
 	}
 	admin.MountDebug(api, d)

@@ -22,6 +22,7 @@ import (
 	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/handoff"
 	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/membership"
@@ -64,8 +65,8 @@ type Server struct {
 	stats  *ui.Stats   // the dashboard's figures; see dashboard.go
 	// started is when Start began: INFO's uptime and the dashboard's.
 	started time.Time
-	disk    diskState    // the data disk's guard; see diskguard.go
-	salv    salvageState // restoring after a salvage; see salvage.go
+	disk    *diskspace.Guard // the data disk's guard; see diskguard.go
+	salv    salvageState     // restoring after a salvage; see salvage.go
 
 	form formationState // cluster formation; see formation.go
 
@@ -128,9 +129,7 @@ func (s *Server) Start() (err error) {
 	if cfg.Sync == config.SyncAlways {
 		sync = storage.SyncAlways
 	}
-	if err := s.startDiskGuard(); err != nil {
-		return err
-	}
+	s.startDiskGuard()
 	s.store, err = storage.Open(storage.Options{
 		Engine: cfg.Engine, MaxMemory: cfg.MaxMemory, Salvage: cfg.Salvage,
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
@@ -446,7 +445,7 @@ func (s *Server) close(ctx context.Context) error {
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
-	s.stopDiskGuard()
+	s.disk.Close()
 	return errors.Join(errs...)
 }
 
