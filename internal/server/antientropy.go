@@ -117,11 +117,16 @@ func (s *Server) lastRepairPass() int64 {
 	return 0
 }
 
-// aeRepairs is the anti-entropy service as the admin endpoints drive it,
-// through s.ae.svc: nil until startAntiEntropy.
+// aeRepairs is the anti-entropy service as the salvage restore and the
+// admin endpoints drive it, through s.ae.svc: nil until startAntiEntropy.
 type aeRepairs struct{ s *Server }
 
 var errAENotRunning = errors.New("anti-entropy not running")
+
+func (a aeRepairs) TreeReady() bool {
+	svc := a.s.ae.svc.Load()
+	return svc != nil && svc.Tree().Ready()
+}
 
 func (a aeRepairs) Repair() (uint64, error) {
 	svc := a.s.ae.svc.Load()
@@ -129,6 +134,13 @@ func (a aeRepairs) Repair() (uint64, error) {
 		return 0, errAENotRunning
 	}
 	return svc.Repair().ID, nil
+}
+
+func (a aeRepairs) LastRepair() (antientropy.Progress, bool) {
+	if svc := a.s.ae.svc.Load(); svc != nil {
+		return svc.LastRepair()
+	}
+	return antientropy.Progress{}, false
 }
 
 func (a aeRepairs) RepairStatus(withRoots bool) (apitypes.RepairStatus, error) {

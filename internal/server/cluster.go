@@ -33,6 +33,18 @@ func (s *Server) Status() apitypes.ClusterStatus {
 	return st
 }
 
+// alarms lists what `ringkv status` shows as wrong with this node.
+func (s *Server) alarms() []string {
+	var out []string
+	if err := s.diskReady(); err != nil {
+		out = append(out, err.Error())
+	}
+	if err := s.salvageReady(); err != nil {
+		out = append(out, err.Error())
+	}
+	return out
+}
+
 // ringRanges is the current ring's ranges.
 func (s *Server) ringRanges() []ring.Range { return s.topo.Current().Ring.Ranges() }
 

@@ -30,6 +30,7 @@ import (
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/resp"
+	"github.com/ringkv/ringkv/internal/salvage"
 	"github.com/ringkv/ringkv/internal/storage"
 	"github.com/ringkv/ringkv/internal/topology"
 	"github.com/ringkv/ringkv/internal/transport"
@@ -66,7 +67,7 @@ type Server struct {
 	// started is when Start began: INFO's uptime and the dashboard's.
 	started time.Time
 	disk    *diskspace.Guard // the data disk's guard; see diskguard.go
-	salv    salvageState     // restoring after a salvage; see salvage.go
+	salv    *salvage.Restore // restoring after a salvage; see salvage.go
 
 	form formationState // cluster formation; see formation.go
 
@@ -137,13 +138,12 @@ func (s *Server) Start() (err error) {
 		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground, Guard: s.storeGuard,
 	})
 	if err != nil {
-		return s.storageOpenError(err)
+		return fmt.Errorf("server: opening storage: %w", salvage.OpenError(err))
 	}
 	if err := s.checkTokenScheme(); err != nil {
 		return err
 	}
 	s.noteSalvage()
-	s.salvageMetrics()
 
 	// The coordinator is the transport's handler, and the transport is the
 	// coordinator's caller: servePeer reads s.coord once it is set.
@@ -248,7 +248,7 @@ func (s *Server) Start() (err error) {
 	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watchMembership()
 	s.hints.Start()
-	s.startRestore()
+	s.salv.Start()
 
 	s.resp = resp.New(resp.Config{
 		Addr: cfg.ClientAddr, MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
@@ -268,7 +268,7 @@ func (s *Server) Start() (err error) {
 		// CPU per request -20%, SET -7% (docs/performance.md).
 		ConcurrentPipeline: true,
 		EventLoops:         cfg.EventLoops,
-		Loading:            s.salvageGate,
+		Loading:            s.salv.Gate,
 	}, s.clientGate(coord))
 	go func() {
 		if err := s.resp.Serve(s.respLn); err != nil && !errors.Is(err, resp.ErrServerClosed) {
@@ -367,7 +367,7 @@ func (s *Server) servePeer(ctx context.Context, from string, method uint8, paylo
 	if !s.ready.Load() {
 		return nil, errors.New("server: node is starting")
 	}
-	if err := s.salvageRefusesPeer(method); err != nil {
+	if err := s.salv.RefusesPeer(method); err != nil {
 		return nil, err
 	}
 	owner, _ := peermethod.OwnerOf(method)
@@ -430,7 +430,7 @@ func (s *Server) close(ctx context.Context) error {
 		close(s.stopWatch)
 		<-s.watchDone
 	}
-	s.stopRestore()
+	s.salv.Stop()
 	s.stats.Stop()
 	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx), s.stopClockCheck(ctx))
 	if s.hints != nil {
