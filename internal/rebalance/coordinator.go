@@ -494,7 +494,9 @@ func (c *Coordinator) clusterEmpty(ctx context.Context, v *topology.View) (bool,
 		if err != nil {
 			return false, err
 		}
-		if len(resp) != 8 || binary.BigEndian.Uint64(resp) != 0 {
+		// The count leads the reply; what follows it (since issue 32, the
+		// values with an expiry) is no concern here.
+		if len(resp) < 8 || binary.BigEndian.Uint64(resp) != 0 {
 			return false, nil
 		}
 	}

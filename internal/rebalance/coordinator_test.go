@@ -133,7 +133,10 @@ func (p *fakePeers) Call(_ context.Context, addr string, method uint8, payload [
 		p.marked = append(p.marked, fmt.Sprintf("%s %s %s", addr, id, membership.State(st)))
 		return nil, nil
 	case replication.MethodCount:
-		return binary.BigEndian.AppendUint64(nil, uint64(p.stores[addr].ApproxCount())), nil
+		// As replication answers: the record count, then the values with
+		// an expiry.
+		b := binary.BigEndian.AppendUint64(nil, uint64(p.stores[addr].ApproxCount()))
+		return binary.BigEndian.AppendUint64(b, uint64(p.stores[addr].Expiring())), nil
 	}
 	return nil, fmt.Errorf("fake peer: method %d", method)
 }
