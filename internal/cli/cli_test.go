@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,25 +16,8 @@ import (
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/hugepages"
 	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while a command writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // fakeNode records what a command does to a node.
 type fakeNode struct {
@@ -70,7 +52,7 @@ func (n *fakeNode) Addrs() server.Addrs {
 // testEnv is an env whose nodes are fakes and whose output is captured.
 type testEnv struct {
 	env
-	stdout, stderr syncBuffer
+	stdout, stderr testutil.Buffer
 	stdin          strings.Reader
 	vars           map[string]string
 	startErr       error

@@ -3,9 +3,13 @@ package httpapi
 import (
 	"crypto/tls"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/logsample"
 )
 
 // ServerConfig bounds what one HTTP connection may take of a node: time to
@@ -24,6 +28,11 @@ type ServerConfig struct {
 	// long as it was asked to.
 	WriteTimeout   time.Duration
 	MaxHeaderBytes int
+	// MaxConns bounds the connections open at once; one past it is closed
+	// as soon as it is accepted, so that a flood of idle connections holds
+	// a bounded share of the node's memory (each holds its goroutine and
+	// buffers until IdleTimeout).
+	MaxConns int
 	// TLS, when set, makes the port speak only HTTPS.
 	TLS *tls.Config
 	// Logger receives net/http's own errors (failed TLS handshakes...) at
@@ -44,6 +53,8 @@ const (
 	// Credentials and a few ordinary headers fit many times over; net/http's
 	// 1 MiB default is memory a client need not be given.
 	DefaultMaxHeaderBytes = 64 << 10
+	// As the RESP port's maxclients (Redis' default).
+	DefaultMaxConns = 10000
 )
 
 // NewServer returns an http.Server for h with cfg's bounds. Serve it with
@@ -68,7 +79,11 @@ func NewServer(h http.Handler, cfg ServerConfig) *http.Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	return &http.Server{
+		ConnState:         connLimit(cfg.MaxConns, cfg.Logger),
 		Handler:           writeDeadline(h, cfg.WriteTimeout),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       cfg.ReadTimeout,
@@ -79,6 +94,28 @@ func NewServer(h http.Handler, cfg ServerConfig) *http.Server {
 		// it was given (a data race the race detector caught).
 		TLSConfig: cfg.TLS.Clone(),
 		ErrorLog:  slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+}
+
+// connLimit returns an http.Server.ConnState hook that keeps at most max
+// connections open: it closes a new one past the bound before any request is
+// read from it. net/http reports every connection that it closes or hands
+// over as StateClosed or StateHijacked, so the count comes back down.
+func connLimit(max int, logger *slog.Logger) func(net.Conn, http.ConnState) {
+	var open atomic.Int64
+	sample := logsample.New(10 * time.Second)
+	return func(c net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			if open.Add(1) > int64(max) {
+				_ = c.Close()
+				if ok, suppressed := sample.Allow(); ok {
+					logger.Warn("HTTP connection refused: too many open", "max", max, "remote", c.RemoteAddr().String(), "refused_since_last_log", suppressed)
+				}
+			}
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
 	}
 }
 

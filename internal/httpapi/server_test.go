@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/pki"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // serveBounded serves the API with NewServer on a loopback port and returns
@@ -225,5 +226,50 @@ func TestWriteTimeout(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("request %d: status %d", i, resp.StatusCode)
 		}
+	}
+}
+
+// TestConnectionsBounded holds MaxConns keep-alive connections open: the next
+// one is closed unanswered, and once one of the held connections goes a new
+// one is served again.
+func TestConnectionsBounded(t *testing.T) {
+	addr, _ := serveBounded(t, ServerConfig{MaxConns: 2})
+	get := func(nc net.Conn) error {
+		if _, err := fmt.Fprintf(nc, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	dial := func() net.Conn {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		return nc
+	}
+	held := []net.Conn{dial(), dial()}
+	for i, nc := range held {
+		if err := get(nc); err != nil {
+			t.Fatalf("connection %d within the bound: %v", i, err)
+		}
+	}
+	if err := get(dial()); err == nil {
+		t.Fatal("a third connection was served with MaxConns 2")
+	}
+	held[0].Close()
+	testutil.Eventually(t, 5*time.Second, func() error { return get(dial()) })
+	// The held connection still works: the refusals did not touch it.
+	if err := get(held[1]); err != nil {
+		t.Fatalf("held connection after the refusals: %v", err)
 	}
 }

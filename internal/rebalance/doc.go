@@ -17,4 +17,13 @@
 // it once the pull completes. When a leaving replica is down that argument
 // fails, so the puller merges every live current replica instead, and needs a
 // majority of them.
+//
+// The Coordinator drives a node's part in a change: every tick it plans,
+// waits until every up node reports the same view of the member states and a
+// settle time has passed since, pulls, and then moves the change on (joining
+// → normal, leaving → removed, a dead node marked removed). It takes the
+// node's membership, topology, peer calls and store as small interfaces and
+// its time from a clock.Clock, so its tests run it against fakes and a manual
+// clock. InitialState decides, from the state persisted under NodeStateKey,
+// what a starting node announces, so a restart resumes a change.
 package rebalance

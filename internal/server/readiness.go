@@ -79,7 +79,7 @@ func (s *Server) membershipReady() error {
 		return nil
 	case membership.Joining:
 		pct := 0.0
-		if p := s.rebal.puller.Progress(); p.Total > 0 {
+		if p := s.rebal.Progress(); p.Total > 0 {
 			pct = 100 * float64(p.Done) / float64(p.Total)
 		}
 		if n := s.member.JoinFailures(); n > 0 {

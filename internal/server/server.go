@@ -27,6 +27,7 @@ import (
 	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/membership"
 	"github.com/ringkv/ringkv/internal/peermethod"
+	"github.com/ringkv/ringkv/internal/rebalance"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/resp"
@@ -54,7 +55,7 @@ type Server struct {
 	seams  seams
 	member *membership.Membership
 	topo   *topology.Topology
-	rebal  *rebalancer
+	rebal  *rebalance.Coordinator
 	hints  *handoff.Queue
 	coord  *replication.Coordinator
 	resp   *resp.Server
@@ -232,13 +233,14 @@ func (s *Server) Start() (err error) {
 		return fmt.Errorf("server: clock check: %w", err)
 	}
 	s.startStats()
+	// Before ready: peer requests and readiness reach s.rebal from then on.
+	if err := s.startRebalance(); err != nil {
+		return fmt.Errorf("server: rebalance: %w", err)
+	}
 	s.ready.Store(true)
 
 	if err := s.startAntiEntropy(); err != nil {
 		return fmt.Errorf("server: anti-entropy: %w", err)
-	}
-	if err := s.startRebalance(); err != nil {
-		return fmt.Errorf("server: rebalance: %w", err)
 	}
 
 	if err := s.member.Start(context.Background()); err != nil {
@@ -377,7 +379,7 @@ func (s *Server) servePeer(ctx context.Context, from string, method uint8, paylo
 	case peermethod.AntiEntropy:
 		return s.serveAntiEntropy(ctx, from, method, payload)
 	case peermethod.Rebalance:
-		return s.serveRebalance(ctx, from, method, payload)
+		return s.rebal.Serve(ctx, from, method, payload)
 	case peermethod.Stats:
 		return s.stats.ServePeer(method)
 	}

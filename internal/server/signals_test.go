@@ -1,13 +1,11 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,24 +14,6 @@ import (
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/testutil"
 )
-
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // repeatedKey returns a top-level key that a JSON log line has twice.
 func repeatedKey(t *testing.T, line string) string {
@@ -79,7 +59,7 @@ func repeatedKey(t *testing.T, line string) string {
 // and INFO gives one version and one uptime, counts a key with a TTL in
 // expires, and has a Replication section.
 func TestSignalsAgree(t *testing.T) {
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	start := func(cfg config.Config) *Server {
 		s, err := New(cfg, logger)

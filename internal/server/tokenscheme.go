@@ -38,7 +38,7 @@ func (s *Server) checkTokenScheme() error {
 		}
 		return nil
 	}
-	_, hadState, err := meta.Get(nodeStateKey)
+	_, hadState, err := meta.Get(rebalance.NodeStateKey)
 	if err != nil {
 		return err
 	}

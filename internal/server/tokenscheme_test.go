@@ -29,7 +29,7 @@ func TestTokenScheme(t *testing.T) {
 			t.Fatalf("fresh store: %v", err)
 		}
 		// The node writes its lifecycle state next; a restart still opens.
-		if err := s.store.Keyspace(rebalance.PrefixMeta).Set(nodeStateKey, []byte{1}); err != nil {
+		if err := s.store.Keyspace(rebalance.PrefixMeta).Set(rebalance.NodeStateKey, []byte{1}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.checkTokenScheme(); err != nil {
@@ -38,7 +38,7 @@ func TestTokenScheme(t *testing.T) {
 	})
 	t.Run("older build", func(t *testing.T) {
 		s := open(t)
-		if err := s.store.Keyspace(rebalance.PrefixMeta).Set(nodeStateKey, []byte{1}); err != nil {
+		if err := s.store.Keyspace(rebalance.PrefixMeta).Set(rebalance.NodeStateKey, []byte{1}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.checkTokenScheme(); !errors.Is(err, errOldTokens) {
