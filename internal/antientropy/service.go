@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
@@ -101,29 +102,9 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Progress describes one on-demand repair (ringkv repair).
-type Progress struct {
-	// ID numbers the repairs this node has run since it started.
-	ID uint64 `json:"id"`
-	// State is queued, running or done.
-	State string `json:"state"`
-	Done  bool   `json:"done"`
-	// RangesTotal counts the (range, peer) comparisons the pass plans: every
-	// local range with each of its other replicas that is up.
-	RangesTotal      int `json:"ranges_total"`
-	RangesCompared   int `json:"ranges_compared"`
-	RangesMismatched int `json:"ranges_mismatched"`
-	// RangesSkipped counts comparisons left out because the peer was down,
-	// went down during the pass, or failed an earlier comparison of it.
-	RangesSkipped   int    `json:"ranges_skipped"`
-	RecordsPulled   int64  `json:"records_pulled"`
-	RecordsPushed   int64  `json:"records_pushed"`
-	RecordsRepaired int64  `json:"records_repaired"`
-	Errors          int    `json:"errors"`
-	LastError       string `json:"last_error,omitempty"`
-	StartedAt       int64  `json:"started_at_unix_ms,omitempty"`
-	FinishedAt      int64  `json:"finished_at_unix_ms,omitempty"`
-}
+// Progress describes one on-demand repair (ringkv repair). It is the body
+// `ringkv repair` reads, so its shape is declared with the others in apitypes.
+type Progress = apitypes.RepairProgress
 
 // Progress states.
 const (
@@ -650,12 +631,7 @@ func (s *Service) pass(ctx context.Context, prog *Progress, owed bool) (failedAn
 }
 
 // RangeRoot is one local range's root, for status and tests.
-type RangeRoot struct {
-	Start    uint64   `json:"start"`
-	End      uint64   `json:"end"`
-	Replicas []string `json:"replicas"`
-	Root     uint64   `json:"root"`
-}
+type RangeRoot = apitypes.RangeRoot
 
 // Roots returns the root of every range this node replicates, in ring order.
 func (s *Service) Roots() ([]RangeRoot, error) {

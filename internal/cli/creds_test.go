@@ -9,10 +9,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/ringkv/ringkv/internal/antientropy"
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/httpapi"
-	"github.com/ringkv/ringkv/internal/server"
 )
 
 // guardedNode serves /v1/cluster and /v1/repair behind the real HTTP guard
@@ -28,7 +27,7 @@ func guardedNode(t *testing.T) string {
 		_, _ = w.Write([]byte(cannedCluster))
 	}))
 	api.Handle("POST /v1/repair", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_ = json.NewEncoder(w).Encode(server.RepairStatus{Repair: &antientropy.Progress{ID: 1, Done: true}})
+		_ = json.NewEncoder(w).Encode(apitypes.RepairStatus{Repair: &apitypes.RepairProgress{ID: 1, Done: true}})
 	}))
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)

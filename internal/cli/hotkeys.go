@@ -9,12 +9,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/apitypes"
 )
 
 // hotKeysPrinter prints GET /v1/hotkeys; both printers implement it below.
 type hotKeysPrinter interface {
-	HotKeys(server.HotKeysReport) error
+	HotKeys(apitypes.HotKeysReport) error
 }
 
 var (
@@ -52,7 +52,7 @@ send clients through all of them, to see the whole cluster.`,
 			}
 			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
-			var rep server.HotKeysReport
+			var rep apitypes.HotKeysReport
 			path := "/v1/hotkeys?" + url.Values{"n": {strconv.Itoa(n)}}.Encode()
 			if err := getJSON(ctx, addr, path, &rep); err != nil {
 				return err
@@ -69,9 +69,9 @@ send clients through all of them, to see the whole cluster.`,
 	return cmd
 }
 
-func (p jsonPrinter) HotKeys(r server.HotKeysReport) error { return p.print(r) }
+func (p jsonPrinter) HotKeys(r apitypes.HotKeysReport) error { return p.print(r) }
 
-func (p tablePrinter) HotKeys(r server.HotKeysReport) error {
+func (p tablePrinter) HotKeys(r apitypes.HotKeysReport) error {
 	cache := "off"
 	if r.CacheTTL != "" && r.CacheTTL != "0s" {
 		cache = "ttl " + r.CacheTTL

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/apitypes"
 )
 
 const cannedHotKeys = `{
@@ -79,7 +79,7 @@ func TestHotKeysJSON(t *testing.T) {
 	if code := te.run(t.Context(), "hotkeys", "--addr", addr, "-o", "json"); code != exitOK {
 		t.Fatalf("exit %d: %s", code, te.stderr.String())
 	}
-	var rep server.HotKeysReport
+	var rep apitypes.HotKeysReport
 	if err := json.Unmarshal([]byte(te.stdout.String()), &rep); err != nil {
 		t.Fatal(err)
 	}

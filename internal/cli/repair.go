@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ringkv/ringkv/internal/antientropy"
-	"github.com/ringkv/ringkv/internal/server"
+	"github.com/ringkv/ringkv/internal/apitypes"
 )
 
 func newRepairCommand(e *env) *cobra.Command {
@@ -39,7 +39,7 @@ node is joined, not started twice. The node paces the work at its
 			rp := p.(repairPrinter)
 			ctx, cancel := context.WithTimeout(withCreds(cmd.Context(), resolveCreds(cmd, e, cr)), timeout)
 			defer cancel()
-			var st server.RepairStatus
+			var st apitypes.RepairStatus
 			if err := postJSON(ctx, addr, "/v1/repair", &st); err != nil {
 				return err
 			}

@@ -13,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ringkv/ringkv/internal/apitypes"
-	"github.com/ringkv/ringkv/internal/server"
 )
 
 func newStatusCommand(e *env) *cobra.Command {
@@ -44,14 +43,14 @@ Nodes disagree only briefly, while gossip spreads a change.`,
 			}
 			// The clock is the asked node's own; a node too old to answer
 			// /v1/clock gets the status without it.
-			var clk server.ClockStatus
+			var clk apitypes.ClockStatus
 			if err := getJSON(ctx, addr, "/v1/clock", &clk); err != nil {
 				return p.ClusterStatus(s)
 			}
 			if jp, ok := p.(jsonPrinter); ok {
 				return jp.print(struct {
 					apitypes.ClusterStatus
-					Clock server.ClockStatus `json:"clock"`
+					Clock apitypes.ClockStatus `json:"clock"`
 				}{s, clk})
 			}
 			if err := p.ClusterStatus(s); err != nil {
@@ -126,7 +125,7 @@ func callJSON(ctx context.Context, method, addr, path string, v any) error {
 
 // clockLine summarises the asked node's clock for the table output: whether
 // it refuses writes for its clock, and its offset from each peer.
-func clockLine(self string, c server.ClockStatus) string {
+func clockLine(self string, c apitypes.ClockStatus) string {
 	var b strings.Builder
 	if c.Skewed {
 		fmt.Fprintf(&b, "clock of %s: SKEWED, %s", dash(self), c.Error)

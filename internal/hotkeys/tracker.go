@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/ring"
 )
@@ -96,18 +97,9 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// KeyRate is one key's standing in the window.
-type KeyRate struct {
-	Key string `json:"key"`
-	// Rate is requests per second over the window (the part of it that has
-	// passed, right after start).
-	Rate float64 `json:"rate"`
-	// Share is the key's fraction of all requests this node saw in the window.
-	Share float64 `json:"share"`
-	// Hot: the rate is at or above MinRate, so the mitigations (reads at ONE
-	// spread over the replicas, the cache) act on the key.
-	Hot bool `json:"hot"`
-}
+// KeyRate is one key's standing in the window. `ringkv hotkeys` reads it, so
+// its shape is declared with the other bodies in apitypes.
+type KeyRate = apitypes.KeyRate
 
 // Tracker finds the top keys by request rate over a sliding window. Observe,
 // ObserveHashed, IsHot and Top are safe for concurrent use and never block on

@@ -1,8 +1,8 @@
 // Package httpapi serves ringkv's HTTP interface (design §8): reads and writes
 // of single keys under /v1/kv/, liveness and readiness probes, and a mux the
-// server extends with /metrics, /v1/cluster and the dashboard. Every route is
-// behind a guard (guard.go) that checks credentials and rights and refuses
-// cross-site requests.
+// server extends with /metrics and the operator endpoints (internal/admin).
+// Every route is behind a guard (guard.go) that checks credentials and rights
+// and refuses cross-site requests.
 //
 // Keys are the URL path after /v1/kv/, percent-decoded, so any byte string can
 // be addressed by escaping it. A single '/' inside a key may be sent as is, but

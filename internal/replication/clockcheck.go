@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/peermethod"
 )
@@ -128,6 +129,28 @@ func (k *ClockCheck) Threshold() time.Duration { return k.cfg.Threshold }
 
 // Err is the reason this node refuses writes, nil when it does not.
 func (k *ClockCheck) Err() error { return k.State().Err() }
+
+// Status reports the clock as GET /v1/clock answers it: the latest
+// assessment, the thresholds, and what the guard refused.
+func (k *ClockCheck) Status() apitypes.ClockStatus {
+	a := k.State()
+	st := apitypes.ClockStatus{
+		Skewed: a.Skewed, OffsetMS: a.Offset.Milliseconds(),
+		ThresholdMS: k.cfg.Threshold.Milliseconds(), MaxClockSkewMS: k.guard.MaxSkew().Milliseconds(),
+		GuardRefused: k.guard.Refused(), Peers: []apitypes.PeerClockStatus{},
+	}
+	if err := a.Err(); err != nil {
+		st.Error = err.Error()
+	}
+	for _, p := range a.Peers {
+		st.Peers = append(st.Peers, apitypes.PeerClockStatus{Peer: p.Peer, OffsetMS: p.Offset.Milliseconds(), UncertaintyMS: ceilMS(p.Uncertainty)})
+	}
+	return st
+}
+
+// ceilMS rounds up, so that a sub-millisecond uncertainty does not read as
+// none.
+func ceilMS(d time.Duration) int64 { return int64((d + time.Millisecond - 1) / time.Millisecond) }
 
 func (k *ClockCheck) run() {
 	defer close(k.done)

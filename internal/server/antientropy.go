@@ -2,13 +2,11 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"sync/atomic"
 
 	"github.com/ringkv/ringkv/internal/antientropy"
-	"github.com/ringkv/ringkv/internal/httpapi"
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/storage"
@@ -23,17 +21,6 @@ type aeState struct {
 	svc       atomic.Pointer[antientropy.Service]
 	stopAlive context.CancelFunc
 	aliveDone chan struct{}
-}
-
-// RepairStatus is the body of GET /v1/repair/status and of POST /v1/repair.
-type RepairStatus struct {
-	Node      string `json:"node"`
-	TreeReady bool   `json:"tree_ready"`
-	// LastFullPass is the unix time (seconds) of the last pass that compared
-	// every local range with every replica; 0 if none yet.
-	LastFullPass int64                   `json:"last_full_pass"`
-	Repair       *antientropy.Progress   `json:"repair,omitempty"`
-	Ranges       []antientropy.RangeRoot `json:"ranges,omitempty"`
 }
 
 // onApply is storage's hook on every record change; anti-entropy keeps its
@@ -130,55 +117,38 @@ func (s *Server) lastRepairPass() int64 {
 	return 0
 }
 
-func (s *Server) repairStatus(withRoots bool) (RepairStatus, error) {
-	svc := s.ae.svc.Load()
+// aeRepairs is the anti-entropy service as the salvage restore and the
+// admin endpoints drive it, through s.ae.svc: nil until startAntiEntropy.
+type aeRepairs struct{ s *Server }
+
+var errAENotRunning = errors.New("anti-entropy not running")
+
+func (a aeRepairs) TreeReady() bool {
+	svc := a.s.ae.svc.Load()
+	return svc != nil && svc.Tree().Ready()
+}
+
+func (a aeRepairs) Repair() (uint64, error) {
+	svc := a.s.ae.svc.Load()
 	if svc == nil {
-		return RepairStatus{}, errors.New("anti-entropy not running")
+		return 0, errAENotRunning
 	}
-	st := RepairStatus{Node: s.cfg.NodeID, TreeReady: svc.Tree().Ready(), LastFullPass: s.lastRepairPass()}
-	if p, ok := svc.LastRepair(); ok {
-		st.Repair = &p
-	}
-	if withRoots && st.TreeReady {
-		roots, err := svc.Roots()
-		if err != nil {
-			return st, err
-		}
-		st.Ranges = roots
-	}
-	return st, nil
+	return svc.Repair().ID, nil
 }
 
-// mountAntiEntropy serves POST /v1/repair (start an on-demand repair, or join
-// the one running, and answer its progress) and GET /v1/repair/status
-// (progress, last full pass and, with ?roots=true, every local range's root).
-func (s *Server) mountAntiEntropy(api *httpapi.API) {
-	api.Handle("POST /v1/repair", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		svc := s.ae.svc.Load()
-		if svc == nil {
-			http.Error(w, "anti-entropy not running", http.StatusServiceUnavailable)
-			return
-		}
-		svc.Repair()
-		s.writeRepairStatus(w, false)
-	}))
-	api.Handle("GET /v1/repair/status", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeRepairStatus(w, r.URL.Query().Get("roots") == "true")
-	}))
+func (a aeRepairs) LastRepair() (antientropy.Progress, bool) {
+	if svc := a.s.ae.svc.Load(); svc != nil {
+		return svc.LastRepair()
+	}
+	return antientropy.Progress{}, false
 }
 
-func (s *Server) writeRepairStatus(w http.ResponseWriter, withRoots bool) {
-	st, err := s.repairStatus(withRoots)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
+func (a aeRepairs) RepairStatus(withRoots bool) (apitypes.RepairStatus, error) {
+	svc := a.s.ae.svc.Load()
+	if svc == nil {
+		return apitypes.RepairStatus{}, errAENotRunning
 	}
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(st); err != nil {
-		s.log.Debug("writing repair status", "err", err)
-	}
+	return svc.Status(withRoots)
 }
 
 // aeTopology shows anti-entropy the current ring and who is up.

@@ -1,14 +1,13 @@
 package server
 
 import (
-	"encoding/json"
-	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/ringkv/ringkv/internal/apitypes"
+	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/version"
 )
 
@@ -34,14 +33,20 @@ func (s *Server) Status() apitypes.ClusterStatus {
 	return st
 }
 
-func (s *Server) handleCluster(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(s.Status()); err != nil {
-		s.log.Debug("writing cluster status", "err", err)
+// alarms lists what `ringkv status` shows as wrong with this node.
+func (s *Server) alarms() []string {
+	var out []string
+	if err := s.diskReady(); err != nil {
+		out = append(out, err.Error())
 	}
+	if err := s.salvageReady(); err != nil {
+		out = append(out, err.Error())
+	}
+	return out
 }
+
+// ringRanges is the current ring's ranges.
+func (s *Server) ringRanges() []ring.Range { return s.topo.Current().Ring.Ranges() }
 
 // info fills the RESP INFO command's "# Ringkv" section: what is ringkv's
 // own. The Server section (versions, uptime, port) comes from the RESP server,

@@ -34,9 +34,9 @@ func (g clientGate) admit() error {
 	if g.s.topo.Current().SelfGone {
 		return replication.ErrNotMember
 	}
-	// RESP asks salvageGate itself (resp.Config.Loading, to answer LOADING);
-	// HTTP requests meet it here.
-	if err := g.s.salvageGate(); err != nil {
+	// RESP asks the salvage's gate itself (resp.Config.Loading, to answer
+	// LOADING); HTTP requests meet it here.
+	if err := g.s.salv.Gate(); err != nil {
 		return err
 	}
 	if g.s.form.forming.Load() {

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/config"
-	"github.com/ringkv/ringkv/internal/peermethod"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/storage"
+	"github.com/ringkv/ringkv/internal/storage/applog"
 	"github.com/ringkv/ringkv/internal/testutil"
 )
 
@@ -63,7 +63,7 @@ func upAndNormal(s *Server, want int) error {
 // the writes; once restored the node's own replica holds every acknowledged
 // key. (Whether those reads would have asked the salvaged node is up to the
 // coordinator's replica order, so they do not prove its refusal of peer
-// reads; TestSalvageRefusesPeerReads does.)
+// reads; internal/salvage's TestRefusesPeerReads does.)
 func TestSalvagedNodeRestoresBeforeReady(t *testing.T) {
 	const keys = 300
 	root := t.TempDir()
@@ -97,12 +97,13 @@ func TestSalvagedNodeRestoresBeforeReady(t *testing.T) {
 	if err := os.RemoveAll(n1cfg.DataDir); err != nil {
 		t.Fatal(err)
 	}
-	storeSalvaged = func(*storage.Store) []salvageReport {
-		return []salvageReport{{File: "000001.log", Offset: 4096, Aside: "000001.log.corrupt"}}
+	salvaged := storeSalvaged
+	storeSalvaged = func(*storage.Store) []applog.SalvageReport {
+		return []applog.SalvageReport{{Path: "000001.log", Offset: 4096, MovedTo: "000001.log.corrupt"}}
 	}
 	hold := make(chan struct{})
 	restoreHold = hold // n1 restores only once the reads below are done
-	t.Cleanup(func() { storeSalvaged, restoreHold = salvagedFiles, nil })
+	t.Cleanup(func() { storeSalvaged, restoreHold = salvaged, nil })
 	// No --join: an empty node that joins streams its ranges, which would
 	// restore it without the salvage's repair; a salvaged node keeps its state.
 	n1cfg.GossipAddr, n1cfg.Join = n1gossip, nil
@@ -148,26 +149,5 @@ func TestSalvagedNodeRestoresBeforeReady(t *testing.T) {
 		if err != nil || !found || string(rec.Value) != fmt.Sprintf("v%d", i) {
 			t.Fatalf("n1's own replica after the restore: k%d = %q %v %v", i, rec.Value, found, err)
 		}
-	}
-}
-
-// While restoring, a node refuses the replica reads of other coordinators
-// (its replica may lack acknowledged writes) and takes their writes.
-func TestSalvageRefusesPeerReads(t *testing.T) {
-	s := &Server{}
-	s.salv.restoring.Store(true)
-	for _, m := range []uint8{replication.MethodGet, replication.MethodGetBatch, replication.MethodReadBatch, replication.MethodScan} {
-		if err := s.salvageRefusesPeer(m); err == nil {
-			t.Errorf("method %d served while restoring", m)
-		}
-	}
-	for _, m := range []uint8{replication.MethodApply, replication.MethodApplyBatch, replication.MethodCount, peermethod.AERoot} {
-		if err := s.salvageRefusesPeer(m); err != nil {
-			t.Errorf("method %d refused while restoring: %v", m, err)
-		}
-	}
-	s.salv.restoring.Store(false)
-	if err := s.salvageRefusesPeer(replication.MethodGet); err != nil {
-		t.Errorf("a restored node refuses reads: %v", err)
 	}
 }

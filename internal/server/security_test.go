@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -17,22 +16,6 @@ import (
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/config"
 )
-
-func TestRedactArgs(t *testing.T) {
-	for _, tc := range []struct{ in, want []string }{
-		{[]string{"ringkv", "server", "--password", "hunter2", "--node-id", "n1"},
-			[]string{"ringkv", "server", "--password", redacted, "--node-id", "n1"}},
-		{[]string{"ringkv", "server", "--password=hunter2"}, []string{"ringkv", "server", "--password=" + redacted}},
-		{[]string{"ringkv", "-password", "hunter2"}, []string{"ringkv", "-password", redacted}},
-		{[]string{"ringkv", "--node-id", "password", "--users-file", "/u.yaml"},
-			[]string{"ringkv", "--node-id", "password", "--users-file", "/u.yaml"}},
-		{[]string{"ringkv", "--password"}, []string{"ringkv", "--password"}},
-	} {
-		if got := redactArgs(tc.in); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("redactArgs(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
 
 // TestMetricsCarryNoKeyNames serves /metrics as a node does, open and
 // closed, after a key got hot: its name is in no series either way.

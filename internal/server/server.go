@@ -22,6 +22,7 @@ import (
 	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/diskspace"
 	"github.com/ringkv/ringkv/internal/handoff"
 	"github.com/ringkv/ringkv/internal/httpapi"
 	"github.com/ringkv/ringkv/internal/membership"
@@ -30,9 +31,11 @@ import (
 	"github.com/ringkv/ringkv/internal/record"
 	"github.com/ringkv/ringkv/internal/replication"
 	"github.com/ringkv/ringkv/internal/resp"
+	"github.com/ringkv/ringkv/internal/salvage"
 	"github.com/ringkv/ringkv/internal/storage"
 	"github.com/ringkv/ringkv/internal/topology"
 	"github.com/ringkv/ringkv/internal/transport"
+	"github.com/ringkv/ringkv/internal/ui"
 )
 
 // Addrs are the addresses a started server listens on.
@@ -59,13 +62,13 @@ type Server struct {
 	http   *http.Server
 	httpLn net.Listener
 	respLn net.Listener
-	ae     aeState       // anti-entropy; see antientropy.go
-	hot    hotKeyState   // hot keys; see hotkeys.go
-	stats  *statsSampler // the dashboard's history; see dashboard.go
+	ae     aeState     // anti-entropy; see antientropy.go
+	hot    hotKeyState // hot keys; see hotkeys.go
+	stats  *ui.Stats   // the dashboard's figures; see dashboard.go
 	// started is when Start began: INFO's uptime and the dashboard's.
 	started time.Time
-	disk    diskState    // the data disk's guard; see diskguard.go
-	salv    salvageState // restoring after a salvage; see salvage.go
+	disk    *diskspace.Guard // the data disk's guard; see diskguard.go
+	salv    *salvage.Restore // restoring after a salvage; see salvage.go
 
 	form formationState // cluster formation; see formation.go
 
@@ -128,9 +131,7 @@ func (s *Server) Start() (err error) {
 	if cfg.Sync == config.SyncAlways {
 		sync = storage.SyncAlways
 	}
-	if err := s.startDiskGuard(); err != nil {
-		return err
-	}
+	s.startDiskGuard()
 	s.store, err = storage.Open(storage.Options{
 		Engine: cfg.Engine, MaxMemory: cfg.MaxMemory, Salvage: cfg.Salvage,
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
@@ -138,13 +139,12 @@ func (s *Server) Start() (err error) {
 		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground, Guard: s.storeGuard,
 	})
 	if err != nil {
-		return s.storageOpenError(err)
+		return fmt.Errorf("server: opening storage: %w", salvage.OpenError(err))
 	}
 	if err := s.checkTokenScheme(); err != nil {
 		return err
 	}
 	s.noteSalvage()
-	s.salvageMetrics()
 
 	// The coordinator is the transport's handler, and the transport is the
 	// coordinator's caller: servePeer reads s.coord once it is set.
@@ -232,6 +232,7 @@ func (s *Server) Start() (err error) {
 	if err := s.startClockCheck(); err != nil {
 		return fmt.Errorf("server: clock check: %w", err)
 	}
+	s.startStats()
 	// Before ready: peer requests and readiness reach s.rebal from then on.
 	if err := s.startRebalance(); err != nil {
 		return fmt.Errorf("server: rebalance: %w", err)
@@ -249,7 +250,7 @@ func (s *Server) Start() (err error) {
 	s.stopWatch, s.watchDone = make(chan struct{}), make(chan struct{})
 	go s.watchMembership()
 	s.hints.Start()
-	s.startRestore()
+	s.salv.Start()
 
 	s.resp = resp.New(resp.Config{
 		Addr: cfg.ClientAddr, MaxKeyBytes: cfg.MaxKeyBytes, MaxValueBytes: cfg.MaxValueBytes,
@@ -269,7 +270,7 @@ func (s *Server) Start() (err error) {
 		// CPU per request -20%, SET -7% (docs/performance.md).
 		ConcurrentPipeline: true,
 		EventLoops:         cfg.EventLoops,
-		Loading:            s.salvageGate,
+		Loading:            s.salv.Gate,
 	}, s.clientGate(coord))
 	go func() {
 		if err := s.resp.Serve(s.respLn); err != nil && !errors.Is(err, resp.ErrServerClosed) {
@@ -284,15 +285,8 @@ func (s *Server) Start() (err error) {
 	}, s.clientGate(coord))
 	s.reg.MustRegister(s.newReadinessCollector())
 	api.Handle("GET /metrics", s.metricsHandler())
-	api.Handle("GET /v1/cluster", http.HandlerFunc(s.handleCluster))
-	s.mountAntiEntropy(api)
+	s.mountAdmin(api)
 	s.mountRebalance(api)
-	s.mountDebug(api)
-	s.mountClock(api)
-	s.mountPprof(api)
-	s.mountHotKeys(api)
-	s.mountUI(api)
-	s.startStats()
 	s.http = httpapi.NewServer(api.Handler(), httpapi.ServerConfig{
 		ReadTimeout: cfg.ClientReadTimeout, IdleTimeout: cfg.ClientIdleTimeout,
 		TLS: clientTLS, Logger: s.log.With("component", "http"),
@@ -375,7 +369,7 @@ func (s *Server) servePeer(ctx context.Context, from string, method uint8, paylo
 	if !s.ready.Load() {
 		return nil, errors.New("server: node is starting")
 	}
-	if err := s.salvageRefusesPeer(method); err != nil {
+	if err := s.salv.RefusesPeer(method); err != nil {
 		return nil, err
 	}
 	owner, _ := peermethod.OwnerOf(method)
@@ -387,7 +381,7 @@ func (s *Server) servePeer(ctx context.Context, from string, method uint8, paylo
 	case peermethod.Rebalance:
 		return s.rebal.Serve(ctx, from, method, payload)
 	case peermethod.Stats:
-		return s.serveStats(method)
+		return s.stats.ServePeer(method)
 	}
 	return nil, fmt.Errorf("server: unknown peer method %d", method)
 }
@@ -438,8 +432,8 @@ func (s *Server) close(ctx context.Context) error {
 		close(s.stopWatch)
 		<-s.watchDone
 	}
-	s.stopRestore()
-	s.stopStats()
+	s.salv.Stop()
+	s.stats.Stop()
 	errs = append(errs, s.stopRebalance(ctx), s.stopAntiEntropy(ctx), s.stopHotKeys(ctx), s.stopClockCheck(ctx))
 	if s.hints != nil {
 		errs = append(errs, s.hints.Shutdown(ctx))
@@ -453,7 +447,7 @@ func (s *Server) close(ctx context.Context) error {
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
 	}
-	s.stopDiskGuard()
+	s.disk.Close()
 	return errors.Join(errs...)
 }
 

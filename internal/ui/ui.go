@@ -4,6 +4,10 @@
 // only reads: it polls the node's JSON endpoints (/v1/ui/overview,
 // /v1/hotkeys) with the credentials the browser already sent for the page,
 // and so follows the HTTP port's authentication.
+//
+// Stats (stats.go) is what the page's poll shows: each node samples its own
+// request rate and latency, and the node that serves the page gathers every
+// member's figures over the peer port into the Overview.
 package ui
 
 import (
