@@ -1,5 +1,6 @@
 // Package admin serves a node's operator endpoints on its HTTP port: the
-// cluster and clock status, the hot keys, repairs, the dashboard and, with
+// cluster and clock status, the hot keys, repairs, decommissions and
+// removals (changes.go), the dashboard and, with
 // --debug-endpoints, the test controls and the profiler (debug.go). Each
 // handler reads or acts on the node through a func or a small interface that
 // the server provides, and keeps no state of its own, so that it can be
@@ -48,6 +49,8 @@ type Node struct {
 	Repairs Repairs
 	// Overview answers GET /v1/ui/overview, the dashboard's poll.
 	Overview func(context.Context) ui.Overview
+	// Changes starts decommissions and removals (changes.go).
+	Changes Changes
 }
 
 // Mount mounts the operator endpoints on m.
@@ -76,6 +79,7 @@ func Mount(m Mux, n Node) {
 		writeJSON(w, n.Logger, "hot keys", http.StatusOK, true, n.HotKeys(count))
 	}))
 	mountRepair(m, n)
+	mountChanges(m, n)
 	m.Handle("GET /v1/ui/overview", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, n.Logger, "dashboard overview", http.StatusOK, false, n.Overview(r.Context()))

@@ -35,6 +35,7 @@ func (s *Server) adminNode() admin.Node {
 		},
 		Repairs:  aeRepairs{s},
 		Overview: s.stats.Overview,
+		Changes:  s.rebal,
 	}
 }
 

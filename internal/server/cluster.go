@@ -33,6 +33,24 @@ func (s *Server) Status() apitypes.ClusterStatus {
 	return st
 }
 
+// addStreamStatus fills the streaming fields of the status page.
+func (s *Server) addStreamStatus(nodes []apitypes.NodeStatus) {
+	if s.rebal == nil {
+		return
+	}
+	left, own := s.rebal.StreamStatus()
+	for i := range nodes {
+		n := &nodes[i]
+		n.StreamRangesLeft = left[n.ID]
+		if n.ID == s.cfg.NodeID {
+			n.StreamedBytes = own.Bytes
+			if own.Total > 0 {
+				n.StreamProgress = float64(own.Done) / float64(own.Total)
+			}
+		}
+	}
+}
+
 // alarms lists what `ringkv status` shows as wrong with this node.
 func (s *Server) alarms() []string {
 	var out []string

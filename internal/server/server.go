@@ -286,7 +286,6 @@ func (s *Server) Start() (err error) {
 	s.reg.MustRegister(s.newReadinessCollector())
 	api.Handle("GET /metrics", s.metricsHandler())
 	s.mountAdmin(api)
-	s.mountRebalance(api)
 	s.http = httpapi.NewServer(api.Handler(), httpapi.ServerConfig{
 		ReadTimeout: cfg.ClientReadTimeout, IdleTimeout: cfg.ClientIdleTimeout,
 		TLS: clientTLS, Logger: s.log.With("component", "http"),
