@@ -1,41 +1,23 @@
 package client
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ringkv/ringkv/internal/testproc"
 	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // respCommands reads a node's count of RESP commands named cmd from /metrics.
 func respCommands(t *testing.T, httpAddr, cmd string) int {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	prefix := `ringkv_resp_commands_total{command="` + cmd + `"} `
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
-			n, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int(n)
-		}
-	}
-	return 0
+	return testproc.RESPCommands(t, http.DefaultClient, "http://"+httpAddr+"/metrics", cmd)
 }
 
 func TestClusterRequestsGoToThePrimary(t *testing.T) {

@@ -1,5 +1,6 @@
-// Package apitypes holds the JSON bodies of the HTTP API that the server
-// writes and its readers (the client package, the CLI) decode. It imports
+// Package apitypes holds the JSON bodies of the HTTP API, and of the
+// --addr-file, that the server writes and its readers (the client package,
+// the CLI, supervisors and test harnesses) decode. It imports
 // only the standard library, so a program that links the client does not
 // link the server: the storage engines, replication and gossip stay out of
 // its build (a test in client checks this).

@@ -14,26 +14,16 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/ringkv/ringkv/internal/auth/authtest"
 )
 
 // writeUsers writes a users file with alice (read, write) and root (admin).
 func writeUsers(t *testing.T) string {
 	t.Helper()
-	hash := func(p string) string {
-		h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(h)
-	}
-	path := filepath.Join(t.TempDir(), "users.yaml")
-	data := "users:\n" +
-		"  - name: alice\n    password: \"" + hash("alicepw") + "\"\n    rights: [read, write]\n" +
-		"  - name: root\n    password: \"" + hash("rootpw") + "\"\n    rights: [admin]\n"
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return authtest.WriteUsersFile(t, nil,
+		authtest.User{Name: "alice", Password: "alicepw", Rights: []string{"read", "write"}},
+		authtest.User{Name: "root", Password: "rootpw", Rights: []string{"admin"}})
 }
 
 // fakeClock is a settable clock for the limiter and the log sampling.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/resp"
+	"github.com/ringkv/ringkv/internal/testproc"
 	"github.com/ringkv/ringkv/internal/testutil"
 )
 
@@ -119,24 +119,7 @@ func TestRunRingkvIsACluster(t *testing.T) {
 // answers CLUSTER with an error, so auto drives it as a plain server and on
 // refuses it.
 func TestRunPlainServerIsNotACluster(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatalf("redis-server not installed (apt-get install redis-server; .ci/run does): %v", err)
-	}
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-		"--appendonly", "no", "--logfile", filepath.Join(dir, "redis.log"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	testutil.Eventually(t, 10*time.Second, func() error {
-		if got := redisCLI(t, addr, "PING"); got != "PONG" {
-			return fmt.Errorf("redis-server at %s: PING = %q", addr, got)
-		}
-		return nil
-	})
+	addr := testproc.RedisServer(t, false)
 	c := testConfig([]string{addr})
 	c.Consistency = ""
 	res, err := Run(t.Context(), c)
@@ -298,35 +281,16 @@ func TestRunRedirectLoopIsAnError(t *testing.T) {
 }
 
 // redisCluster starts a real Redis Cluster of masters redis-server
-// processes (no replicas) on free loopback ports and returns their
-// addresses once every node reports the cluster ok.
+// processes (no replicas) on loopback (testproc.RedisServer) and returns
+// their addresses once every node reports the cluster ok.
 func redisCluster(t *testing.T, masters int) []string {
 	t.Helper()
-	for _, tool := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (apt-get install redis-server redis-tools; .ci/run does): %v", tool, err)
-		}
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		t.Fatalf("redis-cli not installed (apt-get install redis-tools; .ci/run does): %v", err)
 	}
 	var addrs []string
-	for i := range masters {
-		addr, bus := freeAddr(t), freeAddr(t)
-		_, port, _ := net.SplitHostPort(addr)
-		_, busPort, _ := net.SplitHostPort(bus)
-		dir := t.TempDir()
-		cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-			"--appendonly", "no", "--cluster-enabled", "yes", "--cluster-port", busPort,
-			"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--logfile", filepath.Join(dir, "redis.log"))
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		testutil.Eventually(t, 10*time.Second, func() error {
-			if got := redisCLI(t, addr, "PING"); got != "PONG" {
-				return fmt.Errorf("node %d at %s: PING = %q", i, addr, got)
-			}
-			return nil
-		})
-		addrs = append(addrs, addr)
+	for range masters {
+		addrs = append(addrs, testproc.RedisServer(t, true))
 	}
 	out, err := exec.Command("redis-cli", append(append([]string{"--cluster", "create"}, addrs...), "--cluster-yes")...).CombinedOutput()
 	if err != nil {

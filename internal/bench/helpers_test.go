@@ -2,7 +2,6 @@ package bench
 
 import (
 	"log/slog"
-	"net"
 	"testing"
 
 	"github.com/ringkv/ringkv/internal/config"
@@ -30,16 +29,4 @@ func startCluster(tb testing.TB, n int, mutate func(*config.Config)) []string {
 	tb.Helper()
 	c := testcluster.Start(tb, testcluster.Options{Nodes: n, IDPrefix: "bench", Configure: mutate, Logger: testLogger(tb)})
 	return c.ClientAddrs()
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago, for
-// redis-server, which cannot report a port the kernel picked.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

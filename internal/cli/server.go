@@ -62,6 +62,9 @@ func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger, e *e
 			logger.Info("heap advised for huge pages", "thp_mode", res.Mode, "advised_mib", res.Advised>>20)
 		}
 	}
+	if err := removeStaleAddrFile(cfg.AddrFile); err != nil {
+		return err
+	}
 	n, err := e.newNode(cfg, logger)
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
@@ -81,6 +84,13 @@ func runServer(ctx context.Context, cfg config.Config, logger *slog.Logger, e *e
 		return abandonStart(ctx, n, cfg, logger, started)
 	}
 	a := n.Addrs()
+	if cfg.AddrFile != "" {
+		// Once every listener is bound (Start returned), so that the file
+		// holds the ports the kernel picked for port 0.
+		if err := writeAddrFile(cfg.AddrFile, a); err != nil {
+			return errors.Join(err, shutdown(ctx, n, cfg.ShutdownTimeout))
+		}
+	}
 	logger.Info("ringkv node started", "node", cfg.NodeID, "version", version.Get().Version, "commit", version.Get().Commit,
 		"client", a.Client, "http", a.HTTP, "peer", a.Peer, "gossip", a.Gossip, "replicas", cfg.Replicas)
 

@@ -83,6 +83,11 @@ type Config struct {
 	InitialCluster []string `flag:"initial-cluster"`
 	Zone           string   `flag:"zone"`
 
+	// AddrFile is where the node writes the addresses it bound, once it
+	// listens on all four (cli/addrfile.go): how whoever started it with
+	// port 0 learns its ports.
+	AddrFile string `flag:"addr-file"`
+
 	Sync SyncMode `flag:"sync"`
 	// DiskReserve is the free space below which the data disk counts as
 	// full and writes are refused; 0 picks it from the disk's size.
@@ -187,6 +192,8 @@ func Default() Config {
 		PeerAddr: "127.0.0.1:7380",
 		// memberlist's customary port.
 		GossipAddr: "127.0.0.1:7946",
+		// None: the ports are the ones configured, unless one is 0.
+		AddrFile: "",
 		// No seeds: a lone node forms a cluster of one.
 		Join: nil,
 		// No named members: a node with no data and no --join is the first

@@ -230,6 +230,7 @@ client-addr: 0.0.0.0:6000
 http-addr: 0.0.0.0:6001
 peer-addr: 10.0.0.7:6002
 gossip-addr: 10.0.0.7:6003
+addr-file: /run/ringkv/addrs.json
 join:
   - 10.0.0.1:6003
   - 10.0.0.2:6003
@@ -292,7 +293,7 @@ debug-endpoints: true
 		ConfigFile: file,
 		NodeID:     "node-7", DataDir: "/var/lib/ringkv", InMemory: true,
 		ClientAddr: "0.0.0.0:6000", HTTPAddr: "0.0.0.0:6001", PeerAddr: "10.0.0.7:6002", GossipAddr: "10.0.0.7:6003",
-		Join: []string{"10.0.0.1:6003", "10.0.0.2:6003"}, Zone: "eu-west-1a",
+		Join: []string{"10.0.0.1:6003", "10.0.0.2:6003"}, Zone: "eu-west-1a", AddrFile: "/run/ringkv/addrs.json",
 		InitialCluster: []string{"node-7=10.0.0.7:6003", "node-8=10.0.0.8:6003"},
 		Sync:           SyncAlways, DiskReserve: 32 << 20, Salvage: true, GCGrace: 24 * time.Hour, Engine: EnginePebble, MaxMemory: 2 << 30,
 		MaxKeyBytes: 1024, MaxValueBytes: 4 << 20,

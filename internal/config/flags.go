@@ -47,6 +47,7 @@ func (c *Config) AddFlags(set *pflag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "listen address for the HTTP API, /metrics and health checks")
 	fs.StringVar(&c.PeerAddr, "peer-addr", c.PeerAddr, "listen address for node-to-node replication traffic")
 	fs.StringVar(&c.GossipAddr, "gossip-addr", c.GossipAddr, "listen address for membership gossip")
+	fs.StringVar(&c.AddrFile, "addr-file", c.AddrFile, "once listening, write the bound client, HTTP, peer and gossip addresses to this file as JSON (for listen addresses with port 0)")
 	fs.StringSliceVar(&c.Join, "join", c.Join, "comma-separated gossip addresses of existing nodes to join")
 	fs.StringSliceVar(&c.InitialCluster, "initial-cluster", c.InitialCluster, "every member of a new cluster as id=gossip-host:port,...: nodes with no data wait for all of them, then start together with the full ring")
 	fs.StringVar(&c.Zone, "zone", c.Zone, "failure zone (rack, AZ); replicas spread across zones")

@@ -4,14 +4,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/ringkv/ringkv/internal/auth"
+	"github.com/ringkv/ringkv/internal/auth/authtest"
 )
 
 // guardedServer serves an API with --password "rootpw" and users reader
@@ -19,22 +16,7 @@ import (
 // route and /metrics mounted as the server mounts them.
 func guardedServer(t *testing.T, metricsOpen bool, mod func(*auth.Config)) string {
 	t.Helper()
-	hash := func(p string) string {
-		h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(h)
-	}
-	path := filepath.Join(t.TempDir(), "users.yaml")
-	data := "users:\n" +
-		"  - {name: reader, password: \"" + hash("readpw") + "\", rights: [read]}\n" +
-		"  - {name: writer, password: \"" + hash("writepw") + "\", rights: [read, write]}\n" +
-		"  - {name: ops, password: \"" + hash("opspw") + "\", rights: [admin]}\n"
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	acfg := auth.Config{Password: "rootpw", UsersFile: path}
+	acfg := auth.Config{Password: "rootpw", UsersFile: authtest.WriteUsersFile(t, nil, authtest.ReaderWriterOps()...)}
 	if mod != nil {
 		mod(&acfg)
 	}

@@ -173,35 +173,30 @@ func TestLeaveMarksDown(t *testing.T) {
 	}
 }
 
-// freeAddr returns a local address no one listens on (for TCP and UDP) at the
-// time of the call.
-func freeAddr(tb testing.TB) string {
-	tb.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	tb.Fatal("no free port")
-	return ""
-}
-
 // Nodes may start before their seed: the join is retried in the background.
+// The seed binds a port the kernel picks, so that no other process can take
+// it; until the test brings it "up", n2's gossip to it is refused, as at a
+// port that nothing has bound yet, and only n2's retries can then join them:
+// n1 never heard of n2.
 func TestJoinRetriesUntilSeedIsUp(t *testing.T) {
-	seedAddr := freeAddr(t)
-	n2 := startNode(t, "n2", "", testMeta("n2"), seedAddr)
+	fn := &faultNet{}
+	n1 := startNode(t, "n1", "", testMeta("n1"))
+	seed := n1.LocalAddr()
+	fn.setDown(seed, true)
+	n2 := startFaultNode(t, fn, "n2", func(*memberlist.Config) {}, seed)
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if n2.JoinFailures() == 0 {
+			return fmt.Errorf("n2 has not yet failed to join %s", seed)
+		}
+		return nil
+	})
 	if err := expect(n2, up(testMeta("n2"))); err != nil {
 		t.Fatal(err)
 	}
-	n1 := startNode(t, "n1", seedAddr, testMeta("n1"))
+	if err := expect(n1, up(testMeta("n1"))); err != nil {
+		t.Fatal(err)
+	}
+	fn.setDown(seed, false)
 	for _, m := range []*Membership{n1, n2} {
 		testutil.Eventually(t, 15*time.Second, func() error { return expect(m, up(testMeta("n1")), up(testMeta("n2"))) })
 	}
@@ -231,14 +226,33 @@ func TestSubscribeClosedOnShutdown(t *testing.T) {
 // drops packets does. A dial started during a cut hangs for its whole timeout
 // even after the heal, the worst a real SYN retry schedule can do.
 type faultNet struct {
-	mu  sync.Mutex
-	cut map[[2]string]bool // [from, to] gossip addresses
+	mu   sync.Mutex
+	cut  map[[2]string]bool // [from, to] gossip addresses
+	down map[string]bool    // gossip addresses that refuse everything
 }
 
 func (f *faultNet) isCut(from, to string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cut[[2]string{from, to}]
+}
+
+func (f *faultNet) isDown(addr string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down[addr]
+}
+
+// setDown makes addr, for the nodes gossiping through f, a port nothing
+// listens on: dials are refused at once and packets lost. Unlike a cut, it
+// holds for every sender, known or not.
+func (f *faultNet) setDown(addr string, down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down == nil {
+		f.down = map[string]bool{}
+	}
+	f.down[addr] = down
 }
 
 // partition cuts (or, with cut false, restores) both directions between every
@@ -273,7 +287,7 @@ func (t *faultTransport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, e
 }
 
 func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	if t.net.isCut(t.self, addr) {
+	if t.net.isCut(t.self, addr) || t.net.isDown(addr) {
 		return time.Now(), nil // dropped on the way
 	}
 	return t.nt.WriteTo(b, addr)
@@ -282,6 +296,9 @@ func (t *faultTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 func (t *faultTransport) PacketCh() <-chan *memberlist.Packet { return t.nt.PacketCh() }
 
 func (t *faultTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if t.net.isDown(addr) {
+		return nil, fmt.Errorf("dial %s: connection refused (down)", addr)
+	}
 	if t.net.isCut(t.self, addr) {
 		select {
 		case <-time.After(timeout):

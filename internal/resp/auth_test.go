@@ -1,37 +1,20 @@
 package resp
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/ringkv/ringkv/internal/auth"
+	"github.com/ringkv/ringkv/internal/auth/authtest"
 )
 
 // startUsersServer serves with --password "rootpw" and a users file: reader
 // (read), writer (read, write) and ops (admin).
 func startUsersServer(t *testing.T, mod func(*auth.Config)) *testServer {
 	t.Helper()
-	hash := func(p string) string {
-		h, err := bcrypt.GenerateFromPassword([]byte(p), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(h)
-	}
-	path := filepath.Join(t.TempDir(), "users.yaml")
-	data := "users:\n" +
-		"  - {name: reader, password: \"" + hash("readpw") + "\", rights: [read]}\n" +
-		"  - {name: writer, password: \"" + hash("writepw") + "\", rights: [read, write]}\n" +
-		"  - {name: ops, password: \"" + hash("opspw") + "\", rights: [admin]}\n"
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	acfg := auth.Config{Password: "rootpw", UsersFile: path}
+	acfg := auth.Config{Password: "rootpw", UsersFile: authtest.WriteUsersFile(t, nil, authtest.ReaderWriterOps()...)}
 	if mod != nil {
 		mod(&acfg)
 	}

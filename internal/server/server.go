@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/auth"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/config"
@@ -38,8 +39,9 @@ import (
 	"github.com/ringkv/ringkv/internal/ui"
 )
 
-// Addrs are the addresses a started server listens on.
-type Addrs struct{ Client, HTTP, Peer, Gossip string }
+// Addrs are the addresses a started server listens on; --addr-file holds
+// them as JSON.
+type Addrs = apitypes.ListenAddrs
 
 // Server is one ringkv node.
 type Server struct {

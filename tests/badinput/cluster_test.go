@@ -15,42 +15,25 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringkv/ringkv/internal/auth/authtest"
 	"github.com/ringkv/ringkv/internal/pki"
+	"github.com/ringkv/ringkv/internal/testproc"
 )
 
 // ringkvBin is the ringkv executable, built once for the package.
 var ringkvBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ringkv-badinput-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ringkvBin = filepath.Join(dir, "ringkv")
-	build := exec.Command("go", "build", "-o", ringkvBin, "../../cmd/ringkv")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building ringkv:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testproc.Main(m, &ringkvBin, nil) }
 
 // Users of the cluster. The default user's password is --password; the
 // others come from --users-file with the rights their names say.
@@ -124,32 +107,11 @@ func makeSecrets(t testing.TB, ids []string) *secrets {
 	if err := os.WriteFile(s.gossipKey, []byte("# the cluster's gossip key\n"+base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var users strings.Builder
-	users.WriteString("users:\n")
-	for _, u := range []struct{ name, pw, rights string }{
-		{adminUser, adminPassword, "[read, write, admin]"},
-		{readerUser, readerPassword, "[read]"},
-		{writerUser, writerPassword, "[read, write]"},
-	} {
-		fmt.Fprintf(&users, "  - name: %s\n    password: %q\n    rights: %s\n", u.name, hashPassword(t, u.pw), u.rights)
-	}
-	s.users = filepath.Join(dir, "users.yaml")
-	if err := os.WriteFile(s.users, []byte(users.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	s.users = authtest.WriteUsersFile(t, func(pw string) string { return testproc.HashPassword(t, ringkvBin, pw) },
+		authtest.User{Name: adminUser, Password: adminPassword, Rights: []string{"read", "write", "admin"}},
+		authtest.User{Name: readerUser, Password: readerPassword, Rights: []string{"read"}},
+		authtest.User{Name: writerUser, Password: writerPassword, Rights: []string{"read", "write"}})
 	return s
-}
-
-// hashPassword asks the binary, as an operator would, for a password's hash.
-func hashPassword(t testing.TB, pw string) string {
-	t.Helper()
-	cmd := exec.Command(ringkvBin, "hash-password")
-	cmd.Stdin = strings.NewReader(pw + "\n")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ringkv hash-password: %v", err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // clientTLS verifies the nodes' client and HTTP ports.
@@ -157,94 +119,14 @@ func (s *secrets) clientTLS() *tls.Config {
 	return &tls.Config{RootCAs: s.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
 
-// kernelPort returns a loopback address the kernel just handed out.
-func kernelPort(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // node is one ringkv server process.
-type node struct {
-	t                          testing.TB
-	ID                         string
-	Client, HTTP, Peer, Gossip string
-	args                       []string // beyond ids and addresses
-	join                       []string
-	cmd                        *exec.Cmd
-	exited                     chan struct{}
-	logPath                    string
-}
+type node struct{ *testproc.Node }
 
-func (n *node) pickPorts() {
-	n.Client, n.HTTP, n.Peer, n.Gossip = kernelPort(n.t), kernelPort(n.t), kernelPort(n.t), kernelPort(n.t)
-}
-
-func (n *node) start() {
-	n.t.Helper()
-	args := []string{"server", "--node-id", n.ID,
-		"--client-addr", n.Client, "--http-addr", n.HTTP, "--peer-addr", n.Peer, "--gossip-addr", n.Gossip,
-		"--in-memory", "--log-level", "info"}
-	if len(n.join) > 0 {
-		args = append(args, "--join", strings.Join(n.join, ","))
-	}
-	args = append(args, n.args...)
-	log, err := os.Create(n.logPath)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	defer log.Close()
-	n.cmd = exec.Command(ringkvBin, args...)
-	n.cmd.Stdout, n.cmd.Stderr = log, log
-	if err := n.cmd.Start(); err != nil {
-		n.t.Fatal(err)
-	}
-	n.exited = make(chan struct{})
-	cmd, exited := n.cmd, n.exited
-	go func() { cmd.Wait(); close(exited) }()
-	n.t.Cleanup(n.kill)
-}
-
-func (n *node) kill() {
-	select {
-	case <-n.exited:
-	default:
-		n.cmd.Process.Signal(syscall.SIGKILL)
-		<-n.exited
-	}
-}
-
-func (n *node) alive() bool {
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-func (n *node) log() string {
-	b, _ := os.ReadFile(n.logPath)
-	return string(b)
-}
-
-func (n *node) logTail() string {
-	b := n.log()
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return b
-}
-
-func (n *node) logLines() int { return strings.Count(n.log(), "\n") }
+func (n *node) logLines() int { return strings.Count(n.Log(), "\n") }
 
 // rss is the process's resident set in bytes, from /proc.
 func (n *node) rss() (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", n.Pid()))
 	if err != nil {
 		return 0, err
 	}
@@ -256,7 +138,7 @@ func (n *node) rss() (int64, error) {
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", n.cmd.Process.Pid)
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", n.Pid())
 }
 
 // cluster is the protected cluster under attack.
@@ -295,23 +177,14 @@ func startCluster(t testing.TB) *cluster {
 		Timeout:   10 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: c.sec.clientTLS(), MaxIdleConnsPerHost: 4},
 	}
-	logs := t.TempDir()
+	var procs []*testproc.Node
 	for _, id := range ids {
-		c.nodes = append(c.nodes, &node{t: t, ID: id, args: c.sec.nodeArgs(id), logPath: filepath.Join(logs, id+".log")})
+		n := &node{testproc.NewNode(t, ringkvBin, id)}
+		n.Flags = append([]string{"--in-memory"}, c.sec.nodeArgs(id)...)
+		n.HTTPClient, n.Scheme = c.http, "https"
+		c.nodes, procs = append(c.nodes, n), append(procs, n.Node)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, n := range c.nodes {
-				t.Logf("%s log (tail):\n%s", n.ID, n.logTail())
-			}
-		}
-	})
-	// The seed first, ready before the others join its gossip address.
-	c.startReady(c.nodes[0])
-	for _, n := range c.nodes[1:] {
-		n.join = []string{c.nodes[0].Gossip}
-		c.startReady(n)
-	}
+	testproc.StartJoined(procs)
 	for _, n := range c.nodes {
 		c.waitMembers(n, 3)
 	}
@@ -320,46 +193,6 @@ func startCluster(t testing.TB) *cluster {
 	}
 	c.writeDataSet()
 	return c
-}
-
-// startReady starts n and waits for /readyz, taking new ports when another
-// process took one between kernelPort and the node's bind.
-func (c *cluster) startReady(n *node) {
-	c.t.Helper()
-	for try := 0; ; try++ {
-		n.pickPorts()
-		n.start()
-		err := c.waitReady(n)
-		if err == nil {
-			return
-		}
-		if try < 3 && strings.Contains(n.log(), "address already in use") {
-			n.kill()
-			continue
-		}
-		c.t.Fatalf("%s: %v\n%s", n.ID, err, n.logTail())
-	}
-}
-
-func (c *cluster) waitReady(n *node) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if !n.alive() {
-			return fmt.Errorf("exited")
-		}
-		resp, err := c.http.Get("https://" + n.HTTP + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("readyz: %s", resp.Status)
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // clusterStatus is what /v1/cluster says, as far as the catalogue needs.
@@ -456,8 +289,8 @@ func (c *cluster) writeDataSet() {
 func (c *cluster) verify(t *testing.T, round int) {
 	t.Helper()
 	for _, n := range c.nodes {
-		if !n.alive() {
-			t.Fatalf("%s exited:\n%s", n.ID, n.logTail())
+		if !n.Alive() {
+			t.Fatalf("%s exited:\n%s", n.ID, n.LogTail())
 		}
 	}
 	c.checkMemory(t, "after the probe")

@@ -2,15 +2,18 @@ package badinput
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ringkv/ringkv/internal/testproc"
+	"github.com/ringkv/ringkv/internal/testutil"
 )
 
 // intruderIn fails t if n lists a member whose id is not one of the cluster's.
@@ -62,24 +65,22 @@ func gossipProbes() []probe {
 	return []probe{
 		{"gossip", "node-without-key", "a ringkv node with no gossip key and no peer certificate joins n1",
 			func(t *testing.T, c *cluster) string {
-				in := &node{t: t, ID: "intruder", logPath: filepath.Join(t.TempDir(), "intruder.log"), join: []string{c.nodes[0].Gossip}}
-				c.startOnFreePorts(in)
-				defer in.kill()
+				in := testproc.NewNode(t, ringkvBin, "intruder")
+				in.Flags = []string{"--in-memory"}
+				in.Join = []string{c.nodes[0].Gossip}
+				in.StartNoWait()
+				defer in.Kill()
 				// memberlist's join is over when the node says which way it went.
-				deadline := time.Now().Add(60 * time.Second)
-				for try := 0; !strings.Contains(in.log(), "no seed answered") && !strings.Contains(in.log(), "joined cluster"); {
-					if !in.alive() && try < 3 && strings.Contains(in.log(), "address already in use") {
-						// Another process took a port between kernelPort and the bind.
-						try++
-						c.startOnFreePorts(in)
-						continue
+				testutil.Eventually(t, 60*time.Second, func() error {
+					if l := in.Log(); strings.Contains(l, "no seed answered") || strings.Contains(l, "joined cluster") {
+						return nil
 					}
-					if !in.alive() || time.Now().After(deadline) {
-						t.Fatalf("the intruder neither joined nor gave up:\n%s", in.logTail())
+					if !in.Alive() {
+						t.Fatalf("the intruder exited:\n%s", in.LogTail())
 					}
-					time.Sleep(100 * time.Millisecond)
-				}
-				if strings.Contains(in.log(), "joined cluster") {
+					return errors.New("the intruder has neither joined nor given up")
+				})
+				if strings.Contains(in.Log(), "joined cluster") {
 					t.Errorf("a node without the gossip key joined the cluster")
 				}
 				c.intruderIn(t)
@@ -123,10 +124,4 @@ func gossipProbes() []probe {
 				return "log lines: " + strings.Join(grew, ", ")
 			}},
 	}
-}
-
-// startOnFreePorts starts n without protection on kernel-chosen ports.
-func (c *cluster) startOnFreePorts(n *node) {
-	n.pickPorts()
-	n.start()
 }

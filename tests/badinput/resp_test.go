@@ -218,7 +218,7 @@ func respProbes() []probe {
 					t.Errorf("%d wrong passwords all answered WRONGPASS: no rate limit", wrongpass)
 				}
 				logged := c.nodes[0].logLines() - linesBefore
-				if !strings.Contains(c.nodes[0].log(), "127.0.0.2") {
+				if !strings.Contains(c.nodes[0].Log(), "127.0.0.2") {
 					t.Errorf("the failed logins from 127.0.0.2 were not logged")
 				}
 				if logged >= 250 {

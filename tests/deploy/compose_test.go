@@ -62,16 +62,36 @@ func (c *cluster) run(ctx context.Context, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// freeAddr returns a loopback port nothing listens on now, for a published
-// port: fixed ones could clash with a demo or another test on this machine.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// published returns the host address Docker published node's container
+// port on. The test leaves the host ports to Docker ("127.0.0.1::7379"),
+// which picks free ones: a fixed port could clash with a demo or another
+// test on this machine. A container started again may get new ones.
+func (c *cluster) published(ctx context.Context, node string, containerPort int) (string, error) {
+	out, err := c.run(ctx, "port", node, strconv.Itoa(containerPort))
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String()
+	// The last line: compose may warn on the lines before.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	addr := strings.TrimSpace(lines[len(lines)-1])
+	if host, p, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" || p == "0" {
+		return "", fmt.Errorf("compose port %s %d: %q, want a port on 127.0.0.1", node, containerPort, out)
+	}
+	return addr, nil
+}
+
+// readPorts learns where Docker published the nodes' client and HTTP ports.
+func (c *cluster) readPorts(ctx context.Context, nodes ...string) {
+	c.t.Helper()
+	for _, n := range nodes {
+		var err error
+		if c.client[n], err = c.published(ctx, n, 7379); err != nil {
+			c.t.Fatal(err)
+		}
+		if c.http[n], err = c.published(ctx, n, 8379); err != nil {
+			c.t.Fatal(err)
+		}
+	}
 }
 
 func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
@@ -185,11 +205,9 @@ func TestComposeCluster(t *testing.T) {
 
 	c.env = append(os.Environ(), "RINGKV_IMAGE="+image, "RINGKV_SECRETS="+secrets, "RINGKV_PASSWORD="+c.password)
 	nodes := []string{"n1", "n2", "n3"}
-	for i, n := range nodes {
-		c.client[n], c.http[n] = freeAddr(t), freeAddr(t)
-		c.env = append(c.env,
-			fmt.Sprintf("RINGKV_N%d_PORT=%s", i+1, port(c.client[n])),
-			fmt.Sprintf("RINGKV_N%d_HTTP_PORT=%s", i+1, port(c.http[n])))
+	for i := range nodes {
+		// Empty: compose.yaml then publishes on a port Docker picks.
+		c.env = append(c.env, fmt.Sprintf("RINGKV_N%d_PORT=", i+1), fmt.Sprintf("RINGKV_N%d_HTTP_PORT=", i+1))
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -206,6 +224,7 @@ func TestComposeCluster(t *testing.T) {
 	if _, err := c.run(ctx, "up", "-d"); err != nil {
 		t.Fatal(err)
 	}
+	c.readPorts(ctx, nodes...)
 	c.waitHealthy(ctx, nodes...)
 
 	// Every node reports the version the build stamped, as the binary's own
@@ -311,6 +330,7 @@ func TestComposeCluster(t *testing.T) {
 	if _, err := c.run(ctx, "start", "n3"); err != nil {
 		t.Fatal(err)
 	}
+	c.readPorts(ctx, "n3")
 	c.waitHealthy(ctx, "n3")
 	// Caught up: n3's own copy (?local=true reads only its store) holds every
 	// write it missed, delivered by hints or anti-entropy.

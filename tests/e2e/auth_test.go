@@ -7,27 +7,16 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringkv/ringkv/internal/auth/authtest"
+	"github.com/ringkv/ringkv/internal/testproc"
 	"github.com/ringkv/ringkv/internal/testutil"
 )
-
-// hashPassword runs `ringkv hash-password` with pw on stdin.
-func hashPassword(t *testing.T, pw string) string {
-	t.Helper()
-	cmd := exec.Command(binary, "hash-password")
-	cmd.Stdin = strings.NewReader(pw + "\n")
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("hash-password: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 type httpCall struct {
 	method, path, body string
@@ -64,16 +53,12 @@ func (c httpCall) do(t *testing.T, n *node) (int, string) {
 // node started with --password, a users file and --debug-endpoints: each
 // must now fail, and the users' rights hold on both ports.
 func TestAuthProbesFail(t *testing.T) {
-	users := filepath.Join(t.TempDir(), "users.yaml")
-	data := "users:\n" +
-		"  - {name: app, password: \"" + hashPassword(t, "apppw") + "\", rights: [read, write]}\n" +
-		"  - {name: ops, password: \"" + hashPassword(t, "opspw") + "\", rights: [admin]}\n"
-	if err := os.WriteFile(users, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	users := authtest.WriteUsersFile(t, func(pw string) string { return testproc.HashPassword(t, binary, pw) },
+		authtest.User{Name: "app", Password: "apppw", Rights: []string{"read", "write"}},
+		authtest.User{Name: "ops", Password: "opspw", Rights: []string{"admin"}})
 	const rootPW = "root-secret-pw"
 	n := newNode(t, "auth1", "--password", rootPW, "--users-file", users, "--debug-endpoints", "--replicas", "1")
-	n.start()
+	n.Start()
 	ctx := t.Context()
 
 	app := n.redis(func(o *redis.Options) { o.Username, o.Password = "app", "apppw" })
@@ -147,15 +132,15 @@ func TestAuthProbesFail(t *testing.T) {
 		t.Fatal("200 wrong passwords from one address were all checked; want the source limited")
 	}
 	testutil.Eventually(t, 10*time.Second, func() error {
-		if !strings.Contains(n.logTail(), "failed logins") {
+		if !strings.Contains(n.LogTail(), "failed logins") {
 			return errors.New("no failed-logins line in the log yet")
 		}
 		return nil
 	})
-	if c := strings.Count(n.logTail(), "failed logins"); c > 3 {
+	if c := strings.Count(n.LogTail(), "failed logins"); c > 3 {
 		t.Fatalf("failed logins logged %d times in a burst; want them sampled", c)
 	}
-	if strings.Contains(n.logTail(), "guess") {
+	if strings.Contains(n.LogTail(), "guess") {
 		t.Fatal("a tried password reached the log")
 	}
 }
@@ -170,7 +155,7 @@ func TestProtectedModeRefusesStart(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "server", "--node-id", "p1", "--in-memory",
 		"--client-addr", "0.0.0.0:0", "--http-addr", "127.0.0.1:0",
-		"--peer-addr", "127.0.0.1:0", "--gossip-addr", freePort(t))
+		"--peer-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0")
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "RINGKV_") {
 			cmd.Env = append(cmd.Env, kv)

@@ -147,7 +147,7 @@ func TestClusterQuorumFailoverAndHints(t *testing.T) {
 	writeMany(t, c1, "a", 10000)
 	readMany(t, c3, "a", 10000)
 
-	n2.kill()
+	n2.Kill()
 	waitDown(t, n1, "n2")
 	waitDown(t, n3, "n2")
 	writeMany(t, c1, "b", 2000)
@@ -173,7 +173,7 @@ func TestClusterQuorumFailoverAndHints(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	n2.start()
+	n2.Start()
 	waitUp(t, n1, 3)
 	// Within seconds of its return n2's own replica holds every write it missed.
 	testutil.Eventually(t, 30*time.Second, func() error {
@@ -204,12 +204,12 @@ func TestClusterReadRepair(t *testing.T) {
 	if err := n1.redis(withLevel("ALL")).Set(ctx, "k", "old", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	n3.kill()
+	n3.Kill()
 	waitDown(t, n1, "n3")
 	if err := c1.Set(ctx, "k", "new", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	n3.start()
+	n3.Start()
 	waitUp(t, n1, 3)
 	waitUp(t, n3, 3)
 	// "old" or nothing: with --sync periodic the kill may have taken the last
@@ -239,8 +239,8 @@ func TestSeedlessRestartRejoinsKnownPeers(t *testing.T) {
 	if len(n1.Join) != 0 {
 		t.Fatalf("n1 runs with --join %v; this test is about a node without", n1.Join)
 	}
-	n1.kill()
-	n1.start()
+	n1.Kill()
+	n1.Start()
 	st, err := status(t, n1)
 	if err != nil {
 		t.Fatal(err)

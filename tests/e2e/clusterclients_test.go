@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/testproc"
 )
 
 // clusterRing is the ring the nodes place keys on, computed here from their
@@ -58,24 +58,7 @@ func (cr clusterRing) primary(key string) *node {
 // commandCount reads a node's own count of RESP commands named cmd.
 func commandCount(t *testing.T, n *node, cmd string) int {
 	t.Helper()
-	resp, err := httpc.Get("http://" + n.HTTP + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	prefix := `ringkv_resp_commands_total{command="` + cmd + `"} `
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return int(f)
-		}
-	}
-	return 0
+	return testproc.RESPCommands(t, httpc, n.URL("/metrics"), cmd)
 }
 
 // servedBy runs fn, which sends one command named cmd, and returns the node

@@ -24,29 +24,29 @@ func TestCorruptLogRefusesStartSalvageRestores(t *testing.T) {
 	nodes := startCluster(t, 3, "--engine", "memory", "--repair-interval=0", "--repair-rate=0")
 	n1, n2 := nodes[0], nodes[1]
 	writeMany(t, nodes[1].redis(withLevel("QUORUM")), "c", keys)
-	if err := n1.stop(); err != nil {
+	if err := n1.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	log := biggestLog(t, n1.DataDir)
 	corrupt(t, log)
 
-	n1.startNoWait()
+	n1.StartNoWait()
 	select {
-	case <-n1.exited:
+	case <-n1.Exited():
 	case <-time.After(60 * time.Second):
-		t.Fatalf("n1 started over a corrupt log:\n%s", n1.logTail())
+		t.Fatalf("n1 started over a corrupt log:\n%s", n1.LogTail())
 	}
-	out := n1.logTail()
-	if n1.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(out, filepath.Base(log)) || !strings.Contains(out, "--salvage") {
+	out := n1.LogTail()
+	if n1.ExitCode() == 0 || !strings.Contains(out, filepath.Base(log)) || !strings.Contains(out, "--salvage") {
 		t.Fatalf("n1 over a corrupt log exited %d; want non-zero, naming %s and --salvage:\n%s",
-			n1.cmd.ProcessState.ExitCode(), filepath.Base(log), out)
+			n1.ExitCode(), filepath.Base(log), out)
 	}
 
 	// With a replica down the restore cannot finish: n1 stays not ready.
-	n2.kill()
+	n2.Kill()
 	waitDown(t, nodes[2], "n2")
-	n1.Extra = append(n1.Extra, "--salvage")
-	n1.startNoWait()
+	n1.Flags = append(n1.Flags, "--salvage")
+	n1.StartNoWait()
 	testutil.Eventually(t, 60*time.Second, func() error {
 		code, body, err := nodeReadyz(n1)
 		if err != nil || code != 503 || !strings.Contains(body, "restoring") || !strings.Contains(body, "after salvaging") {
@@ -62,8 +62,8 @@ func TestCorruptLogRefusesStartSalvageRestores(t *testing.T) {
 	}
 
 	n2.Join = []string{nodes[2].Gossip}
-	n2.start()
-	n1.waitReady()
+	n2.Start()
+	n1.WaitReady()
 	if v, err := metricValue(n1, "ringkv_salvage_restoring"); err != nil || v != 0 {
 		t.Fatalf("ringkv_salvage_restoring once ready = %v, %v", v, err)
 	}

@@ -60,14 +60,14 @@ func TestCounterConcurrentIncrAcrossKill(t *testing.T) {
 	want := int64(1000) + incrEach(t, clients, "ctr", 150)
 
 	n3 := nodes[2]
-	n3.kill()
+	n3.Kill()
 	// Increments through n1 and n2 while n3 is dead, some of them before
 	// they notice it is.
 	want += incrEach(t, clients[:2], "ctr", 150)
 	waitDown(t, nodes[0], "n3")
 	want += incrEach(t, clients[:2], "ctr", 50)
 
-	n3.start()
+	n3.Start()
 	for _, n := range nodes {
 		waitUp(t, n, 3)
 	}

@@ -203,7 +203,7 @@ func TestDashboard(t *testing.T) {
 	dir := artefactDir(t)
 	screenshot(bctx, t, filepath.Join(dir, "dashboard.png"))
 
-	nodes[2].kill()
+	nodes[2].Kill()
 	killed := time.Now()
 	oneDown := map[string]string{"n1": "up", "n2": "up", "n3": "down"}
 	got, err := waitRows(5*time.Second, oneDown)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/ringkv/ringkv/internal/testproc"
 )
 
 // The scaling steps docs/deploy.md gives for the Kubernetes StatefulSet, run
@@ -16,12 +18,7 @@ import (
 // write acknowledged before is still read at QUORUM.
 func TestDeployGuideScaleUpAndDown(t *testing.T) {
 	nodes := formationNodes(t, 3)
-	for _, n := range nodes {
-		n.startNoWait()
-	}
-	for _, n := range nodes {
-		n.waitReady()
-	}
+	testproc.StartAll(procs(nodes))
 	ctx := t.Context()
 	const keys = 200
 	for i := range keys {
@@ -43,13 +40,12 @@ func TestDeployGuideScaleUpAndDown(t *testing.T) {
 	// the StatefulSet restarts its pods one at a time.
 	seeds := []string{nodes[0].Gossip, nodes[1].Gossip}
 	for _, n := range nodes {
-		if err := n.stop(); err != nil {
+		if err := n.Stop(); err != nil {
 			t.Fatal(err)
 		}
-		i := slices.Index(n.Extra, "--initial-cluster")
-		n.Extra = slices.Delete(n.Extra, i, i+2)
+		n.InitialCluster = nil
 		n.Join = seeds
-		n.start()
+		n.Start()
 		for _, m := range nodes {
 			waitUp(t, m, 3)
 		}
@@ -59,7 +55,7 @@ func TestDeployGuideScaleUpAndDown(t *testing.T) {
 	// kubectl scale --replicas=4: a new, empty node joins.
 	n4 := newNode(t, "n4")
 	n4.Join = seeds
-	n4.start()
+	n4.Start()
 	for _, n := range append(slices.Clone(nodes), n4) {
 		waitUp(t, n, 4)
 	}
@@ -72,7 +68,7 @@ func TestDeployGuideScaleUpAndDown(t *testing.T) {
 		t.Fatalf("decommission n4: %v: %s", err, out)
 	}
 	waitRing(t, 30*time.Second, nodes, "n1", "n2", "n3")
-	if err := n4.stop(); err != nil {
+	if err := n4.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	readAll(nodes[0])

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringkv/ringkv/internal/testproc"
 	"github.com/ringkv/ringkv/internal/testutil"
 )
 
@@ -34,12 +35,7 @@ func testDiskFull(t *testing.T, engine string) {
 	disk := mountTmpfs(t, 40<<20)
 	n := newNode(t, "n1", append(engineArgs(engine), "--replicas", "1")...)
 	n.DataDir = filepath.Join(disk, "data")
-	n.start()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("n1 log (tail):\n%s", n.logTail())
-		}
-	})
+	n.Start()
 	c := n.redis()
 	ctx := t.Context()
 	for i := range 20 {
@@ -87,11 +83,11 @@ func testDiskFull(t *testing.T, engine string) {
 		t.Fatalf("DEL on a full disk: %v, want disk full", err)
 	}
 
-	if err := n.stop(); err != nil {
+	if err := n.Stop(); err != nil {
 		t.Fatalf("SIGTERM on a full disk: %v", err)
 	}
 	// Restarted on the full disk: the client port opens and serves reads.
-	n.startNoWait()
+	n.StartNoWait()
 	c = n.redis()
 	testutil.Eventually(t, 60*time.Second, func() error {
 		v, err := c.Get(ctx, "before1").Result()
@@ -121,11 +117,11 @@ func testDiskFull(t *testing.T, engine string) {
 	if v, err := metricValue(n, "ringkv_disk_full"); err != nil || v != 0 {
 		t.Fatalf("ringkv_disk_full after space was freed = %v, %v", v, err)
 	}
-	if err := n.stop(); err != nil {
+	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(n.log.Name()); strings.Count(string(b), "disk full: refusing writes") > 2 {
-		t.Errorf("the full state was logged %d times; want once per transition", strings.Count(string(b), "disk full: refusing writes"))
+	if c := strings.Count(n.Log(), "disk full: refusing writes"); c > 2 {
+		t.Errorf("the full state was logged %d times; want once per transition", c)
 	}
 }
 
@@ -174,21 +170,10 @@ func TestDiskFullOneNodeClusterServes(t *testing.T) {
 		nodes[i] = newNode(t, fmt.Sprintf("n%d", i+1))
 	}
 	nodes[0].DataDir = filepath.Join(disk, "data")
-	nodes[0].start()
-	for _, nd := range nodes[1:] {
-		nd.Join = []string{nodes[0].Gossip}
-		nd.start()
-	}
+	testproc.StartJoined(procs(nodes))
 	for _, nd := range nodes {
 		waitUp(t, nd, 3)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, nd := range nodes {
-				t.Logf("%s log (tail):\n%s", nd.ID, nd.logTail())
-			}
-		}
-	})
 	n1 := nodes[0]
 	fill(t, filepath.Join(disk, "filler"), freeBytes(t, disk)-(1<<20))
 	testutil.Eventually(t, 30*time.Second, func() error {
@@ -210,7 +195,7 @@ func TestDiskFullOneNodeClusterServes(t *testing.T) {
 		}
 	}
 	for _, nd := range nodes {
-		if err := nd.stop(); err != nil {
+		if err := nd.Stop(); err != nil {
 			t.Error(err)
 		}
 	}

@@ -1,17 +1,17 @@
 package e2e
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ringkv/ringkv/internal/testproc"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes under a temporary directory and
@@ -80,20 +80,11 @@ func nodeReadyz(n *node) (int, string, error) {
 
 // metricValue reads one unlabelled series from the node's /metrics.
 func metricValue(n *node, name string) (float64, error) {
-	resp, err := httpc.Get("http://" + n.HTTP + "/metrics")
-	if err != nil {
-		return 0, err
+	v, found, err := testproc.Metric(httpc, n.URL("/metrics"), name)
+	if err == nil && !found {
+		err = fmt.Errorf("%s: no series %s", n.ID, name)
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no series %s", n.ID, name)
+	return v, err
 }
 
 // engines lists the storage engines `ringkv server` offers, read from the

@@ -24,7 +24,7 @@ func TestFlushAll(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	nodes[2].kill()
+	nodes[2].Kill()
 	waitDown(t, nodes[0], "n3")
 	if err := c1.FlushAll(ctx).Err(); err == nil || !strings.HasPrefix(err.Error(), "UNAVAILABLE") || !strings.Contains(err.Error(), "n3") {
 		t.Fatalf("FLUSHALL with n3 down: %v, want UNAVAILABLE naming n3", err)
@@ -34,7 +34,7 @@ func TestFlushAll(t *testing.T) {
 	}
 	// Written while n3 is down: n1 and n2 keep hints for it.
 	writeMany(t, c1, "h", 100)
-	nodes[2].start()
+	nodes[2].Start()
 	for _, n := range nodes {
 		waitUp(t, n, 3)
 	}
@@ -72,8 +72,8 @@ func TestFlushAll(t *testing.T) {
 		}
 		return nil
 	})
-	nodes[1].kill()
-	nodes[1].start()
+	nodes[1].Kill()
+	nodes[1].Start()
 	for _, n := range nodes {
 		waitUp(t, n, 3)
 	}

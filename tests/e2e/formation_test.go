@@ -7,13 +7,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringkv/ringkv/internal/testproc"
 	"github.com/ringkv/ringkv/internal/testutil"
 )
 
@@ -62,27 +62,18 @@ func metrics(t testing.TB, n *node) string {
 	return string(b)
 }
 
-// formationNodes prepares n nodes that name each other in --initial-cluster.
+// formationNodes prepares n nodes that name each other in --initial-cluster
+// (testproc: in the order they start, each names the members still to start
+// at addresses that do not answer yet).
 func formationNodes(t *testing.T, n int, extra ...string) []*node {
 	t.Helper()
 	nodes := make([]*node, n)
-	var initial []string
 	for i := range nodes {
 		nodes[i] = newNode(t, fmt.Sprintf("n%d", i+1), extra...)
-		initial = append(initial, nodes[i].ID+"="+nodes[i].Gossip)
 	}
 	for _, nd := range nodes {
-		nd.Extra = append(nd.Extra, "--initial-cluster", strings.Join(initial, ","))
+		nd.InitialCluster = procs(nodes)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, nd := range nodes {
-				if nd.log != nil {
-					t.Logf("%s log (tail):\n%s", nd.ID, nd.logTail())
-				}
-			}
-		}
-	})
 	return nodes
 }
 
@@ -96,8 +87,8 @@ func formationNodes(t *testing.T, n int, extra ...string) []*node {
 // failed with "got 1 of 3 acks".
 func TestFormationInitialClusterSurvivesKill(t *testing.T) {
 	nodes := formationNodes(t, 3)
-	nodes[0].startNoWait()
-	nodes[1].startNoWait()
+	nodes[0].StartNoWait()
+	nodes[1].StartNoWait()
 	body := waitNotReady(t, nodes[0], "forming", "waiting for n3")
 	t.Logf("n1 without n3: /readyz %q", strings.TrimSpace(body))
 	err := nodes[0].redis().Set(t.Context(), "early", "v", 0).Err()
@@ -108,12 +99,12 @@ func TestFormationInitialClusterSurvivesKill(t *testing.T) {
 		t.Errorf("n1 metrics lack the forming reason")
 	}
 
-	nodes[2].startNoWait()
+	nodes[2].StartNoWait()
 	for _, n := range nodes {
-		n.waitReady()
+		n.WaitReady()
 	}
 	victim := rand.IntN(len(nodes))
-	nodes[victim].kill()
+	nodes[victim].Kill()
 	t.Logf("every node ready; killed %s", nodes[victim].ID)
 
 	var live []*node
@@ -141,7 +132,7 @@ func TestFormationInitialClusterSurvivesKill(t *testing.T) {
 		if b := streamedBytes(t, n); b != 0 {
 			t.Errorf("%s streamed %d bytes while the cluster formed; want none", n.ID, b)
 		}
-		if !logContains(t, n, "cluster formed") {
+		if !strings.Contains(n.Log(), "cluster formed") {
 			t.Errorf("%s never logged that the cluster formed", n.ID)
 		}
 	}
@@ -151,29 +142,18 @@ func TestFormationInitialClusterSurvivesKill(t *testing.T) {
 // member, and comes back ready with one of the others still down.
 func TestFormationRestartWithDataDoesNotWait(t *testing.T) {
 	nodes := formationNodes(t, 3)
-	for _, n := range nodes {
-		n.startNoWait()
-	}
-	for _, n := range nodes {
-		n.waitReady()
-	}
+	testproc.StartAll(procs(nodes))
 	if err := nodes[0].redis().Set(t.Context(), "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	nodes[2].kill()
-	if err := nodes[1].stop(); err != nil {
+	nodes[2].Kill()
+	if err := nodes[1].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	nodes[1].start() // waits for /readyz 200 with n3 still down
+	nodes[1].Start() // waits for /readyz 200 with n3 still down
 	if got, err := nodes[1].redis().Get(t.Context(), "k").Result(); err != nil || got != "v" {
 		t.Fatalf("GET after restart: %q, %v", got, err)
 	}
-}
-
-func logContains(t testing.TB, n *node, s string) bool {
-	t.Helper()
-	b, err := os.ReadFile(n.log.Name())
-	return err == nil && strings.Contains(string(b), s)
 }
 
 // A node whose --join address never answers is not ready and says why, in
@@ -181,13 +161,8 @@ func logContains(t testing.TB, n *node, s string) bool {
 // each attempt, fewer than one a second.
 func TestReadyzJoinNeverAnswers(t *testing.T) {
 	n := newNode(t, "lonely")
-	n.Join = []string{freePort(t)} // nothing listens there
-	n.startNoWait()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("log:\n%s", n.logTail())
-		}
-	})
+	n.Join = []string{testproc.Unanswered(t)}
+	n.StartNoWait()
 	body := waitNotReady(t, n, "joining", "no seed answered")
 	t.Logf("/readyz: %q", strings.TrimSpace(body))
 	if m := metrics(t, n); !strings.Contains(m, `ringkv_node_not_ready{reason="joining"} 1`) || !strings.Contains(m, "ringkv_node_ready 0") {
@@ -199,9 +174,9 @@ func TestReadyzJoinNeverAnswers(t *testing.T) {
 	}
 
 	const window = 10 * time.Second
-	before := strings.Count(readLog(t, n), "no seed answered")
+	before := strings.Count(n.Log(), "no seed answered")
 	time.Sleep(window)
-	logged := readLog(t, n)
+	logged := n.Log()
 	attempts := strings.Count(logged, "no seed answered") - before
 	t.Logf("%d join attempts logged in %s", attempts, window)
 	if attempts >= int(window/time.Second) {
@@ -210,15 +185,6 @@ func TestReadyzJoinNeverAnswers(t *testing.T) {
 	if !strings.Contains(logged, "next_in=") {
 		t.Errorf("the join attempts do not log the next delay")
 	}
-}
-
-func readLog(t testing.TB, n *node) string {
-	t.Helper()
-	b, err := os.ReadFile(n.log.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // A decommissioned node ends removed: /readyz says so with 503, and it

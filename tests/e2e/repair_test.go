@@ -121,12 +121,12 @@ func TestRepairKeepsMissedDeleteDeleted(t *testing.T) {
 	if err := n1.redis(withLevel("ALL")).Set(ctx, "k", "old", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	n3.kill()
+	n3.Kill()
 	waitDown(t, n1, "n3")
 	if err := n1.redis(withLevel("QUORUM")).Del(ctx, "k").Err(); err != nil {
 		t.Fatal(err)
 	}
-	n3.start()
+	n3.Start()
 	waitSettled(t, nodes...)
 	noOldValue := func() {
 		t.Helper()
@@ -161,7 +161,7 @@ func TestRepairRestoresWipedNode(t *testing.T) {
 	n1, n3 := nodes[0], nodes[2]
 	writeMany(t, n1.redis(withLevel("ALL")), "w", keys)
 
-	n3.kill()
+	n3.Kill()
 	// The others must see n3 down first: they redial down members every second,
 	// but a member they still hold alive is only reached by the periodic
 	// push/pull, at random within 30 s, and n3 comes back without --join.
@@ -174,7 +174,7 @@ func TestRepairRestoresWipedNode(t *testing.T) {
 	// would stream its ranges itself); the others reconnect to it, so only
 	// repair can fill it.
 	n3.Join = nil
-	n3.start()
+	n3.Start()
 	waitSettled(t, nodes...)
 	start := time.Now()
 	out := runRepair(t, n3)
@@ -197,7 +197,7 @@ func TestAntiEntropyConvergesAfterPartition(t *testing.T) {
 	n1, n3 := nodes[0], nodes[2]
 	c1 := n1.redis(withLevel("QUORUM"))
 	writeMany(t, c1, "a", 1000)
-	n3.kill()
+	n3.Kill()
 	waitDown(t, n1, "n3")
 	writeMany(t, c1, "b", 2000)
 	for i := 0; i < 1000; i += 10 {
@@ -205,7 +205,7 @@ func TestAntiEntropyConvergesAfterPartition(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n3.start()
+	n3.Start()
 	waitSettled(t, nodes...)
 	healed := time.Now()
 	// Two periods, plus slack for a loaded machine: a pass over 192 ranges is
@@ -252,45 +252,45 @@ func sameRoots(nodes []*node) error {
 // let it start.
 func TestStaleNodeRefusedAfterGCGrace(t *testing.T) {
 	n := newNode(t, "n1", "--gc-grace=2s", "--max-hint-window=1s")
-	n.start()
+	n.Start()
 	if err := n.redis().Set(t.Context(), "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.stop(); err != nil {
+	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second)
 
-	n.startNoWait()
+	n.StartNoWait()
 	select {
-	case <-n.exited:
+	case <-n.Exited():
 	case <-time.After(30 * time.Second):
 		t.Fatal("a node down past gc-grace started")
 	}
-	if code := n.cmd.ProcessState.ExitCode(); code == 0 {
+	if code := n.ExitCode(); code == 0 {
 		t.Fatal("refused start exited 0")
 	}
-	logs := n.logTail()
+	logs := n.LogTail()
 	for _, want := range []string{"down longer than gc-grace", "Wipe the data directory", "--allow-stale-data"} {
 		if !strings.Contains(logs, want) {
 			t.Fatalf("refusal does not say %q:\n%s", want, logs)
 		}
 	}
 
-	n.Extra = append(n.Extra, "--allow-stale-data")
-	n.start()
+	n.Flags = append(n.Flags, "--allow-stale-data")
+	n.Start()
 	if v, err := n.redis().Get(t.Context(), "k").Result(); err != nil || v != "v" {
 		t.Fatalf("after override: %q %v", v, err)
 	}
-	if err := n.stop(); err != nil {
+	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(3 * time.Second)
-	n.Extra = n.Extra[:len(n.Extra)-1]
+	n.Flags = n.Flags[:len(n.Flags)-1]
 	if err := os.RemoveAll(n.DataDir); err != nil {
 		t.Fatal(err)
 	}
-	n.start() // a wiped node has nothing stale to bring back
+	n.Start() // a wiped node has nothing stale to bring back
 }
 
 // BenchmarkRepairWipedReplica measures a full repair of a wiped replica of
@@ -319,10 +319,10 @@ func BenchmarkRepairWipedReplica(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		n3.kill()
+		n3.Kill()
 		os.RemoveAll(n3.DataDir)
 		n3.Join = nil // see TestRepairRestoresWipedNode
-		n3.start()
+		n3.Start()
 		waitSettled(b, nodes...)
 		b.StartTimer()
 		start := time.Now()
@@ -332,7 +332,7 @@ func BenchmarkRepairWipedReplica(b *testing.B) {
 		b.Logf("%d keys: %v, %.0f records/s\n%s", keys, el, float64(keys)/el.Seconds(), out)
 		b.ReportMetric(float64(keys)/el.Seconds(), "records/s")
 		for _, n := range nodes {
-			n.kill()
+			n.Kill()
 		}
 	}
 }

@@ -24,7 +24,7 @@ import (
 // its data across a graceful restart.
 func TestSingleNodeCommandsAndRestart(t *testing.T) {
 	n := newNode(t, "solo")
-	n.start()
+	n.Start()
 	ctx := t.Context()
 	for _, proto := range []int{2, 3} {
 		c := n.redis(func(o *redis.Options) { o.Protocol = proto })
@@ -55,10 +55,10 @@ func TestSingleNodeCommandsAndRestart(t *testing.T) {
 	if err := c.Set(ctx, "long", "kept", time.Hour).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.stop(); err != nil {
+	if err := n.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	n.start()
+	n.Start()
 	c = n.redis()
 	if v, err := c.Get(ctx, "long").Result(); err != nil || v != "kept" {
 		t.Fatalf("after restart GET long = %q, %v", v, err)
@@ -78,7 +78,7 @@ func TestSingleNodeCommandsAndRestart(t *testing.T) {
 // SETs of different keys mixed, and DELs and an unbatched command between.
 func TestSingleNodeRF1PipelinesKeepPerKeyOrder(t *testing.T) {
 	n := newNode(t, "rf1", "--replicas", "1")
-	n.start()
+	n.Start()
 	ctx := t.Context()
 	c := n.redis()
 	const keys = 40
@@ -148,7 +148,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 func crashKeepsAcknowledgedWrites(t *testing.T, engine string) {
 	t.Helper()
 	n := newNode(t, "crash", "--sync", "always", "--engine", engine)
-	n.start()
+	n.Start()
 	c := n.redis(func(o *redis.Options) { o.PoolSize = 16 })
 	var mu sync.Mutex
 	acked := map[string]string{}
@@ -177,10 +177,10 @@ func crashKeepsAcknowledgedWrites(t *testing.T, engine string) {
 		}
 		return nil
 	})
-	n.kill()
+	n.Kill()
 	stop.Store(true)
 	wg.Wait()
-	n.start()
+	n.Start()
 	c = n.redis()
 	mu.Lock()
 	defer mu.Unlock()
@@ -204,7 +204,7 @@ func crashKeepsAcknowledgedWrites(t *testing.T, engine string) {
 // server, other clients and the data carry on.
 func TestBadInputLeavesServerAndDataIntact(t *testing.T) {
 	n := newNode(t, "bad")
-	n.start()
+	n.Start()
 	c := n.redis()
 	ctx := t.Context()
 	if err := c.Set(ctx, "precious", "data", 0).Err(); err != nil {
@@ -239,7 +239,7 @@ func TestBadInputLeavesServerAndDataIntact(t *testing.T) {
 	// An oversized value is refused and stores nothing.
 	big := strings.Repeat("x", 3<<19) // 1.5 MiB
 	small := newNode(t, "small", "--max-value-bytes", "1MiB")
-	small.start()
+	small.Start()
 	sc := small.redis()
 	if err := sc.Set(ctx, "big", big, 0).Err(); err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("oversized SET: %v", err)
@@ -260,7 +260,7 @@ func TestRedisToolsWork(t *testing.T) {
 		}
 	}
 	n := newNode(t, "tools")
-	n.start()
+	n.Start()
 	host, port, _ := net.SplitHostPort(n.Client)
 	cli := func(args ...string) string {
 		out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port, "-a", e2ePassword, "--no-auth-warning"}, args...)...).CombinedOutput()
@@ -288,7 +288,7 @@ func TestRedisToolsWork(t *testing.T) {
 // The HTTP API stores, reads and deletes keys, and honours ?ttl.
 func TestHTTPAPI(t *testing.T) {
 	n := newNode(t, "http")
-	n.start()
+	n.Start()
 	base := "http://" + n.HTTP + "/v1/kv/"
 	do := func(method, url, body string) (int, string) {
 		req, _ := http.NewRequest(method, url, strings.NewReader(body))

@@ -1,20 +1,18 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ringkv/ringkv/internal/testutil"
+	"github.com/ringkv/ringkv/internal/testproc"
 )
 
 // Issue 29 case 6: `ringkv server --in-memory` without --data-dir (it
@@ -23,55 +21,21 @@ import (
 func TestInMemoryNeedsNoDataDir(t *testing.T) {
 	for _, engine := range engines(t) {
 		t.Run(engine, func(t *testing.T) {
-			cwd := t.TempDir()
-			client, httpAddr := freePort(t), freePort(t)
-			args := append([]string{"server", "--in-memory", "--node-id", "m1",
-				"--client-addr", client, "--http-addr", httpAddr,
-				"--peer-addr", freePort(t), "--gossip-addr", freePort(t)}, engineArgs(engine)...)
-			cmd := exec.Command(binary, args...)
-			cmd.Dir = cwd
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			var waitErr error
-			go func() { waitErr = cmd.Wait(); close(done) }()
-			t.Cleanup(func() {
-				cmd.Process.Kill()
-				<-done
-			})
-			testutil.Eventually(t, 60*time.Second, func() error {
-				select {
-				case <-done:
-					t.Fatalf("exited (%v):\n%s", waitErr, out.String())
-				default:
-				}
-				resp, err := httpc.Get("http://" + httpAddr + "/readyz")
-				if err != nil {
-					return err
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					return fmt.Errorf("readyz %s", resp.Status)
-				}
-				return nil
-			})
-			c := redis.NewClient(&redis.Options{Addr: client})
-			defer c.Close()
+			n := newNode(t, "m1", append([]string{"--in-memory"}, engineArgs(engine)...)...)
+			n.DataDir = ""
+			n.Dir = t.TempDir()
+			n.Start()
+			c := n.redis()
 			if err := c.Set(t.Context(), "k", "v", 0).Err(); err != nil {
 				t.Fatal(err)
 			}
 			if v, err := c.Get(t.Context(), "k").Result(); err != nil || v != "v" {
 				t.Fatalf("GET k = %q %v", v, err)
 			}
-			cmd.Process.Signal(syscall.SIGTERM)
-			<-done
-			if waitErr != nil {
-				t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, out.String())
+			if err := n.Stop(); err != nil {
+				t.Fatalf("exit after SIGTERM: %v", err)
 			}
-			if entries, _ := os.ReadDir(cwd); len(entries) != 0 {
+			if entries, _ := os.ReadDir(n.Dir); len(entries) != 0 {
 				t.Fatalf("an in-memory node left %v in its working directory", entries)
 			}
 		})
@@ -90,7 +54,7 @@ func TestPortInUseFailsCleanly(t *testing.T) {
 	n.Client = l.Addr().String()
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, binary, n.args()...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, binary, n.CommandLine()...).CombinedOutput()
 	if err == nil {
 		t.Fatalf("started on a port in use:\n%s", out)
 	}
@@ -134,19 +98,11 @@ func TestScanHugeCount(t *testing.T) {
 // Redis shows up as a difference, not as a silent pass.
 func TestExpireArgumentsMatchRedis(t *testing.T) {
 	n := newNode(t, "n1", "--replicas", "1")
-	n.start()
+	n.Start()
 	targets := map[string]*redis.Client{"ringkv": n.redis()}
-	if path, err := exec.LookPath("redis-server"); err == nil {
-		port := freePort(t)
-		_, p, _ := net.SplitHostPort(port)
-		srv := exec.Command(path, "--port", p, "--save", "", "--appendonly", "no")
-		if err := srv.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })
-		rc := redis.NewClient(&redis.Options{Addr: port})
+	if _, err := exec.LookPath("redis-server"); err == nil {
+		rc := redis.NewClient(&redis.Options{Addr: testproc.RedisServer(t, false)})
 		t.Cleanup(func() { rc.Close() })
-		testutil.Eventually(t, 10*time.Second, func() error { return rc.Ping(t.Context()).Err() })
 		targets["redis"] = rc
 	} else {
 		t.Log("no redis-server on PATH: checking against the recorded Redis 7.0.15 answers only")

@@ -11,7 +11,7 @@ import (
 // word, while DEL and GET keep working and INFO memory says why.
 func TestMaxMemoryOOMReply(t *testing.T) {
 	n := newNode(t, "oom", "--max-memory", "4mb")
-	n.start()
+	n.Start()
 	c := n.redis()
 	ctx := t.Context()
 	value := strings.Repeat("v", 1000)
@@ -42,17 +42,17 @@ func TestDataDirLockNamesHolder(t *testing.T) {
 	for _, engine := range []string{"memory", "pebble"} {
 		t.Run(engine, func(t *testing.T) {
 			a := newNode(t, "lock-a", "--engine", engine)
-			a.start()
+			a.Start()
 			b := newNode(t, "lock-b", "--engine", engine)
 			b.DataDir = a.DataDir
-			b.startNoWait()
+			b.StartNoWait()
 			select {
-			case <-b.exited:
+			case <-b.Exited():
 			case <-time.After(30 * time.Second):
 				t.Fatal("a second process on the same data directory kept running")
 			}
-			tail := b.logTail()
-			for _, want := range []string{"ringkv.lock", fmt.Sprintf("pid %d", a.cmd.Process.Pid)} {
+			tail := b.LogTail()
+			for _, want := range []string{"ringkv.lock", fmt.Sprintf("pid %d", a.Pid())} {
 				if !strings.Contains(tail, want) {
 					t.Fatalf("the second process's error does not say %q:\n%s", want, tail)
 				}

@@ -234,7 +234,7 @@ func TestJoinStreamsUnderTraffic(t *testing.T) {
 	n4 := newNode(t, "n4", "--in-memory")
 	n4.Join = []string{nodes[0].Gossip}
 	start := time.Now()
-	n4.start()
+	n4.Start()
 	all := append(nodes, n4)
 	waitRing(t, 80*time.Second, all, "n1", "n2", "n3", "n4")
 	took := time.Since(start)
@@ -275,7 +275,7 @@ func TestDecommissionStreamsUnderTraffic(t *testing.T) {
 		t.Errorf("changed share %.3f outside [0.65, 0.85]", share)
 	}
 	// The decommissioned node can stop without losing anything.
-	if err := nodes[3].stop(); err != nil {
+	if err := nodes[3].Stop(); err != nil {
 		t.Fatal(err)
 	}
 	checkAll(t, nodes[0].redis(), topoKeys)
@@ -287,7 +287,7 @@ func TestRemoveNodeRereplicates(t *testing.T) {
 	nodes := startCluster(t, 4, "--in-memory")
 	waitRing(t, 30*time.Second, nodes, "n1", "n2", "n3", "n4")
 	preload(t, nodes[0].redis(), keys)
-	nodes[3].kill()
+	nodes[3].Kill()
 	waitDown(t, nodes[0], "n4")
 
 	out, err := operatorCommand(context.Background(), "removenode", "--id", "n4", "--addr", nodes[0].HTTP, "--timeout", "60s").CombinedOutput()
