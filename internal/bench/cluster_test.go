@@ -8,13 +8,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ringkv/ringkv/internal/config"
-	"github.com/ringkv/ringkv/internal/resp"
 	"github.com/ringkv/ringkv/internal/testproc"
 	"github.com/ringkv/ringkv/internal/testutil"
 )
@@ -141,54 +139,21 @@ func TestRunPlainServerIsNotACluster(t *testing.T) {
 // reply(command, asked), where asked says ASKING came just before it.
 func clusterStub(t *testing.T, slots func() string, reply func(args [][]byte, asked bool) string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
+	return serveRESP(t, func() func([][]byte) (string, bool) {
+		asked := false
+		return func(args [][]byte) (string, bool) {
+			switch strings.ToUpper(string(args[0])) {
+			case "CLUSTER":
+				return slots(), false
+			case "ASKING":
+				asked = true
+				return "+OK\r\n", false
 			}
-			wg.Go(func() {
-				defer nc.Close()
-				r := resp.NewReader(nc, resp.Limits{MaxArgs: 16, MaxBulk: 1 << 20, MaxQuery: 2 << 20})
-				asked := false
-				for {
-					var out []byte
-					for {
-						args, err := r.Next()
-						if err != nil {
-							return
-						}
-						if args == nil {
-							break
-						}
-						switch cmd := strings.ToUpper(string(args[0])); {
-						case cmd == "CLUSTER":
-							out = append(out, slots()...)
-						case cmd == "ASKING":
-							asked = true
-							out = append(out, "+OK\r\n"...)
-						default:
-							out = append(out, reply(args, asked)...)
-							asked = false
-						}
-					}
-					if _, err := nc.Write(out); err != nil {
-						return
-					}
-					if err := r.Fill(); err != nil {
-						return
-					}
-				}
-			})
+			out := reply(args, asked)
+			asked = false
+			return out, false
 		}
 	})
-	return ln.Addr().String()
 }
 
 // slotsReply is a CLUSTER SLOTS reply giving every slot to addr.

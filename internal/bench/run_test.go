@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/ringkv/ringkv/internal/config"
-	"github.com/ringkv/ringkv/internal/resp"
 )
 
 // testConfig is a small closed-loop run bounded by count.
@@ -276,54 +275,13 @@ func TestOpenLoopCountsTheStall(t *testing.T) {
 // command of each connection (from 1) with reply(n).
 func stubServer(t *testing.T, reply func(n int64) (string, bool)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer nc.Close()
-				r := resp.NewReader(nc, resp.Limits{MaxArgs: 16, MaxBulk: 1 << 20, MaxQuery: 2 << 20})
-				var n int64
-				for {
-					var out []byte
-					for {
-						args, err := r.Next()
-						if err != nil {
-							return
-						}
-						if args == nil {
-							break
-						}
-						n++
-						s, closeConn := reply(n)
-						out = append(out, s...)
-						if closeConn {
-							nc.Write(out)
-							return
-						}
-					}
-					if len(out) > 0 {
-						if _, err := nc.Write(out); err != nil {
-							return
-						}
-					}
-					if err := r.Fill(); err != nil {
-						return
-					}
-				}
-			})
+	return serveRESP(t, func() func([][]byte) (string, bool) {
+		var n int64
+		return func([][]byte) (string, bool) {
+			n++
+			return reply(n)
 		}
 	})
-	t.Cleanup(func() { ln.Close() })
-	return ln.Addr().String()
 }
 
 // lockedWriter serialises writes for a buffer read after the run.
