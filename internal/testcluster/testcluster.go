@@ -238,10 +238,10 @@ func (c *Cluster) Decommission(ctx context.Context, i int) error {
 		return fmt.Errorf("testcluster: %s is not running", n.ID)
 	}
 	url := "http://" + n.Addrs().HTTP + "/v1/admin/decommission"
-	if err := poll(ctx, 100*time.Millisecond, func() error { return postAdmin(ctx, url, n.Config.Password) }); err != nil {
+	if err := testutil.Poll(ctx, 100*time.Millisecond, func() error { return postAdmin(ctx, url, n.Config.Password) }); err != nil {
 		return fmt.Errorf("testcluster: decommissioning %s: %w", n.ID, err)
 	}
-	err := poll(ctx, testutil.DefaultPoll, func() error {
+	err := testutil.Poll(ctx, testutil.DefaultPoll, func() error {
 		for _, m := range c.Running() {
 			for _, st := range m.Status().Nodes {
 				if m.ID != n.ID && st.ID == n.ID && st.State != "removed" {
@@ -315,23 +315,7 @@ func (c *Cluster) CheckNormal(want int) error {
 func (c *Cluster) WaitNormal(want int, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return poll(ctx, testutil.DefaultPoll, func() error { return c.CheckNormal(want) })
-}
-
-// poll calls cond every interval until it returns nil, or returns its last
-// error once ctx ends.
-func poll(ctx context.Context, every time.Duration, cond func() error) error {
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", ctx.Err(), err)
-		case <-time.After(every):
-		}
-	}
+	return testutil.Poll(ctx, testutil.DefaultPoll, func() error { return c.CheckNormal(want) })
 }
 
 // ClientAddrs returns the running nodes' RESP addresses.
