@@ -82,7 +82,6 @@ type dockerCluster struct {
 
 var (
 	_ cluster             = (*dockerCluster)(nil)
-	_ antiEntropyCluster  = (*dockerCluster)(nil)
 	_ failpoint.Resizer   = (*dockerCluster)(nil)
 	_ failpoint.Corrupter = (*dockerCluster)(nil)
 )
