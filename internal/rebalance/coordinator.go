@@ -440,8 +440,21 @@ func (c *Coordinator) Serve(_ context.Context, from string, method uint8, payloa
 	case MethodPage:
 		return ServePage(c.cfg.Store, payload)
 	case MethodStatus:
+		// What is left is counted for the view the reply names, not taken
+		// from the last step: a node that has not stepped since the change
+		// reached it would report the previous state's 0 under the new
+		// fingerprint, and a leaving node would take itself out before its
+		// ranges were pulled.
 		v := c.cfg.Topology.Current()
-		return StatusReply{Fingerprint: v.Fingerprint, Remaining: int(c.remaining.Load())}.Encode(), nil
+		left := 0
+		if v.Future != nil {
+			n, err := c.puller.Remaining(Plan(v.Ring, v.Future, c.cfg.Self))
+			if err != nil {
+				return nil, err
+			}
+			left = n
+		}
+		return StatusReply{Fingerprint: v.Fingerprint, Remaining: left}.Encode(), nil
 	case MethodMark:
 		id, st, err := DecodeMark(payload)
 		if err != nil {

@@ -4,15 +4,20 @@
 // with Options.Network their peer requests and gossip go over an in-memory
 // network whose faults (partitions, down nodes, drops, delays) the test
 // controls, so the whole node, membership, anti-entropy and range streaming
-// included, runs under injected faults. Every node stores in memory
-// (config InMemory), so a test leaves nothing on disk.
+// included, runs under injected faults. A running cluster grows by a node
+// that joins through gossip (Add) and shrinks by one decommissioned through
+// the admin route an operator uses (Decommission). Every node stores in
+// memory (config InMemory), so a test leaves nothing on disk.
 package testcluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,6 +54,9 @@ type Options struct {
 type Node struct {
 	ID     string
 	Config config.Config
+	// Removed is set once the node was decommissioned: out of the ring for
+	// good, running until Stop; Restart refuses it.
+	Removed bool
 	*server.Server
 }
 
@@ -205,13 +213,73 @@ func (c *Cluster) Stop(i int) error {
 func (c *Cluster) Restart(i int) error {
 	c.mu.Lock()
 	n := c.nodes[i]
-	if n.Server != nil {
+	if n.Server != nil || n.Removed {
 		c.mu.Unlock()
-		return fmt.Errorf("testcluster: %s is running", n.ID)
+		return fmt.Errorf("testcluster: %s is running or was decommissioned", n.ID)
 	}
 	n.Config.Join = c.gossipAddrsLocked()
 	c.mu.Unlock()
 	return c.start(n)
+}
+
+// adminClient sends the operator's requests to a node's HTTP API.
+var adminClient = &http.Client{Timeout: 10 * time.Second}
+
+// Decommission takes node i out the way an operator does: POST
+// /v1/admin/decommission on it, so that it streams its ranges to their new
+// owners (retried while it refuses, e.g. 409 BUSY while another topology
+// change runs, until ctx ends), and waits until every other running node
+// lists it removed or not at all. Like a real node it then goes on running,
+// out of the ring, until the operator stops it (Stop); it keeps its index
+// in Nodes, marked Removed, and Restart refuses it.
+func (c *Cluster) Decommission(ctx context.Context, i int) error {
+	n := c.Node(i)
+	if n.Server == nil {
+		return fmt.Errorf("testcluster: %s is not running", n.ID)
+	}
+	url := "http://" + n.Addrs().HTTP + "/v1/admin/decommission"
+	if err := testutil.Poll(ctx, 100*time.Millisecond, func() error { return postAdmin(ctx, url, n.Config.Password) }); err != nil {
+		return fmt.Errorf("testcluster: decommissioning %s: %w", n.ID, err)
+	}
+	err := testutil.Poll(ctx, testutil.DefaultPoll, func() error {
+		for _, m := range c.Running() {
+			for _, st := range m.Status().Nodes {
+				if m.ID != n.ID && st.ID == n.ID && st.State != "removed" {
+					return fmt.Errorf("%s sees %s %s", m.ID, n.ID, st.State)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("testcluster: %s never removed: %w", n.ID, err)
+	}
+	c.mu.Lock()
+	c.nodes[i].Removed = true
+	c.mu.Unlock()
+	return nil
+}
+
+// postAdmin sends an empty POST to url, with password as the bearer token
+// when the node has one, and wants 202 Accepted.
+func postAdmin(ctx context.Context, url, password string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
+	if err != nil {
+		return err
+	}
+	if password != "" {
+		req.Header.Set("Authorization", "Bearer "+password)
+	}
+	resp, err := adminClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("POST %s: %s: %s", req.URL.Path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
 }
 
 // Close shuts every running node down.
@@ -245,14 +313,9 @@ func (c *Cluster) CheckNormal(want int) error {
 // WaitNormal waits until CheckNormal(want) holds, or returns its last error
 // after timeout.
 func (c *Cluster) WaitNormal(want int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := c.CheckNormal(want)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(testutil.DefaultPoll)
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return testutil.Poll(ctx, testutil.DefaultPoll, func() error { return c.CheckNormal(want) })
 }
 
 // ClientAddrs returns the running nodes' RESP addresses.

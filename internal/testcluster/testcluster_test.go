@@ -3,11 +3,14 @@ package testcluster
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringkv/ringkv/internal/config"
+	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/testutil"
 	"github.com/ringkv/ringkv/internal/transport"
 )
@@ -120,4 +123,80 @@ func TestJoinOnTheSimulatedNetwork(t *testing.T) {
 			t.Fatalf("GET j%d through the joined node = %d, %v", k, got, err)
 		}
 	}
+}
+
+// TestDecommissionOnTheSimulatedNetwork: a node decommissioned through the
+// admin route streams its ranges to their new owners and is removed in every
+// view; once stopped it cannot come back. Continuous anti-entropy is off, so
+// every key's replicas in the new ring hold it only if the streaming brought
+// it.
+func TestDecommissionOnTheSimulatedNetwork(t *testing.T) {
+	c := Start(t, Options{Nodes: 4, Replicas: 3, Network: transport.NewMemNetwork(4),
+		Configure: func(cfg *config.Config) { cfg.RepairInterval = 0 }})
+	ctx := context.Background()
+	w := redis.NewClient(&redis.Options{Addr: c.Node(0).Addrs().Client, OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+		return cn.Do(ctx, "RINGKV.CONSISTENCY", "ALL").Err()
+	}})
+	defer w.Close()
+	const keys = 200
+	for i := range keys {
+		if err := w.Set(ctx, fmt.Sprintf("d%d", i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := c.Decommission(dctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Node(1).Removed {
+		t.Fatal("n2 not marked removed after its decommission")
+	}
+	if err := c.Stop(1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitNormal(3, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []ring.Node
+	byID := map[string]Node{}
+	for _, n := range c.Running() {
+		nodes = append(nodes, ring.Node{ID: n.ID})
+		byID[n.ID] = n
+	}
+	r := ring.New(nodes, c.Node(0).Config.VNodes, 3)
+	var missing []string
+	for k := range keys {
+		key := fmt.Sprintf("d%d", k)
+		for _, rep := range r.Replicas([]byte(key)) {
+			if !holdsLocally(t, byID[rep.ID], key) {
+				missing = append(missing, key+" on "+rep.ID)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("%d replicas in the new ring lack a key written at ALL before the decommission, e.g. %v", len(missing), missing[:min(5, len(missing))])
+	}
+	if err := c.Restart(1); err == nil {
+		t.Fatal("Restart brought a decommissioned node back")
+	}
+}
+
+// holdsLocally reports whether n's own store holds key (GET
+// /v1/kv/{key}?local=true, which asks no other replica).
+func holdsLocally(t *testing.T, n Node, key string) bool {
+	t.Helper()
+	resp, err := http.Get("http://" + n.Addrs().HTTP + "/v1/kv/" + key + "?local=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true
+	case http.StatusNotFound:
+		return false
+	}
+	t.Fatalf("local read of %s on %s: %s", key, n.ID, resp.Status)
+	return false
 }

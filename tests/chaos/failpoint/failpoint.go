@@ -225,8 +225,8 @@ func decommission(ctx context.Context, r Resizer, rnd *rand.Rand) (string, func(
 
 func noHeal(context.Context) error { return nil }
 
-// Steady is every fault that keeps the membership: what a cluster that cannot
-// join or decommission (the in-process simulation) runs.
+// Steady is every fault that keeps the membership and touches no node's
+// files: what every cluster can run.
 func Steady() []Failpoint {
 	return []Failpoint{Kill, Isolate, Majority, OneWay, Pause, ClockSkew, ClockJump}
 }

@@ -29,20 +29,19 @@ type Summary struct {
 	// decommissions.
 	Members []string
 	// ConvergedPassively: replicas agreed without help from the checker
-	// (through continuous anti-entropy and hints, or hints alone where the
-	// cluster runs no anti-entropy), before any explicit repair or read pass.
+	// (through continuous anti-entropy and hints), before any explicit
+	// repair.
 	ConvergedPassively bool
 	// ConvergedBy names what made the replicas agree.
 	ConvergedBy string
 	// RangesChecked is how many token ranges had their replicas' roots
-	// compared (0 without anti-entropy).
+	// compared.
 	RangesChecked int
 	Divergent     int
 	// SettleTime is from the end of the run (the last heal) until every
 	// member was up and normal again in every member's view;
-	// ConvergenceTime from then until the replicas agreed (with
-	// anti-entropy: until the check that found them agreeing read the
-	// roots); ConfirmTime is how long that check's key-by-key confirmation
+	// ConvergenceTime from then until the replicas agreed (until the check
+	// that found them agreeing read the roots); ConfirmTime is how long that check's key-by-key confirmation
 	// took, reported apart because it measures the checker, not the cluster.
 	SettleTime, ConvergenceTime, ConfirmTime time.Duration
 }

@@ -21,7 +21,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/ringkv/ringkv/internal/ring"
+	"github.com/ringkv/ringkv/internal/testutil"
 	"github.com/ringkv/ringkv/tests/chaos/checker"
 	"github.com/ringkv/ringkv/tests/chaos/failpoint"
 	"github.com/ringkv/ringkv/tests/chaos/traffic"
@@ -82,7 +82,6 @@ type dockerCluster struct {
 
 var (
 	_ cluster             = (*dockerCluster)(nil)
-	_ antiEntropyCluster  = (*dockerCluster)(nil)
 	_ failpoint.Resizer   = (*dockerCluster)(nil)
 	_ failpoint.Corrupter = (*dockerCluster)(nil)
 )
@@ -253,15 +252,7 @@ func (c *dockerCluster) start(ctx context.Context, findFlag, findValue string) e
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.mu.find = append(c.mu.find, [2]string{findFlag, findValue})
-	for _, lvl := range []string{traffic.One, traffic.Quorum, traffic.All} {
-		cl := redis.NewClient(&redis.Options{
-			Addr: ip + ":" + clientPort, Password: chaosPassword, DialTimeout: time.Second, MaxRetries: -1,
-			ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, PoolSize: 8,
-			OnConnect: func(ctx context.Context, cn *redis.Conn) error {
-				return cn.Do(ctx, "RINGKV.CONSISTENCY", lvl).Err()
-			},
-		})
-		c.t.Cleanup(func() { cl.Close() })
+	for lvl, cl := range levelClients(c.t, ip+":"+clientPort, chaosPassword) {
 		c.mu.clients[lvl] = append(c.mu.clients[lvl], cl)
 	}
 	c.mu.ips = append(c.mu.ips, ip)
@@ -304,28 +295,15 @@ func (c *dockerCluster) Nodes() int {
 func (c *dockerCluster) Members() []int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var m []int
-	for i, gone := range c.mu.removed {
-		if !gone {
-			m = append(m, i)
-		}
-	}
-	return m
+	return members(c.mu.removed)
 }
 
-// client returns node i's client at level; a request for a decommissioned
-// node goes to the next member instead, as a client whose server left would
-// reconnect elsewhere. A register's writer thus moves once, never back.
+// client returns node i's client at level, or the one redirect picks when i
+// was decommissioned.
 func (c *dockerCluster) client(level string, i int) *redis.Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	n := len(c.mu.ips)
-	for k := range n {
-		if j := (i + k) % n; !c.mu.removed[j] {
-			return c.mu.clients[level][j]
-		}
-	}
-	return c.mu.clients[level][i]
+	return c.mu.clients[level][redirect(c.mu.removed, i)]
 }
 
 func (c *dockerCluster) httpURL(i int, path string) string {
@@ -482,26 +460,9 @@ func (c *dockerCluster) Incr(ctx context.Context, node int, key string, delta in
 func (c *dockerCluster) Classify(err error) traffic.Outcome { return classifyRESP(err) }
 
 // Versions reads key from the own replica of each of its replicas in the ring
-// of the current members, computed the way every node computes it.
+// of the current members.
 func (c *dockerCluster) Versions(ctx context.Context, key string) ([]string, error) {
-	var nodes []ring.Node
-	for _, i := range c.Members() {
-		nodes = append(nodes, ring.Node{ID: fmt.Sprintf("n%d", i+1)})
-	}
-	reps := ring.New(nodes, vnodes, replicas).Replicas([]byte(key))
-	out := make([]string, len(reps))
-	for k, rep := range reps {
-		var i int
-		if _, err := fmt.Sscanf(rep.ID, "n%d", &i); err != nil {
-			return nil, err
-		}
-		v, err := localVersion(ctx, c.httpc, c.httpURL(i-1, "/v1/kv/"+key+"?local=true"))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", rep.ID, err)
-		}
-		out[k] = v
-	}
-	return out, nil
+	return replicaVersions(ctx, c.httpc, c.httpURL, c.Members(), vnodes, replicas, key)
 }
 
 // getJSON decodes node i's answer to GET path into v.
@@ -510,12 +471,6 @@ func (c *dockerCluster) getJSON(ctx context.Context, i int, path string, v any) 
 		return fmt.Errorf("n%d: %w", i+1, err)
 	}
 	return nil
-}
-
-type memberView struct {
-	ID    string `json:"id"`
-	Up    bool   `json:"up"`
-	State string `json:"state"`
 }
 
 // view returns node i's /v1/cluster by member id.
@@ -533,65 +488,25 @@ func (c *dockerCluster) view(ctx context.Context, i int) (map[string]memberView,
 	return out, nil
 }
 
-// settled reports why the members' views are not yet the ring of the current
-// members, all up and normal, with every other node removed or gone; nil when
-// they are.
+// settled is checkSettled on the members' /v1/cluster.
 func (c *dockerCluster) settled(ctx context.Context) error {
-	members := c.Members()
-	want := map[string]bool{}
-	for _, i := range members {
-		want[fmt.Sprintf("n%d", i+1)] = true
-	}
-	for _, i := range members {
-		v, err := c.view(ctx, i)
-		if err != nil {
-			return err
-		}
-		for id := range want {
-			if m := v[id]; !m.Up || m.State != "normal" {
-				return fmt.Errorf("n%d sees %s up=%v state=%q", i+1, id, m.Up, m.State)
-			}
-		}
-		for id, m := range v {
-			if !want[id] && m.State != "removed" {
-				return fmt.Errorf("n%d still lists %s, not a member, as %q", i+1, id, m.State)
-			}
-		}
-	}
-	return nil
+	return checkSettled(c.Members(), func(i int) (map[string]memberView, error) { return c.view(ctx, i) })
 }
 
 // WaitHealthy waits until every member answers and sees exactly the members,
 // up and normal.
 func (c *dockerCluster) WaitHealthy(ctx context.Context) error {
-	for {
-		last := c.settled(ctx)
-		if last == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %v", ctx.Err(), last)
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+	return testutil.Poll(ctx, 500*time.Millisecond, func() error { return c.settled(ctx) })
 }
 
 // waitFor polls cond every half second until it returns nil or timeout passes.
 func waitFor(ctx context.Context, timeout time.Duration, cond func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	for {
-		err := cond(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("after %v: %w", timeout, err)
-		case <-time.After(500 * time.Millisecond):
-		}
+	if err := testutil.Poll(ctx, 500*time.Millisecond, func() error { return cond(ctx) }); err != nil {
+		return fmt.Errorf("after %v: %w", timeout, err)
 	}
+	return nil
 }
 
 // Join starts the next node with an empty data directory, joining through
@@ -651,29 +566,12 @@ func (c *dockerCluster) Decommission(ctx context.Context, i int) error {
 	return waitFor(ctx, time.Minute, c.settled)
 }
 
-// RangeRoots reads every member's range roots, once each member has rebuilt
-// its bucket hashes.
 func (c *dockerCluster) RangeRoots(ctx context.Context) (map[string][]checker.RangeRoot, error) {
-	out := map[string][]checker.RangeRoot{}
-	for _, i := range c.Members() {
-		roots, err := rangeRoots(ctx, c.httpc, c.httpURL(i, "/v1/repair/status?roots=true"))
-		if err != nil {
-			return nil, fmt.Errorf("n%d: %w", i+1, err)
-		}
-		out[fmt.Sprintf("n%d", i+1)] = roots
-	}
-	return out, nil
+	return membersRoots(ctx, c.httpc, c.httpURL, c.Members())
 }
 
-// Repair starts an on-demand repair on every member (POST /v1/repair).
 func (c *dockerCluster) Repair(ctx context.Context) error {
-	var errs []error
-	for _, i := range c.Members() {
-		if err := c.post(ctx, i, "/v1/repair", http.StatusOK); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return repairMembers(ctx, c.httpc, c.httpURL, c.Members())
 }
 
 func (c *dockerCluster) RepairInterval() time.Duration { return repairInterval }

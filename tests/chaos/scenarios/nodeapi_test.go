@@ -10,16 +10,151 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/tests/chaos/checker"
 	"github.com/ringkv/ringkv/tests/chaos/traffic"
 )
 
 // What both clusters (Docker containers, in-process nodes) do the same way:
-// speak RESP to a node's client port and read its HTTP admin API.
+// speak RESP to a node's client port, read its HTTP admin API, and follow
+// the membership: nodes are numbered 0.. and named n1, n2 ...; a
+// decommissioned one keeps its number.
+
+// nodeURL returns node i's URL for an HTTP API path.
+type nodeURL func(i int, path string) string
+
+// members returns the nodes not removed (decommissioned), ascending.
+func members(removed []bool) []int {
+	var m []int
+	for i, gone := range removed {
+		if !gone {
+			m = append(m, i)
+		}
+	}
+	return m
+}
+
+// redirect returns the node a request for node i goes to: i itself, or when
+// i was decommissioned (removed[i]) the next member, as a client whose
+// server left would reconnect elsewhere. A register's writer thus moves
+// once, never back.
+func redirect(removed []bool, i int) int {
+	n := len(removed)
+	for k := range n {
+		if j := (i + k) % n; !removed[j] {
+			return j
+		}
+	}
+	return i
+}
+
+// memberView is one member as a node's /v1/cluster lists it.
+type memberView struct {
+	ID    string `json:"id"`
+	Up    bool   `json:"up"`
+	State string `json:"state"`
+}
+
+// checkSettled reports why the members' views (view(i) is member i's, by
+// member id) are not yet the ring of the current members, all up and
+// normal, with every other node removed or gone; nil when they are.
+func checkSettled(members []int, view func(i int) (map[string]memberView, error)) error {
+	want := map[string]bool{}
+	for _, i := range members {
+		want[fmt.Sprintf("n%d", i+1)] = true
+	}
+	for _, i := range members {
+		v, err := view(i)
+		if err != nil {
+			return err
+		}
+		for id := range want {
+			if m := v[id]; !m.Up || m.State != "normal" {
+				return fmt.Errorf("n%d sees %s up=%v state=%q", i+1, id, m.Up, m.State)
+			}
+		}
+		for id, m := range v {
+			if !want[id] && m.State != "removed" {
+				return fmt.Errorf("n%d still lists %s, not a member, as %q", i+1, id, m.State)
+			}
+		}
+	}
+	return nil
+}
+
+// replicaVersions reads key from the own replica of each of its replicas in
+// the ring of members, computed the way every node computes it (vnodes
+// tokens per node, rf replicas).
+func replicaVersions(ctx context.Context, httpc *http.Client, url nodeURL, members []int, vnodes, rf int, key string) ([]string, error) {
+	var nodes []ring.Node
+	for _, i := range members {
+		nodes = append(nodes, ring.Node{ID: fmt.Sprintf("n%d", i+1)})
+	}
+	reps := ring.New(nodes, vnodes, rf).Replicas([]byte(key))
+	out := make([]string, len(reps))
+	for k, rep := range reps {
+		var i int
+		if _, err := fmt.Sscanf(rep.ID, "n%d", &i); err != nil {
+			return nil, err
+		}
+		v, err := localVersion(ctx, httpc, url(i-1, "/v1/kv/"+key+"?local=true"))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rep.ID, err)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// membersRoots reads every member's range roots, once each has rebuilt its
+// bucket hashes.
+func membersRoots(ctx context.Context, httpc *http.Client, url nodeURL, members []int) (map[string][]checker.RangeRoot, error) {
+	out := map[string][]checker.RangeRoot{}
+	for _, i := range members {
+		roots, err := rangeRoots(ctx, httpc, url(i, "/v1/repair/status?roots=true"))
+		if err != nil {
+			return nil, fmt.Errorf("n%d: %w", i+1, err)
+		}
+		out[fmt.Sprintf("n%d", i+1)] = roots
+	}
+	return out, nil
+}
+
+// repairMembers starts an on-demand repair on every member (POST /v1/repair).
+func repairMembers(ctx context.Context, httpc *http.Client, url nodeURL, members []int) error {
+	var errs []error
+	for _, i := range members {
+		if err := postOK(ctx, httpc, url(i, "/v1/repair")); err != nil {
+			errs = append(errs, fmt.Errorf("n%d: %w", i+1, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// levelClients returns, per consistency level, a client of the RESP server
+// at addr whose connections set that level (RINGKV.CONSISTENCY); t's end
+// closes them.
+func levelClients(t *testing.T, addr, password string) map[string]*redis.Client {
+	t.Helper()
+	out := map[string]*redis.Client{}
+	for _, lvl := range []string{traffic.One, traffic.Quorum, traffic.All} {
+		cl := redis.NewClient(&redis.Options{
+			Addr: addr, Password: password, DialTimeout: time.Second, MaxRetries: -1,
+			ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second, PoolSize: 8,
+			OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+				return cn.Do(ctx, "RINGKV.CONSISTENCY", lvl).Err()
+			},
+		})
+		t.Cleanup(func() { cl.Close() })
+		out[lvl] = cl
+	}
+	return out
+}
 
 func respPut(ctx context.Context, cl *redis.Client, key, value string, ttl time.Duration) error {
 	return cl.Set(ctx, key, value, ttl).Err()

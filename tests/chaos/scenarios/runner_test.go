@@ -16,8 +16,9 @@ import (
 	"github.com/ringkv/ringkv/tests/chaos/traffic"
 )
 
-// cluster is what a scenario runs against: the faults, the client view, and
-// each node's local view of a key for the convergence check.
+// cluster is what a scenario runs against: the faults, the client view,
+// each node's local view of a key, and the anti-entropy the convergence
+// check relies on (range roots, not reads, must show the replicas healed).
 type cluster interface {
 	failpoint.Cluster
 	traffic.KV
@@ -27,12 +28,6 @@ type cluster interface {
 	// WaitHealthy waits until every member is up and sees every other member
 	// up and normal.
 	WaitHealthy(ctx context.Context) error
-}
-
-// antiEntropyCluster is a cluster whose nodes run anti-entropy: the
-// convergence check then compares range roots and relies on repair, not on
-// reads, to heal replicas.
-type antiEntropyCluster interface {
 	// RangeRoots returns, per member id, the root of every range it replicates.
 	RangeRoots(ctx context.Context) (map[string][]checker.RangeRoot, error)
 	// Repair starts an on-demand anti-entropy pass on every member.
@@ -53,9 +48,9 @@ type runConfig struct {
 	atFormation []failpoint.Failpoint
 	faults      []failpoint.Failpoint
 	traffic     traffic.Config
-	// convergeWithin bounds the wait for replicas to agree after heal; on a
-	// cluster with anti-entropy it is only the polling margin added to two
-	// repair periods (the passive wait, before an explicit repair).
+	// convergeWithin is the polling margin added to two repair periods: how
+	// long after heal the replicas must agree (the passive wait, before an
+	// explicit repair).
 	convergeWithin time.Duration
 }
 
@@ -106,15 +101,25 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	rec := traffic.NewRecorder()
 	start := time.Now()
 
-	tctx, stop := context.WithTimeout(t.Context(), rc.duration)
-	defer stop()
-	done := make(chan struct{})
-	go func() { defer close(done); traffic.Run(tctx, c, rec, rc.traffic, rc.seed) }()
-
+	// The run lasts rc.duration, and longer when that is too short to inject
+	// every fault once (a join or decommission takes as long as it takes):
+	// the traffic goes on until both are done.
 	ctx := t.Context()
+	tctx, stop := context.WithTimeout(ctx, rc.duration)
+	defer stop()
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	defer stopTraffic()
+	done := make(chan struct{})
+	go func() { defer close(done); traffic.Run(trafficCtx, c, rec, rc.traffic, rc.seed) }()
+
+	firstRound := true // every fault not injected once yet: holds and calms run in full
 	sleep := func(d time.Duration) {
+		end := tctx.Done()
+		if firstRound {
+			end = ctx.Done()
+		}
 		select {
-		case <-tctx.Done():
+		case <-end:
 		case <-time.After(d):
 		}
 	}
@@ -140,13 +145,17 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	if len(rc.atFormation) == 0 {
 		sleep(rc.calm)
 	}
-	for i := 0; tctx.Err() == nil && len(rc.faults) > 0; i++ {
+	for i := 0; len(rc.faults) > 0 && (i < len(rc.faults) || tctx.Err() == nil); i++ {
+		firstRound = i < len(rc.faults)
 		fp := rc.faults[i%len(rc.faults)]
-		if i >= len(rc.faults) {
+		if !firstRound {
 			fp = rc.faults[rnd.IntN(len(rc.faults))] // every fault once, then at random
 		}
 		inject(fp)
 	}
+	firstRound = false
+	<-tctx.Done()
+	stopTraffic()
 	<-done
 	sum.Duration = time.Since(start)
 	rec.Avail.SetPhase("checks")
@@ -179,17 +188,7 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	// Convergence first, while nothing but the cluster itself touches the
 	// data: the checks below read at QUORUM, and their read repair would
 	// otherwise hide a replica that anti-entropy (or hints) never fixed.
-	// Without anti-entropy (the simulation) only hints work passively, and
-	// the ALL reads that repair what they missed come after the checks, so
-	// that they cannot hide a lost write.
-	var div []string
-	var err error
-	ae, withAE := c.(antiEntropyCluster)
-	if withAE {
-		div = convergeByAntiEntropy(t, ae, c, keys, rc, &sum, settled)
-	} else if div, err = waitConverged(ctx, c, keys, rc.convergeWithin); err != nil {
-		t.Fatal(err)
-	}
+	div := convergeByAntiEntropy(t, c, keys, rc, &sum, settled)
 
 	var lost []string
 	sum.WriteOnceChecked, lost = checker.LostWrites(ctx, ops, readAt(traffic.Quorum))
@@ -206,10 +205,6 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	resurrected = append(resurrected, back...)
 	sum.Resurrections, sum.ExpiredReads = len(resurrected), len(expired)
 
-	if !withAE {
-		div = convergeByReads(t, c, keys, div, rc, &sum, readAt(traffic.All))
-		sum.ConvergenceTime = time.Since(settled)
-	}
 	sum.Divergent = len(div)
 
 	var b strings.Builder
@@ -236,7 +231,7 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	for _, d := range div {
 		t.Errorf("replicas still differ after repair: %s", d)
 	}
-	if withAE && !sum.ConvergedPassively {
+	if !sum.ConvergedPassively {
 		t.Errorf("invariant 2: replicas did not converge within two anti-entropy periods (+%v polling margin) of the heal; %s", rc.convergeWithin, sum.ConvergedBy)
 	}
 
@@ -252,43 +247,14 @@ func run(t *testing.T, c cluster, rc runConfig) report.Summary {
 	return sum
 }
 
-// convergeByReads is the check for a cluster without anti-entropy (the
-// simulation): hints alone first, then one ALL read of each differing key
-// (read repair) must make the replicas agree.
-// div is what the passive wait left differing.
-func convergeByReads(t *testing.T, c cluster, keys, div []string, rc runConfig, sum *report.Summary, readAll checker.ReadFunc) []string {
-	t.Helper()
-	ctx := t.Context()
-	var err error
-	sum.ConvergedPassively = len(div) == 0
-	sum.ConvergedBy = "hints alone"
-	if len(div) == 0 {
-		return nil
-	}
-	t.Logf("%d keys still differ %v after heal without reads (hints only); first: %s",
-		len(div), rc.convergeWithin, strings.Join(div[:min(3, len(div))], "; "))
-	sum.ConvergedBy = "hints + ALL reads"
-	for _, d := range div {
-		key, _, _ := strings.Cut(d, ": ")
-		if _, _, err := readAll(ctx, key); err != nil {
-			t.Logf("repair read %s: %v", key, err)
-		}
-	}
-	if div, err = waitConverged(ctx, c, keys, rc.convergeWithin); err != nil {
-		t.Fatal(err)
-	}
-	return div
-}
-
-// convergeByAntiEntropy is invariant 2 on a cluster running anti-entropy:
-// within two repair periods (plus the polling margin rc.convergeWithin) of
-// every member being up and normal again,
-// the replicas of every range report identical roots and every key the run
-// wrote has one version on all its replicas, with no read and no request from
-// the checker. If that passive wait fails, it asks every member for a repair
+// convergeByAntiEntropy is invariant 2: within two repair periods (plus the
+// polling margin rc.convergeWithin) of every member being up and normal
+// again, the replicas of every range report identical roots and every key
+// the run wrote has one version on all its replicas, with no read and no
+// request from the checker. If that passive wait fails, it asks every member for a repair
 // and requires agreement after it; the run then reports that continuous
 // anti-entropy alone did not converge.
-func convergeByAntiEntropy(t *testing.T, ae antiEntropyCluster, c cluster, keys []string, rc runConfig, sum *report.Summary, settled time.Time) []string {
+func convergeByAntiEntropy(t *testing.T, c cluster, keys []string, rc runConfig, sum *report.Summary, settled time.Time) []string {
 	t.Helper()
 	ctx := t.Context()
 	var div []string
@@ -300,7 +266,7 @@ func convergeByAntiEntropy(t *testing.T, ae antiEntropyCluster, c cluster, keys 
 	var checkStart time.Time
 	check := func() bool {
 		checkStart = time.Now()
-		byNode, err := ae.RangeRoots(ctx)
+		byNode, err := c.RangeRoots(ctx)
 		if err != nil {
 			div = []string{"range roots: " + err.Error()}
 			return false
@@ -337,7 +303,7 @@ func convergeByAntiEntropy(t *testing.T, ae antiEntropyCluster, c cluster, keys 
 	sum.ConvergedBy = "continuous anti-entropy"
 	// The periods count from when every member is back up and normal: a
 	// pass cannot reach a peer that gossip still marks down.
-	passive := 2*ae.RepairInterval() + rc.convergeWithin
+	passive := 2*c.RepairInterval() + rc.convergeWithin
 	if poll(passive) {
 		sum.ConvergedPassively = true
 		sum.ConvergenceTime = checkStart.Sub(settled)
@@ -345,32 +311,16 @@ func convergeByAntiEntropy(t *testing.T, ae antiEntropyCluster, c cluster, keys 
 		return nil
 	}
 	t.Logf("replicas differ %v after heal with continuous anti-entropy (period %v); first: %s",
-		passive, ae.RepairInterval(), strings.Join(div[:min(3, len(div))], "; "))
+		passive, c.RepairInterval(), strings.Join(div[:min(3, len(div))], "; "))
 	sum.ConvergedBy = "explicit repair on every member"
-	if err := ae.Repair(ctx); err != nil {
+	if err := c.Repair(ctx); err != nil {
 		t.Fatalf("starting repair: %v", err)
 	}
-	ok := poll(2*ae.RepairInterval() + rc.convergeWithin)
+	ok := poll(2*c.RepairInterval() + rc.convergeWithin)
 	sum.ConvergenceTime = checkStart.Sub(settled)
 	sum.ConfirmTime = time.Since(checkStart)
 	if ok {
 		return nil
 	}
 	return div
-}
-
-// waitConverged polls until every key's replicas agree or within passes, and
-// returns the keys that still differ.
-func waitConverged(ctx context.Context, c cluster, keys []string, within time.Duration) ([]string, error) {
-	deadline := time.Now().Add(within)
-	for {
-		div, err := checker.Divergent(ctx, keys, c.Versions)
-		if err != nil {
-			return nil, fmt.Errorf("reading replica versions: %w", err)
-		}
-		if len(div) == 0 || time.Now().After(deadline) {
-			return div, nil
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }
