@@ -77,7 +77,8 @@ func TestReopenPersists(t *testing.T) {
 
 // TestCrashKeepsSyncedWrites crashes Pebble's in-memory filesystem, dropping
 // every write that was not fsynced: SyncAlways writes and periodic writes
-// followed by Flush must survive.
+// followed by Flush must survive, also in a data directory whose parents the
+// store created (their directory entries must be synced too).
 func TestCrashKeepsSyncedWrites(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		tests := []struct {
@@ -90,7 +91,8 @@ func TestCrashKeepsSyncedWrites(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.mode.String(), func(t *testing.T) {
 				fs := vfs.NewCrashableMem()
-				s := openTest(t, Options{Engine: engine, FS: fs, Dir: "db", Sync: tt.mode})
+				const dir = "srv/ringkv/db"
+				s := openTest(t, Options{Engine: engine, FS: fs, Dir: dir, Sync: tt.mode})
 				for i := range 200 {
 					mustApply(t, s, fmt.Sprintf("k%d", i), val(1, "a", fmt.Sprintf("v%d", i)))
 				}
@@ -101,7 +103,7 @@ func TestCrashKeepsSyncedWrites(t *testing.T) {
 				}
 				crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 
-				s2 := openTest(t, Options{Engine: engine, FS: crashed, Dir: "db"})
+				s2 := openTest(t, Options{Engine: engine, FS: crashed, Dir: dir})
 				for i := range 200 {
 					r, found := mustGet(t, s2, fmt.Sprintf("k%d", i))
 					if !found || string(r.Value) != fmt.Sprintf("v%d", i) {

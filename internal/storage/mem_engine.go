@@ -115,28 +115,47 @@ func openMemEngine(opts *Options) (*memEngine, error) {
 	return e, nil
 }
 
-// createDir creates dir if it is missing and syncs its parent, so that
-// the directory entry, and with it the log's first fsynced writes, survives
-// a crash right after.
+// createDir creates dir and whichever of its ancestors are missing, and
+// syncs the parent of each directory it created, top down, so that the
+// directory entries, and with them the log's first fsynced writes, survive a
+// crash right after: a data directory whose parent was created too (a first
+// start with --data-dir /var/lib/ringkv/n1) is otherwise lost whole on a
+// filesystem that does not sync directory entries of its own accord.
 func createDir(fs vfs.FS, dir string) error {
-	if _, err := fs.Stat(dir); err == nil {
+	var created []string // missing directories, deepest first
+	for d := dir; ; d = fs.PathDir(d) {
+		if _, err := fs.Stat(d); err == nil {
+			break
+		}
+		created = append(created, d)
+		if parent := fs.PathDir(d); parent == d {
+			break
+		}
+	}
+	if len(created) == 0 {
 		return nil
 	}
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("storage: create %s: %w", dir, err)
 	}
-	d, err := fs.OpenDir(fs.PathDir(dir))
+	for i := len(created) - 1; i >= 0; i-- {
+		if err := syncDir(fs, fs.PathDir(created[i])); err != nil {
+			return fmt.Errorf("storage: sync parent of %s: %w", created[i], err)
+		}
+	}
+	return nil
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
-		return fmt.Errorf("storage: sync parent of %s: %w", dir, err)
+		return err
 	}
 	err = d.Sync()
 	if cerr := d.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("storage: sync parent of %s: %w", dir, err)
-	}
-	return nil
+	return err
 }
 
 // checkNoPebble refuses to open the log in a directory that holds a Pebble
