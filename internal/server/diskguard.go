@@ -8,9 +8,10 @@ import (
 
 // startDiskGuard starts the data disk's guard (diskspace.Guard) before
 // storage opens, so that a node restarted on a full disk refuses writes from
-// its first request on. An in-memory node has no disk to guard.
+// its first request on. An in-memory node, or one on a test's filesystem
+// (WithFS), has no disk to guard.
 func (s *Server) startDiskGuard() {
-	if s.cfg.InMemory {
+	if s.cfg.InMemory || s.seams.fs != nil {
 		return
 	}
 	s.disk = diskspace.NewGuard(diskspace.Config{

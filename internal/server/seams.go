@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ringkv/ringkv/internal/clock"
@@ -11,8 +12,9 @@ import (
 
 // Option replaces one of the node's links to the outside world. A production
 // node takes none; tests give many nodes in one process a simulated network,
-// gossip and clock (internal/testcluster), so faults can be injected and the
-// whole node, anti-entropy and rebalancing included, runs under them.
+// gossip, clock and filesystem (internal/testcluster), so faults can be injected and the
+// whole node, anti-entropy and rebalancing included, runs under them; a
+// filesystem (WithFS) lets a test crash a node's disk.
 type Option func(*seams)
 
 // seams are the node's replaceable links; the zero value is production.
@@ -20,6 +22,7 @@ type seams struct {
 	peerNet *transport.MemNetwork
 	gossip  memberlist.NodeAwareTransport
 	clock   clock.Clock
+	fs      vfs.FS
 }
 
 // WithPeerNetwork carries peer requests over net instead of TCP; the node's
@@ -38,6 +41,13 @@ func WithGossipTransport(t memberlist.NodeAwareTransport) Option {
 // hint windows, expiry) on c instead of the system clock.
 func WithClock(c clock.Clock) Option {
 	return func(s *seams) { s.clock = c }
+}
+
+// WithFS keeps the node's data on fs, under cfg.DataDir, instead of the
+// disk: a test can then crash the node at any write (vfs.NewCrashableMem and
+// CrashClone) or fail its writes, and restart it on what survived.
+func WithFS(fs vfs.FS) Option {
+	return func(s *seams) { s.fs = fs }
 }
 
 // peerTransport is what the node needs of its peer endpoint: the TCP

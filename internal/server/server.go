@@ -83,7 +83,7 @@ type Server struct {
 }
 
 // New builds a node from cfg; nothing listens until Start. Options replace
-// its network, gossip or clock, for tests (seams.go).
+// its network, gossip, clock or filesystem, for tests (seams.go).
 func New(cfg config.Config, logger *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -139,6 +139,7 @@ func (s *Server) Start() (err error) {
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
 		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
 		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground, Guard: s.storeGuard,
+		FS: s.seams.fs,
 	})
 	if err != nil {
 		return fmt.Errorf("server: opening storage: %w", salvage.OpenError(err))

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/config"
 	"github.com/ringkv/ringkv/internal/server"
@@ -48,6 +49,12 @@ type Options struct {
 	// Clock, when set, returns each node's wall clock by id, so that a test
 	// can skew one node's.
 	Clock func(id string) clock.Clock
+	// FS, when set, returns each node's filesystem by id: the node keeps
+	// its data there under /data/<id> instead of in memory, and a Restart
+	// reopens what FS returns then, so a test can restart a node on its
+	// data, or on a crash clone of it (vfs.NewCrashableMem). Nil: each
+	// node's store is in memory and a restarted node starts empty.
+	FS func(id string) vfs.FS
 }
 
 // Node is one member. Server is nil while the node is stopped.
@@ -150,6 +157,10 @@ func (c *Cluster) start(n *Node) error {
 	if c.opts.Clock != nil {
 		opts = append(opts, server.WithClock(c.opts.Clock(n.ID)))
 	}
+	if c.opts.FS != nil {
+		opts = append(opts, server.WithFS(c.opts.FS(n.ID)))
+		n.Config.InMemory, n.Config.DataDir = false, "/data/"+n.ID
+	}
 	s, err := server.New(n.Config, c.opts.Logger, opts...)
 	if err != nil {
 		return fmt.Errorf("testcluster: %s: %w", n.ID, err)
@@ -209,7 +220,8 @@ func (c *Cluster) Stop(i int) error {
 }
 
 // Restart starts the stopped node i again under its id and config, joining
-// through the running nodes. Its in-memory store starts empty.
+// through the running nodes. Its store starts empty, unless Options.FS
+// gives it a filesystem with its data.
 func (c *Cluster) Restart(i int) error {
 	c.mu.Lock()
 	n := c.nodes[i]
