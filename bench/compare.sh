@@ -369,8 +369,10 @@ sweep() {
 			END { print a + 0, p + 0, q + 0, e + 0, f + 0 }')
 		held=no
 		if ((fell == 0 && errs == 0)) && awk -v q="$p99" -v m="$SWEEP_P99_MS" 'BEGIN { exit !(q < m) }'; then held=yes; fi
+		# The servers' CPU over the step, warmup included, per request: all
+		# is the completed rate (req/s), held through warmup and duration.
 		cpu=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v a="$all" -v d="$(seconds "$SWEEP_DURATION")" -v w="$SWEEP_WARMUP_S" \
-			'BEGIN { if (a > 0 && d > 0) printf "%.2f", t * 1000000 / hz / (a * (d + w) / d); else print "-" }')
+			'BEGIN { if (a > 0) printf "%.2f", t * 1000000 / hz / (a * (d + w)); else print "-" }')
 		printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\n' "$system" "$round" "$rate" "$all" "$p50" "$p99" "$errs" "$held" "$cpu" >>"$SWEEP_TSV"
 		[[ $held == yes ]] || break
 		best=$rate best_p50=$p50 best_p99=$p99 best_cpu=$cpu
