@@ -7,13 +7,18 @@ import (
 	"github.com/ringkv/ringkv/internal/membership"
 )
 
-// refusalCode is err's Refusal code, "" when err is not a Refusal.
-func refusalCode(err error) string {
+// outcome is what a change answered: its status, or its Refusal's code. Any
+// other error fails the test.
+func outcome(t *testing.T, status string, err error) string {
+	t.Helper()
 	var r *Refusal
-	if errors.As(err, &r) {
+	switch {
+	case errors.As(err, &r):
 		return r.Code
+	case err != nil:
+		t.Fatal(err)
 	}
-	return ""
+	return status
 }
 
 // Decommission starts only from a normal node of a cluster with another node
@@ -32,13 +37,8 @@ func TestDecommissionStartsOnlyWhenItMay(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, "a", tc.nodes, 0)
-			got, err := e.c.Decommission(t.Context())
-			if code := refusalCode(err); code != "" {
-				got = code
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if got != tc.want {
+			st, err := e.c.Decommission(t.Context())
+			if got := outcome(t, st, err); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 			if tc.want == "leaving" {
@@ -74,13 +74,8 @@ func TestRemoveNodeOnlyTakesOutADeadMember(t *testing.T) {
 			e := newEnv(t, "a", tc.nodes, 0)
 			e.members.set(func() { e.members.down["c"] = tc.down })
 			e.topo.Update(e.members.Members)
-			got, err := e.c.RemoveNode(t.Context(), tc.id)
-			if code := refusalCode(err); code != "" {
-				got = code
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if got != tc.want {
+			st, err := e.c.RemoveNode(t.Context(), tc.id)
+			if got := outcome(t, st, err); got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 			marked := e.members.Marks()["c"]

@@ -137,16 +137,8 @@ func TestDecommissionOnTheSimulatedNetwork(t *testing.T) {
 	c := Start(t, Options{Nodes: 4, Replicas: 3, Network: transport.NewMemNetwork(4),
 		Configure: func(cfg *config.Config) { cfg.RepairInterval = 0 }})
 	ctx := context.Background()
-	w := redis.NewClient(&redis.Options{Addr: c.Node(0).Addrs().Client, OnConnect: func(ctx context.Context, cn *redis.Conn) error {
-		return cn.Do(ctx, "RINGKV.CONSISTENCY", "ALL").Err()
-	}})
-	defer w.Close()
 	const keys = 200
-	for i := range keys {
-		if err := w.Set(ctx, fmt.Sprintf("d%d", i), i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeAll(t, c, "d", keys)
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := c.Decommission(dctx, 1); err != nil {
@@ -182,6 +174,21 @@ func TestDecommissionOnTheSimulatedNetwork(t *testing.T) {
 	}
 	if err := c.Restart(1); err == nil {
 		t.Fatal("Restart brought a decommissioned node back")
+	}
+}
+
+// writeAll writes keys prefix0..prefix{n-1} through node 0 at ALL, so that
+// every replica acknowledged each one.
+func writeAll(t *testing.T, c *Cluster, prefix string, n int) {
+	t.Helper()
+	w := redis.NewClient(&redis.Options{Addr: c.Node(0).Addrs().Client, OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+		return cn.Do(ctx, "RINGKV.CONSISTENCY", "ALL").Err()
+	}})
+	defer w.Close()
+	for i := range n {
+		if err := w.Set(t.Context(), fmt.Sprintf("%s%d", prefix, i), i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -224,17 +231,8 @@ func TestCrashedNodeKeepsAcknowledgedWrites(t *testing.T) {
 	c := Start(t, Options{Nodes: 3, FS: fsOf, Configure: func(cfg *config.Config) {
 		cfg.Sync, cfg.RepairInterval, cfg.HintedHandoff = config.SyncAlways, 0, false
 	}})
-	ctx := context.Background()
-	w := redis.NewClient(&redis.Options{Addr: c.Node(0).Addrs().Client, OnConnect: func(ctx context.Context, cn *redis.Conn) error {
-		return cn.Do(ctx, "RINGKV.CONSISTENCY", "ALL").Err()
-	}})
-	defer w.Close()
 	const keys = 200
-	for i := range keys {
-		if err := w.Set(ctx, fmt.Sprintf("c%d", i), i, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeAll(t, c, "c", keys)
 	mu.Lock()
 	// Two copies of the disk as a crash leaves it, no unsynced byte kept:
 	// one to read here, one to restart n2 on.
