@@ -27,6 +27,11 @@ type Sample struct {
 	Uncertainty time.Duration
 	// At is when the sample was taken (Mono).
 	At time.Duration
+	// Gap is this node's wall clock read against the monotonic one (Gap)
+	// when the sample was taken; 0 when unknown. Offset is relative to the
+	// wall clock of then: after a step of it, Estimates moves the offset by
+	// the step.
+	Gap int64
 }
 
 // Measure turns one exchange into a Sample. The extra half millisecond of
@@ -89,8 +94,13 @@ type PeerOffset struct {
 }
 
 // Estimates returns an estimate for each peer in peers that has a sample no
-// older than MaxAge at now (Mono), in the order of peers.
-func (e *Estimator) Estimates(peers []string, now time.Duration) []PeerOffset {
+// older than MaxAge at now (Mono), in the order of peers, as of the wall
+// clock whose Gap is gap: a sample taken before a step of that clock counts
+// with the step (a sample's Gap or gap of 0 takes it as it was). Without
+// that, a peer that stopped answering after this node's clock was set right
+// kept its sample from before, and the node went on correcting its guard by
+// a step that was gone, hiding current versions (docs/chaos.md, #11).
+func (e *Estimator) Estimates(peers []string, now time.Duration, gap int64) []PeerOffset {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var out []PeerOffset
@@ -105,7 +115,13 @@ func (e *Estimator) Estimates(peers []string, now time.Duration) []PeerOffset {
 			}
 		}
 		if ok {
-			out = append(out, PeerOffset{Peer: p, Offset: best.Offset, Uncertainty: best.Uncertainty})
+			off := best.Offset
+			if best.Gap != 0 && gap != 0 {
+				// The wall clock stepped since the sample by the change in
+				// its gap, and this node's offset from the peer with it.
+				off += time.Duration(gap - best.Gap)
+			}
+			out = append(out, PeerOffset{Peer: p, Offset: off, Uncertainty: best.Uncertainty})
 		}
 	}
 	return out

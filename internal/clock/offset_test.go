@@ -31,21 +31,21 @@ func TestEstimator(t *testing.T) {
 	at := time.Minute
 	e.Observe("a", Sample{Offset: 2 * time.Millisecond, Uncertainty: time.Millisecond, At: at})
 	e.Observe("a", Sample{Offset: 90 * time.Millisecond, Uncertainty: 100 * time.Millisecond, At: at}) // a queued trip
-	got := e.Estimates([]string{"a", "b"}, at)
+	got := e.Estimates([]string{"a", "b"}, at, 0)
 	if len(got) != 1 || got[0].Peer != "a" || got[0].Offset != 2*time.Millisecond {
 		t.Fatalf("estimates %+v, want a at 2ms", got)
 	}
 	for range 3 { // the peer's clock jumps; three samples later only they count
 		e.Observe("a", Sample{Offset: -time.Hour, Uncertainty: 2 * time.Millisecond, At: at})
 	}
-	if got := e.Estimates([]string{"a"}, at); got[0].Offset != -time.Hour {
+	if got := e.Estimates([]string{"a"}, at, 0); got[0].Offset != -time.Hour {
 		t.Fatalf("after a jump, estimate %v", got[0].Offset)
 	}
-	if got := e.Estimates([]string{"a"}, at+6*time.Second); len(got) != 0 {
+	if got := e.Estimates([]string{"a"}, at+6*time.Second, 0); len(got) != 0 {
 		t.Fatalf("stale samples still estimate %+v", got)
 	}
 	e.Forget("a")
-	if got := e.Estimates([]string{"a"}, at); len(got) != 0 {
+	if got := e.Estimates([]string{"a"}, at, 0); len(got) != 0 {
 		t.Fatalf("forgotten peer still estimated %+v", got)
 	}
 }
@@ -124,5 +124,24 @@ func TestJumpDetector(t *testing.T) {
 	wall.Set(time.Hour)
 	if d := j.Jumped(wall); d != 0 {
 		t.Fatalf("disarmed, yet %v", d)
+	}
+}
+
+// A sample counts with every step of this node's wall clock since it was
+// taken: taken an hour ahead, it says the clock agrees once the clock is set
+// right, also when it is the best sample left (its peer stopped answering).
+func TestEstimatesFollowTheWallClockSteps(t *testing.T) {
+	e := NewEstimator(3, time.Minute)
+	const gap = int64(1_000_000_000)
+	hour := int64(time.Hour)
+	e.Observe("a", Sample{Offset: time.Hour, Uncertainty: time.Millisecond, At: time.Second, Gap: gap + hour})
+	if got := e.Estimates([]string{"a"}, 2*time.Second, gap+hour); got[0].Offset != time.Hour {
+		t.Fatalf("before any step, estimate %v, want 1h", got[0].Offset)
+	}
+	if got := e.Estimates([]string{"a"}, 2*time.Second, gap); got[0].Offset != 0 {
+		t.Fatalf("after the clock was set right, estimate %v, want 0", got[0].Offset)
+	}
+	if got := e.Estimates([]string{"a"}, 2*time.Second, gap-10*int64(time.Second)); got[0].Offset != -10*time.Second {
+		t.Fatalf("after a further step 10 s back, estimate %v, want -10s", got[0].Offset)
 	}
 }

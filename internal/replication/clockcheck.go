@@ -192,7 +192,7 @@ func (k *ClockCheck) Round(ctx context.Context) {
 		})
 	}
 	wg.Wait()
-	a := clock.Assess(k.est.Estimates(peers, clock.Mono()), k.cfg.Threshold)
+	a := clock.Assess(k.est.Estimates(peers, clock.Mono(), clock.Gap(k.c.hlc.Wall())), k.cfg.Threshold)
 	k.apply(&a, gap)
 }
 
@@ -277,6 +277,7 @@ func (k *ClockCheck) apply(a *clock.Assessment, gap int64) {
 // ReadPeerClock reads the wall clock of the peer at addr once.
 func (c *Coordinator) ReadPeerClock(ctx context.Context, addr string) (clock.Sample, error) {
 	wall := c.hlc.Wall()
+	gap := clock.Gap(wall)
 	sent, start := wall.Now(), clock.Mono()
 	resp, err := c.net.Call(ctx, addr, MethodTime, nil)
 	rtt := clock.Mono() - start
@@ -287,7 +288,9 @@ func (c *Coordinator) ReadPeerClock(ctx context.Context, addr string) (clock.Sam
 		return clock.Sample{}, errWire
 	}
 	peer := time.Unix(0, int64(binary.BigEndian.Uint64(resp)))
-	return clock.Measure(sent, peer, rtt, start+rtt), nil
+	s := clock.Measure(sent, peer, rtt, start+rtt)
+	s.Gap = gap
+	return s, nil
 }
 
 // serveTime answers MethodTime.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,6 +285,48 @@ func TestClockSetRightReadsAcknowledgedWrites(t *testing.T) {
 	}
 	if rec, _, _ := n2.store.Get([]byte("k")); string(rec.Value) != "v3" {
 		t.Fatalf("after the heal, n2's replica holds %q: it refused a current write", rec.Value)
+	}
+}
+
+// Bug #11 of docs/chaos.md, in process: n2's clock runs 10 s ahead and a
+// round measures it against both peers; then n2's clock is set right while
+// its peers do not answer its clock readings in time (a partition that heals
+// later). Their samples from before the heal are still fresh enough to
+// count: unless they count with the step, n2 corrects its right clock by
+// 10 s and refuses every current version, and once the peers answer again
+// its QUORUM reads hide acknowledged writes.
+func TestClockSetRightWhilePeersAreSilent(t *testing.T) {
+	nodes := newGuardedCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	rounds(t, nodes)
+	n2.wall.Set(10 * time.Second)
+	n2.guard.Refresh()
+	rounds(t, nodes)
+	if err := n2.check.Err(); !errors.Is(err, clock.ErrSkewed) {
+		t.Fatalf("n2 10 s ahead after a round: %v", err)
+	}
+	// The peers answer after the round's deadline (300 ms). The hook is
+	// switched, not replaced: the late answers still run it.
+	var silent atomic.Bool
+	late := func() {
+		if silent.Load() {
+			time.Sleep(time.Second)
+		}
+	}
+	n1.onTime, n3.onTime = late, late
+	silent.Store(true)
+	n2.wall.Set(0)
+	n2.guard.Refresh()
+	n2.check.Round(t.Context())
+	silent.Store(false)
+	if c := n2.guard.Correction(); c > testMaxSkew || c < -testMaxSkew {
+		t.Fatalf("after the heal and a round without answers, n2's guard corrects its right clock by %v", c)
+	}
+	if err := put(t, n1.coord, "k", "v1", Quorum); err != nil {
+		t.Fatal(err)
+	}
+	if v, found := quorumGet(t, n2.coord, "k"); v != "v1" {
+		t.Fatalf("QUORUM GET through n2 = %q (found %v), want v1", v, found)
 	}
 }
 
