@@ -85,6 +85,19 @@ func rounds(t *testing.T, nodes []*guardedNode) {
 	}
 }
 
+// setAheadAndMeasure runs a round on every node, sets nd's clock 10 s ahead,
+// and runs another, which must find nd skewed.
+func setAheadAndMeasure(t *testing.T, nodes []*guardedNode, nd *guardedNode) {
+	t.Helper()
+	rounds(t, nodes)
+	nd.wall.Set(10 * time.Second)
+	nd.guard.Refresh()
+	rounds(t, nodes)
+	if err := nd.check.Err(); !errors.Is(err, clock.ErrSkewed) {
+		t.Fatalf("%s 10 s ahead after a round: %v", nd.id, err)
+	}
+}
+
 func quorumGet(t *testing.T, co *Coordinator, key string) (string, bool) {
 	t.Helper()
 	rec, found, err := co.Get(t.Context(), []byte(key), Quorum)
@@ -298,13 +311,7 @@ func TestClockSetRightReadsAcknowledgedWrites(t *testing.T) {
 func TestClockSetRightWhilePeersAreSilent(t *testing.T) {
 	nodes := newGuardedCluster(t, 3)
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
-	rounds(t, nodes)
-	n2.wall.Set(10 * time.Second)
-	n2.guard.Refresh()
-	rounds(t, nodes)
-	if err := n2.check.Err(); !errors.Is(err, clock.ErrSkewed) {
-		t.Fatalf("n2 10 s ahead after a round: %v", err)
-	}
+	setAheadAndMeasure(t, nodes, n2)
 	// The peers answer after the round's deadline (300 ms). The hook is
 	// switched, not replaced: the late answers still run it.
 	var silent atomic.Bool
@@ -360,13 +367,7 @@ func TestClockStepBackReadsAcknowledgedWrites(t *testing.T) {
 func TestClockSetRightDuringARound(t *testing.T) {
 	nodes := newGuardedCluster(t, 3)
 	n1, n2 := nodes[0], nodes[1]
-	rounds(t, nodes)
-	n2.wall.Set(10 * time.Second)
-	n2.guard.Refresh()
-	rounds(t, nodes)
-	if err := n2.check.Err(); !errors.Is(err, clock.ErrSkewed) {
-		t.Fatalf("n2 10 s ahead after a round: %v", err)
-	}
+	setAheadAndMeasure(t, nodes, n2)
 	n1.onTime = func() { n2.wall.Set(0) }
 	n2.check.Round(t.Context())
 	n1.onTime = nil
