@@ -71,7 +71,7 @@ func Mount(m Mux, n Node) {
 			var err error
 			if count, err = strconv.Atoi(v); err != nil || count < 0 {
 				writeJSON(w, n.Logger, "hot keys", http.StatusBadRequest, true, apitypes.ErrorBody{
-					Error: fmt.Sprintf("n=%q: want a non-negative number of keys", v), Code: "BADREQUEST",
+					Error: fmt.Sprintf("n=%q: want a non-negative number of keys", v), Code: apitypes.CodeAdminBadRequest,
 				})
 				return
 			}

@@ -26,8 +26,8 @@ type refusal interface {
 // refusalStatus is the HTTP status of a refusal code: a request that names
 // no node or an unknown one, else a conflict with the cluster's state.
 var refusalStatus = map[string]int{
-	"BADREQUEST": http.StatusBadRequest,
-	"NOTFOUND":   http.StatusNotFound,
+	apitypes.CodeAdminBadRequest: http.StatusBadRequest,
+	apitypes.CodeAdminNotFound:   http.StatusNotFound,
 }
 
 // mountChanges serves POST /v1/admin/decommission (this node streams its

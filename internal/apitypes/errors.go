@@ -37,3 +37,15 @@ const (
 	// lately (429).
 	CodeTooManyAttempts = "TOO_MANY_ATTEMPTS"
 )
+
+// Error codes of the admin API's refusals: a request the node will not act on
+// for a reason the operator can fix. They predate the codes above and are
+// spelled without underscores; clients read them, so they stay.
+const (
+	CodeAdminBadRequest = "BADREQUEST" // the request is malformed (400)
+	CodeAdminNotFound   = "NOTFOUND"   // no such member (404)
+	CodeAdminBadState   = "BADSTATE"   // the node is in no state to make the change (409)
+	CodeAdminBusy       = "BUSY"       // another topology change is in progress (409)
+	CodeAdminLastNode   = "LASTNODE"   // the change would leave no node (409)
+	CodeAdminNodeUp     = "NODEUP"     // a live node cannot be removed (409)
+)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/ringkv/ringkv/internal/apitypes"
 	"github.com/ringkv/ringkv/internal/membership"
 )
 
@@ -13,12 +14,12 @@ import (
 
 // Codes of a Refusal: the admin API's error codes, which the CLI reads.
 const (
-	CodeBadRequest = "BADREQUEST" // the request names no node
-	CodeNotFound   = "NOTFOUND"   // no such member
-	CodeBadState   = "BADSTATE"   // the node is in no state to make the change
-	CodeBusy       = "BUSY"       // another change is in progress
-	CodeLastNode   = "LASTNODE"   // the change would leave no node
-	CodeNodeUp     = "NODEUP"     // a live node cannot be removed
+	CodeBadRequest = apitypes.CodeAdminBadRequest
+	CodeNotFound   = apitypes.CodeAdminNotFound
+	CodeBadState   = apitypes.CodeAdminBadState
+	CodeBusy       = apitypes.CodeAdminBusy
+	CodeLastNode   = apitypes.CodeAdminLastNode
+	CodeNodeUp     = apitypes.CodeAdminNodeUp
 )
 
 // Refusal is a change the coordinator will not start, and why.
