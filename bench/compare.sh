@@ -272,6 +272,20 @@ server_ticks() {
 	echo "$sum"
 }
 
+# server_iocalls: the read and write system calls (socket and file alike:
+# syscr + syscw of /proc/PID/io) that the running system's server processes
+# have made so far. On loopback each socket write also runs the receiver's
+# side of TCP, so their count per request is most of what a request costs
+# the kernel.
+server_iocalls() {
+	local pid sum=0 n
+	for pid in "${PIDS[@]}"; do
+		n=$(awk '/^sysc[rw]:/ { s += $2 } END { print s + 0 }' "/proc/$pid/io" 2>/dev/null || echo 0)
+		sum=$((sum + ${n:-0}))
+	done
+	echo "$sum"
+}
+
 # server_rss_mb: the resident memory of the running system's server
 # processes, summed, in MB (VmRSS).
 server_rss_mb() {
@@ -345,20 +359,21 @@ rkb() {
 
 # sweep system ringkv-bench-args...: the open-loop sweep (see the top). One
 # line per step goes to sweep.tsv (system, round, offered and completed req/s,
-# p50, p99, errors, whether held, the servers' CPU per request) and one row, the
-# highest rate held, to the table; its P50, P99 and CPU us are that step's.
+# p50, p99, errors, whether held, the servers' CPU and read and write calls per
+# request) and one row, the highest rate held, to the table; its P50, P99 and
+# CPU us are that step's.
 # Each step counts its own servers' CPU, warmup included, as rkb does.
 sweep() {
 	local system=$1 rate=$SWEEP_START steps=0 best=0 best_p50=- best_p99=- best_cpu=- before ticks out
-	local all p50 p99 errs fell held cpu
+	local all p50 p99 errs fell held cpu io_before calls
 	shift
 	while ((steps < SWEEP_STEPS && rate <= SWEEP_MAX)); do
 		steps=$((steps + 1))
 		log "$system: sweep step $steps, ${rate} req/s"
-		before=$(server_ticks)
+		before=$(server_ticks) io_before=$(server_iocalls)
 		out=$("$RINGKV_BIN" bench --keys "$KEYS" --conns "$CONNS" --value-size "$VALUE" --ratio 50:50:0 --pipeline 1 \
 			--duration "$SWEEP_DURATION" --warmup "${SWEEP_WARMUP_S}s" --rate "$rate" -q "$@")
-		ticks=$(($(server_ticks) - before))
+		ticks=$(($(server_ticks) - before)) calls=$(($(server_iocalls) - io_before))
 		printf '%s\n' "$out" >>"$OUT/sweep.txt"
 		# The ALL row: OP COUNT OPS/S ERRORS P50 P90 P99 ...; FELL BEHIND
 		# is ringkv bench's own verdict that under 99% of the due requests
@@ -373,7 +388,10 @@ sweep() {
 		# is the completed rate (req/s), held through warmup and duration.
 		cpu=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v a="$all" -v d="$(seconds "$SWEEP_DURATION")" -v w="$SWEEP_WARMUP_S" \
 			'BEGIN { if (a > 0) printf "%.2f", t * 1000000 / hz / (a * (d + w)); else print "-" }')
-		printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\n' "$system" "$round" "$rate" "$all" "$p50" "$p99" "$errs" "$held" "$cpu" >>"$SWEEP_TSV"
+		# The same per request for the servers' read and write calls.
+		calls=$(awk -v c="$calls" -v a="$all" -v d="$(seconds "$SWEEP_DURATION")" -v w="$SWEEP_WARMUP_S" \
+			'BEGIN { if (a > 0) printf "%.2f", c / (a * (d + w)); else print "-" }')
+		printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$round" "$rate" "$all" "$p50" "$p99" "$errs" "$held" "$cpu" "$calls" >>"$SWEEP_TSV"
 		[[ $held == yes ]] || break
 		best=$rate best_p50=$p50 best_p99=$p99 best_cpu=$cpu
 		rate=$(awk -v r="$rate" -v s="$SWEEP_STEP" 'BEGIN { n = int(r * s + 0.5); print (n > r ? n : r + 1) }')
@@ -544,8 +562,8 @@ awk -F'\t' '
 if [[ -s $SWEEP_TSV ]]; then
 	echo
 	echo "open-loop sweep steps (no pipelining, 50:50 GET/SET, ${SWEEP_DURATION} each after ${SWEEP_WARMUP_S}s warmup; held: p99 < ${SWEEP_P99_MS} ms, >= 99% of due requests done, no errors)"
-	awk -F'\t' 'BEGIN { printf "%-14s %5s %10s %10s %9s %9s %7s %5s %7s\n", "SYSTEM", "ROUND", "RATE", "DONE/S", "P50 ms", "P99 ms", "ERRORS", "HELD", "CPU us" }
-		{ printf "%-14s %5s %10s %10s %9s %9s %7s %5s %7s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$SWEEP_TSV" | tee "$OUT/sweep-table.txt"
+	awk -F'\t' 'BEGIN { printf "%-14s %5s %10s %10s %9s %9s %7s %5s %7s %8s\n", "SYSTEM", "ROUND", "RATE", "DONE/S", "P50 ms", "P99 ms", "ERRORS", "HELD", "CPU us", "R+W/req" }
+		{ printf "%-14s %5s %10s %10s %9s %9s %7s %5s %7s %8s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$SWEEP_TSV" | tee "$OUT/sweep-table.txt"
 fi
 echo
 echo "raw results and logs: $OUT"
