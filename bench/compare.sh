@@ -4,8 +4,9 @@
 # using the same client settings, and print one table with ratios. Each row
 # also gives the servers' CPU per request (CPU us: user + system time of every
 # server process of that system, not the client's, divided by the requests),
-# which a noisy box moves far less than throughput, and each system's resident
-# memory after its first SETs. With RINGKV_BIN_B it also measures one build of
+# which a noisy box moves far less than throughput, their read and write
+# system calls per request (R+W/req, from /proc/PID/io), and each system's
+# resident memory after its first SETs. With RINGKV_BIN_B it also measures one build of
 # ringkv against another.
 #
 # The open-loop sweep (SWEEP=1, the default) loads ringkv's 3 nodes (RF 3,
@@ -303,21 +304,21 @@ server_rss_mb() {
 # memory right after those random SETs, the same for every system, in the
 # OPS/S column, so its xREDIS and xCLUSTER are memory ratios (lower is less).
 rb() {
-	local system=$1 p=$2 n=$3 t before out
+	local system=$1 p=$2 n=$3 t before io_before out
 	shift 3
 	log "$system: redis-benchmark -t set,get -P $p -n $n"
 	for t in set get; do
-		before=$(server_ticks)
+		before=$(server_ticks) io_before=$(server_iocalls)
 		out=$(redis-benchmark "$@" -t "$t" -P "$p" -n "$n" -c "$CONNS" -d "$VALUE" -r "$KEYS" --csv --precision 3 \
 			2>>"$OUT/redis-benchmark.err")
 		printf '%s\n' "$out" >>"$OUT/redis-benchmark.csv"
 		printf '%s\n' "$out" | awk -F'","' -v sys="$system" -v p="$p" \
-			-v cpu="$(( ($(server_ticks) - before) * 1000000 / CLK_TCK ))" -v n="$n" '{ gsub(/"/, "", $1) }
+			-v cpu="$(( ($(server_ticks) - before) * 1000000 / CLK_TCK ))" -v calls="$(($(server_iocalls) - io_before))" -v n="$n" '{ gsub(/"/, "", $1) }
 			$1 == "SET" || $1 == "GET" {
-				printf "%s\tredis-benchmark\t%s P%s\t%.0f\t%s\t%s\t%.2f\n", sys, $1, p, $2, $5, $7, cpu / n
+				printf "%s\tredis-benchmark\t%s P%s\t%.0f\t%s\t%s\t%.2f\t%.2f\n", sys, $1, p, $2, $5, $7, cpu / n, calls / n
 			}' >>"$RESULTS"
 		if [[ $t == set && $p == 16 ]]; then
-			printf '%s\tredis-benchmark\tRSS MB after SET P16\t%s\t-\t-\t-\n' "$system" "$(server_rss_mb)" >>"$RESULTS"
+			printf '%s\tredis-benchmark\tRSS MB after SET P16\t%s\t-\t-\t-\t-\n' "$system" "$(server_rss_mb)" >>"$RESULTS"
 		fi
 	done
 }
@@ -336,23 +337,25 @@ seconds() {
 # run (the measured count scaled to warmup + duration, which both run at the
 # same offered rate or pipeline), the same for every op of the run.
 rkb() {
-	local system=$1 label=$2 before out
+	local system=$1 label=$2 before io_before out
 	shift 2
 	log "$system: ringkv bench $label $*"
-	before=$(server_ticks)
+	before=$(server_ticks) io_before=$(server_iocalls)
 	out=$("$RINGKV_BIN" bench --keys "$KEYS" --conns "$CONNS" --value-size "$VALUE" \
 		--duration "$DURATION" --warmup "${WARMUP_S}s" -q "$@")
 	printf '%s\n' "$out" >>"$OUT/ringkv-bench.txt"
 	printf '%s\n' "$out" | awk -v sys="$system" -v label="$label" \
-		-v cpu="$(( ($(server_ticks) - before) * 1000000 / CLK_TCK ))" -v d="$(seconds "$DURATION")" -v w="$WARMUP_S" '
+		-v cpu="$(( ($(server_ticks) - before) * 1000000 / CLK_TCK ))" -v calls="$(($(server_iocalls) - io_before))" \
+		-v d="$(seconds "$DURATION")" -v w="$WARMUP_S" '
 		$1 == "GET" || $1 == "SET" || $1 == "DEL" { row[++n] = $0 }
 		$1 == "ALL" { all = $2 }
 		END {
 			per = (all > 0 && d > 0) ? sprintf("%.2f", cpu / (all * (d + w) / d)) : "-"
+			io = (all > 0 && d > 0) ? sprintf("%.2f", calls / (all * (d + w) / d)) : "-"
 			for (i = 1; i <= n; i++) {
 				split(row[i], f, " ")
-				printf "%s\tringkv bench\t%s %s\t%.0f\t%s\t%s\t%s\n", sys, label, f[1], f[3], f[5], f[7], per
-				if (f[4] > 0) printf "%s\tringkv bench\t%s %s errors\t%d\t-\t-\t-\n", sys, label, f[1], f[4]
+				printf "%s\tringkv bench\t%s %s\t%.0f\t%s\t%s\t%s\t%s\n", sys, label, f[1], f[3], f[5], f[7], per, io
+				if (f[4] > 0) printf "%s\tringkv bench\t%s %s errors\t%d\t-\t-\t-\t-\n", sys, label, f[1], f[4]
 			}
 		}' >>"$RESULTS"
 }
@@ -364,7 +367,7 @@ rkb() {
 # CPU us are that step's.
 # Each step counts its own servers' CPU, warmup included, as rkb does.
 sweep() {
-	local system=$1 rate=$SWEEP_START steps=0 best=0 best_p50=- best_p99=- best_cpu=- before ticks out
+	local system=$1 rate=$SWEEP_START steps=0 best=0 best_p50=- best_p99=- best_cpu=- best_calls=- before ticks out
 	local all p50 p99 errs fell held cpu io_before calls
 	shift
 	while ((steps < SWEEP_STEPS && rate <= SWEEP_MAX)); do
@@ -393,10 +396,10 @@ sweep() {
 			'BEGIN { if (a > 0) printf "%.2f", c / (a * (d + w)); else print "-" }')
 		printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$round" "$rate" "$all" "$p50" "$p99" "$errs" "$held" "$cpu" "$calls" >>"$SWEEP_TSV"
 		[[ $held == yes ]] || break
-		best=$rate best_p50=$p50 best_p99=$p99 best_cpu=$cpu
+		best=$rate best_p50=$p50 best_p99=$p99 best_cpu=$cpu best_calls=$calls
 		rate=$(awk -v r="$rate" -v s="$SWEEP_STEP" 'BEGIN { n = int(r * s + 0.5); print (n > r ? n : r + 1) }')
 	done
-	printf '%s\tringkv bench\topen sweep p99<%sms\t%s\t%s\t%s\t%s\n' "$system" "$SWEEP_P99_MS" "$best" "$best_p50" "$best_p99" "$best_cpu" >>"$RESULTS"
+	printf '%s\tringkv bench\topen sweep p99<%sms\t%s\t%s\t%s\t%s\t%s\n' "$system" "$SWEEP_P99_MS" "$best" "$best_p50" "$best_p99" "$best_cpu" "$best_calls" >>"$RESULTS"
 }
 
 # one_round runs every system once, in turn, each alone on the box, on the
@@ -526,17 +529,17 @@ awk -F'\t' '
 	{
 		id = $1 SUBSEP $2 SUBSEP $3
 		if (!(id in seen)) { seen[id] = 1; order[++n] = id }
-		k = ++cnt[id]; v4[id, k] = $4; v5[id, k] = $5; v6[id, k] = $6; v7[id, k] = $7
+		k = ++cnt[id]; v4[id, k] = $4; v5[id, k] = $5; v6[id, k] = $6; v7[id, k] = $7; v8[id, k] = ($8 == "" ? "-" : $8)
 	}
 	# median of column c of row id; "-" (no figure) sorts as a string and
 	# only occurs on error rows, which carry it in every round.
 	function median(id, c,    m, i, j, a, t) {
 		m = cnt[id]
-		for (i = 1; i <= m; i++) a[i] = (c == 4 ? v4[id, i] : c == 5 ? v5[id, i] : c == 6 ? v6[id, i] : v7[id, i])
+		for (i = 1; i <= m; i++) a[i] = (c == 4 ? v4[id, i] : c == 5 ? v5[id, i] : c == 6 ? v6[id, i] : c == 7 ? v7[id, i] : v8[id, i])
 		if (a[1] == "-") return "-"
 		for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j-1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
 		if (m % 2) return a[(m + 1) / 2]
-		return c == 4 ? sprintf("%.0f", (a[m/2] + a[m/2+1]) / 2) : sprintf(c == 7 ? "%.2f" : "%.3f", (a[m/2] + a[m/2+1]) / 2)
+		return c == 4 ? sprintf("%.0f", (a[m/2] + a[m/2+1]) / 2) : sprintf(c >= 7 ? "%.2f" : "%.3f", (a[m/2] + a[m/2+1]) / 2)
 	}
 	function ratio(sys, key, v,    id) {
 		id = sys SUBSEP key
@@ -544,7 +547,7 @@ awk -F'\t' '
 	}
 	END {
 		for (i = 1; i <= n; i++) { ops[order[i]] = median(order[i], 4); cpu[order[i]] = median(order[i], 7) }
-		printf "%-14s %-16s %-26s %10s %9s %9s %7s %8s %9s %9s %6s %6s\n", "SYSTEM", "TOOL", "TEST", "OPS/S", "P50 ms", "P99 ms", "CPU us", "xREDIS", "xREDIS-AOF", "xCLUSTER", "xA", "CPUxA"
+		printf "%-14s %-16s %-26s %10s %9s %9s %7s %7s %8s %9s %9s %6s %6s\n", "SYSTEM", "TOOL", "TEST", "OPS/S", "P50 ms", "P99 ms", "CPU us", "R+W/req", "xREDIS", "xREDIS-AOF", "xCLUSTER", "xA", "CPUxA"
 		for (i = 1; i <= n; i++) {
 			split(order[i], f, SUBSEP); key = f[2] SUBSEP f[3]; o = ops[order[i]]; c = cpu[order[i]]
 			r1 = r2 = r3 = ra = rc = ""
@@ -556,7 +559,7 @@ awk -F'\t' '
 				ra = ratio(a, key, o)
 				if ((a SUBSEP key) in cpu && cpu[a SUBSEP key] > 0 && c != "-") rc = sprintf("%.2f", c / cpu[a SUBSEP key])
 			}
-			printf "%-14s %-16s %-26s %10s %9s %9s %7s %8s %9s %9s %6s %6s\n", f[1], f[2], f[3], o, median(order[i], 5), median(order[i], 6), c, r1, r2, r3, ra, rc
+			printf "%-14s %-16s %-26s %10s %9s %9s %7s %7s %8s %9s %9s %6s %6s\n", f[1], f[2], f[3], o, median(order[i], 5), median(order[i], 6), c, median(order[i], 8), r1, r2, r3, ra, rc
 		}
 	}' "$RESULTS" | tee "$OUT/table.txt"
 if [[ -s $SWEEP_TSV ]]; then
