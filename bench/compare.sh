@@ -260,43 +260,34 @@ stop_all() {
 
 CLK_TCK=$(getconf CLK_TCK)
 
+# sum_procs file awk-program: the sum over the running system's server
+# processes of the number awk-program prints from /proc/PID/file (0 for a
+# process that has gone).
+sum_procs() {
+	local pid sum=0 n
+	for pid in "${PIDS[@]}"; do
+		n=$(awk "$2" "/proc/$pid/$1" 2>/dev/null || echo 0)
+		sum=$((sum + ${n:-0}))
+	done
+	echo "$sum"
+}
+
 # server_ticks: the CPU time (user + system, in clock ticks) that the running
 # system's server processes have used so far. Throughput on a shared box moves
 # by 2x from one minute to the next; the CPU a server spends per request
 # moves far less, so the table reports both.
-server_ticks() {
-	local pid sum=0 t
-	for pid in "${PIDS[@]}"; do
-		t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
-		sum=$((sum + t))
-	done
-	echo "$sum"
-}
+server_ticks() { sum_procs stat '{ print $14 + $15 }'; }
 
 # server_iocalls: the read and write system calls (socket and file alike:
 # syscr + syscw of /proc/PID/io) that the running system's server processes
 # have made so far. On loopback each socket write also runs the receiver's
 # side of TCP, so their count per request is most of what a request costs
 # the kernel.
-server_iocalls() {
-	local pid sum=0 n
-	for pid in "${PIDS[@]}"; do
-		n=$(awk '/^sysc[rw]:/ { s += $2 } END { print s + 0 }' "/proc/$pid/io" 2>/dev/null || echo 0)
-		sum=$((sum + ${n:-0}))
-	done
-	echo "$sum"
-}
+server_iocalls() { sum_procs io '/^sysc[rw]:/ { s += $2 } END { print s + 0 }'; }
 
 # server_rss_mb: the resident memory of the running system's server
 # processes, summed, in MB (VmRSS).
-server_rss_mb() {
-	local pid sum=0 kb
-	for pid in "${PIDS[@]}"; do
-		kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)
-		sum=$((sum + ${kb:-0}))
-	done
-	echo $((sum / 1024))
-}
+server_rss_mb() { echo $(($(sum_procs status '/^VmRSS:/ { print $2 }') / 1024)); }
 
 # rb system pipeline requests redis-benchmark-args...: SET and GET rows, each
 # with the servers' CPU per request in µs. The first call on a fresh system
