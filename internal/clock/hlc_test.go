@@ -104,3 +104,53 @@ func TestHLCRewind(t *testing.T) {
 		t.Fatalf("after rewind Now = %s, want the wall clock", n)
 	}
 }
+
+// NowN's reservation holds n timestamps after everything returned or
+// observed, and the clock goes on after the last of them.
+func TestHLCNowNReserves(t *testing.T) {
+	m := NewManual(time.UnixMilli(1_000_000))
+	h := NewHLC(m, time.Second)
+	a := h.Now()
+	first := h.NowN(16)
+	if first <= a {
+		t.Fatalf("NowN = %s, not after Now's %s", first, a)
+	}
+	if next := h.Now(); next <= first+15 {
+		t.Fatalf("Now after NowN(16) from %s = %s, inside the reservation", first, next)
+	}
+	// A fresh wall clock reading starts the reservation when it is newer.
+	m.Set(time.UnixMilli(2_000_000))
+	if got := h.NowN(3); got != MakeTimestamp(2_000_000, 0) {
+		t.Fatalf("NowN after the wall moved on = %s, want 2000000.0", got)
+	}
+	// An observed remote timestamp ahead of the wall clock comes first.
+	remote := MakeTimestamp(2_000_500, 7)
+	h.Observe(remote)
+	if got := h.NowN(2); got != remote+1 {
+		t.Fatalf("NowN after observing %s = %s, want %s", remote, got, remote+1)
+	}
+	if h.Last() != remote+2 {
+		t.Fatalf("Last after NowN(2) = %s, want %s", h.Last(), remote+2)
+	}
+	// Concurrent reservations never overlap.
+	h2 := NewHLC(System{}, 0)
+	var mu sync.Mutex
+	seen := map[Timestamp]bool{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 500 {
+				f := h2.NowN(5)
+				mu.Lock()
+				for i := range Timestamp(5) {
+					if seen[f+i] {
+						t.Errorf("timestamp %s reserved twice", f+i)
+					}
+					seen[f+i] = true
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -252,10 +252,13 @@ const maxSupersededRetries = 1
 
 // stamp returns the record a write of m sends: m under a fresh version from
 // this node's clock.
-func (c *Coordinator) stamp(m Mutation) record.Record {
+func (c *Coordinator) stamp(m Mutation) record.Record { return c.stampAt(m, c.hlc.Now()) }
+
+// stampAt is stamp with a timestamp the caller took from the clock.
+func (c *Coordinator) stampAt(m Mutation, ts clock.Timestamp) record.Record {
 	rec := record.Record{
 		Value:     m.Value,
-		Version:   record.Version{TS: c.hlc.Now(), Node: c.cfg.NodeID},
+		Version:   record.Version{TS: ts, Node: c.cfg.NodeID},
 		ExpireAt:  m.ExpireAt,
 		Tombstone: m.Tombstone,
 	}

@@ -66,6 +66,8 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	var groups []replicaGroup
 	local := sc.local
 	outlive := false // hints for a down replica outlive this call
+	// One wall-clock reading versions the whole batch, in order.
+	ts := c.hlc.NowN(len(keys))
 	for i, key := range keys {
 		op := &ops[i]
 		op.key = key
@@ -81,7 +83,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 			continue
 		}
 		op.tally = tally
-		op.rec = c.stamp(muts[i])
+		op.rec = c.stampAt(muts[i], ts+clock.Timestamp(i))
 		for j := range reps {
 			r := &reps[j]
 			switch {
