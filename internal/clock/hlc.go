@@ -69,17 +69,7 @@ func (h *HLC) Wall() Clock { return h.wall }
 
 // Now returns a timestamp greater than every timestamp this clock has returned or
 // observed before.
-func (h *HLC) Now() Timestamp {
-	pt := MakeTimestamp(h.wall.Now().UnixMilli(), 0)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if pt > h.mu.last {
-		h.mu.last = pt
-	} else {
-		h.mu.last++
-	}
-	return h.mu.last
-}
+func (h *HLC) Now() Timestamp { return h.NowN(1) }
 
 // NowN reserves n timestamps with one reading of the wall clock and returns
 // the first: it and the n-1 after it are each greater than every timestamp
