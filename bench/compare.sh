@@ -6,8 +6,8 @@
 # server process of that system, not the client's, divided by the requests),
 # which a noisy box moves far less than throughput, their read and write
 # system calls per request (R+W/req, from /proc/PID/io), and each system's
-# resident memory after its first SETs. With RINGKV_BIN_B it also measures one build of
-# ringkv against another.
+# resident memory after its first SETs. With RINGKV_BIN_B it also measures one
+# build of ringkv against another.
 #
 # The open-loop sweep (SWEEP=1, the default) loads ringkv's 3 nodes (RF 3,
 # QUORUM) and the Redis Cluster (3 masters + 3 replicas) with `ringkv bench`
@@ -378,13 +378,12 @@ sweep() {
 			END { print a + 0, p + 0, q + 0, e + 0, f + 0 }')
 		held=no
 		if ((fell == 0 && errs == 0)) && awk -v q="$p99" -v m="$SWEEP_P99_MS" 'BEGIN { exit !(q < m) }'; then held=yes; fi
-		# The servers' CPU over the step, warmup included, per request: all
-		# is the completed rate (req/s), held through warmup and duration.
-		cpu=$(awk -v t="$ticks" -v hz="$CLK_TCK" -v a="$all" -v d="$(seconds "$SWEEP_DURATION")" -v w="$SWEEP_WARMUP_S" \
-			'BEGIN { if (a > 0) printf "%.2f", t * 1000000 / hz / (a * (d + w)); else print "-" }')
-		# The same per request for the servers' read and write calls.
-		calls=$(awk -v c="$calls" -v a="$all" -v d="$(seconds "$SWEEP_DURATION")" -v w="$SWEEP_WARMUP_S" \
-			'BEGIN { if (a > 0) printf "%.2f", c / (a * (d + w)); else print "-" }')
+		# The servers' CPU (µs) and read and write calls over the step,
+		# warmup included, per request: all is the completed rate (req/s),
+		# held through warmup and duration.
+		read -r cpu calls < <(awk -v t="$((ticks * 1000000 / CLK_TCK))" -v c="$calls" -v a="$all" \
+			-v d="$(seconds "$SWEEP_DURATION")" -v w="$SWEEP_WARMUP_S" \
+			'BEGIN { if (a > 0) { n = a * (d + w); printf "%.2f %.2f\n", t / n, c / n } else print "- -" }')
 		printf '%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$round" "$rate" "$all" "$p50" "$p99" "$errs" "$held" "$cpu" "$calls" >>"$SWEEP_TSV"
 		[[ $held == yes ]] || break
 		best=$rate best_p50=$p50 best_p99=$p99 best_cpu=$cpu best_calls=$calls
