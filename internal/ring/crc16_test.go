@@ -52,3 +52,11 @@ func BenchmarkCRC16Key(b *testing.B) {
 		crc16(key)
 	}
 }
+
+// A whole token of a redis-benchmark key: hash-tag search, CRC16, xxhash.
+func BenchmarkTokenKey(b *testing.B) {
+	key := []byte("key:000000123456")
+	for b.Loop() {
+		Token(key)
+	}
+}
