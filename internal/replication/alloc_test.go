@@ -16,9 +16,9 @@ import (
 // the allocations counted below are the coordinator's own.
 type fixedTopo struct{ reps []Replica }
 
-func (t fixedTopo) Replicas([]byte) []Replica { return t.reps }
-func (t fixedTopo) Nodes() []Replica          { return t.reps }
-func (t fixedTopo) Pending([]byte) []Replica  { return nil }
+func (t fixedTopo) ReplicasAt(uint64) []Replica { return t.reps }
+func (t fixedTopo) Nodes() []Replica            { return t.reps }
+func (t fixedTopo) PendingAt(uint64) []Replica  { return nil }
 
 // A single node (RF 1) serves a read from the row cache without allocating,
 // and a write with only the allocations Pebble's commit and the stored record

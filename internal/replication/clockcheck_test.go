@@ -188,7 +188,7 @@ func TestLocalReadRepairRefusesTheFuture(t *testing.T) {
 	n2 := nodes[1]
 	future := record.Record{Value: []byte("x"), Version: record.Version{
 		TS: clock.MakeTimestamp(time.Now().Add(time.Hour).UnixMilli(), 0), Node: "n1"}}
-	local := &n2.coord.topo.Replicas(nil)[1]
+	local := &n2.coord.topo.ReplicasAt(0)[1]
 	if local.ID != "n2" {
 		t.Fatalf("replica %s, want n2", local.ID)
 	}

@@ -25,15 +25,15 @@ type simTopo struct {
 	pending []Replica
 }
 
-func (t *simTopo) Replicas([]byte) []Replica {
+func (t *simTopo) ReplicasAt(uint64) []Replica {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return append([]Replica(nil), t.reps...)
 }
 
-func (t *simTopo) Nodes() []Replica { return t.Replicas(nil) }
+func (t *simTopo) Nodes() []Replica { return t.ReplicasAt(0) }
 
-func (t *simTopo) Pending([]byte) []Replica {
+func (t *simTopo) PendingAt(uint64) []Replica {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return append([]Replica(nil), t.pending...)

@@ -32,14 +32,17 @@ type Replica struct {
 // so it must be fast and safe for concurrent use; returned slices are shared and
 // must not be modified.
 type Topology interface {
-	// Replicas returns the key's replica set in ring order, down replicas included.
-	Replicas(key []byte) []Replica
-	// Pending returns the nodes that are taking over part of key's range (a
-	// joining node, the new owner when a node leaves), nil when none. Writes
-	// go to them as well, and each one's ack is required on top of the
-	// level's count, as in Cassandra: whichever replica set is in force once
-	// the range has moved, a majority of it then holds every acknowledged write.
-	Pending(key []byte) []Replica
+	// ReplicasAt returns the replica set, in ring order and down replicas
+	// included, of the keys whose ring token (ring.Token) is token: a
+	// request takes its key's token once and hands it on.
+	ReplicasAt(token uint64) []Replica
+	// PendingAt returns the nodes that are taking over part of the token's
+	// range (a joining node, the new owner when a node leaves), nil when
+	// none. Writes go to them as well, and each one's ack is required on top
+	// of the level's count, as in Cassandra: whichever replica set is in
+	// force once the range has moved, a majority of it then holds every
+	// acknowledged write.
+	PendingAt(token uint64) []Replica
 	// Nodes returns every member of the cluster, down ones included.
 	Nodes() []Replica
 }
@@ -47,6 +50,8 @@ type Topology interface {
 // LocalStore is this node's own replica. *storage.Store implements it.
 type LocalStore interface {
 	Get(key []byte) (record.Record, bool, error)
+	// GetAt is Get for a caller that holds key's token, ring.Token(key).
+	GetAt(token uint64, key []byte) (record.Record, bool, error)
 	Apply(key []byte, rec record.Record) (storage.ApplyResult, error)
 	Scan(from uint64, fn func(token uint64, key []byte, rec *record.Record) error) error
 	ApproxCount() int64
@@ -212,15 +217,16 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, m Mutation, lvl Level
 	if err := c.writeRefused(start); err != nil {
 		return prev, false, err
 	}
+	tok := ring.Token(key)
 	if c.cfg.HotKeys != nil {
-		c.cfg.HotKeys.ObserveHashed(ring.Token(key), key)
+		c.cfg.HotKeys.ObserveHashed(tok, key)
 	}
 	if c.cfg.HotCache != nil {
 		// Whatever the outcome (a TIMEOUT may have landed), no read that
 		// began before the write may be served from the cache after it.
 		defer c.cfg.HotCache.Invalidate(key)
 	}
-	reps, tally := c.writeReplicas(key, lvl)
+	reps, tally := c.writeReplicas(tok, lvl)
 	if err := tally.check(); err != nil {
 		return prev, false, err
 	}
@@ -452,14 +458,16 @@ type readResult struct {
 // a later read at those levels cannot go back in time.
 func (c *Coordinator) Get(ctx context.Context, key []byte, lvl Level) (rec record.Record, found bool, err error) {
 	hot := false
+	tok := ring.Token(key)
 	if c.cfg.HotKeys != nil {
-		hot = c.cfg.HotKeys.ObserveHashed(ring.Token(key), key)
+		hot = c.cfg.HotKeys.ObserveHashed(tok, key)
 	}
-	return c.get(ctx, key, lvl, hot)
+	return c.get(ctx, tok, key, lvl, hot)
 }
 
-// get is Get for a key whose request the hot-key tracker has already counted.
-func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) (rec record.Record, found bool, err error) {
+// get is Get for a key whose token is tok and whose request the hot-key
+// tracker has already counted.
+func (c *Coordinator) get(ctx context.Context, tok uint64, key []byte, lvl Level, hot bool) (rec record.Record, found bool, err error) {
 	start := clock.Mono()
 	defer func() { c.metrics.observe("read", lvl, start, err) }()
 	if hot && lvl != All && c.cfg.HotCache != nil {
@@ -473,7 +481,7 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 			}
 		}()
 	}
-	reps := c.topo.Replicas(key)
+	reps := c.topo.ReplicasAt(tok)
 	need := lvl.Required(len(reps))
 	live := c.liveOrder(reps)
 	if len(live) < need {
@@ -487,7 +495,7 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 	// Fast path: one answer wanted and this node holds a replica.
 	if need == 1 && c.isLocal(live[0]) {
 		c.metrics.replicaReads.Inc()
-		rec, found, err = c.local.Get(key)
+		rec, found, err = c.local.GetAt(tok, key)
 		if err == nil && found && c.future(&rec) {
 			// Our replica holds a version from the future (stamped while
 			// this node's clock was ahead): not an answer; ask the peers,
@@ -520,7 +528,7 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 		}
 		r := live[next]
 		next++
-		callers.run(func() { results <- c.read(wait, r, key) })
+		callers.run(func() { results <- c.read(wait, r, tok, key) })
 		return true
 	}
 	// The local replica, if asked, is read inline after the remote requests
@@ -535,7 +543,7 @@ func (c *Coordinator) get(ctx context.Context, key []byte, lvl Level, hot bool) 
 		launch()
 	}
 	if localRep != nil {
-		results <- c.read(wait, localRep, key)
+		results <- c.read(wait, localRep, tok, key)
 	}
 	spec := specTimers.Get().(*time.Timer)
 	spec.Reset(c.cfg.SpeculativeDelay)
@@ -620,10 +628,11 @@ func (c *Coordinator) appendLive(dst []*Replica, reps []Replica) []*Replica {
 	return live
 }
 
-func (c *Coordinator) read(ctx context.Context, r *Replica, key []byte) readResult {
+// read asks replica r for the key whose token is tok.
+func (c *Coordinator) read(ctx context.Context, r *Replica, tok uint64, key []byte) readResult {
 	if c.isLocal(r) {
 		c.metrics.replicaReads.Inc()
-		rec, found, err := c.local.Get(key)
+		rec, found, err := c.local.GetAt(tok, key)
 		return readResult{rep: r, rec: rec, found: found, err: err}
 	}
 	resp, err := c.net.Call(ctx, r.Addr, MethodGet, key)
@@ -686,8 +695,9 @@ func (c *Coordinator) backgroundRepair(ctx context.Context, key []byte, reps []R
 		defer cancel()
 		live := c.liveOrder(reps)
 		answers := make([]readResult, 0, len(live))
+		tok := ring.Token(key)
 		for _, r := range live {
-			if res := c.read(bg, r, key); res.err == nil {
+			if res := c.read(bg, r, tok, key); res.err == nil {
 				answers = append(answers, res)
 			}
 		}

@@ -28,8 +28,8 @@ const incrLockStripes = 256
 // their own entries.
 type incrLocks [incrLockStripes]sync.Mutex
 
-func (l *incrLocks) lock(key []byte) *sync.Mutex {
-	return &l[ring.Token(key)&(incrLockStripes-1)]
+func (l *incrLocks) lock(tok uint64) *sync.Mutex {
+	return &l[tok&(incrLockStripes-1)]
 }
 
 // Incr adds delta to key's counter and returns its new value: INCR, DECR,
@@ -56,15 +56,16 @@ func (c *Coordinator) Incr(ctx context.Context, key []byte, delta int64, lvl Lev
 	if c.cfg.HotCache != nil {
 		defer c.cfg.HotCache.Invalidate(key)
 	}
-	mu := c.incr.lock(key)
+	tok := ring.Token(key)
+	mu := c.incr.lock(tok)
 	mu.Lock()
 	defer mu.Unlock()
-	reps, tally := c.writeReplicas(key, lvl)
+	reps, tally := c.writeReplicas(tok, lvl)
 	if err := tally.check(); err != nil {
 		return 0, err
 	}
 	for attempt := 0; ; attempt++ {
-		prev, found, err := c.get(ctx, key, lvl, false)
+		prev, found, err := c.get(ctx, tok, key, lvl, false)
 		if err != nil {
 			return 0, err
 		}

@@ -64,6 +64,7 @@ type getOp struct {
 // value, and every goroutine that sees it is waited for.
 type getScratch struct {
 	ops     []getOp
+	toks    []uint64 // each key's token, taken once
 	local   []int
 	live    []*Replica
 	answers []readResult
@@ -126,6 +127,8 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	defer scratch.release()
 	ops := slices.Grow(scratch.ops[:0], len(keys))[:len(keys)]
 	scratch.ops = ops
+	toks := slices.Grow(scratch.toks[:0], len(keys))[:len(keys)]
+	scratch.toks = toks
 	var single []int // answered by get, concurrently
 	var hot []int    // hot keys, answered by get, concurrently
 	var inline []int // answered by get on this goroutine: no network
@@ -139,11 +142,13 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	for i, key := range keys {
 		// Every key is counted here, once; the keys left to get are not
 		// counted again.
-		if c.cfg.HotKeys != nil && c.cfg.HotKeys.ObserveHashed(ring.Token(key), key) {
+		tok := ring.Token(key)
+		toks[i] = tok
+		if c.cfg.HotKeys != nil && c.cfg.HotKeys.ObserveHashed(tok, key) {
 			hot = append(hot, i)
 			continue
 		}
-		reps := c.topo.Replicas(key)
+		reps := c.topo.ReplicasAt(tok)
 		need := lvl.Required(len(reps))
 		if cap(liveSlab)-len(liveSlab) < len(reps) {
 			// A new slab: the live slices taken so far keep the old one.
@@ -215,18 +220,18 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	var wg sync.WaitGroup
 	for _, i := range single {
 		wg.Go(func() {
-			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
+			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, toks[i], keys[i], lvl, false)
 		})
 	}
 	for _, i := range hot {
 		wg.Go(func() {
-			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, true)
+			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, toks[i], keys[i], lvl, true)
 		})
 	}
-	c.prefetch(keys, inline, local)
-	c.readInline(ctx, keys, inline, ops, out, lvl, start)
+	c.prefetch(toks, inline, local)
+	c.readInline(ctx, keys, toks, inline, ops, out, lvl, start)
 	for _, i := range local {
-		ops[i].answers = append(ops[i].answers, c.read(wait, ops[i].local, keys[i]))
+		ops[i].answers = append(ops[i].answers, c.read(wait, ops[i].local, toks[i], keys[i]))
 	}
 	take := func(rp peerReply) {
 		for n, i := range rp.req.idx {
@@ -262,7 +267,7 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 		}
 		if op.failed {
 			wg.Go(func() {
-				out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
+				out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, toks[i], keys[i], lvl, false)
 			})
 			continue
 		}
@@ -275,7 +280,7 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 				// Digests cannot be resolved without the local record,
 				// which here is from the future: get reads the values.
 				wg.Go(func() {
-					out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
+					out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, toks[i], keys[i], lvl, false)
 				})
 				continue
 			}
@@ -296,24 +301,24 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	return out
 }
 
-// readInline reads keys[i] for every i in idx from the local replica, which
+// readInline reads keys[i] (token toks[i]) for every i in idx from the local replica, which
 // answers them alone: get's fast path without its per-key work (the replica
 // lookup GetBatch has done, two clock readings, and a latency and a count
 // recorded per key, together a tenth of a single node's CPU under a
 // pipelined GET load). Like the batch's other keys, each counts the batch's
 // time so far. A key whose local read fails is left to get, which asks a
 // peer.
-func (c *Coordinator) readInline(ctx context.Context, keys [][]byte, idx []int, ops []getOp, out []GetResult, lvl Level, start time.Duration) {
+func (c *Coordinator) readInline(ctx context.Context, keys [][]byte, toks []uint64, idx []int, ops []getOp, out []GetResult, lvl Level, start time.Duration) {
 	if len(idx) == 0 {
 		return
 	}
 	read := 0
 	for _, i := range idx {
-		rec, found, err := c.local.Get(keys[i])
+		rec, found, err := c.local.GetAt(toks[i], keys[i])
 		if err != nil || found && c.future(&rec) {
 			// get asks a peer when the local read fails or holds a
 			// version from the future.
-			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, keys[i], lvl, false)
+			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, toks[i], keys[i], lvl, false)
 			continue
 		}
 		out[i].Rec, out[i].Found = rec, found

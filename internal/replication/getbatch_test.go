@@ -10,7 +10,6 @@ import (
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
-	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/transport"
 )
 
@@ -174,9 +173,9 @@ func (c *countingCaller) take() map[string]int {
 // would: the same nodes for every key, starting at a different one.
 type ringOrder struct{ *simTopo }
 
-func (t ringOrder) Replicas(key []byte) []Replica {
-	reps := t.simTopo.Replicas(key)
-	k := int(ring.Token(key) % uint64(len(reps)))
+func (t ringOrder) ReplicasAt(tok uint64) []Replica {
+	reps := t.simTopo.ReplicasAt(tok)
+	k := int(tok % uint64(len(reps)))
 	return append(reps[k:], reps[:k]...)
 }
 

@@ -12,15 +12,21 @@ import (
 // LocalStore without it works the same, a little slower.
 type Prefetcher interface {
 	Prefetch(keys [][]byte)
+	// PrefetchTokens is Prefetch for keys whose tokens (ring.Token) the
+	// caller holds.
+	PrefetchTokens(tokens []uint64)
 }
 
-// keysPool holds the key lists built for a prefetch, so that a batch does
-// not allocate one.
-var keysPool = sync.Pool{New: func() any { return new([][]byte) }}
+// keysPool and tokensPool hold the lists built for a prefetch, so that a
+// batch does not allocate one.
+var (
+	keysPool   = sync.Pool{New: func() any { return new([][]byte) }}
+	tokensPool = sync.Pool{New: func() any { return new([]uint64) }}
+)
 
-// prefetch warms the local store for keys[i] of every i in idx, or for all
-// of keys when idx covers them all.
-func (c *Coordinator) prefetch(keys [][]byte, idx ...[]int) {
+// prefetch warms the local store for the keys whose tokens are toks[i], for
+// every i in idx, or for all of toks when idx covers them all.
+func (c *Coordinator) prefetch(toks []uint64, idx ...[]int) {
 	if c.prefetcher == nil {
 		return
 	}
@@ -31,18 +37,22 @@ func (c *Coordinator) prefetch(keys [][]byte, idx ...[]int) {
 	if n < 2 {
 		return
 	}
-	if n == len(keys) {
-		c.prefetcher.Prefetch(keys)
+	if n == len(toks) {
+		c.prefetcher.PrefetchTokens(toks)
 		return
 	}
-	c.prefetchPooled(func(dst [][]byte) [][]byte {
-		for _, ix := range idx {
-			for _, i := range ix {
-				dst = append(dst, keys[i])
-			}
+	buf := tokensPool.Get().(*[]uint64)
+	some := (*buf)[:0]
+	for _, ix := range idx {
+		for _, i := range ix {
+			some = append(some, toks[i])
 		}
-		return dst
-	})
+	}
+	c.prefetcher.PrefetchTokens(some)
+	*buf = some[:0]
+	if cap(some) <= maxPooledBatch {
+		tokensPool.Put(buf)
+	}
 }
 
 // prefetchBatch warms the local store for the keys of a batch request's

@@ -5,18 +5,36 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
-// recordingPrefetcher notes the keys of every Prefetch call.
+// recordingPrefetcher notes the keys of every Prefetch and PrefetchTokens
+// call; a token is noted as the key of names that has it.
 type recordingPrefetcher struct {
 	mu    sync.Mutex
 	calls [][]string
+	names map[uint64]string
 }
 
 func (p *recordingPrefetcher) Prefetch(keys [][]byte) {
 	var ks []string
 	for _, k := range keys {
 		ks = append(ks, string(k))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, ks)
+}
+
+func (p *recordingPrefetcher) PrefetchTokens(tokens []uint64) {
+	var ks []string
+	for _, t := range tokens {
+		name, ok := p.names[t]
+		if !ok {
+			name = fmt.Sprintf("token %#x", t)
+		}
+		ks = append(ks, name)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -45,18 +63,22 @@ func strs(keys [][]byte) []string {
 // peers that serve its batch requests; the results are what they were.
 func TestBatchesPrefetchTheirLocalKeys(t *testing.T) {
 	c := newSimCluster(t, 3)
+	keys := keysOf("k", 16)
+	want := strs(keys)
+	names := make(map[uint64]string)
+	for _, k := range keys {
+		names[ring.Token(k)] = string(k)
+	}
 	var recs []*recordingPrefetcher
 	for _, n := range c.nodes {
 		if n.coord.prefetcher == nil {
 			t.Fatal("storage.Store does not implement Prefetcher")
 		}
-		r := &recordingPrefetcher{}
+		r := &recordingPrefetcher{names: names}
 		n.coord.prefetcher = r
 		recs = append(recs, r)
 	}
 	co := c.nodes[0].coord
-	keys := keysOf("k", 16)
-	want := strs(keys)
 	muts := make([]Mutation, len(keys))
 	for i := range muts {
 		muts[i] = Mutation{Value: fmt.Appendf(nil, "v%d", i)}

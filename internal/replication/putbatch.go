@@ -62,7 +62,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		return errs
 	}
 	sc := getPutBatchScratch(len(keys))
-	ops := sc.ops
+	ops, toks := sc.ops, sc.toks
 	var groups []replicaGroup
 	local := sc.local
 	outlive := false // hints for a down replica outlive this call
@@ -71,13 +71,15 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 	for i, key := range keys {
 		op := &ops[i]
 		op.key = key
+		tok := ring.Token(key)
+		toks[i] = tok
 		if c.cfg.HotKeys != nil {
-			c.cfg.HotKeys.ObserveHashed(ring.Token(key), key)
+			c.cfg.HotKeys.ObserveHashed(tok, key)
 		}
 		if c.cfg.HotCache != nil {
 			defer c.cfg.HotCache.Invalidate(key)
 		}
-		reps, tally := c.writeReplicas(key, lvl)
+		reps, tally := c.writeReplicas(tok, lvl)
 		op.replicas = reps
 		if op.unsent = tally.check(); op.unsent != nil {
 			continue
@@ -135,11 +137,11 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 		c.sendBatch(bg, flight, groups, ops, replies)
 	}
 	// The local replica goes after the requests are on their way.
-	c.prefetch(keys, local)
+	c.prefetch(toks, local)
 	if len(local) > 0 {
 		ws := sc.writes(len(local))
 		for k, i := range local {
-			ws[k] = storage.Write{Key: ops[i].key, Rec: ops[i].rec}
+			ws[k] = storage.Write{Key: ops[i].key, Token: toks[i], Rec: ops[i].rec}
 		}
 		c.applyLocal(ws)
 		for k, i := range local {
@@ -232,6 +234,7 @@ func (c *Coordinator) PutBatch(ctx context.Context, keys [][]byte, muts []Mutati
 // single-node SET's garbage.
 type putBatchScratch struct {
 	ops   []batchOp
+	toks  []uint64 // each key's token, taken once
 	ws    []storage.Write
 	local []int
 }
@@ -244,6 +247,7 @@ func getPutBatchScratch(n int) *putBatchScratch {
 		sc.ops = make([]batchOp, n)
 	}
 	sc.ops = sc.ops[:n]
+	sc.toks = slices.Grow(sc.toks[:0], n)[:n]
 	sc.local = sc.local[:0]
 	return sc
 }

@@ -173,7 +173,7 @@ func (c *Coordinator) Keyspace(ctx context.Context) (keys, expires int64, err er
 			expires += int64(beUint64(resp[8:]))
 		}
 	}
-	rf := int64(len(c.topo.Replicas(nil)))
+	rf := int64(len(c.topo.ReplicasAt(0))) // as many as any key has
 	if rf == 0 {
 		return 0, 0, nil
 	}

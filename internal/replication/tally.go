@@ -134,13 +134,14 @@ func (t *writeTally) err() error {
 	return fmt.Errorf("%w: %s write reached no replica: %w", ErrUnavailable, t.lvl, t.lastErr)
 }
 
-// writeReplicas returns the replicas a write of key goes to, the pending
-// ones after the others, and the tally of its answers at lvl. The slice is
-// the topology's own when no replica is pending, and must not be modified.
-func (c *Coordinator) writeReplicas(key []byte, lvl Level) ([]Replica, writeTally) {
-	reps := c.topo.Replicas(key)
+// writeReplicas returns the replicas a write of the key whose token is tok
+// goes to, the pending ones after the others, and the tally of its answers at
+// lvl. The slice is the topology's own when no replica is pending, and must
+// not be modified.
+func (c *Coordinator) writeReplicas(tok uint64, lvl Level) ([]Replica, writeTally) {
+	reps := c.topo.ReplicasAt(tok)
 	n := len(reps)
-	pending := c.topo.Pending(key)
+	pending := c.topo.PendingAt(tok)
 	if len(pending) > 0 {
 		reps = append(append(make([]Replica, 0, n+len(pending)), reps...), pending...)
 	}

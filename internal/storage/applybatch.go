@@ -12,7 +12,10 @@ import (
 // Write is one write of ApplyBatch: Key and Rec go in, Result and Err come
 // out, as Apply's arguments and results.
 type Write struct {
-	Key    []byte
+	Key []byte
+	// Token is ring.Token(Key) when the caller has it, or 0 for ApplyBatch
+	// to take it (a key whose token is 0 gets it taken again, alike).
+	Token  uint64
 	Rec    record.Record
 	Result ApplyResult
 	Err    error
@@ -54,7 +57,10 @@ func (s *Store) ApplyBatch(ws []Write) {
 		if w.Err != nil {
 			continue
 		}
-		token := ring.Token(w.Key)
+		token := w.Token
+		if token == 0 {
+			token = ring.Token(w.Key)
+		}
 		// Growing sc.keys leaves the earlier keys where they were, in
 		// the old array, which nothing writes again.
 		n := len(sc.keys)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ringkv/ringkv/internal/clock"
 	"github.com/ringkv/ringkv/internal/record"
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
 // TestApplyBatchMatchesApply drives two stores with the same random writes,
@@ -18,7 +19,9 @@ import (
 // and the same stored records and deadline index after every batch and
 // after expiry. The writes repeat keys within a batch, go stale, delete,
 // expire and carry TTLs, so that every branch of the batch path has its
-// sequential answer to match.
+// sequential answer to match. Half the writes come with their token, as a
+// coordinator's do, the rest for ApplyBatch to take; GetAt with the token
+// reads what Get reads.
 func TestApplyBatchMatchesApply(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
 		const grace = time.Minute
@@ -51,7 +54,11 @@ func TestApplyBatchMatchesApply(t *testing.T) {
 			default:
 				rec = val(ms, []string{"a", "b"}[r.IntN(2)], fmt.Sprintf("v%d", r.IntN(100)))
 			}
-			return Write{Key: key, Rec: rec}
+			w := Write{Key: key, Rec: rec}
+			if r.IntN(2) == 0 {
+				w.Token = ring.Token(key)
+			}
+			return w
 		}
 		applied := 0
 		for round := range 300 {
@@ -80,6 +87,11 @@ func TestApplyBatchMatchesApply(t *testing.T) {
 				}
 				if g.Applied {
 					applied++
+				}
+				got, gotFound, gerr := batched.GetAt(ring.Token(w.Key), w.Key)
+				rec, found, err := batched.Get(w.Key)
+				if gerr != nil || err != nil || gotFound != found || found && !sameRecord(got, rec) {
+					t.Fatalf("round %d write %d (%q): GetAt %+v %t %v, Get %+v %t %v", round, i, w.Key, got, gotFound, gerr, rec, found, err)
 				}
 			}
 			if round%50 == 0 {

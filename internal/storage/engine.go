@@ -58,7 +58,8 @@ type engine interface {
 	// expiring returns the number of stored values with an expiry, once,
 	// at open (INFO's keyspace "expires").
 	expiring() int64
-	prefetch(keys [][]byte)
+	// prefetch warms the CPU cache for the records of these tokens.
+	prefetch(tokens []uint64)
 	// flush makes every write so far durable.
 	flush() error
 	// memoryUsed is the memory the engine's data holds, for MaxMemory.

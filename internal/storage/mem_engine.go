@@ -14,7 +14,6 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/ringkv/ringkv/internal/record"
-	"github.com/ringkv/ringkv/internal/ring"
 	"github.com/ringkv/ringkv/internal/storage/applog"
 	"github.com/ringkv/ringkv/internal/storage/memindex"
 )
@@ -192,17 +191,7 @@ func (e *memEngine) expiring() int64 {
 	return n
 }
 
-func (e *memEngine) prefetch(keys [][]byte) {
-	var tokens [16]uint64
-	for len(keys) > 0 {
-		n := min(len(keys), len(tokens))
-		for i, k := range keys[:n] {
-			tokens[i] = ring.Token(k)
-		}
-		e.idx.Prefetch(tokens[:n])
-		keys = keys[n:]
-	}
-}
+func (e *memEngine) prefetch(tokens []uint64) { e.idx.Prefetch(tokens) }
 
 func (e *memEngine) get(token uint64, key []byte) (record.Record, bool, error) {
 	sc := readScratches.Get().(*readScratch)

@@ -184,7 +184,7 @@ func (e *pebbleEngine) preload(it *pebble.Iterator) bool {
 	return true
 }
 
-func (e *pebbleEngine) prefetch(keys [][]byte) { e.rows.prefetch(keys) }
+func (e *pebbleEngine) prefetch(tokens []uint64) { e.rows.prefetch(tokens) }
 
 // cached answers a read from the row cache alone when it can: a hit, or a
 // definite absence while the cache is complete. done is false when Pebble

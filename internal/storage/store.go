@@ -372,8 +372,29 @@ func (s *Store) keyLock(token uint64) *sync.Mutex {
 // turn. It changes nothing and may be skipped; it is worth calling for a
 // handful of keys or more.
 func (s *Store) Prefetch(keys [][]byte) {
-	if len(keys) > 1 && !s.gate.closing() {
-		s.eng.prefetch(keys)
+	if len(keys) < 2 || s.gate.closing() {
+		return
+	}
+	// The keys are hashed first, apart: with a hash between them the
+	// lookups overlapped far less (224-237 ns a lookup in the row cache,
+	// against 150 ns).
+	var tokens [16]uint64
+	for len(keys) > 0 {
+		n := min(len(keys), len(tokens))
+		for i, k := range keys[:n] {
+			tokens[i] = ring.Token(k)
+		}
+		s.eng.prefetch(tokens[:n])
+		keys = keys[n:]
+	}
+}
+
+// PrefetchTokens is Prefetch for callers that hold the keys' tokens
+// (ring.Token) already: a coordinator takes each key's token once per
+// request.
+func (s *Store) PrefetchTokens(tokens []uint64) {
+	if len(tokens) > 1 && !s.gate.closing() {
+		s.eng.prefetch(tokens)
 	}
 }
 
@@ -382,7 +403,11 @@ func (s *Store) Prefetch(keys [][]byte) {
 // still see the version that makes a key dead. The Value may be kept but never
 // modified: it can be shared with a cache and other readers.
 func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
-	token := ring.Token(key)
+	return s.GetAt(ring.Token(key), key)
+}
+
+// GetAt is Get for a caller that holds key's token, ring.Token(key).
+func (s *Store) GetAt(token uint64, key []byte) (rec record.Record, found bool, err error) {
 	if pe, ok := s.eng.(*pebbleEngine); ok {
 		return s.getPebble(pe, token, key)
 	}

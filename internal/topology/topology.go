@@ -193,10 +193,15 @@ func sameNodes(a, b []ring.Node) bool {
 // Current returns the view in force.
 func (t *Topology) Current() *View { return t.cur.Load() }
 
-// Replicas implements replication.Topology.
+// Replicas returns key's replica set in ring order, down replicas included.
 func (t *Topology) Replicas(key []byte) []replication.Replica {
+	return t.ReplicasAt(ring.Token(key))
+}
+
+// ReplicasAt implements replication.Topology.
+func (t *Topology) ReplicasAt(token uint64) []replication.Replica {
 	v := t.cur.Load()
-	vn, nodes := v.Ring.Locate(ring.Token(key))
+	vn, nodes := v.Ring.Locate(token)
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -232,16 +237,21 @@ func (t *Topology) Peer(id string) (string, bool) {
 	return r.Addr, ok && r.Up && r.Addr != "" && id != t.self
 }
 
-// Pending implements replication.Topology: the key's future replicas that are
-// not current ones, and, while the previous ring lingers, its live replicas
-// that are no longer current. Outside a change it costs one atomic load.
+// Pending returns the key's pending replicas, as PendingAt.
 func (t *Topology) Pending(key []byte) []replication.Replica {
+	return t.PendingAt(ring.Token(key))
+}
+
+// PendingAt implements replication.Topology: the future replicas of the key
+// whose token is tok that are not current ones, and, while the previous ring
+// lingers, its live replicas that are no longer current. Outside a change it
+// costs one atomic load.
+func (t *Topology) PendingAt(tok uint64) []replication.Replica {
 	v := t.cur.Load()
 	lingering := v.Prev != nil && t.now().Before(v.PrevEnd)
 	if v.Future == nil && !lingering {
 		return nil
 	}
-	tok := ring.Token(key)
 	cur := v.Ring.ReplicasForToken(tok)
 	var out []replication.Replica
 	add := func(set []ring.Node, liveOnly bool) {
