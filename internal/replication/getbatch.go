@@ -301,13 +301,13 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	return out
 }
 
-// readInline reads keys[i] (token toks[i]) for every i in idx from the local replica, which
-// answers them alone: get's fast path without its per-key work (the replica
-// lookup GetBatch has done, two clock readings, and a latency and a count
-// recorded per key, together a tenth of a single node's CPU under a
-// pipelined GET load). Like the batch's other keys, each counts the batch's
-// time so far. A key whose local read fails is left to get, which asks a
-// peer.
+// readInline reads keys[i], whose token is toks[i], for every i in idx from
+// the local replica, which answers them alone: get's fast path without its
+// per-key work (the replica lookup GetBatch has done, two clock readings,
+// and a latency and a count recorded per key, together a tenth of a single
+// node's CPU under a pipelined GET load). Like the batch's other keys, each
+// counts the batch's time so far. A key whose local read fails is left to
+// get, which asks a peer.
 func (c *Coordinator) readInline(ctx context.Context, keys [][]byte, toks []uint64, idx []int, ops []getOp, out []GetResult, lvl Level, start time.Duration) {
 	if len(idx) == 0 {
 		return

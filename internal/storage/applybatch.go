@@ -13,8 +13,8 @@ import (
 // out, as Apply's arguments and results.
 type Write struct {
 	Key []byte
-	// Token is ring.Token(Key) when the caller has it, or 0 for ApplyBatch
-	// to take it (a key whose token is 0 gets it taken again, alike).
+	// Token is ring.Token(Key) when the caller has taken it already, or 0
+	// for ApplyBatch to take it (for a key whose token is 0, the same).
 	Token  uint64
 	Rec    record.Record
 	Result ApplyResult
