@@ -218,14 +218,20 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 
-		// The same bytes as arguments, split on NUL, through a real encoder.
+		// The same bytes as arguments, split on NUL, through a real encoder,
+		// within the limits (a longer argument is rightly refused): at most
+		// MaxArgs arguments of MaxBulk bytes, half of MaxQuery in all, which
+		// leaves room for the framing.
+		if len(data) > lim.MaxQuery/2 {
+			data = data[:lim.MaxQuery/2]
+		}
 		parts := bytes.Split(data, []byte{0})
 		if len(parts) > lim.MaxArgs {
 			parts = parts[:lim.MaxArgs]
 		}
 		cmd := make([]string, len(parts))
 		for i, p := range parts {
-			cmd[i] = string(p)
+			cmd[i] = string(p[:min(len(p), lim.MaxBulk)])
 		}
 		enc := encode(cmd, []string{"PING"})
 		rd = NewReader(&chunkReader{data: enc, sizes: sizes}, lim)
