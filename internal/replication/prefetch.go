@@ -3,6 +3,8 @@ package replication
 import (
 	"encoding/binary"
 	"sync"
+
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
 // Prefetcher is a LocalStore that can warm the CPU cache for a batch of keys
@@ -10,19 +12,15 @@ import (
 // independent, so looking them all up first overlaps their cache misses,
 // which one Get or Apply after another would take in turn. Optional: a
 // LocalStore without it works the same, a little slower.
+// It takes the keys' tokens (ring.Token): the store indexes by token, and a
+// coordinator holds each key's token already.
 type Prefetcher interface {
-	Prefetch(keys [][]byte)
-	// PrefetchTokens is Prefetch for keys whose tokens (ring.Token) the
-	// caller holds.
 	PrefetchTokens(tokens []uint64)
 }
 
-// keysPool and tokensPool hold the lists built for a prefetch, so that a
-// batch does not allocate one.
-var (
-	keysPool   = sync.Pool{New: func() any { return new([][]byte) }}
-	tokensPool = sync.Pool{New: func() any { return new([]uint64) }}
-)
+// tokensPool holds the token lists built for a prefetch, so that a batch
+// does not allocate one.
+var tokensPool = sync.Pool{New: func() any { return new([]uint64) }}
 
 // prefetch warms the local store for the keys whose tokens are toks[i], for
 // every i in idx, or for all of toks when idx covers them all.
@@ -41,18 +39,14 @@ func (c *Coordinator) prefetch(toks []uint64, idx ...[]int) {
 		c.prefetcher.PrefetchTokens(toks)
 		return
 	}
-	buf := tokensPool.Get().(*[]uint64)
-	some := (*buf)[:0]
-	for _, ix := range idx {
-		for _, i := range ix {
-			some = append(some, toks[i])
+	c.prefetchPooled(func(dst []uint64) []uint64 {
+		for _, ix := range idx {
+			for _, i := range ix {
+				dst = append(dst, toks[i])
+			}
 		}
-	}
-	c.prefetcher.PrefetchTokens(some)
-	*buf = some[:0]
-	if cap(some) <= maxPooledBatch {
-		tokensPool.Put(buf)
-	}
+		return dst
+	})
 }
 
 // prefetchBatch warms the local store for the keys of a batch request's
@@ -67,7 +61,7 @@ func (c *Coordinator) prefetchBatch(p []byte, key func(item []byte) []byte) {
 		return
 	}
 	p = p[w:]
-	c.prefetchPooled(func(dst [][]byte) [][]byte {
+	c.prefetchPooled(func(dst []uint64) []uint64 {
 		for range n {
 			item, rest, err := readBytes(p)
 			if err != nil {
@@ -75,22 +69,22 @@ func (c *Coordinator) prefetchBatch(p []byte, key func(item []byte) []byte) {
 			}
 			p = rest
 			if k := key(item); k != nil {
-				dst = append(dst, k)
+				dst = append(dst, ring.Token(k))
 			}
 		}
 		return dst
 	})
 }
 
-// prefetchPooled prefetches the keys fill appends to a list from keysPool.
-func (c *Coordinator) prefetchPooled(fill func(dst [][]byte) [][]byte) {
-	buf := keysPool.Get().(*[][]byte)
-	keys := fill((*buf)[:0])
-	c.prefetcher.Prefetch(keys)
-	clear(keys)
-	*buf = keys[:0]
-	if cap(keys) <= maxPooledBatch {
-		keysPool.Put(buf)
+// prefetchPooled prefetches the tokens fill appends to a list from
+// tokensPool.
+func (c *Coordinator) prefetchPooled(fill func(dst []uint64) []uint64) {
+	buf := tokensPool.Get().(*[]uint64)
+	toks := fill((*buf)[:0])
+	c.prefetcher.PrefetchTokens(toks)
+	*buf = toks[:0]
+	if cap(toks) <= maxPooledBatch {
+		tokensPool.Put(buf)
 	}
 }
 

@@ -9,22 +9,12 @@ import (
 	"github.com/ringkv/ringkv/internal/ring"
 )
 
-// recordingPrefetcher notes the keys of every Prefetch and PrefetchTokens
-// call; a token is noted as the key of names that has it.
+// recordingPrefetcher notes the keys of every PrefetchTokens call: a token
+// is noted as the key of names that has it.
 type recordingPrefetcher struct {
 	mu    sync.Mutex
 	calls [][]string
 	names map[uint64]string
-}
-
-func (p *recordingPrefetcher) Prefetch(keys [][]byte) {
-	var ks []string
-	for _, k := range keys {
-		ks = append(ks, string(k))
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.calls = append(p.calls, ks)
 }
 
 func (p *recordingPrefetcher) PrefetchTokens(tokens []uint64) {

@@ -284,7 +284,7 @@ func BenchmarkRowCacheMiss1M(b *testing.B) {
 }
 
 // The same lookups in batches of 16, as a pipeline's GETs arrive, each batch
-// prefetched first (keys hashed, then looked up, as Store.Prefetch does).
+// prefetched first (keys hashed, then looked up, as a coordinator and Store.PrefetchTokens do).
 func BenchmarkRowCacheHit1MPrefetch16(b *testing.B) {
 	c, probes := rowCacheBench(b, 1<<20)
 	keys := make([][]byte, len(probes))

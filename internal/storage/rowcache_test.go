@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ringkv/ringkv/internal/ring"
 )
 
 // shardToken returns a token of shard 7 whose slot bits are low: many of them
@@ -127,8 +129,8 @@ func TestRowCacheEvictionKeepsBudget(t *testing.T) {
 	}
 }
 
-// Prefetch is only a hint: present, deleted and missing keys, in batches
-// longer than its chunk, read the same after it, with or without a row
+// A prefetch is only a hint: present, deleted and missing keys, in a batch
+// longer than a pipeline's, read the same after it, with or without a row
 // cache.
 func TestPrefetchChangesNothing(t *testing.T) {
 	for _, rows := range []int64{0, -1} {
@@ -149,9 +151,13 @@ func TestPrefetchChangesNothing(t *testing.T) {
 				}
 			}
 		}
-		s.Prefetch(nil)
-		s.Prefetch(keys[:1])
-		s.Prefetch(keys)
+		toks := make([]uint64, len(keys))
+		for i, k := range keys {
+			toks[i] = ring.Token(k)
+		}
+		s.PrefetchTokens(nil)
+		s.PrefetchTokens(toks[:1])
+		s.PrefetchTokens(toks)
 		for i, k := range keys {
 			rec, found, err := s.Get(k)
 			if err != nil {
