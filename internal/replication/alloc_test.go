@@ -87,6 +87,23 @@ func TestSingleNodeRequestAllocations(t *testing.T) {
 	if batch > maxSingleNodePutBatchAllocs {
 		t.Errorf("a single-node 16-write PutBatch allocates %.1f objects, want at most %d", batch, maxSingleNodePutBatchAllocs)
 	}
+
+	// A pipeline of GETs into the connection's reused results: nothing.
+	// The list of keys read inline, grown by append from nothing, and the
+	// WaitGroup and peer-request variables the goroutines of a cluster's
+	// batch capture, were five objects per batch.
+	var dst []GetResult
+	gets := testing.AllocsPerRun(200, func() {
+		dst = co.GetBatchInto(ctx, dst, keys, One)
+		for _, r := range dst {
+			if r.Err != nil || !r.Found {
+				t.Fatalf("GetBatchInto: found %t, %v", r.Found, r.Err)
+			}
+		}
+	})
+	if gets != 0 {
+		t.Errorf("a single-node 16-key GetBatchInto allocates %.1f objects, want 0", gets)
+	}
 }
 
 // maxSingleNodePutBatchAllocs: the errors slice PutBatch returns. Before the

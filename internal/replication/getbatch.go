@@ -66,8 +66,15 @@ type getScratch struct {
 	ops     []getOp
 	toks    []uint64 // each key's token, taken once
 	local   []int
+	inline  []int
+	single  []int
+	hot     []int
 	live    []*Replica
 	answers []readResult
+	// wg waits for the keys read by get beside the batch; here, not on
+	// GetBatch's stack, because the goroutines it starts would move it
+	// to the heap on every call.
+	wg sync.WaitGroup
 }
 
 // maxPooledBatch bounds the batches whose scratch is kept: an MGET of many
@@ -98,7 +105,7 @@ func (g *getScratch) release() {
 	clear(g.ops[:cap(g.ops)])
 	clear(g.answers[:cap(g.answers)])
 	clear(g.live[:cap(g.live)])
-	g.local = g.local[:0]
+	g.local, g.inline, g.single, g.hot = g.local[:0], g.inline[:0], g.single[:0], g.hot[:0]
 	getScratchPool.Put(g)
 }
 
@@ -129,9 +136,9 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	scratch.ops = ops
 	toks := slices.Grow(scratch.toks[:0], len(keys))[:len(keys)]
 	scratch.toks = toks
-	var single []int // answered by get, concurrently
-	var hot []int    // hot keys, answered by get, concurrently
-	var inline []int // answered by get on this goroutine: no network
+	single := scratch.single[:0] // answered by get, concurrently
+	hot := scratch.hot[:0]       // hot keys, answered by get, concurrently
+	inline := scratch.inline[:0] // answered on this goroutine: no network
 	var peers []replicaGroup
 	local := scratch.local[:0]
 	// Every key's live replicas and answers come from two slabs, reused
@@ -187,6 +194,7 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	// The pool keeps the newest slabs: the live slices taken from an older
 	// one still point into it until the call ends.
 	scratch.live, scratch.answers, scratch.local = liveSlab, answerSlab, local
+	scratch.inline, scratch.single, scratch.hot = inline, single, hot
 
 	type peerReply struct {
 		req     *replicaGroup
@@ -208,6 +216,10 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 	}
 	if len(peers) > 1 {
 		replies = make(chan peerReply, len(peers)-1)
+		// Copies for the goroutines: capturing the variables themselves,
+		// which are assigned twice, would move both to the heap on every
+		// call, a single node's included.
+		wait, replies := wait, replies
 		for k := range peers[:len(peers)-1] {
 			req := &peers[k]
 			callers.run(func() {
@@ -217,7 +229,7 @@ func (c *Coordinator) GetBatchInto(ctx context.Context, dst []GetResult, keys []
 		}
 	}
 	// Keys read by Get run beside the batched requests.
-	var wg sync.WaitGroup
+	wg := &scratch.wg
 	for _, i := range single {
 		wg.Go(func() {
 			out[i].Rec, out[i].Found, out[i].Err = c.get(ctx, toks[i], keys[i], lvl, false)
