@@ -187,6 +187,10 @@ func (s *Service) OnApply(token uint64, key []byte, old, new record.Record) {
 	s.tree.OnApply(token, key, old, new)
 }
 
+// Prefetch warms the bucket hashes of a batch of writes about to be applied;
+// it is storage's OnPrefetch hook.
+func (s *Service) Prefetch(tokens []uint64) { s.tree.Prefetch(tokens) }
+
 // Start rebuilds the bucket hashes from the store in the background, then
 // runs passes every Interval and whenever Repair asks for one.
 func (s *Service) Start() error {

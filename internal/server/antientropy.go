@@ -31,6 +31,13 @@ func (s *Server) onApply(token uint64, key []byte, old, new record.Record) {
 	}
 }
 
+// onPrefetch is storage's OnPrefetch hook: see Tree.Prefetch.
+func (s *Server) onPrefetch(tokens []uint64) {
+	if svc := s.ae.svc.Load(); svc != nil {
+		svc.Prefetch(tokens)
+	}
+}
+
 // startAntiEntropy enforces the gc-grace rule, then starts the service, whose
 // bucket hashes are rebuilt by a scan in the background. It runs before the
 // node joins the gossip, so a refused node never rejoins.

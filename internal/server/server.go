@@ -138,7 +138,7 @@ func (s *Server) Start() (err error) {
 		Engine: cfg.Engine, MaxMemory: cfg.MaxMemory, Salvage: cfg.Salvage,
 		Dir: cfg.DataDir, InMemory: cfg.InMemory, Sync: sync, GCGrace: cfg.GCGrace,
 		Clock: s.wall, Logger: s.log.With("component", "storage"), Registerer: s.reg,
-		OnApply: s.onApply, LowPriorityBackground: cfg.LowPriorityBackground, Guard: s.storeGuard,
+		OnApply: s.onApply, OnPrefetch: s.onPrefetch, LowPriorityBackground: cfg.LowPriorityBackground, Guard: s.storeGuard,
 		FS: s.seams.fs,
 	})
 	if err != nil {

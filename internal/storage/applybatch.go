@@ -66,9 +66,13 @@ func (s *Store) ApplyBatch(ws []Write) {
 		n := len(sc.keys)
 		sc.keys = appendRecordKey(sc.keys, token, w.Key)
 		sc.items = append(sc.items, batchItem{w: i, token: token, rk: sc.keys[n:len(sc.keys):len(sc.keys)]})
+		sc.tokens = append(sc.tokens, token)
 	}
 	if len(sc.items) == 0 {
 		return
+	}
+	if s.opts.OnPrefetch != nil {
+		s.opts.OnPrefetch(sc.tokens)
 	}
 	// In key order, writes to one key sit side by side (the sort is
 	// stable, so they keep their order) and each finds the one before it.
@@ -223,6 +227,7 @@ type batchScratch struct {
 	items   []batchItem
 	keys    []byte
 	stripes []uint32
+	tokens  []uint64 // for OnPrefetch
 	changes []change
 	// order and sorted serve sortItems.
 	order  []int32
@@ -259,5 +264,6 @@ func (sc *batchScratch) put() {
 	clear(sc.items) // values of prev records
 	clear(sc.changes)
 	sc.items, sc.keys, sc.stripes, sc.changes = sc.items[:0], sc.keys[:0], sc.stripes[:0], sc.changes[:0]
+	sc.tokens = sc.tokens[:0]
 	batchScratchPool.Put(sc)
 }

@@ -214,3 +214,39 @@ func TestApplyBatchRefusesAlone(t *testing.T) {
 		}
 	})
 }
+
+// ApplyBatch hands OnPrefetch the tokens of the writes it will apply, once
+// and before any OnApply call, so that the hook's memory (the anti-entropy
+// bucket hashes) can load while the batch's lookups run.
+func TestApplyBatchPrefetchesForOnApply(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		var events []string
+		var prefetched [][]uint64
+		s := openTest(t, Options{Engine: engine,
+			OnPrefetch: func(tokens []uint64) {
+				events = append(events, "prefetch")
+				prefetched = append(prefetched, slices.Clone(tokens))
+			},
+			OnApply: func(token uint64, key []byte, old, new record.Record) {
+				events = append(events, "apply "+string(key))
+			},
+		})
+		s.ApplyBatch([]Write{
+			{Key: []byte("a"), Rec: val(1, "n1", "x")},
+			{Key: nil, Rec: val(1, "n1", "x")}, // refused: not applied, not prefetched
+			{Key: []byte("b"), Token: ring.Token([]byte("b")), Rec: val(1, "n1", "y")},
+		})
+		want := []uint64{ring.Token([]byte("a")), ring.Token([]byte("b"))}
+		if len(prefetched) != 1 || !slices.Equal(prefetched[0], want) {
+			t.Fatalf("OnPrefetch got %v, want one call with %v", prefetched, want)
+		}
+		if len(events) != 3 || events[0] != "prefetch" {
+			t.Fatalf("hook calls %q, want the prefetch before both applies", events)
+		}
+		// A single write goes through Apply: nothing to overlap.
+		s.ApplyBatch([]Write{{Key: []byte("c"), Rec: val(1, "n1", "z")}})
+		if len(prefetched) != 1 {
+			t.Fatalf("a one-write batch prefetched: %v", prefetched[1:])
+		}
+	})
+}

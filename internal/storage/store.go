@@ -132,6 +132,10 @@ type Options struct {
 	// OnApply must not call back into the Store's write path for the same key,
 	// nor scan it (a scan waits for every OnApply call in progress).
 	OnApply func(token uint64, key []byte, old, new record.Record)
+	// OnPrefetch, when set, is called by ApplyBatch with its writes' tokens
+	// before it applies them, so that what OnApply will touch for them can be
+	// brought into cache while the batch's own lookups run. It must only read.
+	OnPrefetch func(tokens []uint64)
 	// Guard, when set, is asked about every write that Apply and ApplyBatch
 	// receive, before the stored record is read: a non-nil error fails that
 	// write alone, with the error returned as is, and nothing is stored. It
