@@ -36,7 +36,7 @@ func (c *Coordinator) prefetch(toks []uint64, idx ...[]int) {
 		return
 	}
 	if n == len(toks) {
-		c.prefetcher.PrefetchTokens(toks)
+		c.prefetchAll(toks)
 		return
 	}
 	c.prefetchPooled(func(dst []uint64) []uint64 {
@@ -47,6 +47,13 @@ func (c *Coordinator) prefetch(toks []uint64, idx ...[]int) {
 		}
 		return dst
 	})
+}
+
+// prefetchAll warms the local store for the keys whose tokens are toks.
+func (c *Coordinator) prefetchAll(toks []uint64) {
+	if c.prefetcher != nil && len(toks) > 1 {
+		c.prefetcher.PrefetchTokens(toks)
+	}
 }
 
 // prefetchBatch warms the local store for the keys of a batch request's
@@ -86,15 +93,6 @@ func (c *Coordinator) prefetchPooled(fill func(dst []uint64) []uint64) {
 	if cap(toks) <= maxPooledBatch {
 		tokensPool.Put(buf)
 	}
-}
-
-// applyKey is the key of a MethodApply payload, or nil.
-func applyKey(p []byte) []byte {
-	key, _, err := readBytes(p)
-	if err != nil {
-		return nil
-	}
-	return key
 }
 
 // itself is a MethodGetBatch item's key: the item is the key.

@@ -348,7 +348,6 @@ func (c *Coordinator) remoteApplyBatch(ctx context.Context, rep *Replica, idx []
 // serveApplyBatch applies a MethodApplyBatch request's writes in order, in
 // one local batch (see BatchApplier).
 func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
-	c.prefetchBatch(p, applyKey)
 	n, w := binary.Uvarint(p)
 	if w <= 0 || n > maxBatchWrites {
 		return nil, errWire
@@ -359,6 +358,7 @@ func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 	defer sc.put()
 	refused := slices.Grow(sc.refused[:0], int(n))[:n]
 	ws := slices.Grow(sc.ws[:0], int(n))
+	toks := slices.Grow(sc.toks[:0], int(n))
 	sc.refused, sc.ws = refused, ws
 	for k := range refused {
 		one, rest, err := readBytes(p)
@@ -371,12 +371,16 @@ func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 			refused[k] = err
 			continue
 		}
-		ws = append(ws, storage.Write{Key: key, Rec: rec})
+		// The token, taken once, serves the prefetch and the apply.
+		tok := ring.Token(key)
+		ws = append(ws, storage.Write{Key: key, Token: tok, Rec: rec})
+		toks = append(toks, tok)
 	}
 	if len(p) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errWire, len(p))
 	}
-	sc.ws = ws
+	sc.ws, sc.toks = ws, toks
+	c.prefetchAll(toks)
 	c.applyLocal(ws)
 	out := binary.AppendUvarint(make([]byte, 0, 64*n), n)
 	scratch := sc.answer[:0]
@@ -404,6 +408,7 @@ func (c *Coordinator) serveApplyBatch(from string, p []byte) ([]byte, error) {
 type replicaScratch struct {
 	refused []error
 	ws      []storage.Write
+	toks    []uint64
 	answer  []byte
 }
 
