@@ -22,36 +22,14 @@ import (
 // process, a key written through one node reads back through another, and
 // Ctrl-C stops it cleanly.
 func TestDemoCluster(t *testing.T) {
-	// Node i listens on base+10i (+1 peer, +2 gossip) and base+1000+10i: find
-	// a base with all nine ports free.
-	base := 0
-	for try := 0; try < 20 && base == 0; try++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p > 60000 || p < 20000 {
-			continue
-		}
-		ok := true
+	// Node i listens on base+10i (+1 peer, +2 gossip) and base+1000+10i.
+	base := freeBase(t, func(p int) []int {
+		var ports []int
 		for i := range 3 {
-			for _, q := range []int{p + 10*i, p + 10*i + 1, p + 10*i + 2, p + 1000 + 10*i} {
-				if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q)); err != nil {
-					ok = false
-				} else {
-					l.Close()
-				}
-			}
+			ports = append(ports, p+10*i, p+10*i+1, p+10*i+2, p+1000+10*i)
 		}
-		if ok {
-			base = p
-		}
-	}
-	if base == 0 {
-		t.Fatal("no free port range for the demo")
-	}
+		return ports
+	})
 	cmd := exec.Command(binary, "demo", "--in-memory", "--base-port", strconv.Itoa(base))
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -6,7 +6,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -80,4 +82,36 @@ func startCluster(t testing.TB, n int, extra ...string) []*node {
 		waitUp(t, nd, n)
 	}
 	return nodes
+}
+
+// freeBase finds a base port for a program that takes a block of fixed
+// ports from one base (ringkv demo, bench/scale.sh): a port the kernel has
+// just handed out whose ports(base) are all free now.
+func freeBase(t testing.TB, ports func(base int) []int) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p > 60000 || p < 20000 {
+			continue
+		}
+		free := true
+		for _, q := range ports(p) {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
+			if err != nil {
+				free = false
+				break
+			}
+			l.Close()
+		}
+		if free {
+			return p
+		}
+	}
+	t.Fatal("no free block of ports")
+	return 0
 }
