@@ -29,6 +29,10 @@
 #   VALUE [100]          value size in bytes
 #   REQ_P16 [500000]     redis-benchmark requests per test at pipeline 16
 #   REQ_P1 [100000]      redis-benchmark requests per test without pipelining
+#   CLUSTER_REQ_FACTOR [4] the 3-node systems' redis-benchmark runs make this
+#                        many times REQ_P16 and REQ_P1 requests: with --cluster,
+#                        redis-benchmark's elapsed time is counted in steps of
+#                        250 ms, a tenth or more of a 2-second run
 #   DURATION [10s]       each ringkv bench run, after a 2s warmup
 #   OPEN_RATE [25000]    open-loop rate on the 3-node systems (req/s)
 #   SWEEP [1]            0: no open-loop sweep
@@ -82,6 +86,7 @@ CONNS=${CONNS:-50}
 VALUE=${VALUE:-100}
 REQ_P16=${REQ_P16:-500000}
 REQ_P1=${REQ_P1:-100000}
+CLUSTER_REQ_FACTOR=${CLUSTER_REQ_FACTOR:-4}
 DURATION=${DURATION:-10s}
 OPEN_RATE=${OPEN_RATE:-25000}
 SWEEP=${SWEEP:-1}
@@ -292,7 +297,8 @@ server_rss_mb() { echo $(($(sum_procs status '/^VmRSS:/ { print $2 }') / 1024));
 # rb system pipeline requests redis-benchmark-args...: SET and GET rows, each
 # with the servers' CPU per request in µs. The first call on a fresh system
 # (the SETs at -P 16) adds a row "RSS MB after SET P16": the servers' resident
-# memory right after those random SETs, the same for every system, in the
+# memory right after those random SETs, the same for every system of one
+# size (the 3-node systems make CLUSTER_REQ_FACTOR times as many), in the
 # OPS/S column, so its xREDIS and xCLUSTER are memory ratios (lower is less).
 rb() {
 	local system=$1 p=$2 n=$3 t before io_before out
@@ -429,8 +435,8 @@ one_round() {
 			sleep 0.1
 		done
 		sleep 2 # replicas finish their first sync
-		rb redis-cluster 16 "$REQ_P16" --cluster -p $((p + 11))
-		rb redis-cluster 1 "$REQ_P1" --cluster -p $((p + 11))
+		rb redis-cluster 16 $((REQ_P16 * CLUSTER_REQ_FACTOR)) --cluster -p $((p + 11))
+		rb redis-cluster 1 $((REQ_P1 * CLUSTER_REQ_FACTOR)) --cluster -p $((p + 11))
 		# ringkv bench routes by slot from one seed (--cluster on fails the
 		# run if the seed is not a cluster node): the same client as ringkv's
 		# rows, so those get an xCLUSTER too.
@@ -484,8 +490,8 @@ ringkv_round() {
 		# Driven as the Redis Cluster is: ringkv answers CLUSTER SLOTS, so
 		# redis-benchmark --cluster and ringkv bench (--cluster auto) send
 		# each key to a replica of it, spread over the three nodes.
-		rb "ringkv-3$sfx" 16 "$REQ_P16" --cluster -p $((q + 200))
-		rb "ringkv-3$sfx" 1 "$REQ_P1" --cluster -p $((q + 200))
+		rb "ringkv-3$sfx" 16 $((REQ_P16 * CLUSTER_REQ_FACTOR)) --cluster -p $((q + 200))
+		rb "ringkv-3$sfx" 1 $((REQ_P1 * CLUSTER_REQ_FACTOR)) --cluster -p $((q + 200))
 		nodes="127.0.0.1:$((q + 200)),127.0.0.1:$((q + 210)),127.0.0.1:$((q + 220))"
 		rkb "ringkv-3$sfx" "mix50 P16" --addr "$nodes" --pipeline 16 --consistency QUORUM
 		rkb "ringkv-3$sfx" "open ${OPEN_RATE}/s P1" --addr "$nodes" --rate "$OPEN_RATE" --consistency QUORUM
@@ -512,7 +518,7 @@ done
 # rounds), then its throughput as a ratio of the reference systems' same tool
 # and test, and a B binary's throughput and CPU per request as ratios of A's.
 echo
-echo "keys $KEYS, $VALUE-byte values, $CONNS connections; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}; ringkv engine: ${RINGKV_ENGINE:-default}; ringkv peer TLS: $([[ $RINGKV_PEER_TLS == 1 ]] && echo on || echo off)"
+echo "keys $KEYS, $VALUE-byte values, $CONNS connections, 3-node redis-benchmark runs x$CLUSTER_REQ_FACTOR requests; $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')); $(redis-server --version | cut -d' ' -f3); transparent huge pages: $(thp_mode); ringkv GOMAXPROCS: ${RINGKV_PROCS:-default}; ringkv engine: ${RINGKV_ENGINE:-default}; ringkv peer TLS: $([[ $RINGKV_PEER_TLS == 1 ]] && echo on || echo off)"
 [[ -n $RINGKV_BIN_B ]] && echo "ringkv servers: A $RINGKV_BIN, B $RINGKV_BIN_B (A's rows are ringkv-N, B's ringkv-N-B; the client is A's)"
 [[ $ROUNDS -gt 1 ]] && echo "each figure is the median of $ROUNDS rounds; every round's rows are in $RESULTS"
 awk -F'\t' '
